@@ -1,0 +1,78 @@
+"""boto3 clients, cached per backend by everything that shapes them: service,
+region, endpoint, timeouts, attempts and credential identity. Base credentials
+come from the server process's standard AWS chain; a service with a role ARN
+uses STS AssumeRole credentials, cached until shortly before they expire."""
+import os
+import time
+
+from . import request, wait
+from .services import STS
+
+_REFRESH_MARGIN_SECONDS = 300
+_ROLE_SESSION_SECONDS = 3600
+
+_session = None
+_clients = {}
+_assumed = {}  # (role_arn, region, sts endpoint) -> (credentials dict, expiry epoch)
+
+
+def _base_session():
+    global _session
+    if _session is None:
+        import boto3
+        _session = boto3.session.Session()
+    return _session
+
+
+def _config(settings, region):
+    from botocore.config import Config
+    return Config(
+        region_name=region,
+        connect_timeout=settings.connect_timeout_ms / 1000.0,
+        read_timeout=settings.request_timeout_ms / 1000.0,
+        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        max_pool_connections=wait.MAX_WORKERS,
+        user_agent_extra="aws_ml-postgresql",
+    )
+
+
+def _client(service, settings, region, credentials):
+    identity = credentials["AccessKeyId"] if credentials else None
+    key = (service.client_name, region, settings.endpoint_for(service), settings.connect_timeout_ms,
+           settings.request_timeout_ms, settings.max_attempts, identity)
+    client = _clients.get(key)
+    if client is None:
+        explicit = {}
+        if credentials:
+            explicit = {"aws_access_key_id": credentials["AccessKeyId"],
+                        "aws_secret_access_key": credentials["SecretAccessKey"],
+                        "aws_session_token": credentials["SessionToken"]}
+        client = _base_session().client(service.client_name, endpoint_url=settings.endpoint_for(service),
+                                        config=_config(settings, region), **explicit)
+        _clients[key] = client
+    return client
+
+
+def _assume_role(role_arn, settings, region):
+    key = (role_arn, region, settings.endpoint_for(STS))
+    cached = _assumed.get(key)
+    if cached and cached[1] - time.time() > _REFRESH_MARGIN_SECONDS:
+        return cached[0]
+    sts = _client(STS, settings, region, None)
+    answer = request.send(STS, "AssumeRole", sts, RoleArn=role_arn,
+                          RoleSessionName=f"aws_ml-{os.getpid()}", DurationSeconds=_ROLE_SESSION_SECONDS)
+    credentials = answer["Credentials"]
+    _assumed[key] = (credentials, credentials["Expiration"].timestamp())
+    if cached:
+        expired = cached[0]["AccessKeyId"]
+        for stale in [k for k in _clients if k[-1] == expired]:
+            del _clients[stale]
+    return credentials
+
+
+def client_for(service, settings):
+    """The client for service under the current settings (AwsMlError when there is none)."""
+    region = settings.resolved_region()
+    role_arn = settings.role_for(service)
+    credentials = _assume_role(role_arn, settings, region) if role_arn else None
+    return _client(service, settings, region, credentials)

@@ -1,0 +1,138 @@
+"""Errors as PostgreSQL reports them: a SQLSTATE a client can branch on, a
+message naming the service and operation, the AWS error code in DETAIL and a
+HINT when there is something to do (DESIGN.md, decision 5)."""
+import functools
+import re
+
+INVALID_PARAMETER = "22023"
+NULL_VALUE = "22004"
+NOT_CONFIGURED = "55000"
+PERMISSION_DENIED = "42501"
+UNDEFINED_OBJECT = "42704"
+THROTTLED = "53400"
+NETWORK_FAILURE = "58030"
+SERVICE_FAILED = "38000"
+
+_SQLSTATE_BY_AWS_CODE = {
+    **dict.fromkeys((
+        "ValidationException", "ValidationError", "InvalidRequestException",
+        "TextSizeLimitExceededException", "BatchSizeLimitExceededException",
+        "UnsupportedLanguageException", "SerializationException",
+    ), INVALID_PARAMETER),
+    **dict.fromkeys((
+        "AccessDenied", "AccessDeniedException", "UnrecognizedClientException",
+        "InvalidClientTokenId", "InvalidSignatureException", "SignatureDoesNotMatch",
+        "ExpiredToken", "ExpiredTokenException", "MissingAuthenticationTokenException",
+    ), PERMISSION_DENIED),
+    "ResourceNotFoundException": UNDEFINED_OBJECT,
+    **dict.fromkeys((
+        "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+        "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+        "ServiceQuotaExceededException", "LimitExceededException",
+    ), THROTTLED),
+}
+
+# The services report an unknown SageMaker endpoint or Bedrock model as a
+# validation error; to a SQL caller it is an unknown object.
+_NOT_FOUND_MESSAGE = re.compile(r"Endpoint .* not found|model identifier is invalid", re.IGNORECASE)
+
+_HINTS = {
+    THROTTLED: "AWS kept throttling after aws_ml.max_attempts attempts: lower the request rate, "
+               "raise aws_ml.max_attempts, or ask AWS for a higher quota.",
+    NETWORK_FAILURE: "Check that the service endpoint (aws_ml.endpoint_url or the service's own "
+                     "setting) is reachable from the server; aws_ml.request_timeout_ms bounds one request.",
+    SERVICE_FAILED: "The service or the model failed; the DETAIL has its error code.",
+}
+
+
+class AwsMlError(Exception):
+    """An error for SQL; raised anywhere in the package, reported by sql_entry."""
+
+    def __init__(self, sqlstate, message, detail=None, hint=None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
+        self.detail = detail
+        self.hint = hint
+
+
+def sql_entry(function):
+    """Reports AwsMlError as a PostgreSQL error with its SQLSTATE, DETAIL and HINT."""
+    @functools.wraps(function)
+    def entry(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except AwsMlError as error:
+            raise _sql_error(error) from None
+    return entry
+
+
+_sql_error_class = None
+
+
+def _sql_error(error):
+    """A plpy.Error carrying the error's fields. PL/Python prefixes the message
+    with the exception's type name, so the type is named aws_ml."""
+    global _sql_error_class
+    if _sql_error_class is None:
+        import plpy
+        _sql_error_class = type("aws_ml", (plpy.Error,), {"__module__": "builtins"})
+    sql_error = _sql_error_class(error.message)
+    sql_error.sqlstate = error.sqlstate
+    sql_error.detail = error.detail
+    sql_error.hint = error.hint
+    return sql_error
+
+
+def null_argument(name):
+    return AwsMlError(NULL_VALUE, f"{name} must not be NULL")
+
+
+def invalid_argument(message, hint=None):
+    return AwsMlError(INVALID_PARAMETER, message, hint=hint)
+
+
+def from_botocore(service, operation, error):
+    """The AwsMlError for an exception botocore raised while calling service."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+    if isinstance(error, ClientError):
+        return from_client_error(service, operation, error)
+    if isinstance(error, NoCredentialsError):
+        return no_credentials(service, operation)
+    return from_transport_error(service, operation, error)
+
+
+def sqlstate_for(code, message, status=None):
+    sqlstate = _SQLSTATE_BY_AWS_CODE.get(code)
+    if sqlstate == INVALID_PARAMETER and _NOT_FOUND_MESSAGE.search(message):
+        return UNDEFINED_OBJECT
+    if sqlstate is None:
+        return THROTTLED if status == 429 else SERVICE_FAILED
+    return sqlstate
+
+
+def from_client_error(service, operation, error):
+    """An error answer of an AWS service (botocore's ClientError)."""
+    info = error.response.get("Error", {})
+    code = info.get("Code") or "Unknown"
+    message = info.get("Message") or str(error)
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    sqlstate = sqlstate_for(code, message, status)
+    hint = service.access_hint if sqlstate == PERMISSION_DENIED else _HINTS.get(sqlstate)
+    detail = f"AWS error code: {code}" + (f" (HTTP {status})" if status else "")
+    return AwsMlError(sqlstate, f"{service.display} {operation} failed: {message}", detail, hint)
+
+
+def from_transport_error(service, operation, error):
+    """A request that got no answer: connection refused or dropped, or a timeout."""
+    return AwsMlError(NETWORK_FAILURE, f"{service.display} {operation} failed: {error}",
+                      f"botocore error: {type(error).__name__}", _HINTS[NETWORK_FAILURE])
+
+
+def no_credentials(service, operation):
+    return AwsMlError(
+        NOT_CONFIGURED, f"{service.display} {operation} failed: no AWS credentials for the server",
+        "botocore error: NoCredentialsError",
+        "Give the PostgreSQL server process credentials through the standard AWS chain: "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in its environment, the postgres OS user's "
+        "~/.aws/credentials, or an instance or container role.")

@@ -1,0 +1,64 @@
+"""The aws_ml.* server settings, read once per call.
+
+The C module defines them; it is LOADed (from $libdir/plugins, open to
+non-superusers) before the first read, so PostgreSQL enforces that only a
+superuser or the server configuration sets region, endpoints and roles.
+"""
+import os
+from dataclasses import dataclass
+
+from .errors import NOT_CONFIGURED, AwsMlError
+
+_NAMES = (
+    "region", "endpoint_url",
+    "comprehend_endpoint_url", "sagemaker_endpoint_url", "bedrock_endpoint_url", "sts_endpoint_url",
+    "comprehend_role_arn", "sagemaker_role_arn", "bedrock_role_arn",
+    "connect_timeout_ms", "request_timeout_ms", "max_attempts",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    endpoint_url: str
+    comprehend_endpoint_url: str
+    sagemaker_endpoint_url: str
+    bedrock_endpoint_url: str
+    sts_endpoint_url: str
+    comprehend_role_arn: str
+    sagemaker_role_arn: str
+    bedrock_role_arn: str
+    connect_timeout_ms: int
+    request_timeout_ms: int
+    max_attempts: int
+
+    def endpoint_for(self, service):
+        return getattr(self, f"{service.setting}_endpoint_url") or self.endpoint_url or None
+
+    def role_for(self, service):
+        return getattr(self, f"{service.setting}_role_arn") or None
+
+    def resolved_region(self):
+        region = self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            raise AwsMlError(NOT_CONFIGURED, "no AWS Region is configured",
+                             hint="Set aws_ml.region in postgresql.conf (or AWS_REGION in the "
+                                  "server's environment) and reload the configuration.")
+        return region
+
+
+_plan = None
+
+
+def current():
+    global _plan
+    import plpy
+    if _plan is None:
+        plpy.execute("LOAD '$libdir/plugins/aws_ml'")
+        columns = ", ".join(f"pg_catalog.current_setting('aws_ml.{name}') AS {name}" for name in _NAMES)
+        _plan = plpy.prepare(f"SELECT {columns}")
+    row = plpy.execute(_plan)[0]
+    return Settings(**{
+        name: int(row[name]) if name.endswith(("_ms", "_attempts")) else row[name]
+        for name in _NAMES
+    })

@@ -1,0 +1,77 @@
+"""A throwaway PostgreSQL cluster for the tests: initdb and pg_ctl as the
+postgres OS user (the server refuses to run as root), a free port, a temporary
+directory, the aws_ml settings and the AWS environment of the server process."""
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_bindir():
+    pg_config = os.environ.get("PG_CONFIG", "pg_config")
+    return Path(subprocess.check_output([pg_config, "--bindir"], text=True).strip())
+
+
+class Cluster:
+    def __init__(self, settings, environment):
+        """settings: postgresql.conf lines (name -> value); environment: the
+        server process's environment (besides PATH and LANG)."""
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="aws_ml_pg_"))
+        self.data = self.dir / "data"
+        self.log = self.dir / "server.log"
+        self.settings = settings
+        self.environment = environment
+        self.bindir = pg_bindir()
+        self._as_postgres = os.geteuid() == 0
+
+    def _run(self, *args, **kwargs):
+        command = [str(self.bindir / args[0]), *args[1:]]
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.dir), **self.environment}
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", "env", "-i",
+                       *(f"{k}={v}" for k, v in env.items()), *command]
+            env = None
+        return subprocess.run(command, env=env, check=True, capture_output=True, text=True, **kwargs)
+
+    def start(self):
+        if self._as_postgres:
+            postgres = pwd.getpwnam("postgres")
+            os.chown(self.dir, postgres.pw_uid, postgres.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "--encoding=UTF8", "--locale=C.UTF-8")
+        lines = [f"port = {self.port}", "listen_addresses = '127.0.0.1'",
+                 f"unix_socket_directories = '{self.dir}'"]
+        lines += [f"{name} = '{value}'" for name, value in self.settings.items()]
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write("\n".join(lines) + "\n")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+        return self
+
+    def reload(self):
+        self._run("pg_ctl", "-D", str(self.data), "reload")
+
+    def restart(self):
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "restart")
+
+    def stop(self):
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def conninfo(self, dbname="postgres", user="postgres"):
+        return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user}"
+
+    def server_log(self):
+        return self.log.read_text(errors="replace")

@@ -1,0 +1,134 @@
+"""Fixtures: the emulator, a throwaway cluster with aws_ml installed, and
+connections. Everything is started here and stopped when the session ends."""
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from emulator.client import Emulator  # noqa: E402
+from tests.cluster import Cluster  # noqa: E402
+
+# The server's base credentials. The secret key is never to appear in the
+# server log, an error or a notice (test_secrets.py).
+ACCESS_KEY_ID = "AKIAAWSMLTESTBASE001"
+SECRET_ACCESS_KEY = "aws-ml-test-secret-3J9xQvR2kLm8Zt"
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    server = Emulator()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(emulator):
+    server = Cluster(
+        settings={
+            "aws_ml.region": REGION,
+            "aws_ml.endpoint_url": emulator.url,
+            "log_statement": "all",
+            "log_min_messages": "debug1",
+            "max_worker_processes": "16",
+            "max_parallel_workers": "8",
+        },
+        environment={
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": "/nonexistent/aws_ml/config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws_ml/credentials",
+        },
+    ).start()
+    yield server
+    server.stop()
+
+
+def create_database(cluster, name=None, extension_sql="CREATE EXTENSION aws_ml CASCADE"):
+    name = name or f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    if extension_sql:
+        with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+            conn.execute(extension_sql)
+    return name
+
+
+@pytest.fixture(scope="session")
+def database(cluster):
+    """A database with aws_ml installed, shared by the behaviour tests."""
+    return create_database(cluster, "aws_ml_test")
+
+
+@pytest.fixture
+def fresh_database(cluster):
+    """A new, empty database (no extension), dropped afterwards."""
+    names = []
+
+    def make(extension_sql=None):
+        names.append(create_database(cluster, extension_sql=extension_sql))
+        return names[-1]
+    yield make
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def connect(cluster, database):
+    """Opens autocommit connections to the shared database, closed afterwards."""
+    opened = []
+
+    def open_connection(user="postgres", dbname=database, **kwargs):
+        opened.append(psycopg.connect(cluster.conninfo(dbname, user), autocommit=True, **kwargs))
+        return opened[-1]
+    yield open_connection
+    for conn in opened:
+        conn.close()
+
+
+@pytest.fixture
+def db(connect, emulator):
+    """A superuser connection to the shared database, with the emulator's
+    counters and faults reset."""
+    emulator.reset()
+    return connect()
+
+
+@pytest.fixture
+def login_role(cluster, database):
+    """Creates login roles without any grant; dropped afterwards."""
+    created = []
+
+    def make():
+        name = f"user_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(cluster.conninfo(database), autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {name} LOGIN")
+        created.append(name)
+        return name
+    yield make
+    with psycopg.connect(cluster.conninfo(database), autocommit=True) as conn:
+        for name in created:
+            conn.execute(f"REASSIGN OWNED BY {name} TO postgres")
+            conn.execute(f"DROP OWNED BY {name}")
+            conn.execute(f"DROP ROLE {name}")
+
+
+def counter(counters, service, operation, field="requests"):
+    return counters.get(service, {}).get(operation, {}).get(field, 0)
+
+
+
+@pytest.fixture(scope="session")
+def aws_client(emulator):
+    """boto3 clients straight to the emulator, to compare SQL with."""
+    import boto3
+    session = boto3.session.Session(aws_access_key_id="AKIATESTDIRECTCLIENT",
+                                    aws_secret_access_key="direct-client-secret", region_name=REGION)
+    return lambda name: session.client(name, endpoint_url=emulator.url)
