@@ -13,11 +13,17 @@ sys.path.insert(0, str(ROOT))
 from emulator.client import Emulator  # noqa: E402
 from tests.cluster import Cluster  # noqa: E402
 
-# The server's base credentials. The secret key is never to appear in the
-# server log, an error or a notice (test_secrets.py).
+# The server's base credentials. The secret key and the session token are
+# never to appear in the server log, an error or a notice (test_secrets.py).
 ACCESS_KEY_ID = "AKIAAWSMLTESTBASE001"
 SECRET_ACCESS_KEY = "aws-ml-test-secret-3J9xQvR2kLm8Zt"
+SESSION_TOKEN = "aws-ml-test-session-token-Wq4TnY7pB1sHc0"
 REGION = "us-east-1"
+
+
+def pytest_collection_modifyitems(items):
+    """The secrets check reads the server log the whole suite has written: last."""
+    items.sort(key=lambda item: item.path.name == "test_secrets.py")
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +47,7 @@ def cluster(emulator):
         environment={
             "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "AWS_SESSION_TOKEN": SESSION_TOKEN,
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": "/nonexistent/aws_ml/config",
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws_ml/credentials",
@@ -114,7 +121,16 @@ def login_role(cluster, database):
         return name
     yield make
     with psycopg.connect(cluster.conninfo(database), autocommit=True) as conn:
+        schemas = [row[0] for row in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname IN ('aws_comprehend', 'aws_sagemaker', 'aws_bedrock')")]
         for name in created:
+            # DROP OWNED does not revoke what aws_ml granted (a member granted
+            # it, with aws_ml's grant option): revoke as aws_ml.
+            conn.execute("SET ROLE aws_ml")
+            for schema in schemas:
+                conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM {name}")
+                conn.execute(f"REVOKE ALL ON ALL ROUTINES IN SCHEMA {schema} FROM {name}")
+            conn.execute("RESET ROLE")
             conn.execute(f"REASSIGN OWNED BY {name} TO postgres")
             conn.execute(f"DROP OWNED BY {name}")
             conn.execute(f"DROP ROLE {name}")
@@ -122,7 +138,6 @@ def login_role(cluster, database):
 
 def counter(counters, service, operation, field="requests"):
     return counters.get(service, {}).get(operation, {}).get(field, 0)
-
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,7 @@ def test_reference_support_query_verbatim(support, emulator, aws_client):
         "SELECT feedback, s.sentiment,s.confidence FROM support,aws_comprehend.detect_sentiment(feedback, 'en') s "
         "ORDER BY s.confidence DESC;").fetchall()
     assert sorted(r[0] for r in rows) == sorted(SUPPORT_FEEDBACK)
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 10
     confidences = [r[2] for r in rows]
     assert confidences == sorted(confidences, reverse=True)
     for feedback, sentiment, confidence in rows:
@@ -47,7 +48,6 @@ def test_reference_support_query_verbatim(support, emulator, aws_client):
     by_text = {r[0]: r[1] for r in rows}
     assert by_text["Thank you for the excellent customer support!"] == "POSITIVE"
     assert by_text["The latest version of this product stinks!"] == "NEGATIVE"
-    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 10
 
 
 def test_reference_clinician_notes_update_verbatim(db, emulator, aws_client):
@@ -66,12 +66,12 @@ def test_reference_clinician_notes_update_verbatim(db, emulator, aws_client):
         "WHERE clinician_notes.french_notes IS NOT NULL AND LENGTH(TRIM(clinician_notes.french_notes)) > 0 "
         "AND clinician_notes.sentiment IS NULL;")
     rows = db.execute("SELECT id, french_notes, sentiment, confidence FROM clinician_notes ORDER BY id").fetchall()
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") in (2, 4)  # 2 rows, 1 or 2 calls each
     assert rows[0][2:] == ("POSITIVE", 0.5)  # already materialized: untouched
     assert rows[1][2:] == (None, None) and rows[2][2:] == (None, None)
     for _, text, sentiment, confidence in (rows[3], rows[4]):
         want_sentiment, want_confidence = expected_sentiment(aws_client, text, "fr")
         assert (sentiment, confidence) == (want_sentiment, pytest.approx(want_confidence, rel=1e-6))
-    assert counter(emulator.counters(), "comprehend", "DetectSentiment") > 0
     db.execute("DROP TABLE clinician_notes")
 
 
@@ -157,7 +157,7 @@ def test_batch_error_names_the_ordinality(db):
     diag = sql_error(db, "SELECT * FROM aws_comprehend.batch_detect_sentiment(%s, 'en')", (texts,))
     assert diag.sqlstate == "22023"
     assert "ordinality 4" in diag.message_primary
-    assert "TextSizeLimitExceededException" in diag.message_detail
+    assert "TEXT_SIZE_LIMIT_EXCEEDED" in diag.message_detail
 
     diag = sql_error(db, "SELECT * FROM aws_comprehend.batch_detect_sentiment('{{a,b},{c,d}}', 'en')")
     assert diag.sqlstate == "22023" and "one-dimensional" in diag.message_primary

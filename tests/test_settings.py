@@ -29,7 +29,7 @@ def test_set_after_first_call_is_refused_42501(connect, member, name):
 
 
 @pytest.mark.parametrize("how", ["SET", "set_config", "options"])
-def test_value_set_before_the_module_loads_is_discarded(cluster, database, connect, member, emulator, how):
+def test_value_set_before_the_module_loads_is_refused_before_any_request(connect, member, emulator, how):
     emulator.reset()
     if how == "options":
         conn = connect(member, options=f"-c aws_ml.endpoint_url={ELSEWHERE}")
@@ -39,10 +39,13 @@ def test_value_set_before_the_module_loads_is_discarded(cluster, database, conne
                      else f"SELECT set_config('aws_ml.endpoint_url', '{ELSEWHERE}', false)")
     warnings = []
     conn.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
-    assert conn.execute(CALL).fetchone() == ("POSITIVE",)
-    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 1
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+        conn.execute(CALL)
+    assert "aws_ml.endpoint_url" in caught.value.diag.message_primary
+    assert caught.value.diag.message_hint
     assert any("permission denied to set parameter" in w for w in warnings)
-    assert conn.execute("SHOW aws_ml.endpoint_url").fetchone()[0] == emulator.url
+    assert conn.execute("SHOW aws_ml.endpoint_url").fetchone()[0] != ELSEWHERE
+    assert emulator.counters() == {}
 
 
 @pytest.mark.parametrize("target", ["ROLE", "DATABASE"])

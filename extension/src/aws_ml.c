@@ -8,11 +8,20 @@
  * (from $libdir/plugins, which non-superusers may load) before it reads any
  * setting; a value a non-superuser set earlier as a placeholder is then
  * discarded with a WARNING instead of being honoured.
+ *
+ * Discarding it can also lose the server configuration's value (a
+ * connection's "-c" option replaces it in the placeholder), so the names of
+ * the settings whose session value was refused are kept in the read-only
+ * aws_ml.refused_settings, and the Python layer refuses to send anything from
+ * such a session.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 PG_MODULE_MAGIC;
 
@@ -27,6 +36,8 @@ static char *sts_endpoint_url = NULL;
 static char *comprehend_role_arn = NULL;
 static char *sagemaker_role_arn = NULL;
 static char *bedrock_role_arn = NULL;
+static char *refused_settings = NULL;
+static StringInfoData refused;
 static int	connect_timeout_ms = 5000;
 static int	request_timeout_ms = 60000;
 static int	max_attempts = 5;
@@ -34,13 +45,36 @@ static int	max_attempts = 5;
 static void
 define_locked_string(const char *name, const char *description, char **variable)
 {
+	const char *placeholder = GetConfigOption(name, true, false);
+	char	   *wanted = placeholder ? pstrdup(placeholder) : NULL;
+
 	DefineCustomStringVariable(name, description, NULL, variable, "",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+	if (wanted && strcmp(wanted, *variable ? *variable : "") != 0)
+		appendStringInfo(&refused, "%s%s", refused.len ? ", " : "", name);
 }
 
 void
 _PG_init(void)
 {
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	initStringInfo(&refused);
+	MemoryContextSwitchTo(old);
+
+	/*
+	 * During a parallel operation PostgreSQL refuses to set parameters, so the
+	 * server configuration's aws_ml.* values could not be applied and the
+	 * session would silently run without them. Refuse to load instead: this
+	 * module is not marked loaded, and the next load, outside a parallel
+	 * operation, defines the settings properly.
+	 */
+	if (IsInParallelMode())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("aws_ml: the aws_ml module cannot be loaded during a parallel operation"),
+				 errhint("Add '$libdir/plugins/aws_ml' to session_preload_libraries, or call an aws_ml "
+						 "function once in the session before the parallel query.")));
 	define_locked_string("aws_ml.region",
 						 "AWS Region of the ML services (default: the server's AWS_REGION or AWS_DEFAULT_REGION).",
 						 &region);
@@ -81,6 +115,11 @@ _PG_init(void)
 							"Attempts per request, the first included, when AWS throttles or fails transiently.",
 							NULL, &max_attempts, 5, 1, 20,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("aws_ml.refused_settings",
+							   "Settings this session tried to set without the privilege to (read-only).",
+							   NULL, &refused_settings, refused.data,
+							   PGC_INTERNAL, GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aws_ml");

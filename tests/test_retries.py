@@ -1,0 +1,62 @@
+"""Throttling and 5xx answers are retried by botocore's standard retry mode up
+to aws_ml.max_attempts; validation errors are not."""
+import psycopg
+import pytest
+
+from tests.conftest import counter
+
+TEXTS = [f"Review {i}: {'I love this' if i % 3 else 'this is awful'}" for i in range(300)]
+
+
+@pytest.fixture
+def expected(emulator, aws_client):
+    """The service's answers, without faults, straight from the emulator."""
+    comprehend = aws_client("comprehend")
+    answers = [comprehend.detect_sentiment(Text=text, LanguageCode="en")["Sentiment"] for text in TEXTS]
+    emulator.reset()
+    return answers
+
+
+@pytest.fixture
+def reviews(db):
+    db.execute("DROP TABLE IF EXISTS reviews")
+    db.execute("CREATE TABLE reviews (id int PRIMARY KEY, body text)")
+    with db.cursor() as cur:
+        cur.executemany("INSERT INTO reviews VALUES (%s, %s)", list(enumerate(TEXTS)))
+    yield db
+    db.execute("DROP TABLE reviews")
+
+
+def test_row_by_row_finishes_under_throttling(reviews, emulator, expected):
+    emulator.set_faults(service="comprehend", throttle_every=3)
+    rows = reviews.execute("SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+                           "FROM reviews ORDER BY id").fetchall()
+    assert [sentiment for _, sentiment in rows] == expected
+    stats = emulator.counters()["comprehend"]["DetectSentiment"]
+    assert stats["throttled"] > 0
+    assert stats["requests"] == 300 + stats["throttled"]
+
+
+def test_batch_finishes_under_throttling(db, emulator, expected):
+    emulator.set_faults(service="comprehend", throttle_every=3)
+    rows = db.execute("SELECT ordinality, sentiment FROM aws_comprehend.batch_detect_sentiment(%s, 'en')",
+                      (TEXTS,)).fetchall()
+    assert rows == [(i + 1, sentiment) for i, sentiment in enumerate(expected)]
+    stats = emulator.counters()["comprehend"]["BatchDetectSentiment"]
+    assert stats["throttled"] > 0
+    assert stats["requests"] == 12 + stats["throttled"]
+
+
+def test_server_errors_are_retried(db, emulator):
+    emulator.set_faults(service="comprehend", error_status=503, error_every=2)
+    for _ in range(2):  # the second call's first request fails, its retry succeeds
+        assert db.execute("SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en')"
+                          ).fetchone() == ("POSITIVE",)
+    stats = emulator.counters()["comprehend"]["DetectSentiment"]
+    assert (stats["requests"], stats["errors"]) == (3, 1)
+
+
+def test_validation_errors_are_not_retried(db, emulator):
+    with pytest.raises(psycopg.Error):
+        db.execute("SELECT * FROM aws_comprehend.detect_sentiment(%s, 'en')", ("x" * 5001,))
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 1
