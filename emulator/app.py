@@ -1,0 +1,72 @@
+"""The WSGI application: the control API, then each request dispatched by the
+service name of its SigV4 credential scope, counted, and put through the
+fault injector."""
+import socket
+import time
+
+from werkzeug.wrappers import Request
+
+from .builtin_models import builtin_models
+from .bedrock import BedrockRuntime
+from .comprehend import Comprehend
+from .control import PREFIX, Control
+from .counters import Counters
+from .faults import FaultInjector
+from .httpserver import SOCKET_ENVIRON_KEY
+from .moto_services import MotoServices
+from .sagemaker import SageMakerRuntime
+from .signing import signer_of
+
+
+class EmulatorApp:
+    def __init__(self, port, endpoints=None):
+        """endpoints: {name: model} registered on top of the built-in ones."""
+        self.counters = Counters()
+        self.faults = FaultInjector()
+        self.sagemaker = SageMakerRuntime({**builtin_models(), **(endpoints or {})})
+        self.moto = MotoServices(port)
+        self.services = {"comprehend": Comprehend(), "sagemaker": self.sagemaker, "bedrock": BedrockRuntime()}
+        self.control = Control(self.counters, self.faults, self.sagemaker, self.moto)
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        if request.path.startswith(PREFIX):
+            return self.control(request)(environ, start_response)
+        if request.path.startswith("/moto-api"):
+            return self.moto.handle(request, None, None)[0](environ, start_response)
+        return self._serve(request)(environ, start_response)
+
+    def _serve(self, request):
+        signer = signer_of(request.environ)
+        service = self.services.get(signer.service)
+        operation = service.operation(request) if service else None
+        if operation is None:
+            service = self.moto
+            operation = service.operation(request)
+        name = signer.service
+        self.counters.request(name, operation, signer.access_key_id)
+
+        plan = self.faults.plan(name)
+        if plan.delay_seconds:
+            time.sleep(plan.delay_seconds)
+        if plan.outcome == "drop":
+            self.counters.outcome(name, operation, error=True)
+            _drop_connection(request.environ)
+        if plan.outcome is not None:
+            self.counters.outcome(
+                name, operation, error=plan.outcome == "error", throttled=plan.outcome == "throttle"
+            )
+            return service.fault_error(plan.outcome, plan.error_status)
+
+        response, items = service.handle(request, signer, operation)
+        failed = response.status_code >= 400
+        self.counters.outcome(name, operation, items=None if failed else items, error=failed)
+        return response
+
+
+def _drop_connection(environ):
+    """Close the client's connection without an answer. The server treats the
+    ConnectionAbortedError as a connection the client dropped: no answer."""
+    connection = environ[SOCKET_ENVIRON_KEY]
+    connection.shutdown(socket.SHUT_RDWR)
+    raise ConnectionAbortedError("connection dropped by fault injection")

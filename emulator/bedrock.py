@@ -1,0 +1,200 @@
+"""Amazon Bedrock runtime, REST JSON protocol: InvokeModel for the Titan and
+Cohere embedding models and Claude v2 (text completions and messages)."""
+import hashlib
+import json
+import re
+from urllib.parse import unquote
+
+from . import completion
+from .embeddings import embed, words
+from .wire import json_answer, raw_path, rest_json_error
+
+_INVOKE = re.compile(r"^/model/([^/]+)/invoke$")
+_JSON_TYPES = ("", "application/json", "*/*")
+TITAN_V2_DIMENSIONS = (256, 512, 1024)
+COHERE_INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+COHERE_MAX_TEXTS = 96
+ANTHROPIC_VERSION = "bedrock-2023-05-31"
+HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+
+
+class MalformedInput(ValueError):
+    pass
+
+
+def _require(body, *keys):
+    for key in keys:
+        if key not in body:
+            raise MalformedInput(f"#: required key [{key}] not found")
+
+
+def _only(body, *allowed):
+    for key in body:
+        if key not in allowed:
+            raise MalformedInput(f"#: extraneous key [{key}] is not permitted")
+
+
+def _text(body, key):
+    value = body[key]
+    if not isinstance(value, str):
+        raise MalformedInput(f"#/{key}: expected type: String, found: {type(value).__name__}")
+    if not value:
+        raise MalformedInput(f"#/{key}: expected minLength: 1, actual: 0")
+    return value
+
+
+def _titan_v1(body):
+    _require(body, "inputText")
+    _only(body, "inputText")
+    text = _text(body, "inputText")
+    return {"embedding": embed(text, 1536), "inputTextTokenCount": len(words(text))}, 1
+
+
+def _titan_v2(body):
+    _require(body, "inputText")
+    _only(body, "inputText", "dimensions", "normalize", "embeddingTypes")
+    text = _text(body, "inputText")
+    dimensions = body.get("dimensions", 1024)
+    if dimensions not in TITAN_V2_DIMENSIONS or isinstance(dimensions, bool):
+        raise MalformedInput(f"#/dimensions: {dimensions} is not a valid enum value")
+    normalize = body.get("normalize", True)
+    if not isinstance(normalize, bool):
+        raise MalformedInput("#/normalize: expected type: Boolean")
+    vector = embed(text, dimensions, normalize)
+    return {"embedding": vector, "embeddingsByType": {"float": vector}, "inputTextTokenCount": len(words(text))}, 1
+
+
+def _cohere_embed(body):
+    _require(body, "texts", "input_type")
+    texts = body["texts"]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise MalformedInput("#/texts: expected type: JSONArray of String")
+    if len(texts) > COHERE_MAX_TEXTS:
+        raise MalformedInput(f"#/texts: expected maximum item count: {COHERE_MAX_TEXTS}, found: {len(texts)}")
+    if body["input_type"] not in COHERE_INPUT_TYPES:
+        raise MalformedInput(f"#/input_type: {body['input_type']} is not a valid enum value")
+    digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).hexdigest()
+    answer = {
+        "id": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}",
+        "texts": texts,
+        "embeddings": [embed(text, 1024) for text in texts],
+        "response_type": "embeddings_floats",
+    }
+    return answer, len(texts)
+
+
+def _positive_int(body, key):
+    value = body[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise MalformedInput(f"#/{key}: expected a positive integer, found: {value!r}")
+    return value
+
+
+def _claude_completion(body):
+    _require(body, "prompt", "max_tokens_to_sample")
+    prompt = _text(body, "prompt")
+    if HUMAN not in prompt:
+        raise MalformedInput(f'prompt must start with "{HUMAN.strip()}" turn after an optional system prompt')
+    if not prompt.rstrip(" ").endswith(ASSISTANT):
+        raise MalformedInput(f'prompt must end with "{ASSISTANT.strip()}" turn')
+    question = prompt.rsplit(ASSISTANT, 1)[0].split(HUMAN, 1)[1]
+    reply, cut = completion.answer(question, _positive_int(body, "max_tokens_to_sample"))
+    if cut:
+        return {"type": "completion", "completion": " " + reply, "stop_reason": "max_tokens", "stop": None}, 1
+    return {"type": "completion", "completion": " " + reply, "stop_reason": "stop_sequence", "stop": HUMAN}, 1
+
+
+def _message_text(message):
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in content):
+        return "\n".join(str(block.get("text", "")) for block in content)
+    raise MalformedInput("#/messages: content must be a string or a list of text blocks")
+
+
+def _claude_messages(body):
+    _require(body, "anthropic_version", "messages", "max_tokens")
+    if body["anthropic_version"] != ANTHROPIC_VERSION:
+        raise MalformedInput(f"#/anthropic_version: {body['anthropic_version']} is not a valid enum value")
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise MalformedInput("#/messages: expected minimum item count: 1")
+    if messages[0].get("role") != "user":
+        raise MalformedInput("messages: first message must use the \"user\" role")
+    asked = [_message_text(m) for m in messages if m.get("role") == "user"][-1]
+    max_tokens = _positive_int(body, "max_tokens")
+    reply, cut = completion.answer(asked, max_tokens)
+    digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=12).hexdigest()
+    return {
+        "id": f"msg_bdrk_{digest}",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-v2",
+        "content": [{"type": "text", "text": reply}],
+        "stop_reason": "max_tokens" if cut else "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": completion.token_count(asked), "output_tokens": completion.token_count(reply)},
+    }, 1
+
+
+def _claude_v2(body):
+    return _claude_messages(body) if "messages" in body else _claude_completion(body)
+
+
+MODELS = {
+    "amazon.titan-embed-text-v1": _titan_v1,
+    "amazon.titan-embed-text-v2:0": _titan_v2,
+    "cohere.embed-english-v3": _cohere_embed,
+    "anthropic.claude-v2": _claude_v2,
+    "anthropic.claude-v2:1": _claude_v2,
+}
+
+
+def _model_id(request):
+    """The model id from the path; a foundation-model ARN names the same model."""
+    model_id = unquote(_INVOKE.match(raw_path(request)).group(1))
+    return model_id.rsplit("foundation-model/", 1)[-1] if model_id.startswith("arn:") else model_id
+
+
+def _validation(message):
+    return rest_json_error("ValidationException", 400, {"message": message})
+
+
+def _media_type(request, header):
+    return (request.headers.get(header) or "").split(";")[0].strip().lower()
+
+
+class BedrockRuntime:
+    name = "bedrock"
+
+    def operation(self, request):
+        """Only InvokeModel is emulated; the rest goes to moto."""
+        return "InvokeModel" if _INVOKE.match(raw_path(request)) else None
+
+    def handle(self, request, signer, operation):
+        model = MODELS.get(_model_id(request))
+        if model is None:
+            return _validation("The provided model identifier is invalid."), None
+        if _media_type(request, "Accept") not in _JSON_TYPES:
+            return _validation("The provided Accept Type is invalid or not supported for this model"), None
+        if _media_type(request, "Content-Type") not in _JSON_TYPES:
+            return _validation("The provided Content Type is invalid or not supported for this model"), None
+        try:
+            body = json.loads(request.get_data())
+        except ValueError as error:
+            return _validation(f"Malformed input request: {error}, please reformat your input and try again."), None
+        try:
+            if not isinstance(body, dict):
+                raise MalformedInput("#: expected type: JSONObject")
+            answer, items = model(body)
+        except MalformedInput as error:
+            return _validation(f"Malformed input request: {error}, please reformat your input and try again."), None
+        return json_answer(answer), items
+
+    def fault_error(self, outcome, status):
+        if outcome == "throttle":
+            return rest_json_error("ThrottlingException", 429, {"message": "Too many requests, please wait before trying again."})
+        if status == 500:
+            return rest_json_error("InternalServerException", 500, {"message": "The server encountered an internal error."})
+        return rest_json_error("ServiceUnavailableException", 503, {"message": "Service unavailable. Try your request again."})

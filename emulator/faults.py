@@ -1,0 +1,115 @@
+"""Fault injection: latency, hangs, throttling, server errors and dropped
+connections, set per service (or "*" for every service) through the control
+API. This module decides what happens to a request; the dispatcher acts on it."""
+import random
+import threading
+from dataclasses import dataclass
+
+_FIELDS = {
+    "latency_ms": float,
+    "latency_jitter_ms": float,
+    "throttle_every": int,
+    "throttle_probability": float,
+    "error_status": int,
+    "error_every": int,
+    "hang_seconds": float,
+    "drop_every": int,
+}
+ERROR_STATUSES = (500, 503)
+
+
+class FaultSpecError(ValueError):
+    pass
+
+
+@dataclass
+class Plan:
+    """What to do with one request: wait delay_seconds, then answer normally
+    (outcome None), or answer "throttle" / "error" (with error_status), or
+    "drop" the connection."""
+
+    delay_seconds: float = 0.0
+    outcome: str = None
+    error_status: int = 500
+
+
+class _Fault:
+    def __init__(self, spec):
+        unknown = set(spec) - set(_FIELDS) - {"service"}
+        if unknown:
+            raise FaultSpecError(f"unknown fault fields: {sorted(unknown)}")
+        self.spec = {}
+        for name, kind in _FIELDS.items():
+            if spec.get(name) is None:
+                continue
+            try:
+                value = kind(spec[name])
+            except (TypeError, ValueError):
+                raise FaultSpecError(f"{name} must be a number") from None
+            if value < 0 or (name.endswith("_every") and value < 1):
+                raise FaultSpecError(f"{name} out of range: {value}")
+            self.spec[name] = value
+        if self.spec.get("throttle_probability", 0) > 1:
+            raise FaultSpecError("throttle_probability must be within [0, 1]")
+        if self.spec.get("error_status", 500) not in ERROR_STATUSES:
+            raise FaultSpecError(f"error_status must be one of {ERROR_STATUSES}")
+        self.seen = 0
+        self.random = random.Random(0)
+
+    def _every(self, name):
+        every = self.spec.get(name)
+        return every is not None and self.seen % every == 0
+
+    def plan(self):
+        """Called under the injector's lock, once per request of the service."""
+        self.seen += 1
+        spec = self.spec
+        delay = spec.get("latency_ms", 0) / 1000
+        delay += self.random.uniform(0, spec.get("latency_jitter_ms", 0)) / 1000
+        delay += spec.get("hang_seconds", 0)
+        outcome = None
+        if self._every("drop_every"):
+            outcome = "drop"
+        elif self._every("throttle_every") or (
+            self.random.random() < spec.get("throttle_probability", 0)
+        ):
+            outcome = "throttle"
+        elif self._every("error_every"):
+            outcome = "error"
+        return Plan(delay, outcome, spec.get("error_status", 500))
+
+
+class FaultInjector:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._faults = {}
+
+    def set(self, spec):
+        service = spec.get("service")
+        if not isinstance(service, str) or not service:
+            raise FaultSpecError('"service" is required: a service name or "*"')
+        fault = _Fault(spec)
+        with self._lock:
+            self._faults[service] = fault
+
+    def list(self):
+        with self._lock:
+            return [{"service": service, **fault.spec} for service, fault in self._faults.items()]
+
+    def clear(self):
+        with self._lock:
+            self._faults = {}
+
+    def plan(self, service):
+        """The combined plan of the service's own fault and the "*" fault."""
+        combined = Plan()
+        with self._lock:
+            for key in (service, "*"):
+                fault = self._faults.get(key)
+                if fault is None:
+                    continue
+                plan = fault.plan()
+                combined.delay_seconds += plan.delay_seconds
+                if combined.outcome is None and plan.outcome is not None:
+                    combined.outcome, combined.error_status = plan.outcome, plan.error_status
+        return combined

@@ -1,0 +1,156 @@
+"""The Bedrock runtime through boto3: embeddings, Claude, errors."""
+import json
+import math
+
+import pytest
+from botocore.exceptions import ClientError
+
+
+@pytest.fixture
+def bedrock(client):
+    return client("bedrock-runtime")
+
+
+def invoke(bedrock, model_id, body, **extra):
+    raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    answer = bedrock.invoke_model(modelId=model_id, body=raw, contentType="application/json", **extra)
+    assert answer["contentType"] == "application/json"
+    return json.loads(answer["body"].read())
+
+
+def refused(bedrock, model_id, body, **extra):
+    with pytest.raises(ClientError) as error:
+        invoke(bedrock, model_id, body, **extra)
+    return error.value.response
+
+
+def norm(vector):
+    return math.sqrt(sum(v * v for v in vector))
+
+
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b)) / (norm(a) * norm(b))
+
+
+def test_titan_v1(bedrock):
+    answer = invoke(bedrock, "amazon.titan-embed-text-v1", {"inputText": "the cat sat on the mat"})
+    assert len(answer["embedding"]) == 1536
+    assert norm(answer["embedding"]) == pytest.approx(1.0)
+    assert answer["inputTextTokenCount"] == 6
+
+
+@pytest.mark.parametrize("dimensions", [256, 512, 1024, None])
+def test_titan_v2_dimensions(bedrock, dimensions):
+    body = {"inputText": "hello world"} if dimensions is None else {"inputText": "hello world", "dimensions": dimensions}
+    answer = invoke(bedrock, "amazon.titan-embed-text-v2:0", body)
+    assert len(answer["embedding"]) == (dimensions or 1024)
+    assert answer["embeddingsByType"]["float"] == answer["embedding"]
+    assert norm(answer["embedding"]) == pytest.approx(1.0)
+
+
+def test_titan_v2_normalize_false_keeps_the_raw_vector(bedrock):
+    raw = invoke(bedrock, "amazon.titan-embed-text-v2:0", {"inputText": "hello hello world", "normalize": False})
+    unit = invoke(bedrock, "amazon.titan-embed-text-v2:0", {"inputText": "hello hello world"})
+    assert norm(raw["embedding"]) > 1.5
+    assert cosine(raw["embedding"], unit["embedding"]) == pytest.approx(1.0)
+
+
+def test_embeddings_carry_lexical_similarity_and_are_deterministic(bedrock):
+    def embedding(text):
+        return invoke(bedrock, "amazon.titan-embed-text-v1", {"inputText": text})["embedding"]
+
+    cat, similar, unrelated = (
+        embedding(t) for t in ("the cat sat on the mat", "a cat sat on a mat", "quarterly revenue grew")
+    )
+    assert cosine(cat, similar) > cosine(cat, unrelated) + 0.3
+    assert embedding("the cat sat on the mat") == cat
+
+
+def test_cohere_embed(bedrock, emulator):
+    texts = ["first text", "second text", "third"]
+    answer = invoke(bedrock, "cohere.embed-english-v3", {"texts": texts, "input_type": "search_document"})
+    assert answer["texts"] == texts
+    assert answer["response_type"] == "embeddings_floats"
+    assert [len(e) for e in answer["embeddings"]] == [1024] * 3
+    assert answer["id"]
+    counted = emulator.counters()["bedrock"]["InvokeModel"]
+    assert (counted["requests"], counted["items"]) == (1, 3)
+
+
+CONTEXT_PROMPT = (
+    "Context: The warehouse opens at 9 am. Returns are accepted within 30 days of purchase. "
+    "Shipping is free above 50 dollars.\nQuestion: Within how many days are returns accepted?"
+)
+
+
+def test_claude_text_completion_answers_from_the_context(bedrock):
+    answer = invoke(
+        bedrock, "anthropic.claude-v2",
+        {"prompt": f"\n\nHuman: {CONTEXT_PROMPT}\n\nAssistant:", "max_tokens_to_sample": 200},
+    )
+    assert answer["completion"].strip() == "Returns are accepted within 30 days of purchase."
+    assert (answer["stop_reason"], answer["stop"]) == ("stop_sequence", "\n\nHuman:")
+
+
+def test_claude_messages_with_string_and_block_content(bedrock):
+    for content in (CONTEXT_PROMPT, [{"type": "text", "text": CONTEXT_PROMPT}]):
+        answer = invoke(
+            bedrock, "anthropic.claude-v2",
+            {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100,
+             "messages": [{"role": "user", "content": content}]},
+        )
+        assert (answer["type"], answer["role"], answer["stop_reason"]) == ("message", "assistant", "end_turn")
+        assert answer["content"] == [{"type": "text", "text": "Returns are accepted within 30 days of purchase."}]
+        assert answer["usage"]["output_tokens"] == 8
+
+
+def test_claude_summarises_a_prompt_without_context_and_stops_at_max_tokens(bedrock):
+    text = (
+        "Databases store data. Postgres is a database that stores data in tables. "
+        "The weather was nice. Extensions let Postgres call models that read data."
+    )
+    summary = invoke(
+        bedrock, "anthropic.claude-v2",
+        {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 500, "messages": [{"role": "user", "content": text}]},
+    )["content"][0]["text"]
+    assert summary == "Databases store data. Postgres is a database that stores data in tables."
+    cut = invoke(
+        bedrock, "anthropic.claude-v2",
+        {"prompt": f"\n\nHuman: {text}\n\nAssistant:", "max_tokens_to_sample": 3},
+    )
+    assert (len(cut["completion"].split()), cut["stop_reason"]) == (3, "max_tokens")
+
+
+def test_a_foundation_model_arn_names_the_model(bedrock):
+    arn = "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v1"
+    assert len(invoke(bedrock, arn, {"inputText": "hello"})["embedding"]) == 1536
+
+
+def test_unknown_model(bedrock):
+    answer = refused(bedrock, "amazon.no-such-model", {"inputText": "hello"})
+    assert answer["Error"] == {"Code": "ValidationException", "Message": "The provided model identifier is invalid."}
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+@pytest.mark.parametrize(
+    "model_id, body, named",
+    [
+        ("amazon.titan-embed-text-v1", "{not json", "Malformed input request"),
+        ("amazon.titan-embed-text-v1", {"text": "hello"}, "required key [inputText]"),
+        ("amazon.titan-embed-text-v1", {"inputText": ""}, "minLength"),
+        ("amazon.titan-embed-text-v2:0", {"inputText": "hi", "dimensions": 100}, "dimensions"),
+        ("cohere.embed-english-v3", {"texts": ["a"]}, "required key [input_type]"),
+        ("anthropic.claude-v2", {"prompt": "Hello", "max_tokens_to_sample": 10}, "Human:"),
+        ("anthropic.claude-v2", {"anthropic_version": "bedrock-2023-05-31", "messages": []}, "max_tokens"),
+    ],
+)
+def test_a_body_wrong_for_the_model(bedrock, model_id, body, named):
+    answer = refused(bedrock, model_id, body)
+    assert answer["Error"]["Code"] == "ValidationException"
+    assert answer["Error"]["Message"].startswith("Malformed input request: ")
+    assert named in answer["Error"]["Message"]
+
+
+def test_an_accept_other_than_json(bedrock):
+    answer = refused(bedrock, "amazon.titan-embed-text-v1", {"inputText": "hello"}, accept="text/plain")
+    assert answer["Error"]["Code"] == "ValidationException"
