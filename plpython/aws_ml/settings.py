@@ -7,7 +7,8 @@ superuser or the server configuration sets region, endpoints and roles.
 import os
 from dataclasses import dataclass
 
-from .errors import NOT_CONFIGURED, AwsMlError
+from . import backend
+from .errors import NOT_CONFIGURED, PERMISSION_DENIED, AwsMlError
 
 _NAMES = (
     "region", "endpoint_url",
@@ -52,12 +53,35 @@ _plan = None
 
 def current():
     global _plan
+    if backend.in_parallel_mode():
+        return _from_row(_read_in_parallel_mode())
     import plpy
     if _plan is None:
         plpy.execute("LOAD '$libdir/plugins/aws_ml'")
-        columns = ", ".join(f"pg_catalog.current_setting('aws_ml.{name}') AS {name}" for name in _NAMES)
+        columns = ", ".join(f"pg_catalog.current_setting('aws_ml.{name}') AS {name}"
+                            for name in (*_NAMES, "refused_settings"))
         _plan = plpy.prepare(f"SELECT {columns}")
-    row = plpy.execute(_plan)[0]
+    return _from_row(plpy.execute(_plan)[0])
+
+
+def _read_in_parallel_mode():
+    """Without SPI (refused during a parallel operation). The module cannot be
+    loaded then, and without it a value could be a placeholder any user set."""
+    if not backend.module_loaded():
+        raise AwsMlError(NOT_CONFIGURED, "the aws_ml module cannot be loaded during a parallel operation",
+                         hint="Call an aws_ml function once in the session before the parallel query, or add "
+                              "'$libdir/plugins/aws_ml' to session_preload_libraries.")
+    return {name: backend.setting(f"aws_ml.{name}") for name in (*_NAMES, "refused_settings")}
+
+
+def _from_row(row):
+    if row["refused_settings"]:
+        raise AwsMlError(
+            PERMISSION_DENIED,
+            f"this session tried to set {row['refused_settings']} without the privilege to",
+            "Only a superuser or the server configuration may set them; PostgreSQL discarded the "
+            "session's value.",
+            "Reconnect without setting them (SET, set_config() or connection options).")
     return Settings(**{
         name: int(row[name]) if name.endswith(("_ms", "_attempts")) else row[name]
         for name in _NAMES

@@ -6,6 +6,8 @@ import concurrent.futures
 import signal
 import threading
 
+from . import backend
+
 _SLICE_SECONDS = 0.05
 MAX_WORKERS = 32
 _pool = None
@@ -31,6 +33,10 @@ def _check_for_interrupts():
     """Raises plpy's QueryCanceled (SQLSTATE 57014) when a cancel is pending."""
     global _interrupt_check
     import plpy
+    if backend.in_parallel_mode():
+        if backend.cancel_pending():
+            raise plpy.spiexceptions.QueryCanceled("canceling statement during a parallel operation")
+        return
     if _interrupt_check is None:
         _interrupt_check = plpy.prepare("SELECT 1")
     plpy.execute(_interrupt_check)

@@ -1,0 +1,20 @@
+"""Splitting items into requests by count and by size."""
+from .errors import invalid_argument
+
+
+def by_size(sizes, max_items, max_bytes):
+    """(start, stop) index ranges over consecutive items, in order, each range
+    holding at most max_items items and max_bytes bytes (sizes: each item's
+    bytes). An item over max_bytes on its own is an error."""
+    ranges = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if size > max_bytes:
+            raise invalid_argument(f"item {index + 1} has {size} bytes, over the request limit of {max_bytes} bytes")
+        if index > start and (index - start == max_items or total + size > max_bytes):
+            ranges.append((start, index))
+            start, total = index, 0
+        total += size
+    if start < len(sizes):
+        ranges.append((start, len(sizes)))
+    return ranges
