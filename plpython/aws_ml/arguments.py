@@ -26,3 +26,10 @@ def one_dimensional(name, values):
     if any(isinstance(value, list) for value in values):
         raise invalid_argument(f"{name} must be a one-dimensional array")
     return values
+
+
+def in_range(name, value, low, high):
+    required(name, value)
+    if not low <= value <= high:
+        raise invalid_argument(f"{name} must be between {low} and {high}, not {value}")
+    return value

@@ -30,7 +30,7 @@ def _config(settings, region):
         region_name=region,
         connect_timeout=settings.connect_timeout_ms / 1000.0,
         read_timeout=settings.request_timeout_ms / 1000.0,
-        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
         max_pool_connections=wait.MAX_WORKERS,
         user_agent_extra="aws_ml-postgresql",
     )

@@ -18,6 +18,8 @@ _SQLSTATE_BY_AWS_CODE = {
         "ValidationException", "ValidationError", "InvalidRequestException",
         "TextSizeLimitExceededException", "BatchSizeLimitExceededException",
         "UnsupportedLanguageException", "SerializationException",
+        # BatchDetectSentiment's per-document ErrorList codes
+        "TEXT_SIZE_LIMIT_EXCEEDED", "INVALID_REQUEST",
     ), INVALID_PARAMETER),
     **dict.fromkeys((
         "AccessDenied", "AccessDeniedException", "UnrecognizedClientException",
@@ -25,6 +27,7 @@ _SQLSTATE_BY_AWS_CODE = {
         "ExpiredToken", "ExpiredTokenException", "MissingAuthenticationTokenException",
     ), PERMISSION_DENIED),
     "ResourceNotFoundException": UNDEFINED_OBJECT,
+    "ModelTimeoutException": THROTTLED,
     **dict.fromkeys((
         "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
         "RequestLimitExceeded", "ProvisionedThroughputExceededException",
@@ -84,6 +87,12 @@ def _sql_error(error):
     return sql_error
 
 
+def at_ordinality(error, ordinality):
+    """error, raised for the element at ordinality of a batch function's array."""
+    return AwsMlError(error.sqlstate, f"{error.message} (the input at ordinality {ordinality})",
+                      error.detail, error.hint)
+
+
 def null_argument(name):
     return AwsMlError(NULL_VALUE, f"{name} must not be NULL")
 
@@ -120,6 +129,8 @@ def from_client_error(service, operation, error):
     sqlstate = sqlstate_for(code, message, status)
     hint = service.access_hint if sqlstate == PERMISSION_DENIED else _HINTS.get(sqlstate)
     detail = f"AWS error code: {code}" + (f" (HTTP {status})" if status else "")
+    if error.response.get("OriginalMessage"):  # a SageMaker ModelError: the model container's own words
+        detail += f"; the model said: {error.response['OriginalMessage']}"
     return AwsMlError(sqlstate, f"{service.display} {operation} failed: {message}", detail, hint)
 
 

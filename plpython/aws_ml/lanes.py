@@ -1,0 +1,51 @@
+"""One function over many items on at most n of the pool's worker threads
+("lanes"), results in item order. Each lane takes the next item not yet taken;
+once an item fails or the wait is cancelled, no lane takes another, so the
+items still queued are never sent. The function runs on worker threads: it
+must not call plpy."""
+import itertools
+import threading
+
+from . import wait
+
+
+class ItemFailed(Exception):
+    """function raised error for items[index]."""
+
+    def __init__(self, index, error):
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+def map_in_order(function, items, lanes):
+    """[function(item) for item in items], at most `lanes` at a time. The first
+    item to fail is raised as ItemFailed; cancels of the wait propagate."""
+    results = [None] * len(items)
+    failures = []
+    stop = threading.Event()
+    take_lock = threading.Lock()
+    next_index = itertools.count()
+
+    def lane():
+        while not stop.is_set():
+            with take_lock:
+                index = next(next_index)
+            if index >= len(items):
+                return
+            try:
+                results[index] = function(items[index])
+            except Exception as error:
+                stop.set()
+                failed = ItemFailed(index, error)
+                failures.append(failed)
+                raise failed from None
+
+    futures = [wait.pool().submit(lane) for _ in range(min(lanes, len(items)))]
+    try:
+        wait.wait_all(futures, stop_on_error=True)
+    finally:
+        stop.set()
+    if failures:
+        raise failures[0]
+    return results

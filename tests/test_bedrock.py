@@ -1,0 +1,291 @@
+"""aws_bedrock through SQL against the emulator, checked against the
+emulator's own answer to the same request sent directly with boto3."""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
+import pytest
+
+from tests.conftest import counter
+
+TITAN = "amazon.titan-embed-text-v1"
+TITAN_V2 = "amazon.titan-embed-text-v2:0"
+COHERE = "cohere.embed-english-v3"
+CLAUDE = "anthropic.claude-v2"
+JSON = "application/json"
+
+REFERENCE_CLAUDE = (
+    "SELECT aws_bedrock.invoke_model ( model_id := 'anthropic.claude-v2', content_type:= 'application/json', "
+    "accept_type := 'application/json', model_input := '{\"prompt\": \"\\n\\nHuman: You are a helpful assistant "
+    "that answers questions directly and only using the information provided in the context below.\\nDescribe the "
+    "answer in detail.\\n\\nContext: %s \\n\\nQuestion: %s \\n\\nAssistant:\",\"max_tokens_to_sample\":4096,"
+    "\"temperature\":0.5,\"top_k\":250,\"top_p\":0.5,\"stop_sequences\":[]}' );")
+REFERENCE_TITAN = (
+    "SELECT aws_bedrock.invoke_model_get_embeddings( model_id := 'amazon.titan-embed-text-v1', content_type := "
+    "'application/json', json_key := 'embedding', model_input := '{ \"inputText\": \"PostgreSQL I/O monitoring "
+    "views\"}') AS embedding;")
+
+EMBED = "SELECT aws_bedrock.invoke_model_get_embeddings(%s, 'application/json', %s, %s)"
+BATCH_EMBED = ("SELECT ordinality, model_output FROM "
+               "aws_bedrock.batch_invoke_model_get_embeddings(%s, 'application/json', 'embedding', %s, %s)")
+
+
+def direct(aws_client, model_id, body, content_type=JSON, accept=JSON):
+    """The emulator's answer to the request, as text."""
+    answer = aws_client("bedrock-runtime").invoke_model(
+        modelId=model_id, contentType=content_type, accept=accept, body=body.encode())
+    return answer["body"].read().decode()
+
+
+def titan_input(text):
+    return json.dumps({"inputText": text})
+
+
+def invoke_count(emulator):
+    return counter(emulator.counters(), "bedrock", "InvokeModel")
+
+
+def sql_error(db, sql, params=None):
+    with pytest.raises(psycopg.Error) as caught:
+        db.execute(sql, params)
+    return caught.value.diag
+
+
+def test_reference_claude_example_verbatim(db, emulator, aws_client):
+    output = db.execute(REFERENCE_CLAUDE).fetchone()[0]
+    assert invoke_count(emulator) == 1
+    model_input = REFERENCE_CLAUDE.split("model_input := '", 1)[1].rsplit("' );", 1)[0]
+    assert output == direct(aws_client, CLAUDE, model_input)
+    assert "completion" in json.loads(output)
+
+
+def test_reference_titan_embedding_verbatim(db, emulator, aws_client):
+    embedding = db.execute(REFERENCE_TITAN).fetchone()[0]
+    assert invoke_count(emulator) == 1
+    want = json.loads(direct(aws_client, TITAN, '{ "inputText": "PostgreSQL I/O monitoring views"}'))["embedding"]
+    assert embedding == want and len(embedding) == 1536
+
+
+def test_invoke_model_returns_the_body_as_text_for_the_messages_api(db, aws_client):
+    body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100,
+                       "messages": [{"role": "user", "content": "Name a PostgreSQL I/O view."}]})
+    output = db.execute("SELECT aws_bedrock.invoke_model(%s, %s, %s, %s)", (CLAUDE, JSON, JSON, body)).fetchone()[0]
+    assert output == direct(aws_client, CLAUDE, body)
+    assert json.loads(output)["content"][0]["type"] == "text"
+
+
+def test_content_type_and_accept_are_sent_as_given(db):
+    call = "SELECT aws_bedrock.invoke_model(%s, %s, %s, %s)"
+    diag = sql_error(db, call, (TITAN, JSON, "image/png", titan_input("types")))
+    assert diag.sqlstate == "22023" and "Accept Type" in diag.message_primary
+    diag = sql_error(db, call, (TITAN, "text/plain", JSON, titan_input("types")))
+    assert diag.sqlstate == "22023" and "Content Type" in diag.message_primary
+
+
+def test_nested_vectors_through_a_dotted_json_key(db, aws_client):
+    v2 = json.dumps({"inputText": "nested", "dimensions": 256, "normalize": True})
+    got = db.execute(EMBED, (TITAN_V2, "embeddingsByType.float", v2)).fetchone()[0]
+    assert got == json.loads(direct(aws_client, TITAN_V2, v2))["embeddingsByType"]["float"]
+    assert len(got) == 256
+    assert db.execute(EMBED, (TITAN_V2, "embedding", v2)).fetchone()[0] == got
+
+    cohere = json.dumps({"texts": ["first text", "second text"], "input_type": "search_document"})
+    answer = json.loads(direct(aws_client, COHERE, cohere))["embeddings"]
+    assert db.execute(EMBED, (COHERE, "embeddings.0", cohere)).fetchone()[0] == answer[0]
+    assert db.execute(EMBED, (COHERE, "embeddings.1", cohere)).fetchone()[0] == answer[1]
+
+
+def test_json_key_errors_name_the_key_and_list_the_keys_there(db):
+    body = titan_input("keys")
+    diag = sql_error(db, EMBED, (TITAN, "embeddings", body))
+    assert diag.sqlstate == "22023" and '"embeddings"' in diag.message_primary
+    assert '"embedding"' in diag.message_detail and '"inputTextTokenCount"' in diag.message_detail
+
+    diag = sql_error(db, EMBED, (TITAN, "inputTextTokenCount", body))
+    assert diag.sqlstate == "22023" and "not an array of numbers" in diag.message_primary
+    assert '"embedding"' in diag.message_detail
+
+    diag = sql_error(db, EMBED, (TITAN, "inputTextTokenCount.value", body))
+    assert diag.sqlstate == "22023" and "not an object or an array" in diag.message_primary
+
+    diag = sql_error(db, EMBED, (COHERE, "embeddings", json.dumps({"texts": ["a"], "input_type": "search_query"})))
+    assert diag.sqlstate == "22023" and "not an array of numbers" in diag.message_primary
+
+
+def test_null_arguments(db, emulator, aws_client):
+    body = titan_input("nulls")
+    for args, name in [((None, JSON, body), "model_id"), ((TITAN, None, body), "content_type")]:
+        diag = sql_error(db, "SELECT aws_bedrock.invoke_model(%s, %s, 'application/json', %s)", args)
+        assert diag.sqlstate == "22004" and name in diag.message_primary
+        diag = sql_error(db, "SELECT aws_bedrock.invoke_model_get_embeddings(%s, %s, 'embedding', %s)", args)
+        assert diag.sqlstate == "22004" and name in diag.message_primary
+    diag = sql_error(db, EMBED, (TITAN, None, body))
+    assert diag.sqlstate == "22004" and "json_key" in diag.message_primary
+    assert invoke_count(emulator) == 0
+
+    assert db.execute("SELECT aws_bedrock.invoke_model(%s, %s, %s, NULL)", (TITAN, JSON, JSON)).fetchone() == (None,)
+    assert db.execute(EMBED, (TITAN, "embedding", None)).fetchone() == (None,)
+    assert invoke_count(emulator) == 0
+
+    # A NULL accept_type leaves Bedrock's default, JSON.
+    output = db.execute("SELECT aws_bedrock.invoke_model(%s, %s, NULL, %s)", (TITAN, JSON, body)).fetchone()[0]
+    assert output == direct(aws_client, TITAN, body)
+
+
+def test_unknown_model_is_42704_and_bad_input_22023(db):
+    diag = sql_error(db, EMBED, ("amazon.no-such-model", "embedding", titan_input("x")))
+    assert diag.sqlstate == "42704"
+    assert "Bedrock InvokeModel" in diag.message_primary and "ValidationException" in diag.message_detail
+
+    diag = sql_error(db, EMBED, (TITAN, "embedding", '{"inputText": '))
+    assert diag.sqlstate == "22023" and "ValidationException" in diag.message_detail
+
+
+def test_throttled_after_every_attempt_is_53400(db, emulator):
+    emulator.set_faults(service="bedrock", throttle_every=1)
+    db.execute("SET aws_ml.max_attempts = 2")
+    diag = sql_error(db, EMBED, (TITAN, "embedding", titan_input("throttled")))
+    assert diag.sqlstate == "53400" and diag.message_hint
+    assert invoke_count(emulator) == 2
+
+
+@pytest.fixture
+def stand_in_bedrock(db):
+    """A Bedrock runtime for the errors the emulator never answers: every
+    InvokeModel gets the AWS error given to the returned function."""
+    error = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"message": f"{error['code']} from the stand-in"}).encode()
+            self.send_response(error["status"])
+            self.send_header("x-amzn-ErrorType", error["code"])
+            self.send_header("Content-Type", JSON)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    db.execute(f"SET aws_ml.bedrock_endpoint_url = 'http://127.0.0.1:{server.server_port}'")
+    db.execute("SET aws_ml.max_attempts = 1")
+    yield lambda status, code: error.update(status=status, code=code)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status, code, sqlstate", [
+    (403, "AccessDeniedException", "42501"),
+    (404, "ResourceNotFoundException", "42704"),
+    (408, "ModelTimeoutException", "53400"),
+    (424, "ModelErrorException", "38000"),
+])
+def test_bedrock_errors_map_to_their_sqlstate(db, stand_in_bedrock, status, code, sqlstate):
+    stand_in_bedrock(status, code)
+    for sql, params in [(EMBED, (TITAN, "embedding", titan_input("refused"))),
+                        (BATCH_EMBED, (TITAN, [titan_input("refused")], 4))]:
+        diag = sql_error(db, sql, params)
+        assert diag.sqlstate == sqlstate, sql
+        assert "Bedrock InvokeModel" in diag.message_primary and code in diag.message_detail
+    if code == "AccessDeniedException":
+        assert "Bedrock console" in diag.message_hint and "bedrock:InvokeModel" in diag.message_hint
+
+
+def batch_inputs(count, null_every=None):
+    return [None if null_every and i % null_every == 3 else titan_input(f"row {i}: PostgreSQL I/O monitoring views")
+            for i in range(1, count + 1)]
+
+
+def test_batch_keeps_input_order_under_random_latency(db, emulator, aws_client):
+    inputs = batch_inputs(60, null_every=7)
+    emulator.set_faults(service="bedrock", latency_ms=5, latency_jitter_ms=30)
+    rows = db.execute(BATCH_EMBED, (TITAN, inputs, 8)).fetchall()
+    assert invoke_count(emulator) == sum(i is not None for i in inputs)
+    emulator.clear_faults()
+    assert [ordinality for ordinality, _ in rows] == list(range(1, 61))
+    for (ordinality, embedding), model_input in zip(rows, inputs):
+        if model_input is None:
+            assert embedding is None
+        else:
+            assert embedding == json.loads(direct(aws_client, TITAN, model_input))["embedding"], ordinality
+
+
+def test_batch_invoke_model_returns_each_body_as_text(db, emulator, aws_client):
+    prompts = [json.dumps({"prompt": f"\n\nHuman: question {i}\n\nAssistant:", "max_tokens_to_sample": 50})
+               for i in range(10)]
+    prompts[4] = None
+    rows = db.execute("SELECT * FROM aws_bedrock.batch_invoke_model(%s, %s, %s, %s)",
+                      (CLAUDE, JSON, JSON, prompts)).fetchall()
+    assert invoke_count(emulator) == 9
+    assert rows == [(i + 1, None if p is None else direct(aws_client, CLAUDE, p)) for i, p in enumerate(prompts)]
+
+
+def test_batch_failure_names_its_ordinality_and_stops_the_queue(db, emulator):
+    inputs = batch_inputs(40)
+    inputs[4] = '{"inputText": '  # ordinality 5: malformed
+    diag = sql_error(db, BATCH_EMBED, (TITAN, inputs, 1))
+    assert diag.sqlstate == "22023" and "ordinality 5" in diag.message_primary
+    assert "ValidationException" in diag.message_detail
+    assert invoke_count(emulator) == 5
+
+
+def test_batch_failure_stops_every_lane(db, emulator):
+    inputs = batch_inputs(100)
+    inputs[1] = '{"inputText": '  # ordinality 2
+    emulator.set_faults(service="bedrock", latency_ms=100)
+    diag = sql_error(db, BATCH_EMBED, (TITAN, inputs, 4))
+    assert "ordinality 2" in diag.message_primary
+    # Lanes run only while the backend waits in Python: a lane that was not
+    # stopped would go on sending the queued inputs during this next call.
+    db.execute(BATCH_EMBED, (TITAN, batch_inputs(3), 1)).fetchall()
+    # The first 4 requests, at most one more per other lane (taken before the
+    # failure was seen), and the 3 of the second call.
+    assert invoke_count(emulator) <= 4 + 3 + 3
+
+
+def test_batch_output_error_names_its_ordinality(db):
+    two = json.dumps({"texts": ["a", "b"], "input_type": "search_query"})
+    one = json.dumps({"texts": ["a"], "input_type": "search_query"})
+    diag = sql_error(db, "SELECT * FROM aws_bedrock.batch_invoke_model_get_embeddings(%s, %s, 'embeddings.1', %s)",
+                     (COHERE, JSON, [two, two, one, two]))
+    assert diag.sqlstate == "22023"
+    assert '"embeddings.1"' in diag.message_primary and "ordinality 3" in diag.message_primary
+
+
+def test_batch_arguments(db, emulator):
+    for bad in (0, 33, -1):
+        diag = sql_error(db, BATCH_EMBED, (TITAN, ["{}"], bad))
+        assert diag.sqlstate == "22023" and "max_concurrency" in diag.message_primary
+    diag = sql_error(db, BATCH_EMBED, (TITAN, ["{}"], None))
+    assert diag.sqlstate == "22004" and "max_concurrency" in diag.message_primary
+    diag = sql_error(db, "SELECT * FROM aws_bedrock.batch_invoke_model_get_embeddings(%s, %s, 'embedding', "
+                         "'{{a,b},{c,d}}')", (TITAN, JSON))
+    assert diag.sqlstate == "22023" and "one-dimensional" in diag.message_primary
+    diag = sql_error(db, "SELECT * FROM aws_bedrock.batch_invoke_model(NULL, 'application/json', NULL, '{}')")
+    assert diag.sqlstate == "22004" and "model_id" in diag.message_primary
+    assert db.execute(BATCH_EMBED, (TITAN, None, 4)).fetchall() == []
+    assert db.execute(BATCH_EMBED, (TITAN, [], 4)).fetchall() == []
+    assert db.execute(BATCH_EMBED, (TITAN, [None, None], 4)).fetchall() == [(1, None), (2, None)]
+    assert invoke_count(emulator) == 0
+
+
+def test_statement_timeout_stops_a_batch_and_its_queue(db, emulator):
+    hang_seconds = 30
+    emulator.set_faults(service="bedrock", hang_seconds=hang_seconds)
+    db.execute("SET statement_timeout = '1s'")
+    started = time.monotonic()
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        db.execute(BATCH_EMBED, (TITAN, batch_inputs(20), 4))
+    # Only tells "stopped early" from "waited for the hang".
+    assert time.monotonic() - started < hang_seconds / 3
+    # max_concurrency requests were in flight together; the rest were never sent.
+    assert invoke_count(emulator) == 4
+    emulator.clear_faults()
+    db.execute("SET statement_timeout = 0")
+    assert db.execute(BATCH_EMBED, (TITAN, batch_inputs(3), 4)).fetchone()[0] == 1
