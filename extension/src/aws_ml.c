@@ -127,3 +127,18 @@ _PG_init(void)
 	EmitWarningsOnPlaceholders("aws_ml");
 #endif
 }
+
+PG_FUNCTION_INFO_V1(aws_ml_plan_support);
+
+/*
+ * aws_ml._plan_support(internal): the planner support function of every
+ * aws_ml function. It handles no request: the planner calling it loads this
+ * module at plan time, before the executor can enter parallel mode, where
+ * loading it fails (above). The functions' SET clause would otherwise delay
+ * the load to their first call.
+ */
+Datum
+aws_ml_plan_support(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(NULL);
+}

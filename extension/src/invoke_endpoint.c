@@ -24,7 +24,6 @@
 PG_FUNCTION_INFO_V1(aws_sagemaker_invoke_endpoint);
 PG_FUNCTION_INFO_V1(aws_sagemaker_batch_invoke_endpoint);
 PG_FUNCTION_INFO_V1(aws_sagemaker_csv_rows);
-PG_FUNCTION_INFO_V1(aws_sagemaker_plan_support);
 
 /* What a call site keeps between calls (fn_extra): the PL/Python sender and
  * how to write its inputs. */
@@ -237,17 +236,4 @@ aws_sagemaker_batch_invoke_endpoint(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(results, tupdesc, values, nulls);
 	}
 	return (Datum) 0;
-}
-
-/*
- * aws_sagemaker._plan_support(internal): the planner support function of the
- * entry points. It handles no request; the planner calling it loads this
- * module at plan time, before the executor enters parallel mode, where
- * loading it would fail (_PG_init). Their SET clause would otherwise delay
- * the load to their first call.
- */
-Datum
-aws_sagemaker_plan_support(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_POINTER(NULL);
 }
