@@ -1,6 +1,7 @@
 """The WSGI application: the control API, then each request dispatched by the
 service name of its SigV4 credential scope, counted, and put through the
 fault injector."""
+import re
 import socket
 import time
 
@@ -16,6 +17,8 @@ from .httpserver import SOCKET_ENVIRON_KEY
 from .moto_services import MotoServices
 from .sagemaker import SageMakerRuntime
 from .signing import signer_of
+
+_USER_AGENT_PID = re.compile(r"\bpid/(\d+)")
 
 
 class EmulatorApp:
@@ -44,24 +47,32 @@ class EmulatorApp:
             service = self.moto
             operation = service.operation(request)
         name = signer.service
-        self.counters.request(name, operation, signer.access_key_id)
+        counted = self.counters.request(name, operation, signer.access_key_id, _client_pid(request))
 
         plan = self.faults.plan(name)
         if plan.delay_seconds:
             time.sleep(plan.delay_seconds)
         if plan.outcome == "drop":
-            self.counters.outcome(name, operation, error=True)
+            self.counters.outcome(counted, error=True)
             _drop_connection(request.environ)
         if plan.outcome is not None:
             self.counters.outcome(
-                name, operation, error=plan.outcome == "error", throttled=plan.outcome == "throttle"
+                counted, error=plan.outcome == "error", throttled=plan.outcome == "throttle"
             )
+            if plan.outcome == "error" and plan.error_code:
+                return service.error_answer(plan.error_code, plan.error_status)
             return service.fault_error(plan.outcome, plan.error_status)
 
         response, items = service.handle(request, signer, operation)
         failed = response.status_code >= 400
-        self.counters.outcome(name, operation, items=None if failed else items, error=failed)
+        self.counters.outcome(counted, items=None if failed else items, error=failed)
         return response
+
+
+def _client_pid(request):
+    """The process id a client put in its User-Agent as pid/<n> (aws_ml does), or None."""
+    found = _USER_AGENT_PID.search(request.headers.get("User-Agent", ""))
+    return found.group(1) if found else None
 
 
 def _drop_connection(environ):

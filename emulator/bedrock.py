@@ -192,6 +192,9 @@ class BedrockRuntime:
             return _validation(f"Malformed input request: {error}, please reformat your input and try again."), None
         return json_answer(answer), items
 
+    def error_answer(self, code, status):
+        return rest_json_error(code, status, {"message": f"{code} (injected by the emulator)"})
+
     def fault_error(self, outcome, status):
         if outcome == "throttle":
             return rest_json_error("ThrottlingException", 429, {"message": "Too many requests, please wait before trying again."})

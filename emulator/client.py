@@ -80,7 +80,9 @@ class Emulator:
     def set_faults(self, service, **fault):
         """service: "comprehend", "sagemaker", "bedrock", "sts", ... or "*";
         fault: latency_ms, latency_jitter_ms, throttle_every,
-        throttle_probability, error_status, error_every, hang_seconds, drop_every."""
+        throttle_probability, error_status, error_every, error_code,
+        hang_seconds, drop_every. error_code (with error_every) answers that
+        AWS error code, with error_status (any 4xx or 5xx, default 500)."""
         return self._call("PUT", "faults", {"service": service, **fault})
 
     def faults(self):

@@ -12,6 +12,7 @@ class _OperationStats:
         self.items = 0
         self.batch_sizes = deque(maxlen=BATCH_SIZES_KEPT)
         self.access_key_ids = {}
+        self.pids = {}  # requests per client process: the pid/<n> of its User-Agent
         self.errors = 0
         self.throttled = 0
 
@@ -21,6 +22,7 @@ class _OperationStats:
             "items": self.items,
             "batch_sizes": list(self.batch_sizes),
             "access_key_ids": dict(self.access_key_ids),
+            "pids": dict(self.pids),
             "errors": self.errors,
             "throttled": self.throttled,
         }
@@ -34,17 +36,22 @@ class Counters:
     def _get(self, service, operation):
         return self._stats.setdefault(service, {}).setdefault(operation, _OperationStats())
 
-    def request(self, service, operation, access_key_id):
+    def request(self, service, operation, access_key_id, pid=None):
+        """Counts a request; returns the stats its outcome goes to."""
         with self._lock:
             stats = self._get(service, operation)
             stats.requests += 1
             if access_key_id:
                 stats.access_key_ids[access_key_id] = stats.access_key_ids.get(access_key_id, 0) + 1
+            if pid:
+                stats.pids[pid] = stats.pids.get(pid, 0) + 1
+            return stats
 
-    def outcome(self, service, operation, items=None, error=False, throttled=False):
-        """items: what a successful request carried (documents, rows, texts)."""
+    def outcome(self, stats, items=None, error=False, throttled=False):
+        """items: what a successful request carried (documents, rows, texts).
+        stats is request()'s: the outcome of a request that was still running
+        (hanging) when the counters were cleared is not counted after it."""
         with self._lock:
-            stats = self._get(service, operation)
             if items is not None:
                 stats.items += items
                 stats.batch_sizes.append(items)

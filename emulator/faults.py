@@ -1,5 +1,5 @@
-"""Fault injection: latency, hangs, throttling, server errors and dropped
-connections, set per service (or "*" for every service) through the control
+"""Fault injection: latency, hangs, throttling, server errors, any AWS error
+code and dropped connections, set per service (or "*" for every service) through the control
 API. This module decides what happens to a request; the dispatcher acts on it."""
 import random
 import threading
@@ -14,8 +14,9 @@ _FIELDS = {
     "error_every": int,
     "hang_seconds": float,
     "drop_every": int,
+    "error_code": str,
 }
-ERROR_STATUSES = (500, 503)
+ERROR_STATUSES = (500, 503)  # without error_code: the service's own 5xx codes
 
 
 class FaultSpecError(ValueError):
@@ -25,12 +26,13 @@ class FaultSpecError(ValueError):
 @dataclass
 class Plan:
     """What to do with one request: wait delay_seconds, then answer normally
-    (outcome None), or answer "throttle" / "error" (with error_status), or
-    "drop" the connection."""
+    (outcome None), or answer "throttle" / "error" (with error_status, and
+    error_code when one was asked for), or "drop" the connection."""
 
     delay_seconds: float = 0.0
     outcome: str = None
     error_status: int = 500
+    error_code: str = None
 
 
 class _Fault:
@@ -42,6 +44,11 @@ class _Fault:
         for name, kind in _FIELDS.items():
             if spec.get(name) is None:
                 continue
+            if kind is str:
+                if not isinstance(spec[name], str) or not spec[name].isidentifier():
+                    raise FaultSpecError(f"{name} must be an AWS error code, like AccessDeniedException")
+                self.spec[name] = spec[name]
+                continue
             try:
                 value = kind(spec[name])
             except (TypeError, ValueError):
@@ -51,8 +58,12 @@ class _Fault:
             self.spec[name] = value
         if self.spec.get("throttle_probability", 0) > 1:
             raise FaultSpecError("throttle_probability must be within [0, 1]")
-        if self.spec.get("error_status", 500) not in ERROR_STATUSES:
-            raise FaultSpecError(f"error_status must be one of {ERROR_STATUSES}")
+        status = self.spec.get("error_status", 500)
+        if "error_code" in self.spec:
+            if not 400 <= status <= 599:
+                raise FaultSpecError(f"error_status must be within 400..599, not {status}")
+        elif status not in ERROR_STATUSES:
+            raise FaultSpecError(f"error_status must be one of {ERROR_STATUSES} (or give error_code)")
         self.seen = 0
         self.random = random.Random(0)
 
@@ -76,7 +87,7 @@ class _Fault:
             outcome = "throttle"
         elif self._every("error_every"):
             outcome = "error"
-        return Plan(delay, outcome, spec.get("error_status", 500))
+        return Plan(delay, outcome, spec.get("error_status", 500), spec.get("error_code"))
 
 
 class FaultInjector:
@@ -112,4 +123,5 @@ class FaultInjector:
                 combined.delay_seconds += plan.delay_seconds
                 if combined.outcome is None and plan.outcome is not None:
                     combined.outcome, combined.error_status = plan.outcome, plan.error_status
+                    combined.error_code = plan.error_code
         return combined

@@ -39,6 +39,9 @@ class MotoServices:
         response = Response.from_app(self._app, environ)
         return response, (1 if response.status_code < 400 else None)
 
+    def error_answer(self, code, status):
+        return query_error(code, f"{code} (injected by the emulator)", status)
+
     def fault_error(self, outcome, status):
         if outcome == "throttle":
             return query_error("Throttling", "Rate exceeded")

@@ -71,6 +71,9 @@ class SageMakerRuntime:
         answer = "".join(format_line(values) + "\n" for values in outputs)
         return text_answer(answer, content_type="text/csv"), len(rows)
 
+    def error_answer(self, code, status):
+        return rest_json_error(code, status, {"message": f"{code} (injected by the emulator)"})
+
     def fault_error(self, outcome, status):
         if outcome == "throttle":
             return rest_json_error("ThrottlingException", 400, {"message": "Rate exceeded"})

@@ -34,8 +34,10 @@ class Cluster:
         self.bindir = pg_bindir()
         self._as_postgres = os.geteuid() == 0
 
-    def _run(self, *args, **kwargs):
-        command = [str(self.bindir / args[0]), *args[1:]]
+    def _run(self, *args, wrapper=(), **kwargs):
+        """Runs a PostgreSQL program (args[0]) of bindir, after wrapper (a
+        command prefix such as valgrind's), as the postgres OS user."""
+        command = [*wrapper, str(self.bindir / args[0]), *args[1:]]
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.dir), **self.environment}
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", "env", "-i",
@@ -43,7 +45,8 @@ class Cluster:
             env = None
         return subprocess.run(command, env=env, check=True, capture_output=True, text=True, **kwargs)
 
-    def start(self):
+    def init(self):
+        """initdb and the settings, without starting a server."""
         if self._as_postgres:
             postgres = pwd.getpwnam("postgres")
             os.chown(self.dir, postgres.pw_uid, postgres.pw_gid)
@@ -54,8 +57,19 @@ class Cluster:
         lines += [f"{name} = '{value}'" for name, value in self.settings.items()]
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write("\n".join(lines) + "\n")
+        return self
+
+    def start(self):
+        self.init()
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
         return self
+
+    def single_user(self, sql, wrapper=(), timeout=None):
+        """Runs sql (statements separated by a blank line) in a single-user
+        backend of the stopped cluster; returns its output."""
+        done = self._run("postgres", "--single", "-j", "-D", str(self.data), "postgres",
+                         wrapper=wrapper, input=sql, timeout=timeout)
+        return done.stdout + done.stderr
 
     def reload(self):
         self._run("pg_ctl", "-D", str(self.data), "reload")

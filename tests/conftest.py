@@ -33,16 +33,14 @@ def emulator():
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def cluster(emulator):
-    server = Cluster(
+def new_cluster(emulator, **settings):
+    """A cluster (not yet initialised) whose server uses the emulator and the
+    test credentials."""
+    return Cluster(
         settings={
             "aws_ml.region": REGION,
             "aws_ml.endpoint_url": emulator.url,
-            "log_statement": "all",
-            "log_min_messages": "debug1",
-            "max_worker_processes": "16",
-            "max_parallel_workers": "8",
+            **settings,
         },
         environment={
             "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
@@ -52,7 +50,13 @@ def cluster(emulator):
             "AWS_CONFIG_FILE": "/nonexistent/aws_ml/config",
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws_ml/credentials",
         },
-    ).start()
+    )
+
+
+@pytest.fixture(scope="session")
+def cluster(emulator):
+    server = new_cluster(emulator, log_statement="all", log_min_messages="debug1",
+                         max_worker_processes="16", max_parallel_workers="8").start()
     yield server
     server.stop()
 

@@ -1,9 +1,7 @@
 """aws_bedrock through SQL against the emulator, checked against the
 emulator's own answer to the same request sent directly with boto3."""
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -151,43 +149,15 @@ def test_throttled_after_every_attempt_is_53400(db, emulator):
     assert invoke_count(emulator) == 2
 
 
-@pytest.fixture
-def stand_in_bedrock(db):
-    """A Bedrock runtime for the errors the emulator never answers: every
-    InvokeModel gets the AWS error given to the returned function."""
-    error = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"message": f"{error['code']} from the stand-in"}).encode()
-            self.send_response(error["status"])
-            self.send_header("x-amzn-ErrorType", error["code"])
-            self.send_header("Content-Type", JSON)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    db.execute(f"SET aws_ml.bedrock_endpoint_url = 'http://127.0.0.1:{server.server_port}'")
-    db.execute("SET aws_ml.max_attempts = 1")
-    yield lambda status, code: error.update(status=status, code=code)
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize("status, code, sqlstate", [
     (403, "AccessDeniedException", "42501"),
     (404, "ResourceNotFoundException", "42704"),
     (408, "ModelTimeoutException", "53400"),
     (424, "ModelErrorException", "38000"),
 ])
-def test_bedrock_errors_map_to_their_sqlstate(db, stand_in_bedrock, status, code, sqlstate):
-    stand_in_bedrock(status, code)
+def test_bedrock_errors_map_to_their_sqlstate(db, emulator, status, code, sqlstate):
+    emulator.set_faults(service="bedrock", error_code=code, error_status=status, error_every=1)
+    db.execute("SET aws_ml.max_attempts = 1")
     for sql, params in [(EMBED, (TITAN, "embedding", titan_input("refused"))),
                         (BATCH_EMBED, (TITAN, [titan_input("refused")], 4))]:
         diag = sql_error(db, sql, params)

@@ -1,65 +1,135 @@
 """A request blocked on the network does not block the backend: Ctrl-C
 (pg_cancel_backend) and statement_timeout end the statement, and
-aws_ml.request_timeout_ms bounds one request. The bound asserted on elapsed
-time only tells "stopped early" from "waited for the 30 s hang"."""
+aws_ml.request_timeout_ms bounds one request, for every function that calls
+AWS. The bound asserted on elapsed time only tells "stopped early" from
+"waited for the 30 s hang"."""
+import json
 import threading
 import time
 
 import psycopg
 import pytest
 
+from tests.conftest import counter
+
 HANG_SECONDS = 30
+TITAN_INPUT = json.dumps({"inputText": "PostgreSQL I/O monitoring views"})
+
+
+def titan_inputs(count, tag):
+    """Distinct inputs: a statement sends equal inputs once."""
+    return [json.dumps({"inputText": f"{tag} {i}: PostgreSQL I/O monitoring views"}) for i in range(count)]
+EMBED = ("SELECT ordinality, model_output FROM aws_bedrock.batch_invoke_model_get_embeddings("
+         "'amazon.titan-embed-text-v1', 'application/json', 'embedding', %s, 4)")
+
+
+class Call:
+    def __init__(self, service, operation, sql, params=None):
+        self.service, self.operation, self.sql, self.params = service, operation, sql, params
+
+    def run(self, conn):
+        return conn.execute(self.sql, self.params).fetchall()
+
+
 CALLS = {
-    "detect_sentiment": "SELECT * FROM aws_comprehend.detect_sentiment('I love it', 'en')",
-    "batch_detect_sentiment":
-        "SELECT * FROM aws_comprehend.batch_detect_sentiment(ARRAY['I love it', 'bad'], 'en')",
+    "detect_sentiment": Call(
+        "comprehend", "Comprehend DetectSentiment",
+        "SELECT * FROM aws_comprehend.detect_sentiment('I love it', 'en')"),
+    "batch_detect_sentiment": Call(
+        "comprehend", "Comprehend BatchDetectSentiment",
+        "SELECT * FROM aws_comprehend.batch_detect_sentiment(ARRAY['I love it', 'bad'], 'en')"),
+    "invoke_endpoint": Call(
+        "sagemaker", "SageMaker InvokeEndpoint",
+        "SELECT aws_sagemaker.invoke_endpoint('echo-row-count', NULL, 1, 2, 3)"),
+    "batch_invoke_endpoint": Call(
+        "sagemaker", "SageMaker InvokeEndpoint",
+        "SELECT * FROM aws_sagemaker.batch_invoke_endpoint('echo-row-count', NULL, ARRAY[1, 2])"),
+    "invoke_model": Call(
+        "bedrock", "Bedrock InvokeModel",
+        "SELECT aws_bedrock.invoke_model('amazon.titan-embed-text-v1', 'application/json', NULL, %s)",
+        (TITAN_INPUT,)),
+    "batch_invoke_model_get_embeddings": Call("bedrock", "Bedrock InvokeModel", EMBED, (titan_inputs(3, "row"),)),
 }
 
 
-@pytest.fixture
-def hanging(db, emulator):
-    emulator.set_faults(service="comprehend", hang_seconds=HANG_SECONDS)
-    yield db
+@pytest.fixture(params=CALLS)
+def call(request, db, emulator):
+    """(the call, its answer without faults) with the call's service hanging."""
+    chosen = CALLS[request.param]
+    answer = chosen.run(db)  # also caches the backend's client
+    emulator.set_faults(service=chosen.service, hang_seconds=HANG_SECONDS)
+    yield chosen, answer
     emulator.clear_faults()
 
 
-def still_usable(conn, emulator):
+def still_usable(conn, emulator, call):
+    """The same backend answers the same call as before: its cached client and
+    its worker threads survived the cancel."""
+    chosen, answer = call
     emulator.clear_faults()
-    assert conn.execute(CALLS["detect_sentiment"]).fetchone()[0] == "POSITIVE"
+    assert chosen.run(conn) == answer
 
 
-@pytest.mark.parametrize("call", CALLS)
-def test_statement_timeout_stops_a_hanging_request(hanging, emulator, call):
-    hanging.execute("SET statement_timeout = '1s'")
+def cancel_after(connect, pid, seconds):
+    canceller = connect()
+    timer = threading.Timer(seconds, lambda: canceller.execute("SELECT pg_cancel_backend(%s)", (pid,)))
+    timer.start()
+    return timer
+
+
+# tests/test_bedrock.py times out the Bedrock batch, and checks its queue.
+@pytest.mark.parametrize("call", [name for name in CALLS if name != "batch_invoke_model_get_embeddings"],
+                         indirect=True)
+def test_statement_timeout_stops_a_hanging_request(db, emulator, call):
+    db.execute("SET statement_timeout = '1s'")
     started = time.monotonic()
     with pytest.raises(psycopg.errors.QueryCanceled):
-        hanging.execute(CALLS[call])
+        call[0].run(db)
     assert time.monotonic() - started < HANG_SECONDS / 3
-    hanging.execute("SET statement_timeout = 0")
-    still_usable(hanging, emulator)
+    db.execute("SET statement_timeout = 0")
+    still_usable(db, emulator, call)
 
 
-@pytest.mark.parametrize("call", CALLS)
-def test_pg_cancel_backend_stops_a_hanging_request(hanging, connect, emulator, call):
-    pid = hanging.info.backend_pid
-    canceller = connect()
-    timer = threading.Timer(1.0, lambda: canceller.execute("SELECT pg_cancel_backend(%s)", (pid,)))
+def test_pg_cancel_backend_stops_a_hanging_request(db, connect, emulator, call):
+    timer = cancel_after(connect, db.info.backend_pid, 1.0)
     started = time.monotonic()
-    timer.start()
     try:
         with pytest.raises(psycopg.errors.QueryCanceled):
-            hanging.execute(CALLS[call])
+            call[0].run(db)
     finally:
         timer.join()
     assert time.monotonic() - started < HANG_SECONDS / 3
-    still_usable(hanging, emulator)
+    still_usable(db, emulator, call)
 
 
-def test_request_timeout_ms_bounds_one_request(hanging, emulator):
-    hanging.execute("SET aws_ml.request_timeout_ms = 500")
-    hanging.execute("SET aws_ml.max_attempts = 1")
+def test_request_timeout_ms_bounds_one_request(db, emulator, call):
+    db.execute("SET aws_ml.request_timeout_ms = 500")
+    db.execute("SET aws_ml.max_attempts = 1")
+    started = time.monotonic()
     with pytest.raises(psycopg.Error) as caught:
-        hanging.execute(CALLS["detect_sentiment"])
+        call[0].run(db)
+    assert time.monotonic() - started < HANG_SECONDS / 3
     assert caught.value.diag.sqlstate == "58030"
-    assert "Comprehend DetectSentiment" in caught.value.diag.message_primary
-    still_usable(hanging, emulator)
+    assert call[0].operation in caught.value.diag.message_primary
+    still_usable(db, emulator, call)
+
+
+def test_cancelled_bedrock_batch_never_sends_its_queue_later(db, connect, emulator):
+    """The 4 lanes' requests are in flight when the cancel comes; the other 16
+    inputs stay queued. Lanes whose requests end later (at the hang's end or
+    aws_ml.request_timeout_ms) must not take them: a follow-up call and a wait
+    see only that call's own requests."""
+    db.execute(EMBED, (titan_inputs(1, "warm-up"),))  # the backend's client, ready
+    emulator.reset()
+    emulator.set_faults(service="bedrock", hang_seconds=2)
+    timer = cancel_after(connect, db.info.backend_pid, 0.5)
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            db.execute(EMBED, (titan_inputs(20, "queued"),))
+    finally:
+        timer.join()
+    assert counter(emulator.counters(), "bedrock", "InvokeModel") == 4
+    emulator.clear_faults()
+    assert len(db.execute(EMBED, (titan_inputs(3, "follow-up"),)).fetchall()) == 3
+    time.sleep(2.5)  # the hung requests have answered by now; their answers are discarded
+    assert counter(emulator.counters(), "bedrock", "InvokeModel") == 4 + 3

@@ -63,3 +63,44 @@ def test_validation_errors_are_not_retried(db, emulator):
     with pytest.raises(psycopg.Error):
         db.execute("SELECT * FROM aws_comprehend.detect_sentiment(%s, 'en')", ("x" * 5001,))
     assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 1
+
+
+def test_sagemaker_batch_finishes_under_throttling(db, emulator, aws_client):
+    rows = [(i, i % 7, i % 3, i % 11) for i in range(300)]
+    answer = aws_client("sagemaker-runtime").invoke_endpoint(
+        EndpointName="linear-regression", ContentType="text/csv",
+        Body="".join(",".join(map(str, row)) + "\n" for row in rows).encode())
+    expected = answer["Body"].read().decode().splitlines()
+    emulator.reset()
+    emulator.set_faults(service="sagemaker", throttle_every=3)
+    got = db.execute("SELECT ordinality, model_output FROM aws_sagemaker.batch_invoke_endpoint("
+                     "'linear-regression', 25, ARRAY(SELECT ROW(i, i % 7, i % 3, i % 11) "
+                     "FROM generate_series(0, 299) i ORDER BY i))").fetchall()
+    assert got == [(i + 1, output) for i, output in enumerate(expected)]
+    stats = emulator.counters()["sagemaker"]["InvokeEndpoint"]
+    assert stats["throttled"] > 0
+    assert stats["requests"] == 12 + stats["throttled"]
+
+
+DENIED = {
+    "comprehend": ("SELECT * FROM aws_comprehend.detect_sentiment('I love it', 'en')", "DetectSentiment"),
+    "sagemaker": ("SELECT aws_sagemaker.invoke_endpoint('echo-row-count', NULL, 1)", "InvokeEndpoint"),
+    "bedrock": ("SELECT aws_bedrock.invoke_model('amazon.titan-embed-text-v1', 'application/json', NULL, "
+                "'{\"inputText\": \"denied\"}')", "InvokeModel"),
+}
+
+
+@pytest.mark.parametrize("service", DENIED)
+def test_access_denied_is_not_retried(db, emulator, service):
+    sql, operation = DENIED[service]
+    emulator.set_faults(service=service, error_code="AccessDeniedException", error_status=403, error_every=1)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+        db.execute(sql)
+    assert "AccessDeniedException" in caught.value.diag.message_detail
+    assert counter(emulator.counters(), service, operation) == 1
+
+
+def test_sagemaker_validation_errors_are_not_retried(db, emulator):
+    with pytest.raises(psycopg.errors.UndefinedObject):
+        db.execute("SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, 1)")
+    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == 1

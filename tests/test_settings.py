@@ -3,10 +3,10 @@ by a superuser or the server configuration, whatever way a user tries."""
 import psycopg
 import pytest
 
-from tests.conftest import counter
 
-LOCKED = ["aws_ml.endpoint_url", "aws_ml.comprehend_endpoint_url", "aws_ml.sts_endpoint_url",
-          "aws_ml.region", "aws_ml.comprehend_role_arn", "aws_ml.sagemaker_role_arn", "aws_ml.bedrock_role_arn"]
+LOCKED = ["aws_ml.region", "aws_ml.endpoint_url", "aws_ml.comprehend_endpoint_url", "aws_ml.sagemaker_endpoint_url",
+          "aws_ml.bedrock_endpoint_url", "aws_ml.sts_endpoint_url", "aws_ml.comprehend_role_arn",
+          "aws_ml.sagemaker_role_arn", "aws_ml.bedrock_role_arn"]
 # Nothing listens there: a request honouring it would fail.
 ELSEWHERE = "http://127.0.0.1:9"
 CALL = "SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en')"
@@ -28,28 +28,30 @@ def test_set_after_first_call_is_refused_42501(connect, member, name):
             conn.execute(sql)
 
 
+@pytest.mark.parametrize("name", LOCKED)
 @pytest.mark.parametrize("how", ["SET", "set_config", "options"])
-def test_value_set_before_the_module_loads_is_refused_before_any_request(connect, member, emulator, how):
+def test_value_set_before_the_module_loads_is_refused_before_any_request(connect, member, emulator, how, name):
     emulator.reset()
     if how == "options":
-        conn = connect(member, options=f"-c aws_ml.endpoint_url={ELSEWHERE}")
+        conn = connect(member, options=f"-c {name}={ELSEWHERE}")
     else:
         conn = connect(member)
-        conn.execute(f"SET aws_ml.endpoint_url = '{ELSEWHERE}'" if how == "SET"
-                     else f"SELECT set_config('aws_ml.endpoint_url', '{ELSEWHERE}', false)")
+        conn.execute(f"SET {name} = '{ELSEWHERE}'" if how == "SET"
+                     else f"SELECT set_config('{name}', '{ELSEWHERE}', false)")
     warnings = []
     conn.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
     with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
         conn.execute(CALL)
-    assert "aws_ml.endpoint_url" in caught.value.diag.message_primary
+    assert name in caught.value.diag.message_primary
     assert caught.value.diag.message_hint
     assert any("permission denied to set parameter" in w for w in warnings)
-    assert conn.execute("SHOW aws_ml.endpoint_url").fetchone()[0] != ELSEWHERE
+    assert conn.execute(f"SHOW {name}").fetchone()[0] != ELSEWHERE
     assert emulator.counters() == {}
 
 
+@pytest.mark.parametrize("name", LOCKED)
 @pytest.mark.parametrize("target", ["ROLE", "DATABASE"])
-def test_alter_role_or_database_set_is_refused(connect, member, database, db, target):
+def test_alter_role_or_database_set_is_refused(connect, member, database, db, target, name):
     if target == "DATABASE":
         db.execute(f'ALTER DATABASE "{database}" OWNER TO {member}')
     conn = connect(member)
@@ -59,7 +61,7 @@ def test_alter_role_or_database_set_is_refused(connect, member, database, db, ta
                 conn.execute(CALL)
             what = f"ROLE {member}" if target == "ROLE" else f'DATABASE "{database}"'
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(f"ALTER {what} SET aws_ml.endpoint_url = '{ELSEWHERE}'")
+                conn.execute(f"ALTER {what} SET {name} = '{ELSEWHERE}'")
     finally:
         db.execute(f'ALTER DATABASE "{database}" OWNER TO postgres')
 

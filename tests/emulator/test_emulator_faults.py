@@ -83,6 +83,20 @@ def test_server_errors(client, emulator, service, status):
     assert emulator.counters()[SIGNING_NAME[service]][OPERATION[service]]["errors"] == 1
 
 
+@pytest.mark.parametrize("service", CALLS)
+def test_error_code_answers_that_aws_error_in_the_services_protocol(client, emulator, service):
+    emulator.set_faults(service=SIGNING_NAME[service], error_code="AccessDeniedException",
+                        error_status=403, error_every=2)
+    once = client(service, retries={"mode": "standard", "total_max_attempts": 1})
+    CALLS[service](once)
+    with pytest.raises(ClientError) as refused:
+        CALLS[service](once)
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    counted = emulator.counters()[SIGNING_NAME[service]][OPERATION[service]]
+    assert (counted["requests"], counted["errors"]) == (2, 1)
+
+
 def test_server_errors_are_retried(client, emulator):
     emulator.set_faults(service="sagemaker", error_every=2, error_status=503)
     retrying = client("sagemaker-runtime", retries={"mode": "standard", "max_attempts": 3})
@@ -138,7 +152,8 @@ def test_drop_closes_the_connection_without_an_answer(client, emulator):
 
 @pytest.mark.parametrize(
     "fault",
-    [{}, {"error_status": 404, "error_every": 1}, {"throttle_every": 0}, {"throttle_probability": 2}, {"bogus": 1}],
+    [{}, {"error_status": 404, "error_every": 1}, {"error_code": "Denied", "error_status": 302},
+     {"error_code": "not a code", "error_every": 1}, {"error_code": 5, "error_every": 1}, {"throttle_every": 0}, {"throttle_probability": 2}, {"bogus": 1}],
 )
 def test_bad_fault_specs_are_refused(emulator, fault):
     with pytest.raises(EmulatorError, match="400"):

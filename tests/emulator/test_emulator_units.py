@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator import sentiment
+from emulator.counters import Counters
 from emulator.embeddings import embed
 from emulator.faults import FaultInjector
 from emulator.features import FeatureError, feature, feature_matrix, format_line, parse_rows
@@ -80,3 +81,13 @@ def test_throttle_every_counts_from_the_first_request_after_setting():
     outcomes = [faults.plan("comprehend").outcome for _ in range(6)]
     assert outcomes == [None, None, "throttle", None, None, "throttle"]
     assert faults.plan("bedrock").outcome is None
+
+
+def test_outcome_of_a_request_from_before_a_reset_is_not_counted():
+    counters = Counters()
+    hanging = counters.request("comprehend", "DetectSentiment", "AKIA1")
+    counters.clear()
+    counters.outcome(hanging, items=1)
+    assert counters.snapshot() == {}
+    counters.outcome(counters.request("comprehend", "DetectSentiment", "AKIA1"), items=2)
+    assert counters.snapshot()["comprehend"]["DetectSentiment"]["batch_sizes"] == [2]

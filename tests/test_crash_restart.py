@@ -1,0 +1,109 @@
+"""A backend terminated in the middle of a batch loses nothing committed and
+leaves no lock behind; after a server restart the extension works with no
+manual step (on a cluster of its own, so the shared one is untouched)."""
+import threading
+import time
+
+import psycopg
+import pytest
+
+from tests.conftest import new_cluster
+
+ROWS = 40
+TEXTS = [f"Review {i}: {'I love this' if i % 3 else 'this is awful'}" for i in range(ROWS)]
+SCORE_PER_ROW = """
+CREATE PROCEDURE score_reviews() LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT id FROM reviews WHERE sentiment IS NULL ORDER BY id LOOP
+        UPDATE reviews SET sentiment = (aws_comprehend.detect_sentiment(body, 'en')).sentiment WHERE id = r.id;
+        COMMIT;
+    END LOOP;
+END
+$$"""
+SCORE_IN_ONE_STATEMENT = """
+UPDATE reviews SET sentiment = s.sentiment
+FROM aws_comprehend.batch_detect_sentiment(ARRAY(SELECT body FROM reviews ORDER BY id), 'en', 2) s
+WHERE reviews.id = s.ordinality - 1"""
+
+
+@pytest.fixture
+def reviews(db, aws_client, emulator):
+    """The reviews table, unscored, and each review's sentiment from the emulator."""
+    comprehend = aws_client("comprehend")
+    expected = [comprehend.detect_sentiment(Text=text, LanguageCode="en")["Sentiment"] for text in TEXTS]
+    emulator.reset()
+    db.execute("DROP TABLE IF EXISTS reviews")
+    db.execute("DROP PROCEDURE IF EXISTS score_reviews")
+    db.execute("CREATE TABLE reviews (id int PRIMARY KEY, body text, sentiment text)")
+    with db.cursor() as cur:
+        cur.executemany("INSERT INTO reviews (id, body) VALUES (%s, %s)", list(enumerate(TEXTS)))
+    db.execute(SCORE_PER_ROW)
+    yield expected
+    db.execute("DROP TABLE reviews")
+    db.execute("DROP PROCEDURE score_reviews")
+
+
+def terminated_during(connect, sql, after_seconds):
+    """Runs sql in a new session, terminating its backend after after_seconds."""
+    victim, killer = connect(), connect()
+    pid = victim.info.backend_pid
+    timer = threading.Timer(after_seconds, lambda: killer.execute("SELECT pg_terminate_backend(%s)", (pid,)))
+    timer.start()
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            victim.execute(sql)
+    finally:
+        timer.join()
+    return pid
+
+
+def no_lock_is_left(db, pid):
+    for _ in range(50):  # the terminated backend exits asynchronously
+        if not db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            break
+        time.sleep(0.1)
+    assert db.execute("SELECT count(*) FROM pg_locks WHERE relation = 'reviews'::regclass").fetchone() == (0,)
+    db.execute("SET lock_timeout = '1s'")
+    db.execute("UPDATE reviews SET body = body")
+    db.execute("RESET lock_timeout")
+
+
+@pytest.mark.parametrize("sql, commits_per_row", [("CALL score_reviews()", True), (SCORE_IN_ONE_STATEMENT, False)])
+def test_terminated_batch_keeps_what_was_committed(db, connect, cluster, emulator, reviews, sql, commits_per_row):
+    emulator.set_faults(service="comprehend", latency_ms=100)
+    pid = terminated_during(connect, sql, 1.5)
+    emulator.clear_faults()
+    scored = db.execute("SELECT id, sentiment FROM reviews WHERE sentiment IS NOT NULL ORDER BY id").fetchall()
+    if commits_per_row:
+        assert 0 < len(scored) < ROWS
+        assert scored == [(i, reviews[i]) for i in range(len(scored))]
+    else:
+        assert scored == []
+    no_lock_is_left(db, pid)
+    assert "terminated by signal" not in cluster.server_log()
+    db.execute("CALL score_reviews()")  # resumes where it stopped
+    assert db.execute("SELECT sentiment FROM reviews ORDER BY id").fetchall() == [(s,) for s in reviews]
+
+
+RESTART_CALLS = [
+    "SELECT * FROM aws_comprehend.detect_sentiment('I love it', 'en')",
+    "SELECT aws_sagemaker.invoke_endpoint('linear-regression', NULL, 1, 2, 3, 4)",
+    "SELECT aws_bedrock.invoke_model_get_embeddings('amazon.titan-embed-text-v1', 'application/json', "
+    "'embedding', '{\"inputText\": \"restart\"}')",
+]
+
+
+def test_extension_works_after_a_restart(emulator):
+    server = new_cluster(emulator).start()
+    try:
+        with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION aws_ml CASCADE")
+            before = [conn.execute(sql).fetchone() for sql in RESTART_CALLS]
+        server.restart()
+        with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+            assert [conn.execute(sql).fetchone() for sql in RESTART_CALLS] == before
+        assert "terminated by signal" not in server.server_log()
+    finally:
+        server.stop()
