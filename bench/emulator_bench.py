@@ -1,13 +1,11 @@
 """Emulator throughput from one boto3 client: DetectSentiment requests/s and
 linear-regression InvokeEndpoint rows/s (1,000-row bodies).
 
-    /tmp/vtest/bin/python bench/emulator_bench.py [--seconds 5]
+    .venv/bin/python bench/emulator_bench.py [--seconds 5]
 
 Prints a table and writes bench/results/emulator.json."""
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,9 +18,9 @@ import boto3  # noqa: E402
 import numpy as np  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from bench import common  # noqa: E402
 from emulator.client import Emulator  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "emulator.json"
 AIMS = {"detect_sentiment_requests_per_s": 500, "invoke_endpoint_rows_per_s": 50_000}
 ROWS_PER_REQUEST = 1000
 
@@ -54,18 +52,15 @@ def _start_seconds():
     return elapsed
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per figure")
-    args = parser.parse_args()
-
+def measure(seconds=5.0):
+    """The emulator's throughput figures, beside their aims, and its start time."""
     start = _start_seconds()
     server = Emulator()
     try:
         comprehend = _client("comprehend", server.url)
         sentiment = _rate(
             lambda: comprehend.detect_sentiment(Text="Your support team is just awesome!", LanguageCode="en"),
-            args.seconds,
+            seconds,
         )
         runtime = _client("sagemaker-runtime", server.url)
         rows = np.random.default_rng(1).normal(size=(ROWS_PER_REQUEST, 4))
@@ -74,34 +69,32 @@ def main():
             lambda: runtime.invoke_endpoint(EndpointName="linear-regression", Body=body, ContentType="text/csv")[
                 "Body"
             ].read(),
-            args.seconds,
+            seconds,
         )
     finally:
         server.stop()
-
-    figures = {
-        "detect_sentiment_requests_per_s": round(sentiment, 1),
-        "invoke_endpoint_rows_per_s": round(invocations * ROWS_PER_REQUEST),
+    return {
+        "figures": {
+            "detect_sentiment_requests_per_s": round(sentiment, 1),
+            "invoke_endpoint_rows_per_s": round(invocations * ROWS_PER_REQUEST),
+        },
+        "aims": AIMS,
+        "start_to_listening_line_s": round(start, 3),
+        "seconds_per_figure": seconds,
+        "machine": common.machine(),
     }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time per figure")
+    args = parser.parse_args()
+    results = measure(args.seconds)
     print(f"{'figure':<36}{'measured':>12}{'aim':>10}")
-    for name, value in figures.items():
+    for name, value in results["figures"].items():
         print(f"{name:<36}{value:>12}{AIMS[name]:>10}  {'ok' if value >= AIMS[name] else 'BELOW AIM'}")
-    print(f"{'start_to_listening_line_s':<36}{start:>12.2f}{2:>10}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "figures": figures,
-                "aims": AIMS,
-                "start_to_listening_line_s": round(start, 3),
-                "seconds_per_figure": args.seconds,
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    print(f"{'start_to_listening_line_s':<36}{results['start_to_listening_line_s']:>12.2f}{2:>10}")
+    print(f"written to {common.write_results('emulator', results)}")
 
 
 if __name__ == "__main__":

@@ -7,23 +7,17 @@ emulator's own time for the same request bodies sent straight with boto3.
 
 Prints a table and writes bench/results/sagemaker.json. Needs `make install`."""
 import argparse
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import boto3
-import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "plpython"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plpython"))
 
 from aws_ml.batching import by_size  # noqa: E402
 from aws_ml.sagemaker import MAX_BODY_BYTES  # noqa: E402
-from emulator.client import Emulator  # noqa: E402
-from tests.cluster import Cluster  # noqa: E402
+from bench import common  # noqa: E402
 
 ENDPOINT = "linear-regression"
 FEATURES = 4
@@ -41,29 +35,48 @@ SERIALIZE = "SELECT cardinality(aws_sagemaker._csv_rows(features)) FROM bench_ar
 DETOAST = "SELECT cardinality(features) FROM bench_array"  # what SERIALIZE costs besides the codec
 
 
-def start(emulator):
-    return Cluster(
-        settings={"aws_ml.region": "us-east-1", "aws_ml.endpoint_url": emulator.url},
-        environment={"AWS_ACCESS_KEY_ID": "AKIAAWSMLBENCHMARK01", "AWS_SECRET_ACCESS_KEY": "bench-secret",
-                     "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent",
-                     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"},
-    ).start()
-
-
-def best_of(runs, function):
-    """(median, minimum) seconds of runs calls."""
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), min(times)
-
-
 def request_bodies(conn):
     """The bodies batch_invoke_endpoint sends: its CSV rows, split as it splits them."""
     rows = [line.encode() for line in conn.execute(CSV_ROWS).fetchone()[0]]
     return [b"".join(rows[start:stop]) for start, stop in by_size([len(r) for r in rows], len(rows), MAX_BODY_BYTES)]
+
+
+def measure(conn, emulator, rows=100_000, runs=5):
+    """rows/s end to end and straight to the emulator, and the CSV codec's cost per field."""
+    fields = rows * FEATURES
+    conn.execute("DROP TABLE IF EXISTS bench_array, bench_rows; DROP TYPE IF EXISTS bench_features")
+    conn.execute(SETUP.format(rows=rows))
+    conn.execute(END_TO_END, (ENDPOINT,))  # warm-up: boto3 import and client in this backend
+    emulator.reset()
+    scored = conn.execute(END_TO_END, (ENDPOINT,)).fetchone()[0]
+    assert scored == rows, scored
+    requests = emulator.counters()["sagemaker"]["InvokeEndpoint"]["requests"]
+    sql_median, sql_min = common.median_seconds(runs, lambda: conn.execute(END_TO_END, (ENDPOINT,)).fetchone())
+    serialize_median, _ = common.median_seconds(runs, lambda: conn.execute(SERIALIZE).fetchone())
+    detoast_median, _ = common.median_seconds(runs, lambda: conn.execute(DETOAST).fetchone())
+    bodies = request_bodies(conn)
+    assert len(bodies) == requests, (len(bodies), requests)
+
+    client = boto3.session.Session(aws_access_key_id="AKIAAWSMLBENCHDIRECT", aws_secret_access_key="direct",
+                                   region_name="us-east-1").client("sagemaker-runtime", endpoint_url=emulator.url)
+
+    def send_direct():
+        for body in bodies:
+            answer = client.invoke_endpoint(EndpointName=ENDPOINT, Body=body, ContentType="text/csv",
+                                            Accept="text/csv")
+            answer["Body"].read()
+    send_direct()
+    direct_median, direct_min = common.median_seconds(runs, send_direct)
+    codec_seconds = max(serialize_median - detoast_median, 0.0)
+    return {
+        "rows": rows, "fields": fields, "requests": requests, "runs": runs,
+        "end_to_end": {"median_s": sql_median, "min_s": sql_min, "rows_per_s": rows / sql_median,
+                       "target_rows_per_s": 50_000},
+        "emulator_direct": {"median_s": direct_median, "min_s": direct_min,
+                            "rows_per_s": rows / direct_median},
+        "serialization": {"csv_rows_median_s": serialize_median, "detoast_median_s": detoast_median,
+                          "us_per_field": codec_seconds / fields * 1e6, "target_us_per_field": 2.0},
+    }
 
 
 def main():
@@ -71,60 +84,17 @@ def main():
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    fields = args.rows * FEATURES
+    with common.environment() as (emulator, _, conn):
+        results = measure(conn, emulator, args.rows, args.runs)
 
-    emulator = Emulator()
-    cluster = start(emulator)
-    try:
-        with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION aws_ml CASCADE")
-            conn.execute(SETUP.format(rows=args.rows))
-            conn.execute(END_TO_END, (ENDPOINT,))  # warm-up: boto3 import and client in this backend
-            emulator.reset()
-            scored = conn.execute(END_TO_END, (ENDPOINT,)).fetchone()[0]
-            assert scored == args.rows, scored
-            requests = emulator.counters()["sagemaker"]["InvokeEndpoint"]["requests"]
-            sql_median, sql_min = best_of(args.runs, lambda: conn.execute(END_TO_END, (ENDPOINT,)).fetchone())
-            serialize_median, _ = best_of(args.runs, lambda: conn.execute(SERIALIZE).fetchone())
-            detoast_median, _ = best_of(args.runs, lambda: conn.execute(DETOAST).fetchone())
-            bodies = request_bodies(conn)
-            assert len(bodies) == requests, (len(bodies), requests)
-
-        client = boto3.session.Session(aws_access_key_id="AKIAAWSMLBENCHDIRECT", aws_secret_access_key="direct",
-                                       region_name="us-east-1").client("sagemaker-runtime", endpoint_url=emulator.url)
-
-        def send_direct():
-            for body in bodies:
-                answer = client.invoke_endpoint(EndpointName=ENDPOINT, Body=body, ContentType="text/csv",
-                                                Accept="text/csv")
-                answer["Body"].read()
-        send_direct()
-        direct_median, direct_min = best_of(args.runs, send_direct)
-    finally:
-        cluster.stop()
-        emulator.stop()
-
-    codec_seconds = max(serialize_median - detoast_median, 0.0)
-    results = {
-        "rows": args.rows, "fields": fields, "requests": requests, "runs": args.runs,
-        "end_to_end": {"median_s": sql_median, "min_s": sql_min, "rows_per_s": args.rows / sql_median,
-                       "target_rows_per_s": 50_000},
-        "emulator_direct": {"median_s": direct_median, "min_s": direct_min,
-                            "rows_per_s": args.rows / direct_median},
-        "serialization": {"csv_rows_median_s": serialize_median, "detoast_median_s": detoast_median,
-                          "us_per_field": codec_seconds / fields * 1e6, "target_us_per_field": 2.0},
-    }
-    print(f"{args.rows:,} rows x {FEATURES} features, {requests} request(s), median of {args.runs} runs")
+    end_to_end, direct, codec = results["end_to_end"], results["emulator_direct"], results["serialization"]
+    print(f"{args.rows:,} rows x {FEATURES} features, {results['requests']} request(s), median of {args.runs} runs")
     print(f"{'what':44} {'seconds':>9} {'rows/s':>10} {'target':>12}")
-    print(f"{'batch_invoke_endpoint, end to end':44} {sql_median:9.3f} {args.rows / sql_median:10,.0f} "
+    print(f"{'batch_invoke_endpoint, end to end':44} {end_to_end['median_s']:9.3f} {end_to_end['rows_per_s']:10,.0f} "
           f"{'>= 50,000':>12}")
-    print(f"{'same bodies straight to the emulator (boto3)':44} {direct_median:9.3f} {args.rows / direct_median:10,.0f}")
-    print(f"{'_csv_rows serialization, per field':44} {'':9} {codec_seconds / fields * 1e6:8.3f} us "
-          f"{'<= 2 us':>12}")
-    out = ROOT / "bench" / "results" / "sagemaker.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    print(f"{'same bodies straight to the emulator (boto3)':44} {direct['median_s']:9.3f} {direct['rows_per_s']:10,.0f}")
+    print(f"{'_csv_rows serialization, per field':44} {'':9} {codec['us_per_field']:8.3f} us {'<= 2 us':>12}")
+    print(f"wrote {common.write_results('sagemaker', results)}")
 
 
 if __name__ == "__main__":

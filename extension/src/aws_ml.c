@@ -41,6 +41,7 @@ static StringInfoData refused;
 static int	connect_timeout_ms = 5000;
 static int	request_timeout_ms = 60000;
 static int	max_attempts = 5;
+static bool statement_cache = true;
 
 static void
 define_locked_string(const char *name, const char *description, char **variable)
@@ -115,6 +116,10 @@ _PG_init(void)
 							"Attempts per request, the first included, when AWS throttles or fails transiently.",
 							NULL, &max_attempts, 5, 1, 20,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("aws_ml.statement_cache",
+							 "Send identical requests within one SQL statement once.",
+							 NULL, &statement_cache, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("aws_ml.refused_settings",
 							   "Settings this session tried to set without the privilege to (read-only).",

@@ -15,6 +15,8 @@ def _symbols():
         _process.IsInParallelMode.restype = ctypes.c_bool
         _process.GetConfigOption.restype = ctypes.c_char_p
         _process.GetConfigOption.argtypes = (ctypes.c_char_p, ctypes.c_bool, ctypes.c_bool)
+        _process.GetCurrentTransactionStartTimestamp.restype = ctypes.c_int64
+        _process.GetCurrentStatementStartTimestamp.restype = ctypes.c_int64
     return _process
 
 
@@ -38,3 +40,10 @@ def cancel_pending():
     """Whether a cancel, statement_timeout or termination awaits the backend."""
     symbols = _symbols()
     return any(ctypes.c_int.in_dll(symbols, flag).value for flag in ("QueryCancelPending", "ProcDiePending"))
+
+
+def statement_id():
+    """Identifies the current top-level statement (parallel workers share the
+    leader's): the start times of it and of its transaction."""
+    symbols = _symbols()
+    return symbols.GetCurrentTransactionStartTimestamp(), symbols.GetCurrentStatementStartTimestamp()

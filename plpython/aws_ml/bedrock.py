@@ -2,8 +2,8 @@
 call or many inputs concurrently (Bedrock has no batch request)."""
 import json
 
-from . import json_path, request
-from .arguments import in_range, one_dimensional, required
+from . import embedding_models, json_path, materialize, request
+from .arguments import in_range, is_blank, one_dimensional, required
 from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, sql_entry
 from .services import BEDROCK
 from .wait import MAX_WORKERS
@@ -27,15 +27,16 @@ def _text(answer):
                          "Ask the model for a text type in accept_type (most models: application/json).") from None
 
 
+def _document(answer):
+    try:
+        return json.loads(answer["body"])
+    except ValueError:
+        raise AwsMlError(SERVICE_FAILED, "Bedrock InvokeModel returned a body that is not JSON",
+                         f"contentType of the answer: {answer.get('contentType')}") from None
+
+
 def _embedding(json_key):
-    def decode(answer):
-        try:
-            document = json.loads(answer["body"])
-        except ValueError:
-            raise AwsMlError(SERVICE_FAILED, "Bedrock InvokeModel returned a body that is not JSON",
-                             f"contentType of the answer: {answer.get('contentType')}") from None
-        return json_path.vector(document, json_key)
-    return decode
+    return lambda answer: json_path.vector(_document(answer), json_key)
 
 
 def _check_call(model_id, content_type):
@@ -87,6 +88,42 @@ def _batch(model_id, content_type, accept_type, model_inputs, max_concurrency, d
     one_dimensional("model_inputs", model_inputs)
     requests = {ordinality: _request(model_id, content_type, accept_type, model_input)
                 for ordinality, model_input in enumerate(model_inputs, 1) if model_input is not None}
-    outputs = request.send_each(BEDROCK, "InvokeModel", request.client(BEDROCK), requests,
+    outputs = request.send_each(BEDROCK, "InvokeModel", requests,
                                 max_concurrency, decode) if requests else {}
     return [(ordinality, outputs.get(ordinality)) for ordinality in range(1, len(model_inputs) + 1)]
+
+
+def embeddings(model_id, texts, json_key, max_concurrency):
+    """The embedding of each text, in order, with request bodies built for the
+    model's family (embedding_models) and at most max_concurrency requests in
+    flight; None for a NULL or blank text, which is not sent."""
+    model = embedding_models.family(model_id)
+    json_key = json_key or model.json_key
+    to_send = [index for index, text in enumerate(texts) if not is_blank(text)]
+    groups = [to_send[start:start + model.texts_per_request]
+              for start in range(0, len(to_send), model.texts_per_request)]
+    requests = {number: _request(model_id, "application/json", EMBEDDINGS_ACCEPT,
+                                 model.body([texts[index] for index in group]))
+                for number, group in enumerate(groups, 1)}
+    documents = request.send_each(BEDROCK, "InvokeModel", requests, max_concurrency, _document) if requests else {}
+    results = [None] * len(texts)
+    for number, group in enumerate(groups, 1):
+        for index, vector in zip(group, model.vectors(documents[number], json_key, len(group))):
+            results[index] = vector
+    return results
+
+
+@sql_entry
+def materialize_embeddings(table_name, input_column, embedding_column, model_id, json_key, batch_size,
+                           max_concurrency):
+    """CALL aws_bedrock.materialize_embeddings: fills the embedding column of
+    the rows that have input text and no embedding yet."""
+    for name, value in (("input_column", input_column), ("embedding_column", embedding_column),
+                        ("model_id", model_id)):
+        required(name, value)
+    in_range("max_concurrency", max_concurrency, 1, MAX_WORKERS)
+    embedding_models.family(model_id)
+    target = materialize.Target(table_name, input_column, (embedding_column,), ("float8[]",))
+    materialize.backfill("materialize_embeddings", target, batch_size,
+                         lambda texts: [None if vector is None else (vector,)
+                                        for vector in embeddings(model_id, texts, json_key, max_concurrency)])

@@ -5,7 +5,7 @@ uses STS AssumeRole credentials, cached until shortly before they expire."""
 import os
 import time
 
-from . import request, wait
+from . import request, stats, wait
 from .services import STS
 
 _REFRESH_MARGIN_SECONDS = 300
@@ -32,7 +32,7 @@ def _config(settings, region):
         read_timeout=settings.request_timeout_ms / 1000.0,
         retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
         max_pool_connections=wait.MAX_WORKERS,
-        user_agent_extra="aws_ml-postgresql",
+        user_agent_extra=f"aws_ml-postgresql pid/{os.getpid()}",
     )
 
 
@@ -49,6 +49,8 @@ def _client(service, settings, region, credentials):
                         "aws_session_token": credentials["SessionToken"]}
         client = _base_session().client(service.client_name, endpoint_url=settings.endpoint_for(service),
                                         config=_config(settings, region), **explicit)
+        # First, so that it sees every attempt before the retry handler answers.
+        client.meta.events.register_first("needs-retry", stats.throttle_observer(service))
         _clients[key] = client
     return client
 

@@ -1,5 +1,5 @@
 """aws_comprehend: sentiment from Amazon Comprehend."""
-from . import request
+from . import materialize, request
 from .arguments import batch_limit, is_blank, one_dimensional, required
 from .errors import AwsMlError, sql_entry, sqlstate_for
 from .services import COMPREHEND
@@ -33,18 +33,37 @@ def batch_detect_sentiment(input_texts, language_code, max_rows_per_batch):
     required("language_code", language_code)
     one_dimensional("input_texts", input_texts)
     size = batch_limit(max_rows_per_batch, BATCH_LIMIT)
-    results = [(ordinality, None, None) for ordinality in range(1, len(input_texts) + 1)]
-    to_send = [index for index, text in enumerate(input_texts) if not is_blank(text)]
+    return [(ordinality, *(scored or (None, None)))
+            for ordinality, scored in enumerate(sentiments(input_texts, language_code, size), 1)]
+
+
+def sentiments(texts, language_code, size=BATCH_LIMIT):
+    """(sentiment, confidence) per text, in order, through BatchDetectSentiment
+    requests of at most size documents; None for a NULL or blank text, which
+    is not sent."""
+    results = [None] * len(texts)
+    to_send = [index for index, text in enumerate(texts) if not is_blank(text)]
     for start in range(0, len(to_send), size):
         chunk = to_send[start:start + size]
-        answer = request.call(COMPREHEND, "BatchDetectSentiment",
-                              TextList=[input_texts[index] for index in chunk], LanguageCode=language_code)
+        answer = request.call(COMPREHEND, "BatchDetectSentiment", len(chunk),
+                              TextList=[texts[index] for index in chunk], LanguageCode=language_code)
         if answer.get("ErrorList"):
             raise _document_error(answer["ErrorList"], chunk)
         for result in answer["ResultList"]:
-            index = chunk[result["Index"]]
-            results[index] = (index + 1, *_sentiment(result))
+            results[chunk[result["Index"]]] = _sentiment(result)
     return results
+
+
+@sql_entry
+def materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size):
+    """CALL aws_comprehend.materialize_sentiment: fills the sentiment and
+    confidence columns of the rows that have text and no sentiment yet."""
+    for name, value in (("text_column", text_column), ("language_code", language_code),
+                        ("sentiment_column", sentiment_column), ("confidence_column", confidence_column)):
+        required(name, value)
+    target = materialize.Target(table_name, text_column, (sentiment_column, confidence_column), ("varchar", "real"))
+    materialize.backfill("materialize_sentiment", target, batch_size,
+                         lambda texts: sentiments(texts, language_code))
 
 
 def _document_error(error_list, chunk):

@@ -4,6 +4,8 @@ HINT when there is something to do (DESIGN.md, decision 5)."""
 import functools
 import re
 
+from . import stats
+
 INVALID_PARAMETER = "22023"
 NULL_VALUE = "22004"
 NOT_CONFIGURED = "55000"
@@ -12,6 +14,12 @@ UNDEFINED_OBJECT = "42704"
 THROTTLED = "53400"
 NETWORK_FAILURE = "58030"
 SERVICE_FAILED = "38000"
+
+_THROTTLING_CODES = frozenset((
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+    "ServiceQuotaExceededException", "LimitExceededException",
+))
 
 _SQLSTATE_BY_AWS_CODE = {
     **dict.fromkeys((
@@ -28,11 +36,7 @@ _SQLSTATE_BY_AWS_CODE = {
     ), PERMISSION_DENIED),
     "ResourceNotFoundException": UNDEFINED_OBJECT,
     "ModelTimeoutException": THROTTLED,
-    **dict.fromkeys((
-        "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-        "RequestLimitExceeded", "ProvisionedThroughputExceededException",
-        "ServiceQuotaExceededException", "LimitExceededException",
-    ), THROTTLED),
+    **dict.fromkeys(_THROTTLING_CODES, THROTTLED),
 }
 
 # The services report an unknown SageMaker endpoint or Bedrock model as a
@@ -60,9 +64,11 @@ class AwsMlError(Exception):
 
 
 def sql_entry(function):
-    """Reports AwsMlError as a PostgreSQL error with its SQLSTATE, DETAIL and HINT."""
+    """Marks an entry point from SQL: one SQL call in the stats, and AwsMlError
+    reported as a PostgreSQL error with its SQLSTATE, DETAIL and HINT."""
     @functools.wraps(function)
     def entry(*args, **kwargs):
+        stats.begin_sql_call()
         try:
             return function(*args, **kwargs)
         except AwsMlError as error:
@@ -103,12 +109,19 @@ def invalid_argument(message, hint=None):
 
 def from_botocore(service, operation, error):
     """The AwsMlError for an exception botocore raised while calling service."""
-    from botocore.exceptions import ClientError, NoCredentialsError
+    from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
     if isinstance(error, ClientError):
         return from_client_error(service, operation, error)
     if isinstance(error, NoCredentialsError):
         return no_credentials(service, operation)
+    if isinstance(error, ParamValidationError):  # refused by botocore before sending, e.g. an empty model_id
+        return AwsMlError(INVALID_PARAMETER, f"{service.display} {operation} failed: {error}",
+                          "botocore error: ParamValidationError")
     return from_transport_error(service, operation, error)
+
+
+def is_throttling(code, status):
+    return code in _THROTTLING_CODES or status == 429
 
 
 def sqlstate_for(code, message, status=None):

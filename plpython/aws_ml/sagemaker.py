@@ -34,7 +34,8 @@ def invoke_endpoint_csv(endpoint_name, max_rows_per_batch, csv_rows):
     to_send = [index for index, row in enumerate(csv_rows) if row is not None]
     encoded = [csv_rows[index].encode() for index in to_send]
     for start, stop in by_size([len(row) for row in encoded], size, MAX_BODY_BYTES):
-        answer = request.call(SAGEMAKER, "InvokeEndpoint", EndpointName=endpoint_name, Body=b"".join(encoded[start:stop]),
+        answer = request.call(SAGEMAKER, "InvokeEndpoint", stop - start,
+                              EndpointName=endpoint_name, Body=b"".join(encoded[start:stop]),
                               ContentType="text/csv", Accept="text/csv")
         for index, output in zip(to_send[start:stop], _outputs(endpoint_name, answer, stop - start)):
             outputs[index] = output

@@ -14,7 +14,7 @@ _NAMES = (
     "region", "endpoint_url",
     "comprehend_endpoint_url", "sagemaker_endpoint_url", "bedrock_endpoint_url", "sts_endpoint_url",
     "comprehend_role_arn", "sagemaker_role_arn", "bedrock_role_arn",
-    "connect_timeout_ms", "request_timeout_ms", "max_attempts",
+    "connect_timeout_ms", "request_timeout_ms", "max_attempts", "statement_cache",
 )
 
 
@@ -32,6 +32,7 @@ class Settings:
     connect_timeout_ms: int
     request_timeout_ms: int
     max_attempts: int
+    statement_cache: bool
 
     def endpoint_for(self, service):
         return getattr(self, f"{service.setting}_endpoint_url") or self.endpoint_url or None
@@ -82,7 +83,10 @@ def _from_row(row):
             "Only a superuser or the server configuration may set them; PostgreSQL discarded the "
             "session's value.",
             "Reconnect without setting them (SET, set_config() or connection options).")
-    return Settings(**{
-        name: int(row[name]) if name.endswith(("_ms", "_attempts")) else row[name]
-        for name in _NAMES
-    })
+    return Settings(**{name: _PARSE.get(name, str)(row[name]) for name in _NAMES})
+
+
+_PARSE = {
+    "connect_timeout_ms": int, "request_timeout_ms": int, "max_attempts": int,
+    "statement_cache": lambda value: value == "on",
+}

@@ -1,7 +1,7 @@
 -- Catalog facts of aws_bedrock (aws_ml 2.0): signatures, attributes, privileges.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(17);
+SELECT plan(18);
 
 SELECT has_function('aws_bedrock', 'invoke_model', ARRAY['character varying', 'text', 'text', 'text']);
 SELECT is(pg_get_function_arguments('aws_bedrock.invoke_model(varchar, text, text, text)'::regprocedure),
@@ -29,8 +29,10 @@ SELECT is(pg_get_function_result('aws_bedrock.batch_invoke_model_get_embeddings(
           'TABLE(ordinality integer, model_output double precision[])',
           'batch_invoke_model_get_embeddings returns ordinality, model_output');
 
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace), 4,
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'f'), 4,
           'aws_bedrock has exactly the four functions');
+SELECT is(ARRAY(SELECT proname::text FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'p'),
+          ARRAY['materialize_embeddings'], 'aws_bedrock has one procedure, materialize_embeddings');
 
 SELECT is_empty($$
     SELECT p.oid::regprocedure FROM pg_proc p
@@ -45,13 +47,13 @@ $$, 'aws_ml can execute and grant every aws_bedrock function');
 
 SELECT is_empty($$
     SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-    WHERE p.pronamespace = 'aws_bedrock'::regnamespace
+    WHERE p.pronamespace = 'aws_bedrock'::regnamespace AND p.prokind = 'f'
       AND (l.lanname <> 'plpython3u' OR p.provolatile <> 'v' OR p.proparallel <> 's' OR p.prosecdef OR p.proisstrict)
 $$, 'every aws_bedrock function is PL/Python, VOLATILE, PARALLEL SAFE, SECURITY INVOKER, not STRICT');
 
 SELECT is_empty($$
     SELECT p.oid::regprocedure FROM pg_proc p
-    WHERE p.pronamespace = 'aws_bedrock'::regnamespace
+    WHERE p.pronamespace = 'aws_bedrock'::regnamespace AND p.prokind = 'f'
       AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']
 $$, 'every aws_bedrock function pins search_path to pg_catalog, pg_temp');
 
@@ -59,7 +61,8 @@ SELECT is_empty($$
     SELECT p.oid::regprocedure FROM pg_proc p
     WHERE p.pronamespace = 'aws_bedrock'::regnamespace
       AND (array_length(string_to_array(btrim(p.prosrc, E'\n'), E'\n'), 1) <> 3
-           OR p.prosrc NOT LIKE '%from aws_ml.bedrock import ' || p.proname || E'\nreturn ' || p.proname || '(%')
+           OR p.prosrc NOT LIKE '%from aws_ml.bedrock import ' || p.proname || E'\n'
+                                || CASE p.prokind WHEN 'f' THEN 'return ' ELSE '' END || p.proname || '(%')
 $$, 'every aws_bedrock body is the path line, one import and one call of its namesake');
 
 SELECT ok(has_schema_privilege('aws_ml', 'aws_bedrock', 'USAGE WITH GRANT OPTION')

@@ -1,7 +1,7 @@
 -- Catalog facts of aws_ml and aws_commons: schemas, signatures, the role, privileges.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(22);
+SELECT plan(24);
 
 SELECT has_extension('aws_ml');
 SELECT has_extension('aws_commons');
@@ -45,8 +45,21 @@ SELECT is_empty($$
     SELECT p.oid::regprocedure
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
     WHERE n.nspname IN ('aws_comprehend', 'aws_sagemaker', 'aws_bedrock')
+      AND p.prokind <> 'p'
       AND (p.prosecdef OR NOT coalesce(p.proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp'])
 $$, 'every aws_ml function is SECURITY INVOKER with a pinned search_path');
+
+-- A procedure with a SET clause cannot COMMIT: the backfills have none (and
+-- schema-qualify their statements instead).
+SELECT is_empty($$
+    SELECT p.oid::regprocedure
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname IN ('aws_comprehend', 'aws_sagemaker', 'aws_bedrock')
+      AND p.prokind = 'p' AND (p.prosecdef OR p.proconfig IS NOT NULL)
+$$, 'every aws_ml procedure is SECURITY INVOKER without a SET clause');
+SELECT is((SELECT prokind FROM pg_proc
+           WHERE oid = 'aws_comprehend.materialize_sentiment(regclass, name, varchar, name, name, int)'::regprocedure),
+          'p'::"char", 'aws_comprehend.materialize_sentiment is a procedure');
 
 SELECT ok(has_schema_privilege('aws_ml', 'aws_comprehend', 'USAGE WITH GRANT OPTION')
           AND has_schema_privilege('aws_ml', 'aws_sagemaker', 'USAGE WITH GRANT OPTION')

@@ -1,0 +1,98 @@
+"""The benchmark suite: every figure beside its limit or aim, on one emulator
+and one throwaway cluster. Outside the tests' pass/fail.
+
+    .venv/bin/python -m bench
+
+Prints a table and writes bench/results/*.json (summary.json: the table).
+Needs `make install`."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import bedrock_bench, common, comprehend_bench, emulator_bench, materialize_bench, sagemaker_bench  # noqa: E402,E501
+
+
+def figure(name, measured, unit, limit, verdict=None):
+    """limit: text such as '<= 1.25'; verdict: True (met), False (not) or None (no aim, for reference)."""
+    return {"figure": name, "measured": measured, "unit": unit, "limit": limit,
+            "verdict": {True: "ok", False: "MISSED", None: ""}[verdict]}
+
+
+def comprehend_figures(results):
+    call, batch, first = results["per_call"], results["row_by_row_vs_batch"], results["first_call"]
+    return [
+        figure("(a) detect_sentiment per call, SQL / boto3 loop", round(call["ratio"], 2), "x",
+               f"<= {call['aim_ratio_at_most']} ({call['sql_ms']:.2f} vs {call['boto3_ms']:.2f} ms)",
+               call["ratio"] <= call["aim_ratio_at_most"]),
+        figure(f"(b) {batch['texts']} texts at {batch['latency_ms']} ms: row by row / batch",
+               round(batch["speedup"], 1), "x",
+               f">= {batch['aim_speedup_at_least']} ({batch['row_by_row_s']:.2f} s vs {batch['batch_s']:.3f} s)",
+               batch["speedup"] >= batch["aim_speedup_at_least"]),
+        figure("(b) batch_detect_sentiment / ceil(N/25) x latency", round(batch["batch_to_limit"], 2), "x",
+               f"<= {batch['aim_batch_to_limit_at_most']} (limit {batch['batch_limit_s']:.2f} s, "
+               f"boto3 {batch['boto3_batch_s']:.3f} s)",
+               batch["batch_to_limit"] <= batch["aim_batch_to_limit_at_most"]),
+        figure("(e) a backend's first call", round(first["first_ms"]), "ms",
+               f"warm call {first['warm_ms']:.2f} ms"),
+    ]
+
+
+def sagemaker_figures(results):
+    end_to_end, direct, codec = results["end_to_end"], results["emulator_direct"], results["serialization"]
+    return [
+        figure(f"(c) SageMaker batch_invoke_endpoint, {results['rows']:,} rows", round(end_to_end["rows_per_s"]),
+               "rows/s", f">= {end_to_end['target_rows_per_s']:,} (boto3 direct {direct['rows_per_s']:,.0f})",
+               end_to_end["rows_per_s"] >= end_to_end["target_rows_per_s"]),
+        figure("(c) SageMaker CSV serialization", round(codec["us_per_field"], 3), "us/field",
+               f"<= {codec['target_us_per_field']}", codec["us_per_field"] <= codec["target_us_per_field"]),
+    ]
+
+
+def bedrock_figures(results):
+    return [figure(f"(d) Bedrock {r['case'].replace('invoke_model_get_embeddings', 'embeddings')}, "
+                   f"{r['calls']} x {r['latency_ms']} ms, {r['concurrency']} lanes", r["median_s"], "s",
+                   f"limit {r['limit_s']} s ({r['ratio_to_limit']}x)") for r in results]
+
+
+def materialize_figures(results):
+    return [figure(f"(f) materialize_sentiment, {results['rows']:,} rows", round(results["rows_per_s"]), "rows/s",
+                   f"boto3 direct {results['direct_boto3_rows_per_s']:,.0f} rows/s "
+                   f"({results['ratio_to_direct']:.2f}x)")]
+
+
+def emulator_figures(results):
+    figures = [figure(f"emulator {name}", value, "", f">= {results['aims'][name]:,}", value >= results["aims"][name])
+               for name, value in results["figures"].items()]
+    figures.append(figure("emulator start to listening", results["start_to_listening_line_s"], "s", "<= 2",
+                          results["start_to_listening_line_s"] <= 2))
+    return figures
+
+
+def main():
+    figures = []
+    emulator = emulator_bench.measure()
+    common.write_results("emulator", emulator)
+    figures += emulator_figures(emulator)
+    with common.environment() as (emulator, cluster, conn):
+        comprehend = comprehend_bench.measure(conn, emulator, cluster)
+        common.write_results("comprehend", comprehend)
+        figures += comprehend_figures(comprehend)
+        sagemaker = sagemaker_bench.measure(conn, emulator)
+        common.write_results("sagemaker", sagemaker)
+        figures += sagemaker_figures(sagemaker)
+        bedrock = bedrock_bench.measure(conn, emulator)
+        common.write_results("bedrock", bedrock)
+        figures += bedrock_figures(bedrock)
+        materialize = materialize_bench.measure(conn, emulator)
+        common.write_results("materialize", materialize)
+        figures += materialize_figures(materialize)
+
+    print(f"{'figure':60} {'measured':>10} {'unit':8} {'limit or aim':44} verdict")
+    for f in figures:
+        print(f"{f['figure']:60} {f['measured']:>10} {f['unit']:8} {f['limit']:44} {f['verdict']}")
+    print(f"wrote {common.write_results('summary', {'figures': figures, 'machine': common.machine()})}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Identical requests within one SQL statement are sent once (setting
+aws_ml.statement_cache, on by default): the reference's clinician_notes UPDATE
+calls detect_sentiment twice per row. Never across statements, since an
+answer may change between them. Bounded in entries and bytes; large requests
+(batches, in practice) are not kept."""
+import threading
+
+MAX_ENTRIES = 10_000
+MAX_BYTES = 16 * 1024 * 1024
+MAX_REQUEST_BYTES = 16 * 1024
+
+_lock = threading.Lock()
+_statement = None
+_answers = {}
+_bytes = 0
+
+
+def key(service, operation, params):
+    """The cache key of a request, or None for one too large to keep."""
+    text = repr(sorted(params.items()))
+    return None if len(text) > MAX_REQUEST_BYTES else (service.client_name, operation, text)
+
+
+def _enter(statement):
+    global _statement, _bytes
+    if statement != _statement:
+        _statement = statement
+        _answers.clear()
+        _bytes = 0
+
+
+def lookup(statement, request_key):
+    with _lock:
+        _enter(statement)
+        return _answers.get(request_key)
+
+
+def store(statement, request_key, answer):
+    global _bytes
+    size = len(request_key[2]) + len(repr(answer))
+    with _lock:
+        _enter(statement)
+        if len(_answers) < MAX_ENTRIES and _bytes + size <= MAX_BYTES:
+            _answers[request_key] = answer
+            _bytes += size

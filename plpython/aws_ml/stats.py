@@ -1,0 +1,102 @@
+"""Per-session statistics of the service calls, per service and operation:
+what Aurora prints as "Batch Processing" under EXPLAIN ANALYZE, and more.
+Requests are recorded on worker threads too, hence the lock; each backend
+(a parallel worker included) keeps its own."""
+import threading
+from dataclasses import dataclass
+
+from . import errors
+
+_lock = threading.Lock()
+_operations = {}
+_counted_calls = set()  # (service, operation) already counted in this SQL call
+
+
+@dataclass
+class _Operation:
+    calls: int = 0
+    rows: int = 0
+    requests: int = 0
+    sent_rows: int = 0
+    min_batch: int = 0
+    max_batch: int = 0
+    min_ms: float = 0.0
+    max_ms: float = 0.0
+    total_ms: float = 0.0
+    retries: int = 0
+    throttles: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+
+
+def _operation(service, operation):
+    """The entry of (service, operation), counting this SQL call once."""
+    key = (service, operation)
+    entry = _operations.setdefault(key, _Operation())
+    if key not in _counted_calls:
+        _counted_calls.add(key)
+        entry.calls += 1
+    return entry
+
+
+def begin_sql_call():
+    with _lock:
+        _counted_calls.clear()
+
+
+def record_request(service, operation, items, milliseconds, retries, failed):
+    with _lock:
+        entry = _operation(service, operation)
+        first = entry.requests == 0
+        entry.requests += 1
+        entry.rows += items
+        entry.sent_rows += items
+        entry.min_batch = items if first else min(entry.min_batch, items)
+        entry.max_batch = max(entry.max_batch, items)
+        entry.min_ms = milliseconds if first else min(entry.min_ms, milliseconds)
+        entry.max_ms = max(entry.max_ms, milliseconds)
+        entry.total_ms += milliseconds
+        entry.retries += retries
+        entry.errors += failed
+
+
+def record_throttle(service, operation):
+    with _lock:
+        _operations.setdefault((service, operation), _Operation()).throttles += 1
+
+
+def throttle_observer(service):
+    """A botocore needs-retry handler counting the attempts AWS throttled."""
+    def observe(response=None, operation=None, **_):
+        if response is not None:
+            http_response, parsed = response
+            if errors.is_throttling(parsed.get("Error", {}).get("Code"), http_response.status_code):
+                record_throttle(service.setting, operation.name)
+    return observe
+
+
+def record_cache_hit(service, operation, items):
+    with _lock:
+        entry = _operation(service, operation)
+        entry.cache_hits += 1
+        entry.rows += items
+
+
+def rows():
+    """(service, operation, calls, rows, requests, min/avg/max batch size,
+    min/avg/max request ms, retries, throttles, errors, cache hits)."""
+    with _lock:
+        return [
+            (service, operation, e.calls, e.rows, e.requests,
+             e.min_batch if e.requests else None, e.sent_rows / e.requests if e.requests else None,
+             e.max_batch if e.requests else None,
+             e.min_ms if e.requests else None, e.total_ms / e.requests if e.requests else None,
+             e.max_ms if e.requests else None, e.retries, e.throttles, e.errors, e.cache_hits)
+            for (service, operation), e in sorted(_operations.items())
+        ]
+
+
+def reset():
+    with _lock:
+        _operations.clear()
+        _counted_calls.clear()

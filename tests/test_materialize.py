@@ -1,0 +1,284 @@
+"""Backfills through SQL: aws_comprehend.materialize_sentiment and
+aws_bedrock.materialize_embeddings, counted with the emulator's counters."""
+import json
+import threading
+import time
+
+import psycopg
+import pytest
+
+from tests.conftest import counter
+
+WAIT_SECONDS = 60
+
+
+def note(i):
+    """Distinct texts, so that every row is one document."""
+    mood = ("I love it", "I hate it", "It is fine", "What a wonderful day")[i % 4]
+    return f"note {i}: {mood}."
+
+
+def make_notes(conn, rows, table="notes", extra_columns=", materialized_at timestamptz"):
+    """rows of notes; every 10th has NULL text, every 10th (offset 5) blank text."""
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, body text, sentiment varchar, confidence real"
+                 f"{extra_columns})")
+    texts = [None if i % 10 == 0 else "  \t" if i % 10 == 5 else note(i) for i in range(rows)]
+    with conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {table} (id, body) VALUES (%s, %s)", list(enumerate(texts)))
+    return sum(1 for text in texts if text and text.strip())
+
+
+def batch_counts(emulator, service="comprehend", operation="BatchDetectSentiment"):
+    return emulator.counters().get(service, {}).get(operation, {})
+
+
+def filled(conn, table="notes"):
+    return conn.execute(f"SELECT count(*) FROM {table} WHERE sentiment IS NOT NULL").fetchone()[0]
+
+
+def wait_until(condition, what):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {WAIT_SECONDS} s for {what}"
+        time.sleep(0.02)
+
+
+def run_in_thread(conn, sql, params=()):
+    """Runs sql on conn in a thread; returns the thread and a list that gets the error, if any."""
+    errors = []
+
+    def run():
+        try:
+            conn.execute(sql, params)
+        except psycopg.Error as error:
+            errors.append(error)
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+def test_fills_each_eligible_row_once_in_batches_of_25_documents(db, emulator, aws_client):
+    eligible = make_notes(db, 130)
+    db.execute("UPDATE notes SET sentiment = 'MIXED', confidence = 0.25 WHERE id = 1")  # already done
+    emulator.reset()
+    db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 60)")
+
+    batches = batch_counts(emulator)
+    assert batches["items"] == eligible - 1
+    assert batches["batch_sizes"] == [25, 25, 10, 25, 18]  # 60 rows, then 43
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 0
+    rows = db.execute("SELECT id, body, sentiment, confidence, materialized_at IS NOT NULL FROM notes "
+                      "ORDER BY id").fetchall()
+    to_check = [row for row in rows if row[1] and row[1].strip() and row[0] != 1]
+    comprehend = aws_client("comprehend")
+    for start in range(0, len(to_check), 25):
+        chunk = to_check[start:start + 25]
+        answer = comprehend.batch_detect_sentiment(TextList=[row[1] for row in chunk], LanguageCode="en")
+        for result in answer["ResultList"]:
+            _, _, sentiment, confidence, stamped = chunk[result["Index"]]
+            label = result["Sentiment"]
+            assert (sentiment, stamped) == (label, True)
+            assert confidence == pytest.approx(result["SentimentScore"][label.capitalize()], rel=1e-6)
+    assert rows[1][2:] == ("MIXED", 0.25, False)  # untouched
+    assert all(row[2:] == (None, None, False) for row in rows if not (row[1] and row[1].strip()))
+
+    emulator.reset()
+    db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    assert batch_counts(emulator) == {}  # nothing left to do: no request
+
+
+def test_named_columns_and_a_table_without_timestamp_column(db, emulator):
+    db.execute("DROP TABLE IF EXISTS reviews")
+    db.execute("CREATE TABLE reviews (review text, mood varchar, score real)")  # no key, no timestamp
+    db.execute("INSERT INTO reviews SELECT 'review ' || n || ': great stuff' FROM generate_series(1, 30) n")
+    emulator.reset()
+    db.execute("CALL aws_comprehend.materialize_sentiment('reviews', 'review', 'en', 'mood', 'score', 7)")
+    assert batch_counts(emulator)["items"] == 30
+    assert db.execute("SELECT count(*) FROM reviews WHERE mood = 'POSITIVE' AND score > 0").fetchone()[0] == 30
+
+
+def test_progress_notices_count_up_to_the_total(db, emulator):
+    eligible = make_notes(db, 100)
+    notices = []
+    db.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+    db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 40)")
+    progress = [line for line in notices if line.startswith("materialize_sentiment: ")]
+    assert len(progress) >= 2, notices
+    assert progress[0].startswith(f"materialize_sentiment: 40 / {eligible} rows, ")
+    assert progress[-1].startswith(f"materialize_sentiment: {eligible} / {eligible} rows, ")
+    assert progress[-1].endswith("about 0 s left")
+    assert all(" rows/s, " in line for line in progress)
+
+
+def test_stopped_half_way_then_run_again_scores_each_row_once(db, connect, emulator):
+    eligible = make_notes(db, 600)
+    emulator.reset()
+    emulator.set_faults(service="comprehend", latency_ms=30)
+    runner = connect()
+    pid = runner.info.backend_pid
+    thread, errors = run_in_thread(runner, "CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', "
+                                           "batch_size => 50)")
+    wait_until(lambda: batch_counts(emulator).get("requests", 0) >= 5, "five requests")
+    db.execute("SELECT pg_cancel_backend(%s)", (pid,))
+    thread.join(WAIT_SECONDS)
+    assert errors and errors[0].sqlstate == "57014", errors
+    # the request in flight at the cancel, if any, finishes in the emulator
+    wait_until(lambda: len(batch_counts(emulator)["batch_sizes"]) == batch_counts(emulator)["requests"],
+               "the last request")
+    done_first = filled(db)
+    sent_first = batch_counts(emulator)["items"]
+    assert 0 < done_first < eligible
+    assert sent_first - done_first <= 50  # at most the batch being sent when stopped is lost
+
+    emulator.set_faults(service="comprehend", latency_ms=0)
+    db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 50)")
+    assert filled(db) == eligible
+    assert batch_counts(emulator)["items"] - sent_first == eligible - done_first
+
+
+def test_statement_timeout_stops_it_and_the_committed_batches_stay(db, emulator):
+    eligible = make_notes(db, 400)
+    emulator.set_faults(service="comprehend", latency_ms=100)
+    db.execute("SET statement_timeout = '1s'")
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 25)")
+    db.execute("RESET statement_timeout")
+    assert 0 < filled(db) < eligible
+
+
+def test_two_runs_at_once_share_the_rows(db, connect, emulator):
+    eligible = make_notes(db, 800)
+    emulator.reset()
+    emulator.set_faults(service="comprehend", latency_ms=10)
+    runners = [connect(), connect()]
+    started = [run_in_thread(conn, "CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', "
+                                   "batch_size => 25)") for conn in runners]
+    for thread, errors in started:
+        thread.join(WAIT_SECONDS)
+        assert not errors, errors
+    batches = batch_counts(emulator)
+    assert filled(db) == eligible
+    assert batches["items"] == eligible  # no row scored by both
+    by_pid = batches["pids"]
+    assert set(by_pid) == {str(conn.info.backend_pid) for conn in runners}, by_pid
+
+
+def test_rows_locked_by_the_application_are_skipped_not_waited_for(db, connect, emulator):
+    eligible = make_notes(db, 60)
+    writer = connect()
+    writer.execute("BEGIN")
+    writer.execute("SELECT * FROM notes WHERE id IN (1, 2) FOR UPDATE")
+    emulator.reset()
+    db.execute("SET lock_timeout = '10s'")  # a regression that waits fails instead of hanging
+    db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 10)")
+    assert filled(db) == eligible - 2
+    writer.execute("UPDATE notes SET body = 'note 2: edited, and I love it.' WHERE id = 2")
+    writer.execute("COMMIT")
+    db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 10)")
+    db.execute("RESET lock_timeout")
+    assert filled(db) == eligible
+    assert batch_counts(emulator)["items"] == eligible
+
+
+def test_identifiers_are_quoted_and_cannot_inject(db, emulator):
+    db.execute('DROP SCHEMA IF EXISTS "my schema" CASCADE')
+    db.execute('CREATE SCHEMA "my schema"')
+    db.execute("CREATE TABLE victim (id int)")
+    table = '"my schema"."the ""notes"" table"'
+    text_column = 'x"; DROP TABLE victim; --'
+    sentiment_column = "it's a sentiment"
+    db.execute(f'CREATE TABLE {table} ("{text_column.replace(chr(34), chr(34) * 2)}" text, '
+               f'"{sentiment_column}" varchar, "Confidence" real, materialized_at timestamptz)')
+    db.execute(f'INSERT INTO {table} SELECT \'row \' || n || \': lovely\' FROM generate_series(1, 12) n')
+    emulator.reset()
+    db.execute("CALL aws_comprehend.materialize_sentiment(%s, %s, 'en', %s, 'Confidence', 5)",
+               (table, text_column, sentiment_column))
+    assert batch_counts(emulator)["items"] == 12
+    assert db.execute(f'SELECT count(*) FROM {table} WHERE "{sentiment_column}" = \'POSITIVE\' '
+                      f'AND "Confidence" > 0 AND materialized_at IS NOT NULL').fetchone()[0] == 12
+    assert db.execute("SELECT to_regclass('victim') IS NOT NULL").fetchone()[0]
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        db.execute("CALL aws_comprehend.materialize_sentiment(%s, 'no such column', 'en', %s)",
+                   (table, sentiment_column))
+    db.execute('DROP SCHEMA "my schema" CASCADE')
+    db.execute("DROP TABLE victim")
+
+
+def test_arguments_are_checked_before_any_request(db, emulator):
+    make_notes(db, 20)
+    emulator.reset()
+    for sql, sqlstate in [
+        ("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 0)", "22023"),
+        ("CALL aws_comprehend.materialize_sentiment('notes', 'body', NULL)", "22004"),
+        ("CALL aws_comprehend.materialize_sentiment('notes', NULL, 'en')", "22004"),
+        ("CALL aws_comprehend.materialize_sentiment('no_such_table', 'body', 'en')", "42P01"),
+        ("CALL aws_bedrock.materialize_embeddings('notes', 'body', 'sentiment', 'meta.llama3')", "22023"),
+    ]:
+        with pytest.raises(psycopg.Error) as caught:
+            db.execute(sql)
+        assert caught.value.sqlstate == sqlstate, sql
+    assert emulator.counters() == {}
+
+
+def test_inside_a_transaction_block_it_cannot_commit(db, emulator):
+    make_notes(db, 20)
+    emulator.reset()
+    with pytest.raises(psycopg.errors.InvalidTransactionTermination):
+        with db.transaction():
+            db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    assert emulator.counters() == {}
+
+
+def make_documents(conn, rows):
+    conn.execute("DROP TABLE IF EXISTS documents")
+    conn.execute("CREATE TABLE documents (id int PRIMARY KEY, body text, embedding float8[], "
+                 "materialized_at timestamptz)")
+    texts = [None if i % 7 == 3 else f"document {i} about PostgreSQL monitoring" for i in range(rows)]
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO documents (id, body) VALUES (%s, %s)", list(enumerate(texts)))
+    return {i: text for i, text in enumerate(texts) if text}
+
+
+def direct_embedding(aws_client, model_id, body, json_key):
+    answer = aws_client("bedrock-runtime").invoke_model(modelId=model_id, body=json.dumps(body),
+                                                       contentType="application/json", accept="application/json")
+    document = json.loads(answer["body"].read())
+    for key in json_key.split("."):
+        document = document[int(key)] if isinstance(document, list) else document[key]
+    return document
+
+
+def embedded(conn):
+    return dict(conn.execute("SELECT id, embedding FROM documents WHERE embedding IS NOT NULL "
+                             "AND materialized_at IS NOT NULL").fetchall())
+
+
+def test_titan_embeddings_one_request_per_row(db, emulator, aws_client):
+    texts = make_documents(db, 90)
+    emulator.reset()
+    db.execute("CALL aws_bedrock.materialize_embeddings('documents', 'body', 'embedding', "
+               "'amazon.titan-embed-text-v1', batch_size => 40, max_concurrency => 4)")
+    invoke = batch_counts(emulator, "bedrock", "InvokeModel")
+    assert invoke["requests"] == len(texts) and invoke["items"] == len(texts)
+    got = embedded(db)
+    assert set(got) == set(texts)
+    for i in (1, 2, 89):
+        want = direct_embedding(aws_client, "amazon.titan-embed-text-v1", {"inputText": texts[i]}, "embedding")
+        assert got[i] == pytest.approx(want)
+
+
+def test_cohere_embeddings_up_to_96_texts_per_request(db, emulator, aws_client):
+    texts = make_documents(db, 260)  # 223 with text
+    emulator.reset()
+    db.execute("CALL aws_bedrock.materialize_embeddings('documents', 'body', 'embedding', "
+               "'cohere.embed-english-v3', batch_size => 200)")
+    invoke = batch_counts(emulator, "bedrock", "InvokeModel")
+    assert invoke["items"] == len(texts)
+    assert sorted(invoke["batch_sizes"]) == sorted([96, 96, 8, 23])  # 200 rows, then 23
+    got = embedded(db)
+    assert set(got) == set(texts)
+    for i in (0, 100, 259):
+        want = direct_embedding(aws_client, "cohere.embed-english-v3",
+                                {"texts": [texts[i]], "input_type": "search_document"}, "embeddings.0")
+        assert got[i] == pytest.approx(want)

@@ -1,0 +1,87 @@
+"""Identical requests within one statement are sent once; never across
+statements; aws_ml.statement_cache = off sends each."""
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import counter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plpython"))
+from aws_ml import statement_cache  # noqa: E402
+
+
+@pytest.fixture
+def notes(db):
+    db.execute("DROP TABLE IF EXISTS clinician_notes")
+    db.execute("CREATE TABLE clinician_notes (id serial PRIMARY KEY, french_notes text, "
+               "sentiment varchar, confidence real)")
+    with db.cursor() as cur:
+        cur.executemany("INSERT INTO clinician_notes (french_notes) VALUES (%s)",
+                        [(f"Note {i}: très bien, excellent",) for i in range(20)] + [(None,), (" ",)])
+    yield db
+    db.execute("DROP TABLE clinician_notes")
+
+
+UPDATE = (
+    "UPDATE clinician_notes SET sentiment = (aws_comprehend.detect_sentiment (french_notes, 'fr')).sentiment, "
+    "confidence = (aws_comprehend.detect_sentiment (french_notes, 'fr')).confidence "
+    "WHERE clinician_notes.french_notes IS NOT NULL AND LENGTH(TRIM(clinician_notes.french_notes)) > 0 "
+    "AND clinician_notes.sentiment IS NULL;")
+
+
+def test_reference_update_makes_one_call_per_row(notes, emulator):
+    notes.execute(UPDATE)
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 20
+    assert notes.execute("SELECT count(*) FROM clinician_notes WHERE sentiment IS NOT NULL").fetchone() == (20,)
+    hits = notes.execute("SELECT cache_hits FROM aws_ml.stats() WHERE operation = 'DetectSentiment'").fetchone()
+    assert hits[0] >= 20
+
+
+def test_statement_cache_off_sends_every_call(notes, emulator):
+    notes.execute("SET aws_ml.statement_cache = off")
+    notes.execute(UPDATE)
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 40
+
+
+def test_identical_rows_in_one_select_are_sent_once(db, emulator):
+    rows = db.execute("SELECT (aws_comprehend.detect_sentiment(t, 'en')).sentiment "
+                      "FROM unnest(ARRAY['good', 'bad', 'good', 'good', 'bad']) t").fetchall()
+    assert [r[0] for r in rows] == ["POSITIVE", "NEGATIVE", "POSITIVE", "POSITIVE", "NEGATIVE"]
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 2
+
+
+def test_never_across_statements(db, emulator):
+    for _ in range(3):
+        db.execute("SELECT * FROM aws_comprehend.detect_sentiment('good', 'en')")
+    db.execute("BEGIN")
+    db.execute("SELECT * FROM aws_comprehend.detect_sentiment('good', 'en')")
+    db.execute("SELECT * FROM aws_comprehend.detect_sentiment('good', 'en')")
+    db.execute("COMMIT")
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 5
+
+
+def test_bedrock_batch_sends_each_distinct_input_once(db, emulator):
+    inputs = ['{"inputText": "a cat"}', '{"inputText": "a dog"}', '{"inputText": "a cat"}', None,
+              '{"inputText": "a cat"}']
+    rows = db.execute("SELECT ordinality, model_output FROM aws_bedrock.batch_invoke_model_get_embeddings("
+                      "'amazon.titan-embed-text-v1', 'application/json', 'embedding', %s)", (inputs,)).fetchall()
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0][1] == rows[2][1] == rows[4][1] and rows[0][1] != rows[1][1] and rows[3][1] is None
+    assert counter(emulator.counters(), "bedrock", "InvokeModel") == 2
+
+
+class _Service:
+    client_name = "comprehend"
+
+
+def test_cache_is_bounded_and_cleared_by_a_new_statement():
+    statement_cache.store(("other", 1), ("comprehend", "X", "warm"), {"a": 1})
+    big = statement_cache.key(_Service, "X", {"Text": "x" * (statement_cache.MAX_REQUEST_BYTES + 1)})
+    assert big is None
+    for i in range(statement_cache.MAX_ENTRIES + 5):
+        statement_cache.store(("s", 1), statement_cache.key(_Service, "X", {"Text": str(i)}), {"n": i})
+    assert statement_cache.lookup(("s", 1), statement_cache.key(_Service, "X", {"Text": "7"})) == {"n": 7}
+    overflow = statement_cache.key(_Service, "X", {"Text": str(statement_cache.MAX_ENTRIES + 1)})
+    assert statement_cache.lookup(("s", 1), overflow) is None
+    assert statement_cache.lookup(("s", 2), statement_cache.key(_Service, "X", {"Text": "7"})) is None
