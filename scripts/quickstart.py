@@ -1,0 +1,278 @@
+"""The quick start's second half (scripts/quickstart runs scripts/setup first):
+starts the local emulator and a throwaway PostgreSQL cluster, runs the Aurora
+user guide's aws_ml examples through psql, one session each, and stops both
+unless --keep is given."""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.cluster import Cluster  # noqa: E402
+
+DATABASE = "quickstart"
+SAGEMAKER_ENDPOINT = "sagemaker_model_endpoint_name"   # the names the guide's functions call
+FORECASTS_ENDPOINT = "endpt_name"
+
+
+@dataclass
+class Example:
+    title: str
+    explanation: str
+    sql: str
+    # (endpoint name, model) registered in the emulator first; the model is a
+    # linear spec or the name of a built-in endpoint whose model to copy
+    endpoint: tuple = None
+    wait_for_statistics: bool = False
+
+
+EXAMPLES = [
+    Example(
+        "Install",
+        "CREATE EXTENSION installs aws_ml 2.0 and its dependency aws_commons, as on Aurora.",
+        "CREATE EXTENSION aws_ml CASCADE;"),
+    Example(
+        "Comprehend: the support table",
+        "The guide's sentiment query over customer feedback (the emulator scores with VADER, not Comprehend's model).",
+        """CREATE TABLE support (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, feedback text);
+INSERT INTO support (feedback) VALUES
+    ('Thank you for the excellent customer support!'),
+    ('The latest version of this product stinks!'),
+    ('Your support team is just awesome! I am blown away.'),
+    ('Your product is too complex, but your support is great.'),
+    ('Your support tech helped me in fifteen minutes.'),
+    ('My problem was never resolved!'),
+    ('When will the new version of this product be released?'),
+    ('I cannot stand that chatbot.'),
+    ('Your support tech talked down to me.'),
+    ('It took me way too long to get a real person.');
+SELECT feedback, s.sentiment,s.confidence
+FROM support,aws_comprehend.detect_sentiment(feedback, 'en') s
+ORDER BY s.confidence DESC;"""),
+    Example(
+        "Comprehend: materialized sentiment",
+        "The guide's UPDATE, verbatim: only French notes not yet scored are sent, once per row.",
+        """CREATE TABLE clinician_notes (id int PRIMARY KEY, french_notes text, sentiment varchar, confidence real);
+INSERT INTO clinician_notes VALUES
+    (1, 'Excellent progrès, le patient est content.', NULL, NULL),
+    (2, 'Douleur terrible, nuit horrible.', NULL, NULL),
+    (3, NULL, NULL, NULL),
+    (4, '   ', NULL, NULL),
+    (5, 'Déjà évalué.', 'NEUTRAL', 0.9);
+UPDATE clinician_notes SET sentiment = (aws_comprehend.detect_sentiment (french_notes, 'fr')).sentiment,
+confidence = (aws_comprehend.detect_sentiment (french_notes, 'fr')).confidence
+WHERE
+clinician_notes.french_notes IS NOT NULL AND
+LENGTH(TRIM(clinician_notes.french_notes)) > 0 AND
+clinician_notes.sentiment IS NULL;
+SELECT * FROM clinician_notes ORDER BY id;"""),
+    Example(
+        "SageMaker: classify_event (two inputs)",
+        "The guide's user-defined function, verbatim, over the emulator's 3-class XGBoost classifier "
+        "(a date is sent as its text and read as days since 1970).",
+        """CREATE FUNCTION classify_event (IN arg1 INT, IN arg2 DATE, OUT category INT)
+AS $$
+    SELECT aws_sagemaker.invoke_endpoint (
+        'sagemaker_model_endpoint_name', NULL,
+        arg1, arg2                        -- model inputs are separate arguments
+        )::INT                            -- cast the output to INT
+$$ LANGUAGE SQL PARALLEL SAFE COST 5000;
+SELECT classify_event(0, DATE '1970-01-01') AS a, classify_event(3, DATE '1970-01-04') AS b,
+       classify_event(-3, DATE '1970-01-04') AS c;""",
+        (SAGEMAKER_ENDPOINT, "xgboost-classifier")),
+    Example(
+        "SageMaker: classify_event with a batch size",
+        "The guide's second form, verbatim; a stand-in linear model answers the event type, "
+        "and a NULL amount goes out as 0.0.",
+        """CREATE FUNCTION classify_event (
+      IN event_type INT, IN event_day DATE, IN amount REAL, -- model inputs
+      max_rows_per_batch INT DEFAULT NULL,  -- optional batch size limit
+      OUT category INT)                     -- model output
+AS $$
+    SELECT aws_sagemaker.invoke_endpoint (
+        'sagemaker_model_endpoint_name', max_rows_per_batch,
+        event_type, event_day, COALESCE(amount, 0.0)
+        )::INT                              -- casts output to type INT
+$$ LANGUAGE SQL PARALLEL SAFE COST 5000;
+SELECT classify_event(2, DATE '2024-05-01', 19.99) AS with_amount,
+       classify_event(1, DATE '2024-05-02', NULL, 10) AS null_amount_batch_10;""",
+        (SAGEMAKER_ENDPOINT, {"kind": "linear", "coef": [1, 0, 0], "intercept": 0})),
+    Example(
+        "SageMaker: an array as input",
+        "The guide's regression_model, verbatim: one array argument is one CSV field per element "
+        "(the emulator's 4-feature linear regression).",
+        """CREATE FUNCTION regression_model (params REAL[], OUT estimate REAL)
+AS $$
+    SELECT aws_sagemaker.invoke_endpoint (
+      'sagemaker_model_endpoint_name', NULL,
+      params
+      )::REAL
+$$ LANGUAGE SQL PARALLEL SAFE COST 5000;
+SELECT regression_model(ARRAY[0, 0, 0, 0]) AS baseline, regression_model(ARRAY[1, -1, 0.5, 2]) AS estimate;""",
+        (SAGEMAKER_ENDPOINT, "linear-regression")),
+    Example(
+        "SageMaker: several outputs",
+        "The guide's company_forecasts type and analyze_company, verbatim: a two-value answer "
+        "casts to the composite type.",
+        """CREATE TYPE company_forecasts AS (
+    six_month_estimated_return real,
+    one_year_bankruptcy_probability float);
+
+CREATE FUNCTION analyze_company (
+    IN free_cash_flow NUMERIC(18, 6),
+    IN debt NUMERIC(18,6),
+    IN max_rows_per_batch INT DEFAULT NULL,
+    OUT prediction company_forecasts) AS $$
+  SELECT (aws_sagemaker.invoke_endpoint('endpt_name',
+     max_rows_per_batch,free_cash_flow, debt))::company_forecasts;
+$$ LANGUAGE SQL PARALLEL SAFE COST 5000;
+SELECT c.company, p.*
+FROM (VALUES ('Acme', 0.9, 0.1), ('Globex', 0.2, 0.8)) AS c (company, free_cash_flow, debt),
+     analyze_company(c.free_cash_flow, c.debt) AS p;""",
+        (FORECASTS_ENDPOINT, "company-forecasts")),
+    Example(
+        "Bedrock: invoke_model",
+        "The guide's Claude 2 call, verbatim: the answer's JSON body comes back as text.",
+        """SELECT aws_bedrock.invoke_model ( model_id := 'anthropic.claude-v2', content_type:= 'application/json', accept_type := 'application/json', model_input := '{"prompt": "\\n\\nHuman: You are a helpful assistant that answers questions directly and only using the information provided in the context below.\\nDescribe the answer in detail.\\n\\nContext: %s \\n\\nQuestion: %s \\n\\nAssistant:","max_tokens_to_sample":4096,"temperature":0.5,"top_k":250,"top_p":0.5,"stop_sequences":[]}' );"""),
+    Example(
+        "Bedrock: invoke_model_get_embeddings",
+        "The guide's Titan embedding, verbatim: 1536 numbers as float8[].",
+        """SELECT aws_bedrock.invoke_model_get_embeddings( model_id := 'amazon.titan-embed-text-v1', content_type := 'application/json', json_key := 'embedding', model_input := '{ "inputText": "PostgreSQL I/O monitoring views"}') AS embedding;"""),
+    Example(
+        "Monitoring",
+        "track_functions is 'all' in this server's postgresql.conf (Aurora: the cluster parameter group), "
+        "so every aws_ml function called above is counted.",
+        """SHOW track_functions;
+SELECT * FROM pg_stat_user_functions WHERE schemaname LIKE 'aws_%';""",
+        wait_for_statistics=True),
+]
+
+
+class BackgroundEmulator:
+    """The emulator as a detached background server, so that --keep can leave it running."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="aws_ml_quickstart_"))
+        self.pidfile = self.dir / "emulator.pid"
+        self.logfile = self.dir / "emulator.log"
+        line = subprocess.run(
+            [sys.executable, "-m", "emulator", "--port", "0", "--background",
+             "--pidfile", str(self.pidfile), "--logfile", str(self.logfile)],
+            cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+        self.url = line.rsplit(" ", 1)[1]
+
+    def _control(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}/_emulator/{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)
+
+    def register_endpoint(self, name, model):
+        if isinstance(model, str):
+            model = self._control("GET", f"sagemaker/endpoints/{model}/model")
+        self._control("POST", "sagemaker/endpoints", {"name": name, "model": model})
+
+    def stop(self):
+        pid = int(self.pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_cluster(emulator_url):
+    return Cluster(
+        settings={
+            "aws_ml.region": "us-east-1",
+            "aws_ml.endpoint_url": emulator_url,
+            "track_functions": "all",
+        },
+        # The emulator takes any credentials; these are the server process's.
+        environment={
+            "AWS_ACCESS_KEY_ID": "AKIAQUICKSTART000001",
+            "AWS_SECRET_ACCESS_KEY": "quickstart-secret",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
+    ).start()
+
+
+def wait_for_sessions_to_end(cluster):
+    """A session's function statistics are flushed when it ends: wait for the
+    earlier examples' backends to be gone before reading them."""
+    with psycopg.connect(cluster.conninfo(DATABASE), autocommit=True) as conn:
+        for _ in range(100):
+            others = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                                  "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchone()[0]
+            if others == 0:
+                return
+            time.sleep(0.05)
+
+
+def psql(cluster, sql):
+    sys.stdout.flush()
+    subprocess.run([str(cluster.bindir / "psql"), "-X", "-e", "-v", "ON_ERROR_STOP=1",
+                    "-d", cluster.conninfo(DATABASE)], input=sql + "\n", text=True, check=True)
+
+
+def run_examples(cluster, emulator):
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {DATABASE}")
+    for number, example in enumerate(EXAMPLES, 1):
+        print(f"\n== {number}. {example.title}\n-- {example.explanation}\n")
+        if example.endpoint:
+            emulator.register_endpoint(*example.endpoint)
+        if example.wait_for_statistics:
+            wait_for_sessions_to_end(cluster)
+        psql(cluster, example.sql)
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="scripts/quickstart", description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="leave the cluster and the emulator running")
+    args = parser.parse_args()
+
+    emulator = BackgroundEmulator()
+    cluster = None
+    keep = False
+    try:
+        cluster = start_cluster(emulator.url)
+        run_examples(cluster, emulator)
+        keep = args.keep
+    except subprocess.CalledProcessError as error:
+        sys.exit(f"quickstart: {error}")
+    finally:
+        if not keep:
+            if cluster:
+                cluster.stop()
+            emulator.stop()
+    if keep:
+        as_postgres = "runuser -u postgres -- " if os.geteuid() == 0 else ""
+        print(f"""
+The cluster and the emulator are still running. Connect with:
+    psql "{cluster.conninfo(DATABASE)}"
+Stop them with:
+    {as_postgres}{cluster.bindir}/pg_ctl -D {cluster.data} stop; rm -rf {cluster.dir}
+    kill {emulator.pidfile.read_text().strip()}; rm -rf {emulator.dir}""")
+    else:
+        print("\nStopped the cluster and the emulator (scripts/quickstart --keep leaves them running).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""scripts/quickstart end to end: every example of the Aurora guide runs and
+shows a plausible result, and what it started is stopped (or, with --keep,
+left running and reachable as it says)."""
+import re
+import subprocess
+
+import psycopg
+import pytest
+
+from tests.conftest import ROOT
+
+TIMEOUT_SECONDS = 120
+
+
+def run_quickstart(*args):
+    done = subprocess.run([str(ROOT / "scripts/quickstart"), *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT_SECONDS)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return done.stdout
+
+
+def sections(output):
+    """{example title: its output}, from the '== N. title' headings."""
+    parts = re.split(r"^== \d+\. (.+)$", output, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def table_rows(text):
+    """The rows of every psql table in text, as lists of stripped cells."""
+    rows, in_table = [], False
+    for line in text.splitlines():
+        if re.match(r"^-+(\+-+)*$", line):
+            in_table = True
+        elif re.match(r"^\(\d+ rows?\)$", line):
+            in_table = False
+        elif in_table:
+            rows.append([cell.strip() for cell in line.split("|")])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def output():
+    return run_quickstart()
+
+
+@pytest.fixture(scope="module")
+def examples(output):
+    return sections(output)
+
+
+def test_every_example_runs_in_order(examples):
+    assert list(examples) == [
+        "Install", "Comprehend: the support table", "Comprehend: materialized sentiment",
+        "SageMaker: classify_event (two inputs)", "SageMaker: classify_event with a batch size",
+        "SageMaker: an array as input", "SageMaker: several outputs",
+        "Bedrock: invoke_model", "Bedrock: invoke_model_get_embeddings", "Monitoring"]
+    for text in examples.values():
+        assert re.match(r"\n-- \S", text), "each example starts with its one-line explanation"
+
+
+def test_install(output, examples):
+    assert "\nCREATE EXTENSION\n" in examples["Install"]
+    # psql's notices go to stderr, which a pipe does not keep in order with stdout
+    assert 'NOTICE:  installing required extension "aws_commons"' in output
+
+
+def test_support_sentiment(examples):
+    rows = table_rows(examples["Comprehend: the support table"])
+    assert len(rows) == 10
+    by_feedback = {feedback: (sentiment, float(confidence)) for feedback, sentiment, confidence in rows}
+    assert by_feedback["Thank you for the excellent customer support!"][0] == "POSITIVE"
+    assert by_feedback["My problem was never resolved!"][0] == "NEGATIVE"
+    confidences = [float(confidence) for _, _, confidence in rows]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(0 < c <= 1 for c in confidences)
+
+
+def test_clinician_notes_materialized(examples):
+    text = examples["Comprehend: materialized sentiment"]
+    assert "\nUPDATE 2\n" in text
+    rows = {row[0]: row[2:] for row in table_rows(text)}
+    assert rows["1"][0] == "POSITIVE" and rows["2"][0] == "NEGATIVE"
+    assert rows["3"] == ["", ""] and rows["4"] == ["", ""], "NULL and blank notes are not scored"
+    assert rows["5"] == ["NEUTRAL", "0.9"], "a scored note is left alone"
+
+
+def test_sagemaker_functions(examples):
+    assert table_rows(examples["SageMaker: classify_event (two inputs)"]) == [["0", "1", "2"]]
+    assert table_rows(examples["SageMaker: classify_event with a batch size"]) == [["2", "1"]]
+    [[baseline, estimate]] = table_rows(examples["SageMaker: an array as input"])
+    # the built-in model: 1.5 x1 - 2 x2 + 0.5 x3 + 3 x4 + 10, fitted to noisy data
+    assert float(baseline) == pytest.approx(10, abs=0.2)
+    assert float(estimate) == pytest.approx(1.5 + 2 + 0.25 + 6 + 10, abs=0.5)
+    forecasts = {company: (float(ret), float(bankruptcy))
+                 for company, ret, bankruptcy in table_rows(examples["SageMaker: several outputs"])}
+    assert set(forecasts) == {"Acme", "Globex"}
+    assert forecasts["Acme"][0] > forecasts["Globex"][0]
+    assert forecasts["Acme"][1] < forecasts["Globex"][1]
+    assert all(0 <= bankruptcy <= 1 for _, bankruptcy in forecasts.values())
+
+
+def test_bedrock(examples):
+    assert '"completion":' in examples["Bedrock: invoke_model"]
+    [[embedding]] = table_rows(examples["Bedrock: invoke_model_get_embeddings"])
+    numbers = [float(n) for n in embedding.strip("{}").split(",")]
+    assert len(numbers) == 1536 and any(numbers)
+
+
+def test_monitoring_counts_every_call(examples):
+    calls = {(schema, function): int(n) for _, schema, function, n, _, _ in table_rows(examples["Monitoring"])[1:]}
+    # 10 support rows, then 2 notes with 2 calls each
+    assert calls[("aws_comprehend", "detect_sentiment")] == 14
+    assert calls[("aws_sagemaker", "invoke_endpoint")] == 3 + 2 + 2 + 2
+    assert calls[("aws_bedrock", "invoke_model")] == 1
+    assert calls[("aws_bedrock", "invoke_model_get_embeddings")] == 1
+
+
+def test_stops_what_it_started(output):
+    assert output.rstrip().endswith("Stopped the cluster and the emulator (scripts/quickstart --keep leaves them running).")
+
+
+def test_keep_leaves_a_cluster_to_connect_to():
+    output = run_quickstart("--keep")
+    conninfo = re.search(r'^    psql "(.+)"$', output, flags=re.MULTILINE).group(1)
+    stop_commands = output.split("Stop them with:\n", 1)[1].strip().splitlines()
+    try:
+        with psycopg.connect(conninfo) as conn:
+            count = conn.execute("SELECT count(*) FROM support WHERE (aws_comprehend.detect_sentiment(feedback, 'en'))"
+                                 ".sentiment = 'POSITIVE'").fetchone()[0]
+        assert count >= 2, "the emulator still answers"
+    finally:
+        for command in stop_commands:
+            subprocess.run(command, shell=True, check=True)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(conninfo, connect_timeout=2)
