@@ -1,8 +1,6 @@
 """aws_sagemaker through SQL against the emulator: the reference's
 user-defined functions verbatim, batch scoring, parallel query, errors."""
-import csv
 import datetime
-import io
 import json
 import uuid
 
