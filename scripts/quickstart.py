@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.cluster import Cluster  # noqa: E402
+from tests.reference import ANALYZE_COMPANY, CLASSIFY_EVENT_2, CLASSIFY_EVENT_4, REGRESSION_MODEL  # noqa: E402
 
 DATABASE = "quickstart"
 SAGEMAKER_ENDPOINT = "sagemaker_model_endpoint_name"   # the names the guide's functions call
@@ -82,13 +83,7 @@ SELECT * FROM clinician_notes ORDER BY id;"""),
         "SageMaker: classify_event (two inputs)",
         "The guide's user-defined function, verbatim, over the emulator's 3-class XGBoost classifier "
         "(a date is sent as its text and read as days since 1970).",
-        """CREATE FUNCTION classify_event (IN arg1 INT, IN arg2 DATE, OUT category INT)
-AS $$
-    SELECT aws_sagemaker.invoke_endpoint (
-        'sagemaker_model_endpoint_name', NULL,
-        arg1, arg2                        -- model inputs are separate arguments
-        )::INT                            -- cast the output to INT
-$$ LANGUAGE SQL PARALLEL SAFE COST 5000;
+        CLASSIFY_EVENT_2 + """
 SELECT classify_event(0, DATE '1970-01-01') AS a, classify_event(3, DATE '1970-01-04') AS b,
        classify_event(-3, DATE '1970-01-04') AS c;""",
         (SAGEMAKER_ENDPOINT, "xgboost-classifier")),
@@ -96,16 +91,7 @@ SELECT classify_event(0, DATE '1970-01-01') AS a, classify_event(3, DATE '1970-0
         "SageMaker: classify_event with a batch size",
         "The guide's second form, verbatim; a stand-in linear model answers the event type, "
         "and a NULL amount goes out as 0.0.",
-        """CREATE FUNCTION classify_event (
-      IN event_type INT, IN event_day DATE, IN amount REAL, -- model inputs
-      max_rows_per_batch INT DEFAULT NULL,  -- optional batch size limit
-      OUT category INT)                     -- model output
-AS $$
-    SELECT aws_sagemaker.invoke_endpoint (
-        'sagemaker_model_endpoint_name', max_rows_per_batch,
-        event_type, event_day, COALESCE(amount, 0.0)
-        )::INT                              -- casts output to type INT
-$$ LANGUAGE SQL PARALLEL SAFE COST 5000;
+        CLASSIFY_EVENT_4 + """
 SELECT classify_event(2, DATE '2024-05-01', 19.99) AS with_amount,
        classify_event(1, DATE '2024-05-02', NULL, 10) AS null_amount_batch_10;""",
         (SAGEMAKER_ENDPOINT, {"kind": "linear", "coef": [1, 0, 0], "intercept": 0})),
@@ -113,31 +99,14 @@ SELECT classify_event(2, DATE '2024-05-01', 19.99) AS with_amount,
         "SageMaker: an array as input",
         "The guide's regression_model, verbatim: one array argument is one CSV field per element "
         "(the emulator's 4-feature linear regression).",
-        """CREATE FUNCTION regression_model (params REAL[], OUT estimate REAL)
-AS $$
-    SELECT aws_sagemaker.invoke_endpoint (
-      'sagemaker_model_endpoint_name', NULL,
-      params
-      )::REAL
-$$ LANGUAGE SQL PARALLEL SAFE COST 5000;
+        REGRESSION_MODEL + """
 SELECT regression_model(ARRAY[0, 0, 0, 0]) AS baseline, regression_model(ARRAY[1, -1, 0.5, 2]) AS estimate;""",
         (SAGEMAKER_ENDPOINT, "linear-regression")),
     Example(
         "SageMaker: several outputs",
         "The guide's company_forecasts type and analyze_company, verbatim: a two-value answer "
         "casts to the composite type.",
-        """CREATE TYPE company_forecasts AS (
-    six_month_estimated_return real,
-    one_year_bankruptcy_probability float);
-
-CREATE FUNCTION analyze_company (
-    IN free_cash_flow NUMERIC(18, 6),
-    IN debt NUMERIC(18,6),
-    IN max_rows_per_batch INT DEFAULT NULL,
-    OUT prediction company_forecasts) AS $$
-  SELECT (aws_sagemaker.invoke_endpoint('endpt_name',
-     max_rows_per_batch,free_cash_flow, debt))::company_forecasts;
-$$ LANGUAGE SQL PARALLEL SAFE COST 5000;
+        ANALYZE_COMPANY + """
 SELECT c.company, p.*
 FROM (VALUES ('Acme', 0.9, 0.1), ('Globex', 0.2, 0.8)) AS c (company, free_cash_flow, debt),
      analyze_company(c.free_cash_flow, c.debt) AS p;""",

@@ -8,13 +8,10 @@ outside malloc'd blocks, not every overrun inside a memory context."""
 import csv
 import io
 import re
-import shutil
 
 import pytest
 
 from tests.conftest import new_cluster
-
-pytestmark = pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 
 NINETY_EIGHT = ", ".join(str(i) if i % 3 else "NULL::text" for i in range(98))
 QUERIES = [
