@@ -3,22 +3,10 @@ leader each call the service with a client of their own (the emulator counts
 requests by the pid in aws_ml's User-Agent), with the serial plan's results."""
 import json
 
+from tests.plans import explain_analyze, force_parallel_plan, workers_launched
+
 ROWS = 2000
 QUERY = ("SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM parallel_notes")
-
-
-def plan_nodes(explained):
-    stack = [explained[0]["Plan"]]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(node.get("Plans", []))
-
-
-def force_parallel_plan(conn):
-    for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0",
-                    "max_parallel_workers_per_gather = 2"):
-        conn.execute(f"SET {setting}")
 
 
 def detect_sentiment_counts(emulator):
@@ -38,9 +26,8 @@ def test_workers_and_leader_each_call_with_their_own_client(db, connect, emulato
     conn.execute("SELECT aws_comprehend.detect_sentiment('load the module first', 'en')")
     force_parallel_plan(conn)
     emulator.reset()
-    explained = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {QUERY}").fetchone()[0]
-    launched = [node["Workers Launched"] for node in plan_nodes(explained) if "Workers Launched" in node]
-    assert launched == [2], json.dumps(explained)
+    explained = explain_analyze(conn, QUERY)
+    assert workers_launched(explained) == [2], json.dumps(explained)
     counts = detect_sentiment_counts(emulator)
     assert counts["requests"] == ROWS and counts["items"] == ROWS
     by_pid = counts["pids"]

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from tests.conftest import counter
+from tests.plans import explain_analyze, force_parallel_plan, workers_launched
 from tests.reference import ANALYZE_COMPANY, CLASSIFY_EVENT_2, CLASSIFY_EVENT_4, REGRESSION_MODEL
 
 EPOCH = datetime.date(1970, 1, 1)
@@ -118,11 +119,8 @@ def test_builtin_models_answer_through_sql_as_directly(db, aws_client):
 
 
 def parallel_plan(conn, query):
-    for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0",
-                    "max_parallel_workers_per_gather = 2"):
-        conn.execute(f"SET {setting}")
-    plan = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}").fetchone()[0]
-    return json.dumps(plan)
+    force_parallel_plan(conn)
+    return explain_analyze(conn, query)
 
 
 def test_reference_wrappers_under_a_parallel_plan(schema, emulator, connect):
@@ -138,11 +136,11 @@ def test_reference_wrappers_under_a_parallel_plan(schema, emulator, connect):
     # A new backend: the module is first loaded by this parallel query.
     conn = connect(options=f"-c search_path={search_path.replace(' ', '')}")
     plan = parallel_plan(conn, query)
-    launched = [node["Workers Launched"] for node in _plan_nodes(json.loads(plan)) if "Workers Launched" in node]
-    assert launched and launched[0] >= 1, plan
+    launched = workers_launched(plan)
+    assert launched and launched[0] >= 1, json.dumps(plan)
     assert sorted(conn.execute(query).fetchall()) == expected
     conn.execute("SET max_parallel_workers_per_gather = 0")
-    assert "Workers Launched" not in json.dumps(conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}").fetchone()[0])
+    assert workers_launched(explain_analyze(conn, query)) == []
     assert sorted(conn.execute(query).fetchall()) == expected
 
 
@@ -163,14 +161,6 @@ def test_first_load_inside_a_parallel_query_is_refused_not_misconfigured(schema,
     assert conn.execute("SELECT fields(1, 2)").fetchone()[0] == 2
     assert conn.execute("SHOW aws_ml.endpoint_url").fetchone()[0] == emulator.url
     assert conn.execute("SELECT sum(fields(id, event_type)) FROM events").fetchone()[0] == 2 * len(EVENTS)
-
-
-def _plan_nodes(explained):
-    stack = [explained[0]["Plan"]]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(node.get("Plans", []))
 
 
 def test_batch_of_2500_rows_with_1000_per_batch_is_3_requests_in_order(db, emulator, aws_client):
