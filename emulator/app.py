@@ -2,6 +2,7 @@
 service name of its SigV4 credential scope, counted, and put through the
 fault injector."""
 import re
+import select
 import socket
 import time
 
@@ -19,6 +20,7 @@ from .sagemaker import SageMakerRuntime
 from .signing import signer_of
 
 _USER_AGENT_PID = re.compile(r"\bpid/(\d+)")
+_CLIENT_POLL_SECONDS = 0.02
 
 
 class EmulatorApp:
@@ -48,10 +50,15 @@ class EmulatorApp:
             operation = service.operation(request)
         name = signer.service
         counted = self.counters.request(name, operation, signer.access_key_id, _client_pid(request))
+        try:
+            return self._answer(request, signer, service, operation, counted, self.faults.plan(name))
+        finally:
+            self.counters.finished(counted)
 
-        plan = self.faults.plan(name)
-        if plan.delay_seconds:
-            time.sleep(plan.delay_seconds)
+    def _answer(self, request, signer, service, operation, counted, plan):
+        if plan.delay_seconds and not _wait_for_client(request.environ, plan.delay_seconds):
+            self.counters.abandoned(counted)
+            raise ConnectionAbortedError("the client closed the connection while the emulator delayed its answer")
         if plan.outcome == "drop":
             self.counters.outcome(counted, error=True)
             _drop_connection(request.environ)
@@ -73,6 +80,22 @@ def _client_pid(request):
     """The process id a client put in its User-Agent as pid/<n> (aws_ml does), or None."""
     found = _USER_AGENT_PID.search(request.headers.get("User-Agent", ""))
     return found.group(1) if found else None
+
+
+def _wait_for_client(environ, seconds):
+    """Sleeps seconds, or until the client closes its connection: False then."""
+    connection = environ[SOCKET_ENVIRON_KEY]
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([connection], [], [], min(left, _CLIENT_POLL_SECONDS))
+        if readable:
+            try:
+                if connection.recv(1, socket.MSG_PEEK) == b"":
+                    return False
+            except ConnectionError:
+                return False
+            time.sleep(min(left, _CLIENT_POLL_SECONDS))  # bytes of a next request: the client is still there
+    return True
 
 
 def _drop_connection(environ):

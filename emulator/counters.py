@@ -15,6 +15,8 @@ class _OperationStats:
         self.pids = {}  # requests per client process: the pid/<n> of its User-Agent
         self.errors = 0
         self.throttled = 0
+        self.in_flight = 0  # requests being answered now
+        self.abandoned = 0  # requests whose client closed the connection before the answer
 
     def as_dict(self):
         return {
@@ -25,6 +27,8 @@ class _OperationStats:
             "pids": dict(self.pids),
             "errors": self.errors,
             "throttled": self.throttled,
+            "in_flight": self.in_flight,
+            "abandoned": self.abandoned,
         }
 
 
@@ -41,6 +45,7 @@ class Counters:
         with self._lock:
             stats = self._get(service, operation)
             stats.requests += 1
+            stats.in_flight += 1
             if access_key_id:
                 stats.access_key_ids[access_key_id] = stats.access_key_ids.get(access_key_id, 0) + 1
             if pid:
@@ -57,6 +62,15 @@ class Counters:
                 stats.batch_sizes.append(items)
             stats.errors += bool(error)
             stats.throttled += bool(throttled)
+
+    def abandoned(self, stats):
+        with self._lock:
+            stats.abandoned += 1
+
+    def finished(self, stats):
+        """request()'s stats: the request has been answered, failed or dropped."""
+        with self._lock:
+            stats.in_flight -= 1
 
     def snapshot(self):
         with self._lock:

@@ -158,3 +158,17 @@ def test_drop_closes_the_connection_without_an_answer(client, emulator):
 def test_bad_fault_specs_are_refused(emulator, fault):
     with pytest.raises(EmulatorError, match="400"):
         emulator.set_faults(service="comprehend", **fault) if fault else emulator._call("PUT", "faults", {})
+
+
+def test_a_hang_ends_when_the_client_closes_its_connection(client, emulator):
+    """in_flight counts the requests being answered; a client that gives up
+    during a hang is seen at once (abandoned), not after the hang."""
+    emulator.set_faults(service="comprehend", hang_seconds=30)
+    impatient = client("comprehend", read_timeout=0.5, retries={"mode": "standard", "total_max_attempts": 1})
+    with pytest.raises(ReadTimeoutError):
+        CALLS["comprehend"](impatient)  # urllib3 closes the connection of a timed-out request
+    deadline = time.monotonic() + 5
+    while emulator.counters()["comprehend"]["DetectSentiment"]["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counted = emulator.counters()["comprehend"]["DetectSentiment"]
+    assert (counted["in_flight"], counted["abandoned"]) == (0, 1)
