@@ -50,6 +50,8 @@ CALLS = {
         (TITAN_INPUT,)),
     "batch_invoke_model_get_embeddings": Call("bedrock", "Bedrock InvokeModel", EMBED, (titan_inputs(3, "row"),)),
 }
+# Requests each call has in flight while the service hangs: one, or one per input of the Bedrock batch.
+REQUESTS = {call: 3 if name == "batch_invoke_model_get_embeddings" else 1 for name, call in CALLS.items()}
 
 
 @pytest.fixture(params=CALLS)
@@ -57,9 +59,26 @@ def call(request, db, emulator):
     """(the call, its answer without faults) with the call's service hanging."""
     chosen = CALLS[request.param]
     answer = chosen.run(db)  # also caches the backend's client
+    emulator.reset()
     emulator.set_faults(service=chosen.service, hang_seconds=HANG_SECONDS)
     yield chosen, answer
     emulator.clear_faults()
+
+
+def in_flight(emulator, service):
+    """The emulator's requests of service being answered now, and those whose
+    client closed the connection before the answer."""
+    operations = emulator.counters().get(service, {}).values()
+    return sum(o["in_flight"] for o in operations), sum(o["abandoned"] for o in operations)
+
+
+def assert_nothing_left_in_flight(emulator, service, sent):
+    """The stopped statement's `sent` requests ended with it: the emulator saw
+    their connections close long before the hang would have answered them."""
+    deadline = time.monotonic() + 2
+    while in_flight(emulator, service)[0] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert in_flight(emulator, service) == (0, sent)
 
 
 def still_usable(conn, emulator, call):
@@ -86,6 +105,7 @@ def test_statement_timeout_stops_a_hanging_request(db, emulator, call):
     with pytest.raises(psycopg.errors.QueryCanceled):
         call[0].run(db)
     assert time.monotonic() - started < HANG_SECONDS / 3
+    assert_nothing_left_in_flight(emulator, call[0].service, REQUESTS[call[0]])
     db.execute("SET statement_timeout = 0")
     still_usable(db, emulator, call)
 
@@ -99,6 +119,7 @@ def test_pg_cancel_backend_stops_a_hanging_request(db, connect, emulator, call):
     finally:
         timer.join()
     assert time.monotonic() - started < HANG_SECONDS / 3
+    assert_nothing_left_in_flight(emulator, call[0].service, REQUESTS[call[0]])
     still_usable(db, emulator, call)
 
 
@@ -111,13 +132,14 @@ def test_request_timeout_ms_bounds_one_request(db, emulator, call):
     assert time.monotonic() - started < HANG_SECONDS / 3
     assert caught.value.diag.sqlstate == "58030"
     assert call[0].operation in caught.value.diag.message_primary
+    assert_nothing_left_in_flight(emulator, call[0].service, REQUESTS[call[0]])
     still_usable(db, emulator, call)
 
 
 def test_cancelled_bedrock_batch_never_sends_its_queue_later(db, connect, emulator):
     """The 4 lanes' requests are in flight when the cancel comes; the other 16
-    inputs stay queued. Lanes whose requests end later (at the hang's end or
-    aws_ml.request_timeout_ms) must not take them: a follow-up call and a wait
+    inputs stay queued. The cancel closes the 4 requests' connections, and
+    no lane takes a queued input: a follow-up call and a wait past the hang
     see only that call's own requests."""
     db.execute(EMBED, (titan_inputs(1, "warm-up"),))  # the backend's client, ready
     emulator.reset()
@@ -129,7 +151,8 @@ def test_cancelled_bedrock_batch_never_sends_its_queue_later(db, connect, emulat
     finally:
         timer.join()
     assert counter(emulator.counters(), "bedrock", "InvokeModel") == 4
+    assert_nothing_left_in_flight(emulator, "bedrock", 4)
     emulator.clear_faults()
     assert len(db.execute(EMBED, (titan_inputs(3, "follow-up"),)).fetchall()) == 3
-    time.sleep(2.5)  # the hung requests have answered by now; their answers are discarded
+    time.sleep(2.5)  # past the hang: nothing of the cancelled statement arrives late
     assert counter(emulator.counters(), "bedrock", "InvokeModel") == 4 + 3

@@ -5,7 +5,7 @@ uses STS AssumeRole credentials, cached until shortly before they expire."""
 import os
 import time
 
-from . import request, stats, wait
+from . import inflight, request, stats, wait
 from .services import STS
 
 _REFRESH_MARGIN_SECONDS = 300
@@ -51,6 +51,7 @@ def _client(service, settings, region, credentials):
                                         config=_config(settings, region), **explicit)
         # First, so that it sees every attempt before the retry handler answers.
         client.meta.events.register_first("needs-retry", stats.throttle_observer(service))
+        inflight.track(client)
         _clients[key] = client
     return client
 

@@ -1,8 +1,8 @@
 """One function over many items on at most n of the pool's worker threads
 ("lanes"), results in item order. Each lane takes the next item not yet taken;
 once an item fails or the wait is cancelled, no lane takes another, so the
-items still queued are never sent. The function runs on worker threads: it
-must not call plpy."""
+items still queued are never sent, and the requests in flight are grounded
+(wait.run_all). The function runs on worker threads: it must not call plpy."""
 import itertools
 import threading
 
@@ -41,9 +41,8 @@ def map_in_order(function, items, lanes):
                 failures.append(failed)
                 raise failed from None
 
-    futures = [wait.pool().submit(lane) for _ in range(min(lanes, len(items)))]
     try:
-        wait.wait_all(futures, stop_on_error=True)
+        wait.run_all([lane] * min(lanes, len(items)), stop_on_error=True)
     finally:
         stop.set()
     if failures:

@@ -1,14 +1,20 @@
 """Network calls run on worker threads while the backend's own thread waits in
 short slices and lets PostgreSQL process interrupts between them, so that
 Ctrl-C (pg_cancel_backend) and statement_timeout stop a statement whose
-request is blocked on a socket. Worker threads never call plpy."""
+request is blocked on a socket. A statement that stops early also stops the
+requests it has in flight (inflight.py). Worker threads never call plpy."""
 import concurrent.futures
+import functools
 import signal
 import threading
 
-from . import backend
+from . import backend, inflight
 
 _SLICE_SECONDS = 0.05
+# How long a stopping statement waits for its grounded requests to end: a
+# request whose socket was shut down ends at once, one in a retry's backoff
+# ends when the backoff does (and sends nothing more).
+_LANDING_SECONDS = 1.0
 MAX_WORKERS = 32
 _pool = None
 _pool_lock = threading.Lock()
@@ -42,10 +48,14 @@ def _check_for_interrupts():
     plpy.execute(_interrupt_check)
 
 
-def wait_all(futures, stop_on_error=False):
-    """Waits for futures while PostgreSQL can cancel the statement. Returns when
-    all are done or, with stop_on_error, when one has failed. On a cancel, an
-    error or an early return, the futures not yet started are cancelled."""
+def run_all(tasks, stop_on_error=False):
+    """Runs each of tasks (callables) on a worker thread and waits while
+    PostgreSQL can cancel the statement; returns the futures, in order. Waits
+    for all or, with stop_on_error, until one has failed. On a cancel, an
+    error or an early return, the tasks not yet started never start and the
+    requests in flight are grounded."""
+    flight = inflight.Flight()
+    futures = [pool().submit(flight.run, task) for task in tasks]
     mode = concurrent.futures.FIRST_EXCEPTION if stop_on_error else concurrent.futures.ALL_COMPLETED
     pending = set(futures)
     try:
@@ -56,12 +66,15 @@ def wait_all(futures, stop_on_error=False):
             if pending:
                 _check_for_interrupts()
     finally:
-        for future in pending:
-            future.cancel()
+        if pending:
+            for future in pending:
+                future.cancel()
+            flight.ground()
+            concurrent.futures.wait(pending, _LANDING_SECONDS)
+    return futures
 
 
 def run(function, *args, **kwargs):
     """Runs function on a worker thread and returns its result, cancellably."""
-    future = pool().submit(function, *args, **kwargs)
-    wait_all([future])
+    [future] = run_all([functools.partial(function, *args, **kwargs)])
     return future.result()

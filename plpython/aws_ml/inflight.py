@@ -1,0 +1,120 @@
+"""Stopping the requests a statement already has on the wire when it is
+cancelled or fails. Each task runs on a worker thread inside its statement's
+Flight; the boto3 clients' connections enrol with the current thread's Flight
+whenever they connect or send. Grounding the Flight shuts down those sockets,
+so a thread blocked reading an answer wakes at once, and refuses every later
+attempt of its requests: a connect, a send, or a retry about to wait out its
+backoff. botocore has no public hook for its connections, so track() swaps the
+connection classes of a client's pools (botocore is pinned)."""
+import concurrent.futures
+import socket
+import threading
+
+from botocore.awsrequest import (AWSHTTPConnection, AWSHTTPConnectionPool, AWSHTTPSConnection,
+                                 AWSHTTPSConnectionPool)
+
+_current = threading.local()
+
+
+class Grounded(concurrent.futures.CancelledError):
+    """A request of a grounded Flight. botocore passes a CancelledError
+    through as it is: not wrapped, not retried."""
+
+
+class Flight:
+    """The requests of one statement's tasks."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._grounded = False
+        self._connections = {}  # worker thread ident -> the connection it is using
+
+    def run(self, task):
+        """Runs task (on a worker thread) within this Flight."""
+        _current.flight = self
+        try:
+            return task()
+        finally:
+            _current.flight = None
+            with self._lock:
+                self._connections.pop(threading.get_ident(), None)
+
+    def ground(self):
+        """Shuts down the sockets of the requests in flight; refuses any later attempt."""
+        with self._lock:
+            self._grounded = True
+            for connection in self._connections.values():
+                _shut_down(connection.sock)
+
+    def enrol(self, connection):
+        with self._lock:
+            if self._grounded:
+                _shut_down(connection.sock)
+            self.refuse_if_grounded()
+            self._connections[threading.get_ident()] = connection
+
+    def refuse_if_grounded(self):
+        if self._grounded:
+            raise Grounded("the statement was cancelled or failed")
+
+
+def _shut_down(sock):
+    if sock is not None:
+        try:
+            # socket.socket's own shutdown, also for an SSL socket: no TLS
+            # close_notify from this thread while another reads.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+def _current_flight():
+    return getattr(_current, "flight", None)
+
+
+def _enrol(connection):
+    flight = _current_flight()
+    if flight is not None:
+        flight.enrol(connection)
+
+
+class _Enrolling:
+    def connect(self):
+        _enrol(self)
+        super().connect()
+        _enrol(self)  # grounded while connecting: nothing is sent
+
+    def request(self, *args, **kwargs):
+        _enrol(self)
+        return super().request(*args, **kwargs)
+
+
+class _HTTPConnection(_Enrolling, AWSHTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Enrolling, AWSHTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(AWSHTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(AWSHTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+def _refuse_retry(**_):
+    flight = _current_flight()
+    if flight is not None:
+        flight.refuse_if_grounded()
+
+
+def track(client):
+    """Makes client's requests stoppable by the Flight they run in. Call
+    before the client's first request: pools are made on first use."""
+    pool_classes = client._endpoint.http_session._pool_classes_by_scheme
+    pool_classes["http"] = _HTTPConnectionPool
+    pool_classes["https"] = _HTTPSConnectionPool
+    client.meta.events.register("needs-retry", _refuse_retry)
