@@ -22,6 +22,7 @@ ODD_TEXTS = {
     "5000_bytes": "é" * 2500,
     "quotes_and_commas": 'say "hi", then\r\nleave',
 }
+LARGE = "x" * 17_000
 # Names that must reach the service as one path segment, whole.
 ODD_NAMES = ["a/b", "..", "with space", "100%", "what?", "#1", "modèle-é"]
 
@@ -175,6 +176,10 @@ CASES = {
     "batch_model/nested_array": (BATCH_MODEL, (TITAN, JSON, JSON, [["a", "b"], ["c", "d"]], 4), Error("22023")),
     "batch_model/null_concurrency": (BATCH_MODEL, (TITAN, JSON, JSON, [titan("x")], None), Error("22004")),
     "batch_model/zero_concurrency": (BATCH_MODEL, (TITAN, JSON, JSON, [titan("x")], 0), Error("22023")),
+    # requests too large for the statement cache's keys
+    "batch_model/large_inputs": (BATCH_MODEL, (TITAN, JSON, JSON, [titan(LARGE + " one"), titan(LARGE + " two")], 4),
+                                 SameAs(lambda aws: [(i, bedrock_text(titan(LARGE + end)).answer(aws)[0][0])
+                                                     for i, end in ((1, " one"), (2, " two"))])),
     "batch_model/malformed_json": (BATCH_MODEL, (TITAN, JSON, JSON, [titan("x"), "{"], 4), Error("22023")),
     "batch_embed/null_json_key": (BATCH_EMBED, (TITAN, JSON, None, [titan("x")], 4), Error("22004")),
     "batch_embed/json_key_into_a_scalar": (BATCH_EMBED, (TITAN, JSON, "inputTextTokenCount.x", [titan("x")], 4),
@@ -256,3 +261,116 @@ def test_a_name_cannot_reach_another_path(db, cluster, emulator):
     assert counter(counters, "sagemaker", "InvokeEndpoint", "errors") == 3
     assert counter(counters, "bedrock", "InvokeModel", "errors") == 2
     backend_alive(cluster, db)
+
+
+SENTIMENT_ARGS = {"table_name": "odd_notes", "text_column": "note text", "language_code": "en",
+                  "sentiment_column": "sentiment", "confidence_column": "confidence", "batch_size": 500}
+EMBEDDINGS_ARGS = {"table_name": "odd_notes", "input_column": "note text", "embedding_column": "embedding",
+                   "model_id": TITAN, "json_key": None, "batch_size": 100, "max_concurrency": 4}
+
+
+def call(procedure, arguments):
+    return f"CALL {procedure}({', '.join(f'{name} => %({name})s' for name in arguments)})"
+
+
+SENTIMENT = call("aws_comprehend.materialize_sentiment", SENTIMENT_ARGS)
+EMBEDDINGS = call("aws_bedrock.materialize_embeddings", EMBEDDINGS_ARGS)
+TOO_LONG = "é" * 2500 + "a"
+
+
+def sentiment_args(**changes):
+    return {**SENTIMENT_ARGS, **changes}
+
+
+def embeddings_args(**changes):
+    return {**EMBEDDINGS_ARGS, **changes}
+
+
+@dataclass
+class Stopped:
+    """An error naming the row it stopped at (the one with text `at`)."""
+    sqlstate: str
+    at: str
+
+
+PROCEDURE_CASES = {
+    "sentiment/null_table": (SENTIMENT, sentiment_args(table_name=None), Error("22004")),
+    "sentiment/null_text_column": (SENTIMENT, sentiment_args(text_column=None), Error("22004")),
+    "sentiment/null_language": (SENTIMENT, sentiment_args(language_code=None), Error("22004")),
+    "sentiment/null_sentiment_column": (SENTIMENT, sentiment_args(sentiment_column=None), Error("22004")),
+    "sentiment/null_batch_size": (SENTIMENT, sentiment_args(batch_size=None), Error("22004")),
+    "sentiment/zero_batch_size": (SENTIMENT, sentiment_args(batch_size=0), Error("22023")),
+    "sentiment/huge_batch_size": (SENTIMENT, sentiment_args(batch_size=10_001), Error("22023")),
+    "sentiment/no_such_table": (SENTIMENT, sentiment_args(table_name="no_such_table"), Error("42P01")),
+    "sentiment/a_view": (SENTIMENT, sentiment_args(table_name="odd_notes_view"), Error("42809")),
+    "sentiment/no_such_column": (SENTIMENT, sentiment_args(text_column="nope"), Error("42703")),
+    "sentiment/no_such_output_column": (SENTIMENT, sentiment_args(confidence_column="nope"), Error("42703")),
+    "sentiment/integer_input": (SENTIMENT, sentiment_args(text_column="n"), Error("42804")),
+    "sentiment/integer_output": (SENTIMENT, sentiment_args(sentiment_column="n"), Error("42804")),
+    "sentiment/bad_language": (SENTIMENT, sentiment_args(language_code="xx"), Error("22023")),
+    "sentiment/odd_texts": (SENTIMENT, SENTIMENT_ARGS, "sentiments"),
+    "sentiment/5001_bytes": (SENTIMENT, SENTIMENT_ARGS, Stopped("22023", TOO_LONG)),
+    "embeddings/null_model_id": (EMBEDDINGS, embeddings_args(model_id=None), Error("22004")),
+    "embeddings/null_embedding_column": (EMBEDDINGS, embeddings_args(embedding_column=None), Error("22004")),
+    "embeddings/unknown_model_family": (EMBEDDINGS, embeddings_args(model_id="meta.llama3"), Error("22023")),
+    "embeddings/zero_concurrency": (EMBEDDINGS, embeddings_args(max_concurrency=0), Error("22023")),
+    "embeddings/33_concurrency": (EMBEDDINGS, embeddings_args(max_concurrency=33), Error("22023")),
+    "embeddings/integer_output": (EMBEDDINGS, embeddings_args(embedding_column="n"), Error("42804")),
+    "embeddings/json_key_into_a_scalar": (EMBEDDINGS, embeddings_args(json_key="inputTextTokenCount.x"),
+                                          Stopped("22023", ODD_TEXTS["emoji"])),
+    "embeddings/odd_texts": (EMBEDDINGS, EMBEDDINGS_ARGS, "embeddings"),
+}
+
+
+@pytest.fixture
+def odd_notes(db):
+    """A table with a row for each odd text, an empty one and a NULL one; a
+    view over it."""
+    db.execute("DROP TABLE IF EXISTS odd_notes CASCADE")
+    db.execute('CREATE TABLE odd_notes (id int, "note text" text, sentiment varchar, confidence real, n int, '
+               "embedding float8[])")
+    db.execute("CREATE VIEW odd_notes_view AS SELECT * FROM odd_notes")
+    texts = [*ODD_TEXTS.values(), "", None]
+    with db.cursor() as cur:
+        cur.executemany('INSERT INTO odd_notes (id, "note text") VALUES (%s, %s)', list(enumerate(texts)))
+    return texts
+
+
+def filled_as_aws_does(db, aws_client, texts, expected):
+    if expected == "sentiments":
+        got = db.execute("SELECT sentiment, confidence FROM odd_notes ORDER BY id").fetchall()
+        want = [(None, None) if not text else tuple(_sentiment(aws_client, text)) for text in texts]
+    else:
+        got = db.execute("SELECT embedding FROM odd_notes ORDER BY id").fetchall()
+        want = [(None,) if not text else bedrock_vector(titan(text)).answer(aws_client)[0] for text in texts]
+    assert got == want
+
+
+@pytest.mark.parametrize("case", PROCEDURE_CASES)
+def test_bad_input_to_the_procedures(db, cluster, aws_client, odd_notes, case):
+    sql, params, expected = PROCEDURE_CASES[case]
+    if isinstance(expected, Stopped):
+        if expected.at == TOO_LONG:
+            db.execute('INSERT INTO odd_notes (id, "note text") VALUES (100, %s)', (TOO_LONG,))
+        at = db.execute('SELECT ctid::text FROM odd_notes WHERE "note text" = %s', (expected.at,)).fetchone()[0]
+    if isinstance(expected, str):
+        db.execute(sql, params)
+        filled_as_aws_does(db, aws_client, odd_notes, expected)
+    else:
+        with pytest.raises(psycopg.Error) as caught:
+            db.execute(sql, params)
+        assert caught.value.diag.sqlstate == expected.sqlstate, caught.value.diag.message_primary
+        if expected.sqlstate != "42P01":  # PostgreSQL's own, from the regclass argument
+            assert caught.value.diag.message_primary.startswith("aws_ml")
+        if isinstance(expected, Stopped):
+            assert f"stopped at the row at ctid {at} of public.odd_notes" in caught.value.diag.message_primary
+    backend_alive(cluster, db)
+
+
+def test_a_procedure_refuses_a_transaction_block_before_any_request(db, emulator, odd_notes):
+    db.execute("BEGIN")
+    with pytest.raises(psycopg.errors.InvalidTransactionTermination) as caught:
+        db.execute(SENTIMENT, SENTIMENT_ARGS)
+    db.execute("ROLLBACK")
+    assert "transaction block" in caught.value.diag.message_primary
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment") == 0

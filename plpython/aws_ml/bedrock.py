@@ -4,7 +4,7 @@ import json
 
 from . import embedding_models, json_path, materialize, request
 from .arguments import in_range, is_blank, one_dimensional, required
-from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, sql_entry
+from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_ordinality, sql_entry
 from .services import BEDROCK
 from .wait import MAX_WORKERS
 
@@ -105,10 +105,23 @@ def embeddings(model_id, texts, json_key, max_concurrency):
     requests = {number: _request(model_id, "application/json", EMBEDDINGS_ACCEPT,
                                  model.body([texts[index] for index in group]))
                 for number, group in enumerate(groups, 1)}
-    documents = request.send_each(BEDROCK, "InvokeModel", requests, max_concurrency, _document) if requests else {}
+
+    def at_first_text(error, number):
+        """error of request number, raised for the first of its texts."""
+        return at_ordinality(error, groups[number - 1][0] + 1)
+    try:
+        documents = request.send_each(BEDROCK, "InvokeModel", requests, max_concurrency, _document) if requests else {}
+    except AwsMlError as error:
+        if error.ordinality is None:
+            raise
+        raise at_first_text(error, error.ordinality) from None
     results = [None] * len(texts)
     for number, group in enumerate(groups, 1):
-        for index, vector in zip(group, model.vectors(documents[number], json_key, len(group))):
+        try:
+            vectors = model.vectors(documents[number], json_key, len(group))
+        except AwsMlError as error:
+            raise at_first_text(error, number) from None
+        for index, vector in zip(group, vectors):
             results[index] = vector
     return results
 
@@ -123,7 +136,7 @@ def materialize_embeddings(table_name, input_column, embedding_column, model_id,
         required(name, value)
     in_range("max_concurrency", max_concurrency, 1, MAX_WORKERS)
     embedding_models.family(model_id)
-    target = materialize.Target(table_name, input_column, (embedding_column,), ("float8[]",))
-    materialize.backfill("materialize_embeddings", target, batch_size,
+    target = materialize.Target("materialize_embeddings", table_name, input_column, (embedding_column,), ("float8[]",))
+    materialize.backfill(target, batch_size,
                          lambda texts: [None if vector is None else (vector,)
                                         for vector in embeddings(model_id, texts, json_key, max_concurrency)])

@@ -61,9 +61,9 @@ def materialize_sentiment(table_name, text_column, language_code, sentiment_colu
     for name, value in (("text_column", text_column), ("language_code", language_code),
                         ("sentiment_column", sentiment_column), ("confidence_column", confidence_column)):
         required(name, value)
-    target = materialize.Target(table_name, text_column, (sentiment_column, confidence_column), ("varchar", "real"))
-    materialize.backfill("materialize_sentiment", target, batch_size,
-                         lambda texts: sentiments(texts, language_code))
+    target = materialize.Target("materialize_sentiment", table_name, text_column,
+                                (sentiment_column, confidence_column), ("varchar", "real"))
+    materialize.backfill(target, batch_size, lambda texts: sentiments(texts, language_code))
 
 
 def _document_error(error_list, chunk):
@@ -72,6 +72,7 @@ def _document_error(error_list, chunk):
     code, message = first.get("ErrorCode", "Unknown"), first.get("ErrorMessage", "")
     return AwsMlError(
         sqlstate_for(code, message),
-        f"Comprehend BatchDetectSentiment refused the document at ordinality {ordinality}: {message}",
+        f"Comprehend BatchDetectSentiment refused a document: {message}",
         f"AWS error code: {code}; {len(error_list)} document(s) of the request refused",
+        ordinality=ordinality,
     )

@@ -53,14 +53,21 @@ _HINTS = {
 
 
 class AwsMlError(Exception):
-    """An error for SQL; raised anywhere in the package, reported by sql_entry."""
+    """An error for SQL; raised anywhere in the package, reported by sql_entry.
+    ordinality: the element of a batch it is about (1-based), if one."""
 
-    def __init__(self, sqlstate, message, detail=None, hint=None):
+    def __init__(self, sqlstate, message, detail=None, hint=None, ordinality=None):
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message
         self.detail = detail
         self.hint = hint
+        self.ordinality = ordinality
+
+    def full_message(self):
+        if self.ordinality is None:
+            return self.message
+        return f"{self.message} (the input at ordinality {self.ordinality})"
 
 
 def sql_entry(function):
@@ -86,7 +93,7 @@ def _sql_error(error):
     if _sql_error_class is None:
         import plpy
         _sql_error_class = type("aws_ml", (plpy.Error,), {"__module__": "builtins"})
-    sql_error = _sql_error_class(error.message)
+    sql_error = _sql_error_class(error.full_message())
     sql_error.sqlstate = error.sqlstate
     sql_error.detail = error.detail
     sql_error.hint = error.hint
@@ -95,8 +102,7 @@ def _sql_error(error):
 
 def at_ordinality(error, ordinality):
     """error, raised for the element at ordinality of a batch function's array."""
-    return AwsMlError(error.sqlstate, f"{error.message} (the input at ordinality {ordinality})",
-                      error.detail, error.hint)
+    return AwsMlError(error.sqlstate, error.message, error.detail, error.hint, ordinality)
 
 
 def null_argument(name):

@@ -90,15 +90,18 @@ def send_each(service, operation, requests, max_concurrency, decode):
     current = settings.current()
     method = getattr(clients.client_for(service, current), xform_name(operation))
     cache = _Cache(current, service, operation)
-    outputs, to_send = {}, {}  # to_send: key (or ordinality) -> ordinalities asking it
+    outputs = {}
+    to_send = {}  # ordinality sent -> (its cache key or None, the ordinalities it answers)
+    sender = {}  # cache key -> ordinality sent
     for ordinality, params in requests.items():
         key = cache.key(params)
         cached = cache.lookup(key, 1)
         if cached is not None:
             outputs[ordinality] = decode(cached)
-        else:
-            to_send.setdefault(key or ordinality, []).append(ordinality)
-    firsts = [ordinalities[0] for ordinalities in to_send.values()]
+            continue
+        sent = sender.setdefault(key, ordinality) if key else ordinality
+        to_send.setdefault(sent, (key, []))[1].append(ordinality)
+    firsts = list(to_send)
 
     def send_one(ordinality):
         answer = _send_now(service, operation, method, requests[ordinality], 1)
@@ -112,7 +115,7 @@ def send_each(service, operation, requests, max_concurrency, decode):
         elif not isinstance(error, AwsMlError):
             raise error
         raise at_ordinality(error, firsts[failed.index]) from None
-    for (key, ordinalities), (answer, output) in zip(to_send.items(), answers):
+    for (key, ordinalities), (answer, output) in zip(to_send.values(), answers):
         cache.store(key, answer)
         for ordinality in ordinalities:
             outputs[ordinality] = output
