@@ -156,3 +156,22 @@ def test_cancelled_bedrock_batch_never_sends_its_queue_later(db, connect, emulat
     assert len(db.execute(EMBED, (titan_inputs(3, "follow-up"),)).fetchall()) == 3
     time.sleep(2.5)  # past the hang: nothing of the cancelled statement arrives late
     assert counter(emulator.counters(), "bedrock", "InvokeModel") == 4 + 3
+
+
+def test_a_cancelled_statement_sends_no_more_retries(db, connect, emulator):
+    """Every attempt takes 1 s and is then throttled; botocore would retry up
+    to aws_ml.max_attempts, the first backoff being at most 1 s. The cancel
+    comes during the first attempt, so the second would start within 2 s of
+    the statement's end: it must not."""
+    db.execute("SELECT aws_comprehend.detect_sentiment('warm-up', 'en')")  # the backend's client, ready
+    emulator.reset()
+    emulator.set_faults(service="comprehend", latency_ms=1000, throttle_every=1)
+    timer = cancel_after(connect, db.info.backend_pid, 0.5)
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            db.execute("SELECT aws_comprehend.detect_sentiment('I love it', 'en')")
+    finally:
+        timer.join()
+    time.sleep(2.5)
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 1
+    assert in_flight(emulator, "comprehend") == (0, 1)

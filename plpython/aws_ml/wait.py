@@ -14,7 +14,7 @@ _SLICE_SECONDS = 0.05
 # How long a stopping statement waits for its grounded requests to end: a
 # request whose socket was shut down ends at once, one in a retry's backoff
 # ends when the backoff does (and sends nothing more).
-_LANDING_SECONDS = 1.0
+_LANDING_SECONDS = 0.5
 MAX_WORKERS = 32
 _pool = None
 _pool_lock = threading.Lock()
