@@ -10,7 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bedrock_bench, common, comprehend_bench, emulator_bench, materialize_bench, sagemaker_bench  # noqa: E402,E501
+from bench import (bedrock_bench, common, comprehend_bench, emulator_bench, materialize_bench,  # noqa: E402
+                   overhead_bench, sagemaker_bench)
 
 
 def figure(name, measured, unit, limit, verdict=None):
@@ -36,6 +37,11 @@ def comprehend_figures(results):
         figure("(e) a backend's first call", round(first["first_ms"]), "ms",
                f"warm call {first['warm_ms']:.2f} ms"),
     ]
+
+
+def overhead_figures(results):
+    return [figure(f"(a) layers: {layer}", round(ms, 3), "ms", "per call, for reference")
+            for layer, ms in results["ms_per_call"].items()]
 
 
 def sagemaker_figures(results):
@@ -78,6 +84,9 @@ def main():
         comprehend = comprehend_bench.measure(conn, emulator, cluster)
         common.write_results("comprehend", comprehend)
         figures += comprehend_figures(comprehend)
+        overhead = overhead_bench.measure(conn, emulator)
+        common.write_results("overhead", overhead)
+        figures += overhead_figures(overhead)
         sagemaker = sagemaker_bench.measure(conn, emulator)
         common.write_results("sagemaker", sagemaker)
         figures += sagemaker_figures(sagemaker)

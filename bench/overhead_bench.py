@@ -1,0 +1,91 @@
+"""Where the time of one detect_sentiment call goes, layer by layer, inside a
+backend: boto3 on the backend's own thread, the same on aws_ml's worker
+thread, aws_ml's request path (settings, statement cache, stats), the SQL
+function through SPI, and the SQL function from a client, next to a boto3
+loop in this process. No emulated latency.
+
+    .venv/bin/python bench/overhead_bench.py [--calls 1000] [--runs 3]
+
+Prints a table and writes bench/results/overhead.json. Needs `make install`."""
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import boto3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common  # noqa: E402
+
+# Runs in the backend. The package's directory comes from the first line of
+# detect_sentiment's own body, so the layers below are the installed code.
+LAYERS = r"""
+DO $do$
+import json, time
+exec(plpy.execute("SELECT prosrc FROM pg_catalog.pg_proc WHERE proname = 'detect_sentiment'")[0]["prosrc"].strip()
+     .splitlines()[0])
+from aws_ml import clients, request, settings, wait
+from aws_ml.services import COMPREHEND
+calls, tag = %(calls)s, %(tag)s
+client = clients.client_for(COMPREHEND, settings.current())
+sql = plpy.prepare("SELECT aws_comprehend.detect_sentiment($1, 'en')", ["text"])
+layers = {
+    "boto3 on the backend's thread": lambda text: client.detect_sentiment(Text=text, LanguageCode="en"),
+    "boto3 on a worker thread": lambda text: wait.run(client.detect_sentiment, Text=text, LanguageCode="en"),
+    "aws_ml request.call": lambda text: request.call(COMPREHEND, "DetectSentiment", Text=text, LanguageCode="en"),
+    "detect_sentiment through SPI": lambda text: plpy.execute(sql, [text]),
+}
+ms = {}
+for name, call in layers.items():
+    started = time.perf_counter()
+    for i in range(calls):
+        call(f"{tag} {name} {i}: I love this product")
+    ms[name] = (time.perf_counter() - started) / calls * 1000
+plpy.notice(json.dumps(ms))
+$do$ LANGUAGE plpython3u
+"""
+FROM_CLIENT = ("SELECT count((aws_comprehend.detect_sentiment(t, 'en')).sentiment) "
+               "FROM (SELECT %s || ' ' || n || ': I love this product' AS t FROM generate_series(1, %s) n) texts")
+
+
+def one_run(conn, emulator, calls, tag, notices):
+    """{layer: ms per call} of one run; notices: where conn's notices go."""
+    conn.execute(LAYERS.replace("%(calls)s", str(calls)).replace("%(tag)s", repr(tag)))
+    layers = json.loads(notices[-1])
+    layers["detect_sentiment from a client"] = common.seconds(
+        lambda: conn.execute(FROM_CLIENT, (tag, calls)).fetchone()) / calls * 1000
+    client = boto3.session.Session(aws_access_key_id="AKIAAWSMLBENCHDIRECT", aws_secret_access_key="direct",
+                                   region_name="us-east-1").client("comprehend", endpoint_url=emulator.url)
+    client.detect_sentiment(Text="warm-up", LanguageCode="en")
+    layers["boto3 in the benchmark's process"] = common.seconds(
+        lambda: [client.detect_sentiment(Text=f"{tag} direct {i}", LanguageCode="en") for i in range(calls)]
+    ) / calls * 1000
+    return layers
+
+
+def measure(conn, emulator, calls=1000, runs=3):
+    emulator.reset()
+    conn.execute("SELECT aws_comprehend.detect_sentiment('warm-up', 'en')")
+    notices = []
+    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    runs_ms = [one_run(conn, emulator, calls, f"run {run}", notices) for run in range(runs)]
+    return {"calls": calls, "runs": runs,
+            "ms_per_call": {layer: statistics.median(run[layer] for run in runs_ms) for layer in runs_ms[0]}}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with common.environment() as (emulator, cluster, conn):
+        results = measure(conn, emulator, args.calls, args.runs)
+    for layer, ms in results["ms_per_call"].items():
+        print(f"{layer:40} {ms:7.3f} ms")
+    print(f"wrote {common.write_results('overhead', results)}")
+
+
+if __name__ == "__main__":
+    main()
