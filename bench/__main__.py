@@ -40,7 +40,7 @@ def comprehend_figures(results):
 
 
 def overhead_figures(results):
-    return [figure(f"(a) layers: {layer}", round(ms, 3), "ms", "per call, for reference")
+    return [figure(f"(a) layers: {layer}", round(ms, 3), "ms", "for reference")
             for layer, ms in results["ms_per_call"].items()]
 
 

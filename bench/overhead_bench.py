@@ -2,7 +2,9 @@
 backend: boto3 on the backend's own thread, the same on aws_ml's worker
 thread, aws_ml's request path (settings, statement cache, stats), the SQL
 function through SPI, and the SQL function from a client, next to a boto3
-loop in this process. No emulated latency.
+loop in this process. No emulated latency. Also the same pure-Python work
+timed in the backend and in this process: plpython3u runs Debian's shared
+libpython, slower than the static /usr/bin/python3 for the same code.
 
     .venv/bin/python bench/overhead_bench.py [--calls 1000] [--runs 3]
 
@@ -18,6 +20,14 @@ import boto3
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common  # noqa: E402
+
+PURE_PYTHON = """
+def pure_python_ms():
+    import json, time
+    started = time.perf_counter()
+    encoded = {str(i): json.dumps({"a": i, "b": [i, i + 1]}) for i in range(100_000)}
+    return len(encoded) and (time.perf_counter() - started) * 1000
+"""
 
 # Runs in the backend. The package's directory comes from the first line of
 # detect_sentiment's own body, so the layers below are the installed code.
@@ -37,7 +47,8 @@ layers = {
     "aws_ml request.call": lambda text: request.call(COMPREHEND, "DetectSentiment", Text=text, LanguageCode="en"),
     "detect_sentiment through SPI": lambda text: plpy.execute(sql, [text]),
 }
-ms = {}
+%(pure_python)s
+ms = {"pure Python work in the backend (ms in all)": min(pure_python_ms() for _ in range(3))}
 for name, call in layers.items():
     started = time.perf_counter()
     for i in range(calls):
@@ -52,8 +63,11 @@ FROM_CLIENT = ("SELECT count((aws_comprehend.detect_sentiment(t, 'en')).sentimen
 
 def one_run(conn, emulator, calls, tag, notices):
     """{layer: ms per call} of one run; notices: where conn's notices go."""
-    conn.execute(LAYERS.replace("%(calls)s", str(calls)).replace("%(tag)s", repr(tag)))
+    conn.execute(LAYERS.replace("%(calls)s", str(calls)).replace("%(tag)s", repr(tag))
+                 .replace("%(pure_python)s", PURE_PYTHON))
     layers = json.loads(notices[-1])
+    exec(PURE_PYTHON, here := {})
+    layers["pure Python work in this process (ms in all)"] = min(here["pure_python_ms"]() for _ in range(3))
     layers["detect_sentiment from a client"] = common.seconds(
         lambda: conn.execute(FROM_CLIENT, (tag, calls)).fetchone()) / calls * 1000
     client = boto3.session.Session(aws_access_key_id="AKIAAWSMLBENCHDIRECT", aws_secret_access_key="direct",
@@ -83,7 +97,7 @@ def main():
     with common.environment() as (emulator, cluster, conn):
         results = measure(conn, emulator, args.calls, args.runs)
     for layer, ms in results["ms_per_call"].items():
-        print(f"{layer:40} {ms:7.3f} ms")
+        print(f"{layer:46} {ms:8.3f} ms")
     print(f"wrote {common.write_results('overhead', results)}")
 
 
