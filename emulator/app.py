@@ -49,9 +49,10 @@ class EmulatorApp:
             service = self.moto
             operation = service.operation(request)
         name = signer.service
+        plan = self.faults.plan(name, request.get_data())
         counted = self.counters.request(name, operation, signer.access_key_id, _client_pid(request))
         try:
-            return self._answer(request, signer, service, operation, counted, self.faults.plan(name))
+            return self._answer(request, signer, service, operation, counted, plan)
         finally:
             self.counters.finished(counted)
 

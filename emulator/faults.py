@@ -15,6 +15,7 @@ _FIELDS = {
     "hang_seconds": float,
     "drop_every": int,
     "error_code": str,
+    "body_contains": str,
 }
 ERROR_STATUSES = (500, 503)  # without error_code: the service's own 5xx codes
 
@@ -44,6 +45,11 @@ class _Fault:
         for name, kind in _FIELDS.items():
             if spec.get(name) is None:
                 continue
+            if name == "body_contains":
+                if not isinstance(spec[name], str) or not spec[name]:
+                    raise FaultSpecError("body_contains must be a non-empty string")
+                self.spec[name] = spec[name]
+                continue
             if kind is str:
                 if not isinstance(spec[name], str) or not spec[name].isidentifier():
                     raise FaultSpecError(f"{name} must be an AWS error code, like AccessDeniedException")
@@ -71,8 +77,12 @@ class _Fault:
         every = self.spec.get(name)
         return every is not None and self.seen % every == 0
 
+    def applies_to(self, body):
+        return "body_contains" not in self.spec or self.spec["body_contains"].encode() in body
+
     def plan(self):
-        """Called under the injector's lock, once per request of the service."""
+        """Called under the injector's lock, once per request of the service
+        that it applies to."""
         self.seen += 1
         spec = self.spec
         delay = spec.get("latency_ms", 0) / 1000
@@ -111,13 +121,14 @@ class FaultInjector:
         with self._lock:
             self._faults = {}
 
-    def plan(self, service):
-        """The combined plan of the service's own fault and the "*" fault."""
+    def plan(self, service, body=b""):
+        """The combined plan of the service's own fault and the "*" fault, for
+        a request with body."""
         combined = Plan()
         with self._lock:
             for key in (service, "*"):
                 fault = self._faults.get(key)
-                if fault is None:
+                if fault is None or not fault.applies_to(body):
                     continue
                 plan = fault.plan()
                 combined.delay_seconds += plan.delay_seconds

@@ -175,3 +175,17 @@ def test_a_cancelled_statement_sends_no_more_retries(db, connect, emulator):
     time.sleep(2.5)
     assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 1
     assert in_flight(emulator, "comprehend") == (0, 1)
+
+
+def test_a_failed_bedrock_batch_stops_its_other_requests(db, emulator):
+    """Three inputs hang, the fourth is refused at once: the statement fails
+    with the fourth's error and the three hanging requests end with it."""
+    emulator.reset()
+    emulator.set_faults(service="bedrock", hang_seconds=HANG_SECONDS, body_contains="slow")
+    inputs = [*titan_inputs(3, "slow"), '{"inputText": ""}']
+    started = time.monotonic()
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
+        db.execute(EMBED, (inputs,))
+    assert time.monotonic() - started < HANG_SECONDS / 3
+    assert "ordinality 4" in caught.value.diag.message_primary
+    assert_nothing_left_in_flight(emulator, "bedrock", 3)

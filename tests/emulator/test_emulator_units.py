@@ -83,6 +83,13 @@ def test_throttle_every_counts_from_the_first_request_after_setting():
     assert faults.plan("bedrock").outcome is None
 
 
+def test_body_contains_limits_a_fault_to_the_requests_holding_that_text():
+    faults = FaultInjector()
+    faults.set({"service": "bedrock", "hang_seconds": 30, "body_contains": "slow"})
+    assert faults.plan("bedrock", b'{"inputText": "slow one"}').delay_seconds == 30
+    assert faults.plan("bedrock", b'{"inputText": "quick one"}').delay_seconds == 0
+
+
 def test_outcome_of_a_request_from_before_a_reset_is_not_counted():
     counters = Counters()
     hanging = counters.request("comprehend", "DetectSentiment", "AKIA1")
