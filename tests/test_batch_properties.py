@@ -68,13 +68,17 @@ def features_literal(rows):
 @EXAMPLES
 @given(feature_rows, st.one_of(st.none(), st.integers(1, 12)))
 def test_batch_invoke_endpoint_answers_as_invoke_endpoint(conn, emulator, rows, rows_per_batch):
-    """Rows go in requests of at most rows_per_batch; NULL rows are not sent."""
+    """Rows go in requests of at most rows_per_batch; NULL rows are not sent.
+    With the statement cache off, so that equal requests are each sent and
+    counted (the cache's own tests are in test_statement_cache.py)."""
     conn.execute("DO $$ BEGIN CREATE TYPE features4 AS (a float8, b float8, c float8, d float8); "
                  "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     emulator.reset()
-    batch = conn.execute("SELECT ordinality, model_output FROM aws_sagemaker.batch_invoke_endpoint("
-                         "'linear-regression', %s, %s::features4[])",
-                         (rows_per_batch, features_literal(rows))).fetchall()
+    with conn.transaction():
+        conn.execute("SET LOCAL aws_ml.statement_cache = off")
+        batch = conn.execute("SELECT ordinality, model_output FROM aws_sagemaker.batch_invoke_endpoint("
+                             "'linear-regression', %s, %s::features4[])",
+                             (rows_per_batch, features_literal(rows))).fetchall()
     batch_sizes = emulator.counters().get("sagemaker", {}).get("InvokeEndpoint", {}).get("batch_sizes", [])
     assert sum(batch_sizes) == sum(r is not None for r in rows)
     if rows_per_batch:
