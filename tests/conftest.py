@@ -1,6 +1,7 @@
 """Fixtures: the emulator, a throwaway cluster with aws_ml installed, and
 connections. Everything is started here and stopped when the session ends."""
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -138,6 +139,14 @@ def login_role(cluster, database):
             conn.execute(f"REASSIGN OWNED BY {name} TO postgres")
             conn.execute(f"DROP OWNED BY {name}")
             conn.execute(f"DROP ROLE {name}")
+
+
+def wait_until(condition, what, seconds=60):
+    """Polls condition until it holds; fails the test after seconds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(0.02)
 
 
 def counter(counters, service, operation, field="requests"):

@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from tests.conftest import counter
+from tests.conftest import counter, wait_until
 
 HANG_SECONDS = 30
 TITAN_INPUT = json.dumps({"inputText": "PostgreSQL I/O monitoring views"})
@@ -75,9 +75,7 @@ def in_flight(emulator, service):
 def assert_nothing_left_in_flight(emulator, service, sent):
     """The stopped statement's `sent` requests ended with it: the emulator saw
     their connections close long before the hang would have answered them."""
-    deadline = time.monotonic() + 2
-    while in_flight(emulator, service)[0] and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: in_flight(emulator, service)[0] == 0, f"{service}'s requests to end", seconds=2)
     assert in_flight(emulator, service) == (0, sent)
 
 

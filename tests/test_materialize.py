@@ -2,12 +2,11 @@
 aws_bedrock.materialize_embeddings, counted with the emulator's counters."""
 import json
 import threading
-import time
 
 import psycopg
 import pytest
 
-from tests.conftest import counter
+from tests.conftest import counter, wait_until
 
 WAIT_SECONDS = 60
 
@@ -35,13 +34,6 @@ def batch_counts(emulator, service="comprehend", operation="BatchDetectSentiment
 
 def filled(conn, table="notes"):
     return conn.execute(f"SELECT count(*) FROM {table} WHERE sentiment IS NOT NULL").fetchone()[0]
-
-
-def wait_until(condition, what):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {WAIT_SECONDS} s for {what}"
-        time.sleep(0.02)
 
 
 def run_in_thread(conn, sql, params=()):
