@@ -81,21 +81,17 @@ def main():
     common.write_results("emulator", emulator)
     figures += emulator_figures(emulator)
     with common.environment() as (emulator, cluster, conn):
-        comprehend = comprehend_bench.measure(conn, emulator, cluster)
-        common.write_results("comprehend", comprehend)
-        figures += comprehend_figures(comprehend)
-        overhead = overhead_bench.measure(conn, emulator)
-        common.write_results("overhead", overhead)
-        figures += overhead_figures(overhead)
-        sagemaker = sagemaker_bench.measure(conn, emulator)
-        common.write_results("sagemaker", sagemaker)
-        figures += sagemaker_figures(sagemaker)
-        bedrock = bedrock_bench.measure(conn, emulator)
-        common.write_results("bedrock", bedrock)
-        figures += bedrock_figures(bedrock)
-        materialize = materialize_bench.measure(conn, emulator)
-        common.write_results("materialize", materialize)
-        figures += materialize_figures(materialize)
+        parts = [
+            ("comprehend", lambda: comprehend_bench.measure(conn, emulator, cluster), comprehend_figures),
+            ("overhead", lambda: overhead_bench.measure(conn, emulator), overhead_figures),
+            ("sagemaker", lambda: sagemaker_bench.measure(conn, emulator), sagemaker_figures),
+            ("bedrock", lambda: bedrock_bench.measure(conn, emulator), bedrock_figures),
+            ("materialize", lambda: materialize_bench.measure(conn, emulator), materialize_figures),
+        ]
+        for name, measure, figures_of in parts:
+            results = measure()
+            common.write_results(name, results)
+            figures += figures_of(results)
 
     print(f"{'figure':60} {'measured':>10} {'unit':8} {'limit or aim':44} verdict")
     for f in figures:
