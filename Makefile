@@ -8,7 +8,8 @@ EXTENSION = aws_ml
 DATA = extension/aws_commons.control extension/aws_commons--1.0.sql
 DATA_built = aws_ml--1.0.sql aws_ml--1.0--2.0.sql
 MODULE_big = aws_ml
-OBJS = extension/src/aws_ml.o extension/src/csv.o extension/src/invoke_endpoint.o
+OBJS = extension/src/aws_ml.o extension/src/backend.o extension/src/settings.o \
+	extension/src/csv.o extension/src/invoke_endpoint.o
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 PG_CONFIG ?= pg_config

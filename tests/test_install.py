@@ -1,5 +1,8 @@
 """Installing, dropping and re-installing the extensions."""
 import psycopg
+import pytest
+
+from tests.conftest import new_cluster
 
 
 def notices_of(conn):
@@ -52,3 +55,27 @@ def test_role_made_elsewhere_in_the_cluster_is_reused(cluster, fresh_database):
             conn.execute("CREATE EXTENSION aws_ml CASCADE")
     with psycopg.connect(cluster.conninfo(second), autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'aws_ml'").fetchone() == (1,)
+
+
+def test_a_role_named_aws_ml_that_can_log_in_is_not_adopted(emulator):
+    """A CREATEROLE user who makes a login role aws_ml before the first
+    CREATE EXTENSION of the cluster would receive every grant: refused, and
+    nothing is created; once the role is NOLOGIN it is adopted."""
+    server = new_cluster(emulator).start()
+    try:
+        with psycopg.connect(server.conninfo(), autocommit=True) as admin:
+            admin.execute("CREATE ROLE role_maker LOGIN CREATEROLE")
+            with psycopg.connect(server.conninfo(user="role_maker"), autocommit=True) as maker:
+                maker.execute("CREATE ROLE aws_ml LOGIN PASSWORD 'mine now'")
+            with pytest.raises(psycopg.errors.DuplicateObject) as caught:
+                admin.execute("CREATE EXTENSION aws_ml CASCADE")
+            assert "can log in" in caught.value.diag.message_primary
+            assert "NOLOGIN" in caught.value.diag.message_hint
+            assert admin.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'aws\\_%'").fetchone() == (0,)
+            admin.execute("ALTER ROLE aws_ml NOLOGIN")
+            admin.execute("CREATE EXTENSION aws_ml CASCADE")
+            assert admin.execute("SELECT has_function_privilege('aws_ml', "
+                                 "'aws_comprehend.detect_sentiment(varchar, varchar, int)', 'EXECUTE')").fetchone() \
+                == (True,)
+    finally:
+        server.stop()

@@ -3,6 +3,8 @@ by a superuser or the server configuration, whatever way a user tries."""
 import psycopg
 import pytest
 
+from tests.conftest import ACCESS_KEY_ID
+
 
 LOCKED = ["aws_ml.region", "aws_ml.endpoint_url", "aws_ml.comprehend_endpoint_url", "aws_ml.sagemaker_endpoint_url",
           "aws_ml.bedrock_endpoint_url", "aws_ml.sts_endpoint_url", "aws_ml.comprehend_role_arn",
@@ -30,14 +32,17 @@ def test_set_after_first_call_is_refused_42501(connect, member, name):
 
 @pytest.mark.parametrize("name", LOCKED)
 @pytest.mark.parametrize("how", ["SET", "set_config", "options"])
-def test_value_set_before_the_module_loads_is_refused_before_any_request(connect, member, emulator, how, name):
+@pytest.mark.parametrize("value", [ELSEWHERE, ""])
+def test_value_set_before_the_module_loads_is_refused_before_any_request(connect, member, emulator, how, name,
+                                                                         value):
+    """An empty value too: it would replace the server configuration's."""
     emulator.reset()
     if how == "options":
-        conn = connect(member, options=f"-c {name}={ELSEWHERE}")
+        conn = connect(member, options=f"-c {name}={value}")
     else:
         conn = connect(member)
-        conn.execute(f"SET {name} = '{ELSEWHERE}'" if how == "SET"
-                     else f"SELECT set_config('{name}', '{ELSEWHERE}', false)")
+        conn.execute(f"SET {name} = '{value}'" if how == "SET"
+                     else f"SELECT set_config('{name}', '{value}', false)")
     warnings = []
     conn.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
     with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
@@ -45,8 +50,61 @@ def test_value_set_before_the_module_loads_is_refused_before_any_request(connect
     assert name in caught.value.diag.message_primary
     assert caught.value.diag.message_hint
     assert any("permission denied to set parameter" in w for w in warnings)
-    assert conn.execute(f"SHOW {name}").fetchone()[0] != ELSEWHERE
+    if value:
+        assert conn.execute(f"SHOW {name}").fetchone()[0] != value
     assert emulator.counters() == {}
+
+
+ROLE_ARN = "arn:aws:iam::111122223333:role/tenant-comprehend"
+
+
+@pytest.mark.parametrize("name", ["aws_ml.comprehend_role_arn", "aws_ml.endpoint_url"])
+def test_an_empty_connection_option_cannot_drop_what_the_administrator_set(connect, member, db, emulator, name):
+    """The administrator gives the tenant a role (ALTER ROLE, as a superuser);
+    an empty "-c" option would leave the session with the base key or the
+    public AWS endpoint. The call is refused before any request, also through
+    a superuser's SECURITY DEFINER function, and nothing is signed."""
+    db.execute(f"ALTER ROLE {member} SET aws_ml.comprehend_role_arn = '{ROLE_ARN}'")
+    db.execute("CREATE OR REPLACE FUNCTION public.definer_sentiment() RETURNS varchar LANGUAGE sql "
+               "SECURITY DEFINER AS $$ SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en') $$")
+    db.execute(f"GRANT EXECUTE ON FUNCTION public.definer_sentiment() TO {member}")
+    try:
+        for sql in (CALL, "SELECT public.definer_sentiment()"):
+            emulator.reset()
+            conn = connect(member, options=f"-c {name}=")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+                conn.execute(sql)
+            assert name in caught.value.diag.message_primary
+            assert emulator.counters() == {}
+        # without the option the administrator's role is assumed
+        emulator.reset()
+        assert connect(member).execute(CALL).fetchone() == ("POSITIVE",)
+        counters = emulator.counters()
+        assert counters["sts"]["AssumeRole"]["requests"] == 1
+        assert set(counters["comprehend"]["DetectSentiment"]["access_key_ids"]) != {ACCESS_KEY_ID}
+    finally:
+        db.execute(f"ALTER ROLE {member} RESET aws_ml.comprehend_role_arn")
+        db.execute("DROP FUNCTION public.definer_sentiment()")
+
+
+def test_parallel_workers_refuse_what_the_leader_refuses(connect, member, emulator):
+    """The refusal reaches the workers with the leader's other settings."""
+    query = "SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en')"
+    for options, refused in ((f"-c aws_ml.comprehend_role_arn={ROLE_ARN}", True), ("", False)):
+        conn = connect(member, options=options)
+        for setting in ("force_parallel_mode = on", "parallel_setup_cost = 0", "parallel_tuple_cost = 0"):
+            conn.execute(f"SET {setting}")
+        plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN (COSTS OFF) {query}"))
+        assert "Gather" in plan, plan
+        emulator.reset()
+        if refused:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(query)
+            assert emulator.counters() == {}
+        else:
+            assert conn.execute(query).fetchone() == ("POSITIVE",)
+            pids = emulator.counters()["comprehend"]["DetectSentiment"]["pids"]
+            assert str(conn.info.backend_pid) not in pids  # a worker sent it
 
 
 @pytest.mark.parametrize("name", LOCKED)

@@ -1,49 +1,76 @@
-"""The PostgreSQL backend this package runs in, asked directly through the
-C symbols it exports. PostgreSQL 15 refuses, during a parallel operation (in
-the workers and in the leader alike), the subtransaction that every
-plpy.execute opens; settings and pending cancels are then read here."""
+"""The PostgreSQL backend this package runs in, read through the accessors the
+aws_ml C module exports (extension/src/backend.c), never through the server's
+own symbols. PostgreSQL 15 refuses, during a parallel operation (in the
+workers and in the leader alike), the subtransaction that every plpy.execute
+opens; settings and pending cancels are read here instead."""
 import ctypes
 
-_process = None
+from .errors import NOT_CONFIGURED, AwsMlError
+
+_ACCESSORS = {
+    "aws_ml_ready": (ctypes.c_bool, ()),
+    "aws_ml_setting": (ctypes.c_char_p, (ctypes.c_char_p,)),
+    "aws_ml_in_parallel_mode": (ctypes.c_bool, ()),
+    "aws_ml_interrupt_pending": (ctypes.c_bool, ()),
+    "aws_ml_transaction_start": (ctypes.c_int64, ()),
+    "aws_ml_statement_start": (ctypes.c_int64, ()),
+}
+_module = None
 
 
-def _symbols():
-    global _process
-    if _process is None:
-        # The postgres executable and the modules it loaded (RTLD_GLOBAL).
-        _process = ctypes.CDLL(None)
-        _process.IsInParallelMode.restype = ctypes.c_bool
-        _process.GetConfigOption.restype = ctypes.c_char_p
-        _process.GetConfigOption.argtypes = (ctypes.c_char_p, ctypes.c_bool, ctypes.c_bool)
-        _process.GetCurrentTransactionStartTimestamp.restype = ctypes.c_int64
-        _process.GetCurrentStatementStartTimestamp.restype = ctypes.c_int64
-    return _process
+def _bind():
+    """The accessors, or None while the module is not loaded. PostgreSQL loads
+    modules with RTLD_GLOBAL: their symbols are the process's."""
+    process = ctypes.CDLL(None)
+    try:
+        for name, (restype, argtypes) in _ACCESSORS.items():
+            accessor = getattr(process, name)
+            accessor.restype, accessor.argtypes = restype, argtypes
+    except AttributeError:
+        return None
+    return process
 
 
-def in_parallel_mode():
-    return _symbols().IsInParallelMode()
-
-
-def module_loaded():
-    """Whether the aws_ml C module, which defines the aws_ml.* settings, is
-    loaded (it exports aws_sagemaker_invoke_endpoint)."""
-    return hasattr(_symbols(), "aws_sagemaker_invoke_endpoint")
+def _accessors():
+    """The module's accessors, loading the module first if needed. A module
+    whose _PG_init failed is loaded but not ready: its settings may be
+    placeholders any user set."""
+    global _module
+    if _module is None:
+        _module = _bind()
+        if _module is None:
+            # Outside a parallel operation (inside one, the planner support
+            # function of every aws_ml function has loaded it already).
+            import plpy
+            plpy.execute("LOAD '$libdir/plugins/aws_ml'")
+            _module = _bind()
+        if _module is None:
+            raise AwsMlError(NOT_CONFIGURED, "the aws_ml module in $libdir/plugins lacks this package's accessors",
+                             hint="Reinstall the extension (make install), then reconnect.")
+    if not _module.aws_ml_ready():
+        raise AwsMlError(NOT_CONFIGURED, "the aws_ml module did not finish loading in this backend",
+                         hint="Call an aws_ml function once in the session before any parallel query, or add "
+                              "'$libdir/plugins/aws_ml' to session_preload_libraries.")
+    return _module
 
 
 def setting(name):
-    """A setting's value as text (GetConfigOption with missing_ok: never raises)."""
-    value = _symbols().GetConfigOption(name.encode(), True, False)
+    """A setting's value as text; None when it does not exist."""
+    value = _accessors().aws_ml_setting(name.encode())
     return None if value is None else value.decode()
+
+
+def in_parallel_mode():
+    return _accessors().aws_ml_in_parallel_mode()
 
 
 def cancel_pending():
     """Whether a cancel, statement_timeout or termination awaits the backend."""
-    symbols = _symbols()
-    return any(ctypes.c_int.in_dll(symbols, flag).value for flag in ("QueryCancelPending", "ProcDiePending"))
+    return _accessors().aws_ml_interrupt_pending()
 
 
 def statement_id():
     """Identifies the current top-level statement (parallel workers share the
     leader's): the start times of it and of its transaction."""
-    symbols = _symbols()
-    return symbols.GetCurrentTransactionStartTimestamp(), symbols.GetCurrentStatementStartTimestamp()
+    accessors = _accessors()
+    return accessors.aws_ml_transaction_start(), accessors.aws_ml_statement_start()

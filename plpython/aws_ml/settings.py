@@ -1,8 +1,9 @@
 """The aws_ml.* server settings, read once per call.
 
-The C module defines them; it is LOADed (from $libdir/plugins, open to
-non-superusers) before the first read, so PostgreSQL enforces that only a
-superuser or the server configuration sets region, endpoints and roles.
+The C module defines them; it is loaded (at plan time by every aws_ml
+function's planner support function, else by backend.py) before the first
+read, so PostgreSQL enforces that only a superuser or the server
+configuration sets region, endpoints and roles.
 """
 import os
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ _NAMES = (
     "region", "endpoint_url",
     "comprehend_endpoint_url", "sagemaker_endpoint_url", "bedrock_endpoint_url", "sts_endpoint_url",
     "comprehend_role_arn", "sagemaker_role_arn", "bedrock_role_arn",
-    "connect_timeout_ms", "request_timeout_ms", "max_attempts", "statement_cache",
+    "connect_timeout_ms", "request_timeout_ms", "max_attempts", "statement_cache", "max_concurrency",
 )
 
 
@@ -32,7 +33,8 @@ class Settings:
     connect_timeout_ms: int
     request_timeout_ms: int
     max_attempts: int
-    statement_cache: bool
+    statement_cache: str  # off, on (every call but text generation) or always
+    max_concurrency: int
 
     def endpoint_for(self, service):
         return getattr(self, f"{service.setting}_endpoint_url") or self.endpoint_url or None
@@ -49,44 +51,16 @@ class Settings:
         return region
 
 
-_plan = None
-
-
 def current():
-    global _plan
-    if backend.in_parallel_mode():
-        return _from_row(_read_in_parallel_mode())
-    import plpy
-    if _plan is None:
-        plpy.execute("LOAD '$libdir/plugins/aws_ml'")
-        columns = ", ".join(f"pg_catalog.current_setting('aws_ml.{name}') AS {name}"
-                            for name in (*_NAMES, "refused_settings"))
-        _plan = plpy.prepare(f"SELECT {columns}")
-    return _from_row(plpy.execute(_plan)[0])
-
-
-def _read_in_parallel_mode():
-    """Without SPI (refused during a parallel operation). The module cannot be
-    loaded then, and without it a value could be a placeholder any user set."""
-    if not backend.module_loaded():
-        raise AwsMlError(NOT_CONFIGURED, "the aws_ml module cannot be loaded during a parallel operation",
-                         hint="Call an aws_ml function once in the session before the parallel query, or add "
-                              "'$libdir/plugins/aws_ml' to session_preload_libraries.")
-    return {name: backend.setting(f"aws_ml.{name}") for name in (*_NAMES, "refused_settings")}
-
-
-def _from_row(row):
-    if row["refused_settings"]:
+    refused = backend.setting("aws_ml.refused_settings")
+    if refused:
         raise AwsMlError(
             PERMISSION_DENIED,
-            f"this session tried to set {row['refused_settings']} without the privilege to",
+            f"this session tried to set {refused} without the privilege to",
             "Only a superuser or the server configuration may set them; PostgreSQL discarded the "
             "session's value.",
             "Reconnect without setting them (SET, set_config() or connection options).")
-    return Settings(**{name: _PARSE.get(name, str)(row[name]) for name in _NAMES})
+    return Settings(**{name: _PARSE.get(name, str)(backend.setting(f"aws_ml.{name}")) for name in _NAMES})
 
 
-_PARSE = {
-    "connect_timeout_ms": int, "request_timeout_ms": int, "max_attempts": int,
-    "statement_cache": lambda value: value == "on",
-}
+_PARSE = {"connect_timeout_ms": int, "request_timeout_ms": int, "max_attempts": int, "max_concurrency": int}

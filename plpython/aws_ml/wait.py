@@ -36,13 +36,15 @@ def pool():
 
 
 def _check_for_interrupts():
-    """Raises plpy's QueryCanceled (SQLSTATE 57014) when a cancel is pending."""
+    """Raises plpy's QueryCanceled (SQLSTATE 57014) when a cancel is pending:
+    outside a parallel operation, by letting PostgreSQL process it in a query,
+    which raises PostgreSQL's own error for it."""
     global _interrupt_check
+    if not backend.cancel_pending():
+        return
     import plpy
     if backend.in_parallel_mode():
-        if backend.cancel_pending():
-            raise plpy.spiexceptions.QueryCanceled("canceling statement during a parallel operation")
-        return
+        raise plpy.spiexceptions.QueryCanceled("canceling statement during a parallel operation")
     if _interrupt_check is None:
         _interrupt_check = plpy.prepare("SELECT 1")
     plpy.execute(_interrupt_check)

@@ -1,0 +1,183 @@
+/*
+ * settings.c: the aws_ml.* settings (GUCs).
+ *
+ * The settings that decide where the server's AWS credentials are sent
+ * (region, endpoint URLs, role ARNs) are PGC_SUSET: only a superuser or the
+ * server configuration can set them. PostgreSQL enforces that only once this
+ * module has defined them in the backend; until then they are placeholders
+ * anyone can set. The module is loaded at plan time by the planner support
+ * function of every aws_ml function, and the Python layer loads it before it
+ * reads any setting, so a placeholder value a non-superuser set is then
+ * discarded with a WARNING instead of being honoured.
+ *
+ * Discarding it can also lose the server configuration's value: a
+ * connection's "-c" option, an empty one included, replaces that value in
+ * the placeholder. So the names of the settings whose session value
+ * PostgreSQL refused are kept in aws_ml.refused_settings, and the Python
+ * layer refuses to send anything from such a session. That setting is
+ * PGC_SUSET and set at PGC_S_OVERRIDE, so that parallel workers receive it
+ * with the leader's other settings, an abort does not undo it, and only a
+ * superuser can clear it.
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+
+#include "settings.h"
+
+/* aws_ml.statement_cache */
+typedef enum StatementCache
+{
+	STATEMENT_CACHE_OFF,
+	STATEMENT_CACHE_ON,			/* every call but text generation */
+	STATEMENT_CACHE_ALWAYS
+} StatementCache;
+
+static const struct config_enum_entry statement_cache_options[] = {
+	{"off", STATEMENT_CACHE_OFF, false},
+	{"on", STATEMENT_CACHE_ON, false},
+	{"always", STATEMENT_CACHE_ALWAYS, false},
+	{"false", STATEMENT_CACHE_OFF, true},
+	{"true", STATEMENT_CACHE_ON, true},
+	{"no", STATEMENT_CACHE_OFF, true},
+	{"yes", STATEMENT_CACHE_ON, true},
+	{"0", STATEMENT_CACHE_OFF, true},
+	{"1", STATEMENT_CACHE_ON, true},
+	{NULL, 0, false}
+};
+
+#define REFUSED_SETTINGS "aws_ml.refused_settings"
+
+static int	max_concurrency = 4;
+
+static char *region = NULL;
+static char *endpoint_url = NULL;
+static char *comprehend_endpoint_url = NULL;
+static char *sagemaker_endpoint_url = NULL;
+static char *bedrock_endpoint_url = NULL;
+static char *sts_endpoint_url = NULL;
+static char *comprehend_role_arn = NULL;
+static char *sagemaker_role_arn = NULL;
+static char *bedrock_role_arn = NULL;
+static char *refused_settings = NULL;
+static int	connect_timeout_ms = 5000;
+static int	request_timeout_ms = 60000;
+static int	max_attempts = 5;
+static int	statement_cache = STATEMENT_CACHE_ON;
+
+/* The GUC record of name, a placeholder or a defined setting; NULL if none. */
+static struct config_generic *
+find_setting(const char *name)
+{
+#if PG_VERSION_NUM >= 160000
+	return find_option(name, false, true, ERROR);
+#else
+	struct config_generic **settings = get_guc_variables();
+	int			count = GetNumConfigOptions();
+
+	for (int i = 0; i < count; i++)
+	{
+		if (pg_strcasecmp(settings[i]->name, name) == 0)
+			return settings[i];
+	}
+	return NULL;
+#endif
+}
+
+/*
+ * Defines a PGC_SUSET string setting; appends its name to refused when the
+ * session had set its placeholder and PostgreSQL refused that value. A value
+ * PostgreSQL applies gives the setting the placeholder's source; a refused
+ * one leaves an earlier source (the server configuration's, or the
+ * default), whatever the value, an empty one included.
+ */
+static void
+define_locked_string(const char *name, const char *description, char **variable, int flags,
+					 StringInfo refused)
+{
+	struct config_generic *placeholder = find_setting(name);
+	GucSource	wanted_source = placeholder ? placeholder->source : PGC_S_DEFAULT;
+
+	DefineCustomStringVariable(name, description, NULL, variable, "",
+							   PGC_SUSET, flags, NULL, NULL, NULL);
+	if (wanted_source != PGC_S_DEFAULT && find_setting(name)->source != wanted_source)
+		appendStringInfo(refused, "%s%s", refused->len ? ", " : "", name);
+}
+
+/* The settings that decide where the server's credentials are sent. */
+static const struct
+{
+	const char *name;
+	const char *description;
+	char	  **variable;
+}			locked_settings[] = {
+	{"aws_ml.region",
+	"AWS Region of the ML services (default: the server's AWS_REGION or AWS_DEFAULT_REGION).", &region},
+	{"aws_ml.endpoint_url",
+	"Endpoint URL for every AWS service aws_ml calls (default: the AWS endpoints of the region).", &endpoint_url},
+	{"aws_ml.comprehend_endpoint_url",
+	"Endpoint URL for Amazon Comprehend, overriding aws_ml.endpoint_url.", &comprehend_endpoint_url},
+	{"aws_ml.sagemaker_endpoint_url",
+	"Endpoint URL for the SageMaker runtime, overriding aws_ml.endpoint_url.", &sagemaker_endpoint_url},
+	{"aws_ml.bedrock_endpoint_url",
+	"Endpoint URL for the Bedrock runtime, overriding aws_ml.endpoint_url.", &bedrock_endpoint_url},
+	{"aws_ml.sts_endpoint_url",
+	"Endpoint URL for AWS STS (AssumeRole), overriding aws_ml.endpoint_url.", &sts_endpoint_url},
+	{"aws_ml.comprehend_role_arn",
+	"IAM role assumed for Amazon Comprehend calls (empty: the base credentials).", &comprehend_role_arn},
+	{"aws_ml.sagemaker_role_arn",
+	"IAM role assumed for SageMaker runtime calls (empty: the base credentials).", &sagemaker_role_arn},
+	{"aws_ml.bedrock_role_arn",
+	"IAM role assumed for Bedrock runtime calls (empty: the base credentials).", &bedrock_role_arn},
+};
+
+void
+settings_define(void)
+{
+	StringInfoData refused;
+
+	initStringInfo(&refused);
+	for (int i = 0; i < lengthof(locked_settings); i++)
+		define_locked_string(locked_settings[i].name, locked_settings[i].description,
+							 locked_settings[i].variable, 0, &refused);
+	/* A session may not clear its own refusal by setting it first. */
+	define_locked_string(REFUSED_SETTINGS,
+						 "Settings this session tried to set without the privilege to (read-only).",
+						 &refused_settings,
+						 GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_DISALLOW_IN_AUTO_FILE,
+						 &refused);
+
+	DefineCustomIntVariable("aws_ml.connect_timeout_ms",
+							"Time limit for opening a connection to an AWS service.",
+							NULL, &connect_timeout_ms, 5000, 1, 600000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("aws_ml.request_timeout_ms",
+							"Time limit for reading one answer of an AWS service.",
+							NULL, &request_timeout_ms, 60000, 1, 3600000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("aws_ml.max_attempts",
+							"Attempts per request, the first included, when AWS throttles or fails transiently.",
+							NULL, &max_attempts, 5, 1, 20,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("aws_ml.statement_cache",
+							 "Send identical requests within one SQL statement once: on (all but "
+							 "aws_bedrock.invoke_model), always, or off.",
+							 NULL, &statement_cache, STATEMENT_CACHE_ON, statement_cache_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("aws_ml.max_concurrency",
+							"Requests of one batch sent at the same time.",
+							NULL, &max_concurrency, 4, 1, 32,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	if (refused.len > 0)
+		SetConfigOption(REFUSED_SETTINGS, refused.data, PGC_INTERNAL, PGC_S_OVERRIDE);
+	pfree(refused.data);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("aws_ml");
+#else
+	EmitWarningsOnPlaceholders("aws_ml");
+#endif
+}
