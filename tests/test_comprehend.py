@@ -117,7 +117,7 @@ def test_batch_of_100_texts_sends_4_requests(db, emulator):
 def test_batch_respects_max_rows_per_batch(db, emulator):
     texts = [f"good {i}" for i in range(23)]
     db.execute("SELECT * FROM aws_comprehend.batch_detect_sentiment(%s, 'en', 10)", (texts,)).fetchall()
-    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["batch_sizes"] == [10, 10, 3]
+    assert sorted(emulator.counters()["comprehend"]["BatchDetectSentiment"]["batch_sizes"]) == [3, 10, 10]
 
 
 def test_batch_of_null_array_and_empty_array(db, emulator):

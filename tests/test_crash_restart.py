@@ -72,7 +72,8 @@ def no_lock_is_left(db, pid):
 
 @pytest.mark.parametrize("sql, commits_per_row", [("CALL score_reviews()", True), (SCORE_IN_ONE_STATEMENT, False)])
 def test_terminated_batch_keeps_what_was_committed(db, connect, cluster, emulator, reviews, sql, commits_per_row):
-    emulator.set_faults(service="comprehend", latency_ms=100)
+    # 40 rows one by one, or 20 requests aws_ml.max_concurrency (4) at a time: 2.5 s
+    emulator.set_faults(service="comprehend", latency_ms=500)
     pid = terminated_during(connect, sql, 1.5)
     emulator.clear_faults()
     scored = db.execute("SELECT id, sentiment FROM reviews WHERE sentiment IS NOT NULL ORDER BY id").fetchall()

@@ -104,3 +104,21 @@ def test_sagemaker_validation_errors_are_not_retried(db, emulator):
     with pytest.raises(psycopg.errors.UndefinedObject):
         db.execute("SELECT aws_sagemaker.invoke_endpoint('no-such-endpoint', NULL, 1)")
     assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == 1
+
+
+def test_every_statement_gets_max_attempts_whatever_earlier_ones_spent(db, emulator):
+    """botocore's retry quota (500, 14 a retry) lives in the session's cached
+    client: ten statements failing after 4 retries each would spend it, and
+    the last ones would not retry at all. Each statement starts with it full."""
+    db.execute("SET aws_ml.max_attempts = 5")
+    emulator.set_faults(service="comprehend", error_status=500, error_every=1)
+    for number in range(1, 11):
+        with pytest.raises(psycopg.Error) as caught:
+            db.execute("SELECT * FROM aws_comprehend.detect_sentiment(%s, 'en')", (f"statement {number}",))
+        assert caught.value.diag.sqlstate == "38000"
+        assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 5 * number
+    emulator.clear_faults()
+    emulator.set_faults(service="comprehend", throttle_every=2)
+    assert db.execute("SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en')").fetchone() == \
+        ("POSITIVE",)
+    db.execute("RESET aws_ml.max_attempts")

@@ -3,6 +3,7 @@ statements; aws_ml.statement_cache = off sends each."""
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.conftest import counter
@@ -71,17 +72,50 @@ def test_bedrock_batch_sends_each_distinct_input_once(db, emulator):
     assert counter(emulator.counters(), "bedrock", "InvokeModel") == 2
 
 
-class _Service:
-    client_name = "comprehend"
-
-
 def test_cache_is_bounded_and_cleared_by_a_new_statement():
-    statement_cache.store(("other", 1), ("comprehend", "X", "warm"), {"a": 1})
-    big = statement_cache.key(_Service, "X", {"Text": "x" * (statement_cache.MAX_REQUEST_BYTES + 1)})
+    statement_cache.store(("other", 1), (("comprehend", "X"), "warm"), {"a": 1})
+    big = statement_cache.key(("comprehend", "X"), {"Text": "x" * (statement_cache.MAX_REQUEST_BYTES + 1)})
     assert big is None
     for i in range(statement_cache.MAX_ENTRIES + 5):
-        statement_cache.store(("s", 1), statement_cache.key(_Service, "X", {"Text": str(i)}), {"n": i})
-    assert statement_cache.lookup(("s", 1), statement_cache.key(_Service, "X", {"Text": "7"})) == {"n": 7}
-    overflow = statement_cache.key(_Service, "X", {"Text": str(statement_cache.MAX_ENTRIES + 1)})
+        statement_cache.store(("s", 1), statement_cache.key(("comprehend", "X"), {"Text": str(i)}), {"n": i})
+    assert statement_cache.lookup(("s", 1), statement_cache.key(("comprehend", "X"), {"Text": "7"})) == {"n": 7}
+    overflow = statement_cache.key(("comprehend", "X"), {"Text": str(statement_cache.MAX_ENTRIES + 1)})
     assert statement_cache.lookup(("s", 1), overflow) is None
-    assert statement_cache.lookup(("s", 2), statement_cache.key(_Service, "X", {"Text": "7"})) is None
+    assert statement_cache.lookup(("s", 2), statement_cache.key(("comprehend", "X"), {"Text": "7"})) is None
+
+
+TITAN = "amazon.titan-embed-text-v1"
+CLAUDE_PROMPT = '{"prompt": "\\n\\nHuman: Say something.\\n\\nAssistant:", "max_tokens_to_sample": 50}'
+
+
+def test_text_generation_is_sent_every_time_unless_all(db, emulator):
+    sql = ("SELECT aws_bedrock.invoke_model('anthropic.claude-v2', 'application/json', 'application/json', %s) "
+           "FROM generate_series(1, 5)")
+    db.execute(sql, (CLAUDE_PROMPT,))
+    assert counter(emulator.counters(), "bedrock", "InvokeModel") == 5
+    db.execute("SET aws_ml.statement_cache = always")
+    db.execute(sql, (CLAUDE_PROMPT,))
+    assert counter(emulator.counters(), "bedrock", "InvokeModel") == 6
+    db.execute("RESET aws_ml.statement_cache")
+    db.execute("SELECT aws_bedrock.invoke_model_get_embeddings(%s, 'application/json', 'embedding', "
+               "'{\"inputText\": \"same\"}') FROM generate_series(1, 5)", (TITAN,))
+    assert counter(emulator.counters(), "bedrock", "InvokeModel") == 7
+
+
+ROLE = "arn:aws:iam::123456789012:role/cache-scope"
+
+
+def test_an_answer_is_reused_only_for_the_same_endpoint_region_and_role(db, emulator):
+    """A superuser changes the settings between two identical calls of one
+    statement: the second is not answered from the cache."""
+    same_call = "(aws_comprehend.detect_sentiment('I love it', 'en')).sentiment"
+    rows = db.execute(f"SELECT {same_call}, set_config('aws_ml.comprehend_role_arn', %s, true), {same_call}",
+                      (ROLE,)).fetchall()
+    assert rows == [("POSITIVE", ROLE, "POSITIVE")]
+    counters = emulator.counters()
+    assert counter(counters, "comprehend", "DetectSentiment") == 2
+    assert len(counters["comprehend"]["DetectSentiment"]["access_key_ids"]) == 2
+    with pytest.raises(psycopg.Error) as caught:  # nothing listens there
+        db.execute(f"SELECT {same_call}, set_config('aws_ml.comprehend_endpoint_url', 'http://127.0.0.1:9', true), "
+                   f"{same_call}")
+    assert caught.value.diag.sqlstate == "58030"

@@ -144,7 +144,12 @@ row_type_init(CsvRowType *rowtype, Oid typid, int32 typmod, MemoryContext contex
 	rowtype->values = palloc(sizeof(Datum) * rowtype->tupdesc->natts);
 	rowtype->nulls = palloc(sizeof(bool) * rowtype->tupdesc->natts);
 	for (int i = 0; i < rowtype->tupdesc->natts; i++)
-		csv_type_init(&rowtype->columns[i], TupleDescAttr(rowtype->tupdesc, i)->atttypid, context);
+	{
+		Form_pg_attribute column = TupleDescAttr(rowtype->tupdesc, i);
+
+		if (!column->attisdropped)
+			csv_type_init(&rowtype->columns[i], column->atttypid, context);
+	}
 	MemoryContextSwitchTo(old);
 }
 

@@ -218,7 +218,7 @@ aws_sagemaker_batch_invoke_endpoint(PG_FUNCTION_ARGS)
 	caller_context = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	results = tuplestore_begin_heap(false, false, work_mem);
+	results = tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0, false, work_mem);
 	rsinfo->returnMode = SFRM_Materialize;
 	rsinfo->setResult = results;
 	rsinfo->setDesc = tupdesc;

@@ -8,8 +8,18 @@ def required(name, value):
     return value
 
 
+# The characters str.isspace() accepts (Python 3.9 to 3.13), listed so that
+# SQL tests the same set (materialize.py): the server's regular expressions
+# depend on its locale.
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+              "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+# A SQL regular expression matching text that is not blank.
+NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
+
+
 def is_blank(text):
-    return text is None or not text.strip()
+    """NULL, empty, or only WHITESPACE: not sent, answered with NULLs."""
+    return text is None or not text.strip(WHITESPACE)
 
 
 def batch_limit(max_rows_per_batch, service_limit):

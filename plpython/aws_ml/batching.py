@@ -1,5 +1,5 @@
 """Splitting items into requests by count and by size."""
-from .errors import invalid_argument
+from .errors import INVALID_PARAMETER, AwsMlError
 
 
 def by_size(sizes, max_items, max_bytes):
@@ -10,7 +10,8 @@ def by_size(sizes, max_items, max_bytes):
     start, total = 0, 0
     for index, size in enumerate(sizes):
         if size > max_bytes:
-            raise invalid_argument(f"item {index + 1} has {size} bytes, over the request limit of {max_bytes} bytes")
+            raise AwsMlError(INVALID_PARAMETER, f"an input of {size} bytes exceeds the request limit of {max_bytes} bytes",
+                             ordinality=index + 1)
         if index > start and (index - start == max_items or total + size > max_bytes):
             ranges.append((start, index))
             start, total = index, 0

@@ -4,7 +4,7 @@ import json
 
 from . import embedding_models, json_path, materialize, request
 from .arguments import in_range, is_blank, one_dimensional, required
-from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_ordinality, sql_entry
+from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_input_row, at_ordinality, sql_entry
 from .services import BEDROCK
 from .wait import MAX_WORKERS
 
@@ -46,11 +46,14 @@ def _check_call(model_id, content_type):
 
 @sql_entry
 def invoke_model(model_id, content_type, accept_type, model_input):
-    """The model's answer to model_input, as text; NULL for a NULL input."""
+    """The model's answer to model_input, as text; NULL for a NULL input.
+    Text generation may answer differently each time: kept in the statement
+    cache only under aws_ml.statement_cache = always."""
     _check_call(model_id, content_type)
     if model_input is None:
         return None
-    return _text(request.call(BEDROCK, "InvokeModel", **_request(model_id, content_type, accept_type, model_input)))
+    return _text(request.call(BEDROCK, "InvokeModel", varies=True,
+                              **_request(model_id, content_type, accept_type, model_input)))
 
 
 @sql_entry
@@ -68,7 +71,7 @@ def invoke_model_get_embeddings(model_id, content_type, json_key, model_input):
 @sql_entry
 def batch_invoke_model(model_id, content_type, accept_type, model_inputs, max_concurrency):
     """(ordinality, model_output) per element of model_inputs, in order."""
-    return _batch(model_id, content_type, accept_type, model_inputs, max_concurrency, _text)
+    return _batch(model_id, content_type, accept_type, model_inputs, max_concurrency, _text, varies=True)
 
 
 @sql_entry
@@ -78,7 +81,7 @@ def batch_invoke_model_get_embeddings(model_id, content_type, json_key, model_in
     return _batch(model_id, content_type, EMBEDDINGS_ACCEPT, model_inputs, max_concurrency, _embedding(json_key))
 
 
-def _batch(model_id, content_type, accept_type, model_inputs, max_concurrency, decode):
+def _batch(model_id, content_type, accept_type, model_inputs, max_concurrency, decode, varies=False):
     """One InvokeModel per non-NULL element, at most max_concurrency at a time;
     NULL elements give NULL and are not sent."""
     _check_call(model_id, content_type)
@@ -86,11 +89,64 @@ def _batch(model_id, content_type, accept_type, model_inputs, max_concurrency, d
     if model_inputs is None:
         return []
     one_dimensional("model_inputs", model_inputs)
-    requests = {ordinality: _request(model_id, content_type, accept_type, model_input)
-                for ordinality, model_input in enumerate(model_inputs, 1) if model_input is not None}
-    outputs = request.send_each(BEDROCK, "InvokeModel", requests,
-                                max_concurrency, decode) if requests else {}
+    inputs = {ordinality: _request(model_id, content_type, accept_type, model_input)
+              for ordinality, model_input in enumerate(model_inputs, 1) if model_input is not None}
+    outputs = _send_each(inputs, decode, varies, max_concurrency)
     return [(ordinality, outputs.get(ordinality)) for ordinality in range(1, len(model_inputs) + 1)]
+
+
+def _send_each(inputs, decode, varies, max_concurrency=None):
+    if not inputs:
+        return {}
+    return request.Requests(BEDROCK, "InvokeModel", varies).send_each(inputs, decode, max_concurrency)
+
+
+@sql_entry
+def invoke_model_rows(model_ids, content_types, accept_types, model_inputs, row_numbers):
+    """Batch mode's invoke_model: the answer per row of the arrays (one
+    element per row of a batch), as invoke_model answers each, the rows'
+    requests aws_ml.max_concurrency at a time; errors name the row."""
+    try:
+        inputs = _row_inputs(zip(model_ids, content_types, accept_types, model_inputs))
+        outputs = _send_each(inputs, _text, varies=True)
+        return [outputs.get(ordinality) for ordinality in range(1, len(model_inputs) + 1)]
+    except AwsMlError as error:
+        raise at_input_row(error, row_numbers) from None
+
+
+@sql_entry
+def invoke_model_get_embeddings_rows(model_ids, content_types, json_keys, model_inputs, row_numbers):
+    """Batch mode's invoke_model_get_embeddings, as invoke_model_rows."""
+    try:
+        inputs = _row_inputs(zip(model_ids, content_types, [EMBEDDINGS_ACCEPT] * len(model_inputs), model_inputs,
+                                 json_keys))
+        documents = _send_each(inputs, _document, varies=False)
+        vectors = []
+        for ordinality, json_key in enumerate(json_keys, 1):
+            try:
+                vectors.append(json_path.vector(documents[ordinality], json_key) if ordinality in documents else None)
+            except AwsMlError as error:
+                raise at_ordinality(error, ordinality) from None
+        return vectors
+    except AwsMlError as error:
+        raise at_input_row(error, row_numbers) from None
+
+
+def _row_inputs(rows):
+    """{ordinality: request} for the rows (model_id, content_type, accept_type,
+    model_input[, json_key]) that have an input, each checked as its row
+    function checks it."""
+    inputs = {}
+    for ordinality, (model_id, content_type, accept_type, model_input, *json_key) in enumerate(rows, 1):
+        try:
+            _check_call(model_id, content_type)
+            if json_key:
+                required("json_key", json_key[0])
+        except AwsMlError as error:
+            raise at_ordinality(error, ordinality) from None
+        if model_input is not None:
+            inputs[ordinality] = _request(model_id, content_type, accept_type, model_input)
+    return inputs
 
 
 def embeddings(model_id, texts, json_key, max_concurrency):
@@ -110,7 +166,7 @@ def embeddings(model_id, texts, json_key, max_concurrency):
         """error of request number, raised for the first of its texts."""
         return at_ordinality(error, groups[number - 1][0] + 1)
     try:
-        documents = request.send_each(BEDROCK, "InvokeModel", requests, max_concurrency, _document) if requests else {}
+        documents = _send_each(requests, _document, False, max_concurrency)
     except AwsMlError as error:
         if error.ordinality is None:
             raise
@@ -136,7 +192,8 @@ def materialize_embeddings(table_name, input_column, embedding_column, model_id,
         required(name, value)
     in_range("max_concurrency", max_concurrency, 1, MAX_WORKERS)
     embedding_models.family(model_id)
-    target = materialize.Target("materialize_embeddings", table_name, input_column, (embedding_column,), ("float8[]",))
-    materialize.backfill(target, batch_size,
+    tables = materialize.targets("materialize_embeddings", table_name, input_column, (embedding_column,),
+                                 materialize.EMBEDDING_OUTPUTS)
+    materialize.backfill("materialize_embeddings", tables, batch_size,
                          lambda texts: [None if vector is None else (vector,)
                                         for vector in embeddings(model_id, texts, json_key, max_concurrency)])

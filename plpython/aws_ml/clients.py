@@ -1,11 +1,12 @@
 """boto3 clients, cached per backend by everything that shapes them: service,
 region, endpoint, timeouts, attempts and credential identity. Base credentials
 come from the server process's standard AWS chain; a service with a role ARN
-uses STS AssumeRole credentials, cached until shortly before they expire."""
+uses STS AssumeRole credentials, cached until shortly before they expire.
+Each statement starts with a client's full retry quota."""
 import os
 import time
 
-from . import inflight, request, stats, wait
+from . import backend, inflight, request, stats, wait
 from .services import STS
 
 _REFRESH_MARGIN_SECONDS = 300
@@ -13,6 +14,7 @@ _ROLE_SESSION_SECONDS = 3600
 
 _session = None
 _clients = {}
+_retry_quotas = {}  # client key -> [botocore's retry quota of the client, the statement that last used it]
 _assumed = {}  # (role_arn, region, sts endpoint) -> (credentials dict, expiry epoch)
 
 
@@ -53,7 +55,29 @@ def _client(service, settings, region, credentials):
         client.meta.events.register_first("needs-retry", stats.throttle_observer(service))
         inflight.track(client)
         _clients[key] = client
+        _retry_quotas[key] = [_retry_quota(client), None]
+    _renew_retry_quota(key)
     return client
+
+
+def _retry_quota(client):
+    """botocore's standard-mode retry quota of client, which it keeps for the
+    client's lifetime: in the retry handler it registers under a fixed unique
+    id, with no public access (botocore is pinned; test_retries checks this)."""
+    service = client.meta.service_model.service_id.hyphenize()
+    handler = client.meta.events._emitter._unique_id_handlers[f"retry-config-{service}"]["handler"]
+    return handler.__self__._retry_quota._quota
+
+
+def _renew_retry_quota(key):
+    """Refills the quota of the client under key when a new statement uses it:
+    a statement may retry as aws_ml.max_attempts allows, whatever earlier
+    statements of the session spent."""
+    entry = _retry_quotas[key]
+    statement = backend.statement_id()
+    if entry[1] != statement:
+        entry[0].release(entry[0].INITIAL_CAPACITY)
+        entry[1] = statement
 
 
 def _assume_role(role_arn, settings, region):
@@ -70,6 +94,7 @@ def _assume_role(role_arn, settings, region):
         expired = cached[0]["AccessKeyId"]
         for stale in [k for k in _clients if k[-1] == expired]:
             del _clients[stale]
+            del _retry_quotas[stale]
     return credentials
 
 

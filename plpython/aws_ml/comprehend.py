@@ -1,7 +1,8 @@
 """aws_comprehend: sentiment from Amazon Comprehend."""
-from . import materialize, request
+from . import materialize
 from .arguments import batch_limit, is_blank, one_dimensional, required
-from .errors import AwsMlError, sql_entry, sqlstate_for
+from .errors import AwsMlError, at_input_row, at_ordinality, sql_entry, sqlstate_for
+from .request import Requests
 from .services import COMPREHEND
 
 BATCH_LIMIT = 25  # documents per BatchDetectSentiment request
@@ -12,16 +13,41 @@ def _sentiment(answer):
     return label, answer["SentimentScore"][label.capitalize()]
 
 
+def _document(text, language_code):
+    """A document as DetectSentiment takes it: the statement cache's key for its sentiment."""
+    return {"Text": text, "LanguageCode": language_code}
+
+
 @sql_entry
 def detect_sentiment(input_text, language_code, max_rows_per_batch):
     """(sentiment, confidence) of one text; (NULL, NULL) for NULL or blank text.
-    max_rows_per_batch is accepted for Aurora compatibility: a single call
-    sends one document."""
+    max_rows_per_batch is checked; a single call sends one document."""
     required("language_code", language_code)
     batch_limit(max_rows_per_batch, BATCH_LIMIT)
     if is_blank(input_text):
         return None, None
-    return _sentiment(request.call(COMPREHEND, "DetectSentiment", Text=input_text, LanguageCode=language_code))
+    requests = Requests(COMPREHEND, "DetectSentiment")
+    document = _document(input_text, language_code)
+    return requests.cached(document, lambda: _sentiment(requests.send(**document)))
+
+
+@sql_entry
+def detect_sentiment_rows(input_texts, language_codes, max_rows_per_batch, row_numbers):
+    """Batch mode's detect_sentiment: (sentiment, confidence) per row of the
+    arrays (one element per row of a batch), as detect_sentiment answers each;
+    errors name the row (row_numbers)."""
+    documents = []
+    try:
+        for ordinality, (text, language_code, size) in enumerate(
+                zip(input_texts, language_codes, max_rows_per_batch), 1):
+            try:
+                required("language_code", language_code)
+                documents.append((text, language_code, batch_limit(size, BATCH_LIMIT)))
+            except AwsMlError as error:
+                raise at_ordinality(error, ordinality) from None
+        return [scored or (None, None) for scored in _score(documents)]
+    except AwsMlError as error:
+        raise at_input_row(error, row_numbers) from None
 
 
 @sql_entry
@@ -38,19 +64,51 @@ def batch_detect_sentiment(input_texts, language_code, max_rows_per_batch):
 
 
 def sentiments(texts, language_code, size=BATCH_LIMIT):
-    """(sentiment, confidence) per text, in order, through BatchDetectSentiment
-    requests of at most size documents; None for a NULL or blank text, which
-    is not sent."""
-    results = [None] * len(texts)
-    to_send = [index for index, text in enumerate(texts) if not is_blank(text)]
-    for start in range(0, len(to_send), size):
-        chunk = to_send[start:start + size]
-        answer = request.call(COMPREHEND, "BatchDetectSentiment", len(chunk),
-                              TextList=[texts[index] for index in chunk], LanguageCode=language_code)
-        if answer.get("ErrorList"):
-            raise _document_error(answer["ErrorList"], chunk)
+    """(sentiment, confidence) per text, in order; None for a NULL or blank
+    text, which is not sent."""
+    return _score([(text, language_code, size) for text in texts])
+
+
+def _score(documents):
+    """(sentiment, confidence) per document (text, language code, documents
+    per request), in order; None for a blank text. The documents of one
+    language go out in BatchDetectSentiment requests of at most that many
+    documents, aws_ml.max_concurrency at a time; each distinct document once a
+    statement (unless aws_ml.statement_cache is off)."""
+    requests = Requests(COMPREHEND, "BatchDetectSentiment")
+    cache = requests.cache_of("DetectSentiment")
+    results = [None] * len(documents)
+    to_send = {}  # (language code, size) -> {cache key (uncached: index): (cache key, indexes)}
+    for index, (text, language_code, size) in enumerate(documents):
+        if is_blank(text):
+            continue
+        key = cache.key(_document(text, language_code))
+        results[index] = cache.lookup(key)
+        if results[index] is None:
+            group = to_send.setdefault((language_code, size), {})
+            group.setdefault(key or index, (key, []))[1].append(index)
+    chunks = []  # (language code, [(cache key, indexes), ...])
+    for (language_code, size), group in to_send.items():
+        entries = list(group.values())
+        chunks += [(language_code, entries[start:start + size]) for start in range(0, len(entries), size)]
+    try:
+        answers = requests.send_all([
+            ({"TextList": [documents[indexes[0]][0] for _, indexes in entries], "LanguageCode": language_code},
+             len(entries))
+            for language_code, entries in chunks])
+    except AwsMlError as error:
+        raise at_ordinality(error, chunks[error.ordinality - 1][1][0][1][0] + 1) from None
+    refused = []
+    for (_, entries), answer in zip(chunks, answers):
         for result in answer["ResultList"]:
-            results[chunk[result["Index"]]] = _sentiment(result)
+            key, indexes = entries[result["Index"]]
+            scored = _sentiment(result)
+            cache.store(key, scored)
+            for index in indexes:
+                results[index] = scored
+        refused += [(entries[error["Index"]][1][0], error) for error in answer.get("ErrorList", [])]
+    if refused:
+        raise _document_error(refused)
     return results
 
 
@@ -61,18 +119,19 @@ def materialize_sentiment(table_name, text_column, language_code, sentiment_colu
     for name, value in (("text_column", text_column), ("language_code", language_code),
                         ("sentiment_column", sentiment_column), ("confidence_column", confidence_column)):
         required(name, value)
-    target = materialize.Target("materialize_sentiment", table_name, text_column,
-                                (sentiment_column, confidence_column), ("varchar", "real"))
-    materialize.backfill(target, batch_size, lambda texts: sentiments(texts, language_code))
+    tables = materialize.targets("materialize_sentiment", table_name, text_column,
+                                 (sentiment_column, confidence_column), materialize.SENTIMENT_OUTPUTS)
+    materialize.backfill("materialize_sentiment", tables, batch_size, lambda texts: sentiments(texts, language_code))
 
 
-def _document_error(error_list, chunk):
-    first = min(error_list, key=lambda error: error["Index"])
-    ordinality = chunk[first["Index"]] + 1
+def _document_error(refused):
+    """The error for the documents a request refused ((index, ErrorList entry)),
+    naming the first."""
+    index, first = min(refused, key=lambda entry: entry[0])
     code, message = first.get("ErrorCode", "Unknown"), first.get("ErrorMessage", "")
     return AwsMlError(
         sqlstate_for(code, message),
         f"Comprehend BatchDetectSentiment refused a document: {message}",
-        f"AWS error code: {code}; {len(error_list)} document(s) of the request refused",
-        ordinality=ordinality,
+        f"AWS error code: {code}; {len(refused)} document(s) refused",
+        ordinality=index + 1,
     )

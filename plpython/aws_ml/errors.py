@@ -54,17 +54,21 @@ _HINTS = {
 
 class AwsMlError(Exception):
     """An error for SQL; raised anywhere in the package, reported by sql_entry.
-    ordinality: the element of a batch it is about (1-based), if one."""
+    ordinality: the element of a batch it is about (1-based), if one;
+    input_row: in batch mode, the row of the batching node's input it is about."""
 
-    def __init__(self, sqlstate, message, detail=None, hint=None, ordinality=None):
+    def __init__(self, sqlstate, message, detail=None, hint=None, ordinality=None, input_row=None):
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message
         self.detail = detail
         self.hint = hint
         self.ordinality = ordinality
+        self.input_row = input_row
 
     def full_message(self):
+        if self.input_row is not None:
+            return f"{self.message} (batch mode: input row {self.input_row})"
         if self.ordinality is None:
             return self.message
         return f"{self.message} (the input at ordinality {self.ordinality})"
@@ -103,6 +107,13 @@ def _sql_error(error):
 def at_ordinality(error, ordinality):
     """error, raised for the element at ordinality of a batch function's array."""
     return AwsMlError(error.sqlstate, error.message, error.detail, error.hint, ordinality)
+
+
+def at_input_row(error, row_numbers):
+    """error (about the element at its ordinality of the arrays of a batch-mode
+    call), raised for that element's input row (row_numbers: one per element)."""
+    row = row_numbers[error.ordinality - 1] if error.ordinality is not None else None
+    return AwsMlError(error.sqlstate, error.message, error.detail, error.hint, input_row=row)
 
 
 def null_argument(name):

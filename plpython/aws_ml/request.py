@@ -1,5 +1,5 @@
 """The one path every AWS call takes: settings, the statement cache, client,
-a cancellable request on a worker thread, stats, and errors translated for
+cancellable requests on worker threads, stats, and errors translated for
 SQL."""
 import time
 
@@ -45,78 +45,120 @@ def send(service, operation, client, items=1, **params):
         raise from_botocore(service, operation, error) from None
 
 
-class _Cache:
-    """The statement cache as one call sees it: off, or bound to the statement."""
+class Cache:
+    """The statement cache (statement_cache.py) as one SQL call sees it: off,
+    or bound to the current statement and to what shapes a request and its
+    signature besides its parameters: region, endpoint and role. It keeps the
+    answer to one input under scope (an operation that takes one input);
+    operation names the call in the stats. Inputs whose answer may differ
+    each time (varies: text generation) are kept only under
+    aws_ml.statement_cache = always."""
 
-    def __init__(self, current, service, operation):
-        self.on = current.statement_cache
-        self.statement = backend.statement_id() if self.on else None
+    def __init__(self, current, service, operation, scope=None, varies=False):
+        self.on = current.statement_cache == "always" or (current.statement_cache == "on" and not varies)
         self.service, self.operation = service, operation
+        if self.on:
+            self.statement = backend.statement_id()
+            self.scope = (service.client_name, scope or operation, current.resolved_region(),
+                          current.endpoint_for(service), current.role_for(service))
 
     def key(self, params):
-        return statement_cache.key(self.service, self.operation, params) if self.on else None
+        """The key of the input params, or None: not kept."""
+        return statement_cache.key(self.scope, params) if self.on else None
 
-    def lookup(self, key, items):
-        answer = statement_cache.lookup(self.statement, key) if key else None
-        if answer is not None:
+    def lookup(self, key, items=1):
+        value = statement_cache.lookup(self.statement, key) if key else None
+        if value is not None:
             stats.record_cache_hit(self.service.setting, self.operation, items)
-        return answer
+        return value
 
-    def store(self, key, answer):
-        if self.on and key:
-            statement_cache.store(self.statement, key, answer)
-
-
-def call(service, operation, items=1, **params):
-    """Calls operation of service under the current settings; an identical
-    request earlier in the statement is answered from the statement cache."""
-    current = settings.current()
-    cache = _Cache(current, service, operation)
-    key = cache.key(params)
-    answer = cache.lookup(key, items)
-    if answer is None:
-        answer = send(service, operation, clients.client_for(service, current), items, **params)
-        cache.store(key, answer)
-    return answer
+    def store(self, key, value):
+        if key:
+            statement_cache.store(self.statement, key, value)
 
 
-def send_each(service, operation, requests, max_concurrency, decode):
-    """{ordinality: decode(answer)} for requests ({ordinality: params}), with at
-    most max_concurrency requests in flight; identical requests (in the batch
-    or earlier in the statement) are sent once. decode runs on the worker
-    threads (no plpy), overlapping the other requests' waits. The first
-    failure stops the requests not yet sent and is raised naming its
-    ordinality."""
-    current = settings.current()
-    method = getattr(clients.client_for(service, current), xform_name(operation))
-    cache = _Cache(current, service, operation)
-    outputs = {}
-    to_send = {}  # ordinality sent -> (its cache key or None, the ordinalities it answers)
-    sender = {}  # cache key -> ordinality sent
-    for ordinality, params in requests.items():
-        key = cache.key(params)
-        cached = cache.lookup(key, 1)
-        if cached is not None:
-            outputs[ordinality] = decode(cached)
-            continue
-        sent = sender.setdefault(key, ordinality) if key else ordinality
-        to_send.setdefault(sent, (key, []))[1].append(ordinality)
-    firsts = list(to_send)
+class Requests:
+    """The requests of one SQL call to operation of service, under the
+    settings of the moment."""
 
-    def send_one(ordinality):
-        answer = _send_now(service, operation, method, requests[ordinality], 1)
-        return answer, decode(answer)
-    try:
-        answers = lanes.map_in_order(send_one, firsts, max_concurrency)
-    except lanes.ItemFailed as failed:
-        error = failed.error
-        if isinstance(error, (BotoCoreError, ClientError)):
-            error = from_botocore(service, operation, error)
-        elif not isinstance(error, AwsMlError):
-            raise error
-        raise at_ordinality(error, firsts[failed.index]) from None
-    for (key, ordinalities), (answer, output) in zip(to_send.values(), answers):
-        cache.store(key, answer)
-        for ordinality in ordinalities:
-            outputs[ordinality] = output
-    return outputs
+    def __init__(self, service, operation, varies=False):
+        self.current = settings.current()
+        self.service, self.operation = service, operation
+        self.cache = Cache(self.current, service, operation, varies=varies)
+
+    def cache_of(self, scope):
+        """The statement cache of single inputs to operation scope, with this
+        call's stats (a batch operation keeps its documents as the single one would)."""
+        return Cache(self.current, self.service, self.operation, scope)
+
+    def client(self):
+        return clients.client_for(self.service, self.current)
+
+    def send(self, items=1, **params):
+        """One request; returns the answer."""
+        return send(self.service, self.operation, self.client(), items, **params)
+
+    def cached(self, params, fetch):
+        """The statement cache's answer to params, else fetch() (kept)."""
+        key = self.cache.key(params)
+        value = self.cache.lookup(key)
+        if value is None:
+            value = fetch()
+            self.cache.store(key, value)
+        return value
+
+    def send_all(self, requests, decode=None, max_concurrency=None):
+        """[decode(answer)] for requests, a list of (params, items), in order,
+        with at most max_concurrency (default aws_ml.max_concurrency) in flight.
+        decode runs on the worker threads (no plpy), overlapping the other
+        requests' waits. The first failure stops the requests not yet sent and
+        is raised naming its request's ordinality (1-based)."""
+        method = getattr(self.client(), xform_name(self.operation))
+
+        def send_one(request):
+            params, items = request
+            answer = _send_now(self.service, self.operation, method, params, items)
+            return decode(answer) if decode else answer
+        try:
+            return lanes.map_in_order(send_one, requests, max_concurrency or self.current.max_concurrency)
+        except lanes.ItemFailed as failed:
+            error = failed.error
+            if isinstance(error, (BotoCoreError, ClientError)):
+                error = from_botocore(self.service, self.operation, error)
+            elif not isinstance(error, AwsMlError):
+                raise error
+            raise at_ordinality(error, failed.index + 1) from None
+
+    def send_each(self, inputs, decode, max_concurrency=None):
+        """{ordinality: decode(answer)} for inputs ({ordinality: params}, one
+        request each); identical inputs (in the batch or earlier in the
+        statement) are sent once. A failure is raised naming the first
+        ordinality of its input."""
+        outputs = {}
+        groups = {}  # an input to send: its cache key (uncached: its ordinality) -> (cache key, ordinalities)
+        for ordinality, params in inputs.items():
+            key = self.cache.key(params)
+            cached = self.cache.lookup(key)
+            if cached is not None:
+                outputs[ordinality] = decode(cached)
+            else:
+                groups.setdefault(key or ordinality, (key, []))[1].append(ordinality)
+        groups = list(groups.values())
+        try:
+            answers = self.send_all([(inputs[same[0]], 1) for _, same in groups],
+                                    lambda answer: (answer, decode(answer)), max_concurrency)
+        except AwsMlError as error:
+            raise at_ordinality(error, groups[error.ordinality - 1][1][0]) from None
+        for (key, same), (answer, output) in zip(groups, answers):
+            self.cache.store(key, answer)
+            for ordinality in same:
+                outputs[ordinality] = output
+        return outputs
+
+
+def call(service, operation, items=1, varies=False, **params):
+    """Calls operation of service once under the current settings; an
+    identical request earlier in the statement is answered from the
+    statement cache."""
+    requests = Requests(service, operation, varies)
+    return requests.cached(params, lambda: requests.send(items, **params))

@@ -5,10 +5,10 @@ import io
 import re
 import sys
 
-from . import request
 from .arguments import batch_limit, is_blank, one_dimensional, required
 from .batching import by_size
-from .errors import SERVICE_FAILED, AwsMlError, invalid_argument, sql_entry
+from .errors import SERVICE_FAILED, AwsMlError, at_input_row, at_ordinality, invalid_argument, sql_entry
+from .request import Requests
 from .services import SAGEMAKER
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's request payload limit
@@ -20,25 +20,85 @@ _RECORD_SPECIAL = re.compile(r'[,()"\\\s]')
 
 @sql_entry
 def invoke_endpoint_csv(endpoint_name, max_rows_per_batch, csv_rows):
-    """The model's output for each CSV row (each ending in a newline), in
+    """The model's output for each CSV row (one row ending in a newline), in
     order; a NULL row gives NULL and is not sent. Rows go out in text/csv
     bodies of at most max_rows_per_batch rows and 6 MB."""
-    required("endpoint_name", endpoint_name)
-    if is_blank(endpoint_name):
-        raise invalid_argument("endpoint_name must not be empty")
-    size = batch_limit(max_rows_per_batch, ROW_LIMIT)
+    _endpoint_and_size(endpoint_name, max_rows_per_batch)
     if csv_rows is None:
         return []
     one_dimensional("csv_rows", csv_rows)
-    outputs = [None] * len(csv_rows)
-    to_send = [index for index, row in enumerate(csv_rows) if row is not None]
-    encoded = [csv_rows[index].encode() for index in to_send]
-    for start, stop in by_size([len(row) for row in encoded], size, MAX_BODY_BYTES):
-        answer = request.call(SAGEMAKER, "InvokeEndpoint", stop - start,
-                              EndpointName=endpoint_name, Body=b"".join(encoded[start:stop]),
-                              ContentType="text/csv", Accept="text/csv")
-        for index, output in zip(to_send[start:stop], _outputs(endpoint_name, answer, stop - start)):
-            outputs[index] = output
+    return _invoke([(endpoint_name, max_rows_per_batch, row) for row in csv_rows])
+
+
+@sql_entry
+def invoke_endpoint_rows(endpoint_names, max_rows_per_batch, csv_rows, row_numbers):
+    """Batch mode's invoke_endpoint: the model's output per row of the arrays
+    (one element per row of a batch), as invoke_endpoint answers each;
+    errors name the row (row_numbers)."""
+    try:
+        return _invoke(list(zip(endpoint_names, max_rows_per_batch, csv_rows)))
+    except AwsMlError as error:
+        raise at_input_row(error, row_numbers) from None
+
+
+def _endpoint_and_size(endpoint_name, max_rows_per_batch):
+    required("endpoint_name", endpoint_name)
+    if is_blank(endpoint_name):
+        raise invalid_argument("endpoint_name must not be empty")
+    return endpoint_name, batch_limit(max_rows_per_batch, ROW_LIMIT)
+
+
+def _check_row(row):
+    """row must hold exactly one CSV record, ending in a newline."""
+    if not row.endswith("\n") or ('"' not in row and row.count("\n") != 1) or \
+            ('"' in row and len(list(csv.reader(io.StringIO(row)))) != 1):
+        raise invalid_argument("each CSV row must be exactly one record ending in a newline",
+                               hint="aws_sagemaker.invoke_endpoint and batch_invoke_endpoint write the rows; "
+                                    "call those instead.")
+
+
+def _invoke(rows):
+    """The model's output for each (endpoint name, max rows per request, CSV
+    row or NULL), in order; NULL for a NULL row, which is not sent. The rows
+    of one endpoint and size go out in bodies of at most that many rows and
+    6 MB, aws_ml.max_concurrency requests at a time; each distinct row once a
+    statement (unless aws_ml.statement_cache is off)."""
+    requests = Requests(SAGEMAKER, "InvokeEndpoint")
+    outputs = [None] * len(rows)
+    to_send = {}  # (endpoint, size) -> {cache key (uncached: index): (cache key, encoded row, indexes)}
+    for index, (endpoint_name, max_rows_per_batch, row) in enumerate(rows):
+        try:
+            group = _endpoint_and_size(endpoint_name, max_rows_per_batch)
+            if row is None:
+                continue
+            _check_row(row)
+        except AwsMlError as error:
+            raise at_ordinality(error, index + 1) from None
+        key = requests.cache.key({"EndpointName": endpoint_name, "Row": row})
+        outputs[index] = requests.cache.lookup(key)
+        if outputs[index] is None:
+            entries = to_send.setdefault(group, {})
+            entries.setdefault(key or index, (key, row.encode(), []))[2].append(index)
+    bodies = []  # (endpoint name, [(cache key, encoded row, indexes), ...])
+    for (endpoint_name, size), group in to_send.items():
+        entries = list(group.values())
+        try:
+            ranges = by_size([len(encoded) for _, encoded, _ in entries], size, MAX_BODY_BYTES)
+        except AwsMlError as error:
+            raise at_ordinality(error, entries[error.ordinality - 1][2][0] + 1) from None
+        bodies += [(endpoint_name, entries[start:stop]) for start, stop in ranges]
+    try:
+        answers = requests.send_all([
+            ({"EndpointName": endpoint_name, "Body": b"".join(encoded for _, encoded, _ in entries),
+              "ContentType": "text/csv", "Accept": "text/csv"}, len(entries))
+            for endpoint_name, entries in bodies])
+    except AwsMlError as error:
+        raise at_ordinality(error, bodies[error.ordinality - 1][1][0][2][0] + 1) from None
+    for (endpoint_name, entries), answer in zip(bodies, answers):
+        for (key, _, indexes), output in zip(entries, _outputs(endpoint_name, answer, len(entries))):
+            requests.cache.store(key, output)
+            for index in indexes:
+                outputs[index] = output
     return outputs
 
 

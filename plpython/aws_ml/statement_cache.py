@@ -1,8 +1,8 @@
-"""Identical requests within one SQL statement are sent once (setting
+"""Identical inputs within one SQL statement are sent once (setting
 aws_ml.statement_cache, on by default): the reference's clinician_notes UPDATE
 calls detect_sentiment twice per row. Never across statements, since an
-answer may change between them. Bounded in entries and bytes; large requests
-(batches, in practice) are not kept."""
+answer may change between them. Bounded in entries and bytes; large inputs
+are not kept."""
 import threading
 
 MAX_ENTRIES = 10_000
@@ -15,10 +15,11 @@ _answers = {}
 _bytes = 0
 
 
-def key(service, operation, params):
-    """The cache key of a request, or None for one too large to keep."""
+def key(scope, params):
+    """The cache key of params within scope (a tuple of what else shapes the
+    request), or None for params too large to keep."""
     text = repr(sorted(params.items()))
-    return None if len(text) > MAX_REQUEST_BYTES else (service.client_name, operation, text)
+    return None if len(text) > MAX_REQUEST_BYTES else (scope, text)
 
 
 def _enter(statement):
@@ -37,7 +38,7 @@ def lookup(statement, request_key):
 
 def store(statement, request_key, answer):
     global _bytes
-    size = len(request_key[2]) + len(repr(answer))
+    size = len(request_key[1]) + len(repr(answer))
     with _lock:
         _enter(statement)
         if len(_answers) < MAX_ENTRIES and _bytes + size <= MAX_BYTES:
