@@ -82,3 +82,40 @@ def test_aws_ml_never_uses_the_plants(planted, emulator):
         assert conn.execute(sql, params).fetchone()[0] is not None, sql
     assert plant_calls(admin) == []
     assert conn.execute("SELECT aws_sagemaker._csv_rows(ARRAY['a,b'::varchar, NULL])").fetchone()[0] == ['"a,b"\n', None]
+
+
+SPY_DOMAINS = """
+CREATE TABLE public.spied (what text);
+GRANT ALL ON public.spied TO PUBLIC;
+CREATE FUNCTION public.spy(what text) RETURNS boolean LANGUAGE sql
+    AS $$ INSERT INTO public.spied VALUES (what); SELECT true $$;
+"""
+# Type names the procedures use, planted as domains that run the tenant's function.
+SPIED_TYPES = ["tid", "int4", "text", "regclass", "oid", "varchar", "float4", "float8", "real"]
+
+
+def test_procedures_resolve_no_type_through_the_callers_search_path(fresh_database, connect, emulator):
+    """A tenant plants domains named like the types of the procedures' SQL;
+    a superuser calls the procedures with the tenant's schema first."""
+    name = fresh_database("CREATE EXTENSION aws_ml CASCADE")
+    admin = connect(dbname=name)
+    admin.execute(SPY_DOMAINS)
+    for type_name in SPIED_TYPES:
+        base = "float4" if type_name == "real" else type_name
+        admin.execute(f"CREATE DOMAIN public.{type_name} AS pg_catalog.{base} "
+                      f"CHECK (public.spy('{type_name}'))")
+    admin.execute("CREATE DOMAIN public._float8 AS pg_catalog.float8[] CHECK (public.spy('float8[]'))")
+    admin.execute("CREATE TABLE public.notes (body pg_catalog.text, sentiment pg_catalog.varchar, "
+                  "confidence pg_catalog.float4, embedding pg_catalog.float8[])")
+    admin.execute("INSERT INTO public.notes (body) VALUES ('I love it'), ('I hate it')")
+    admin.execute("SET search_path = public, pg_catalog")
+    admin.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    admin.execute("CALL aws_bedrock.materialize_embeddings('notes', 'body', 'embedding', "
+                  "'amazon.titan-embed-text-v1')")
+    assert admin.execute("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'notes'").fetchone() == (1,)
+    assert admin.execute("SELECT count(*) FROM public.notes WHERE sentiment IS NOT NULL "
+                         "AND embedding IS NOT NULL").fetchone() == (2,)
+    assert admin.execute("SELECT what FROM public.spied").fetchall() == []
+    # the plants do catch unqualified names
+    admin.execute("SELECT '(0,1)'::tid, 1::int4")
+    assert admin.execute("SELECT what FROM public.spied ORDER BY what").fetchall() == [("int4",), ("tid",)]

@@ -6,10 +6,14 @@ committed, so that two runs and the application's own writes get along and a
 run stopped half-way loses at most its current batch. Rows are addressed by
 ctid: the row lock taken by the SELECT is held until the batch commits, so no
 one can update, delete or move the row in between and its ctid stays valid
-(no primary key needed). Every identifier is quoted; the procedures cannot
-have SET search_path (PostgreSQL forbids COMMIT in a procedure with a SET
-clause), so every function and operator here is schema-qualified."""
-from .arguments import in_range, required
+(no primary key needed). A ctid addresses a row within one table only, so a
+table with inheritance children or partitions is filled table by table, each
+with ONLY. Every identifier is quoted; the procedures cannot have SET
+search_path (PostgreSQL forbids COMMIT in a procedure with a SET clause), so
+every function, operator and type here is schema-qualified."""
+from dataclasses import dataclass
+
+from .arguments import NOT_BLANK_PATTERN, in_range, required
 from .errors import AwsMlError
 from .progress import Progress
 
@@ -17,70 +21,138 @@ TIMESTAMP_COLUMN = "materialized_at"
 MAX_BATCH_SIZE = 10_000
 _FIRST_TID = "(0,0)"  # before every row: offsets start at 1
 _TEXT_CATEGORY = "S"
+UNDEFINED_TABLE = "42P01"
 UNDEFINED_COLUMN = "42703"
 DATATYPE_MISMATCH = "42804"
 WRONG_OBJECT_TYPE = "42809"
+NOT_IN_PREREQUISITE_STATE = "55000"
 INVALID_TRANSACTION_TERMINATION = "2D000"
 
 
-class Target:
-    """The table and columns of procedure's backfill: input_column in,
-    output_columns (of SQL types output_types) out; the first output column
-    NULL marks a row still to do. The column names are checked for NULL by the
-    caller, which knows their argument names."""
+@dataclass(frozen=True)
+class Output:
+    """An output column: the SQL type of the values written to it, what its
+    column's type must be (accepts(column) with the column's catalog row:
+    type, typmod, category, element; None: any type the value casts to on
+    assignment) and how to say so."""
+    sql_type: str
+    accepts: object
+    wanted: str
 
-    def __init__(self, procedure, table_name, input_column, output_columns, output_types):
+
+_FLOATS = ("real", "double precision")
+
+
+def _holds_sentiment(column):
+    # POSITIVE, NEGATIVE, NEUTRAL, MIXED: at most 8 characters
+    return column["category"] == _TEXT_CATEGORY and (column["length"] is None or column["length"] >= 8)
+
+
+def _holds_confidence(column):
+    return column["type"] in _FLOATS or column["type"] == "numeric"
+
+
+def _holds_embedding(column):
+    return column["element"] in (*_FLOATS, "numeric") if column["element"] else column["category"] != "A"
+
+
+SENTIMENT_OUTPUTS = (
+    Output("pg_catalog.varchar", _holds_sentiment, "a text type of at least 8 characters"),
+    Output("pg_catalog.float4", _holds_confidence, "real, double precision or numeric without a scale"),
+)
+EMBEDDING_OUTPUTS = (
+    Output("pg_catalog.float8[]", _holds_embedding,
+           "an array of real, double precision or numeric, or a type float8[] casts to (such as vector)"),
+)
+
+_COLUMNS = (
+    "SELECT a.attname AS name, t.typcategory AS category, "
+    "pg_catalog.format_type(a.atttypid, a.atttypmod) AS full_type, pg_catalog.format_type(a.atttypid, NULL) AS type, "
+    "CASE WHEN a.atttypmod OPERATOR(pg_catalog.>=) 4 AND t.typcategory OPERATOR(pg_catalog.=) 'S' "
+    "THEN a.atttypmod OPERATOR(pg_catalog.-) 4 END AS length, "
+    "CASE WHEN t.typelem OPERATOR(pg_catalog.<>) 0 AND t.typcategory OPERATOR(pg_catalog.=) 'A' "
+    "THEN pg_catalog.format_type(t.typelem, NULL) END AS element, "
+    "a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.numeric'::pg_catalog.regtype "
+    "AND a.atttypmod OPERATOR(pg_catalog.<>) -1 AS scaled "
+    "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid "
+    "WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped")
+
+# The table and its inheritance children and partitions, at any depth.
+_TABLES = (
+    "WITH RECURSIVE tree(relid) AS (SELECT $1::pg_catalog.oid UNION ALL SELECT i.inhrelid "
+    "FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid) "
+    "SELECT c.oid AS relid, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+    "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) AS name, c.relkind AS kind "
+    "FROM tree JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace")
+
+
+class Target:
+    """A table whose rows procedure fills: input_column in, output_columns
+    (Output each) out; the first output column NULL marks a row still to do.
+    Only this table's own rows (ONLY), whatever its children."""
+
+    def __init__(self, procedure, relid, name, input_column, output_columns, outputs):
         import plpy
-        required("table_name", table_name)
         self.procedure = procedure
-        relation = plpy.execute(plpy.prepare(
-            "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
-            "pg_catalog.quote_ident(c.relname) AS name, c.relkind AS kind "
-            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
-            "WHERE c.oid OPERATOR(pg_catalog.=) $1", ["regclass"]), [table_name])[0]
-        self.table = relation["name"]
-        if relation["kind"] != "r":
-            # ctid addresses a row only within one table: not a partitioned table's, nor a view's
-            raise AwsMlError(WRONG_OBJECT_TYPE, f"{procedure} fills a table, and {self.table} is not a plain table",
-                             hint="CALL it on each partition." if relation["kind"] == "p" else None)
-        columns = {row["name"]: row for row in plpy.execute(plpy.prepare(
-            "SELECT a.attname AS name, t.typcategory AS category, "
-            "pg_catalog.format_type(a.atttypid, a.atttypmod) AS type "
-            "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid "
-            "WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 "
-            "AND NOT a.attisdropped", ["regclass"]), [table_name])}
+        self.table = name
+        columns = {row["name"]: row for row in plpy.execute(plpy.prepare(_COLUMNS, ["pg_catalog.oid"]), [relid])}
         for column in (input_column, *output_columns):
             if column not in columns:
                 raise AwsMlError(UNDEFINED_COLUMN,
                                  f"{procedure}: {self.table} has no column {plpy.quote_ident(column)}")
         if columns[input_column]["category"] != _TEXT_CATEGORY:
             raise AwsMlError(DATATYPE_MISMATCH, f"{procedure} reads text, and column "
-                             f"{plpy.quote_ident(input_column)} of {self.table} is {columns[input_column]['type']}",
+                             f"{plpy.quote_ident(input_column)} of {self.table} is {columns[input_column]['full_type']}",
                              hint="Give a text or varchar column; for another type, add a generated column "
                                   "that casts it to text.")
+        for column, output in zip(output_columns, outputs):
+            row = columns[column]
+            if row["scaled"] or not output.accepts(row):
+                raise AwsMlError(DATATYPE_MISMATCH, f"{procedure}: column {plpy.quote_ident(column)} of "
+                                 f"{self.table} is {row['full_type']}, which would not hold its results whole",
+                                 hint=f"Give a column of {output.wanted}.")
         self.stamped = TIMESTAMP_COLUMN in columns
         self.input = plpy.quote_ident(input_column)
         self.outputs = [plpy.quote_ident(column) for column in output_columns]
-        self.output_types = list(output_types)
+        self.output_types = [output.sql_type for output in outputs]
 
     def _to_do(self):
-        return f"{self.outputs[0]} IS NULL AND {self.input} OPERATOR(pg_catalog.~) '[^[:space:]]'"
+        """$1: NOT_BLANK_PATTERN."""
+        return f"{self.outputs[0]} IS NULL AND {self.input} OPERATOR(pg_catalog.~) $1"
 
     def count_sql(self):
-        return f"SELECT pg_catalog.count(*) AS rows FROM {self.table} WHERE {self._to_do()}"
+        return f"SELECT pg_catalog.count(*) AS rows FROM ONLY {self.table} WHERE {self._to_do()}"
 
     def select_sql(self):
-        """$1: the ctid after which to look, $2: ctids not to take, $3: rows."""
-        return (f"SELECT ctid AS row_id, {self.input} AS input FROM {self.table} WHERE {self._to_do()} "
-                f"AND ctid OPERATOR(pg_catalog.>) $1 AND ctid OPERATOR(pg_catalog.<>) ALL ($2) "
-                f"LIMIT $3 FOR UPDATE SKIP LOCKED")
+        """$2: the ctid after which to look, $3: ctids not to take, $4: rows."""
+        return (f"SELECT ctid AS row_id, {self.input} AS input FROM ONLY {self.table} WHERE {self._to_do()} "
+                f"AND ctid OPERATOR(pg_catalog.>) $2 AND ctid OPERATOR(pg_catalog.<>) ALL ($3) "
+                f"LIMIT $4 FOR UPDATE SKIP LOCKED")
 
     def update_sql(self):
         """$1: the ctid, $2...: the output columns' values."""
         assignments = [f"{column} = ${index}" for index, column in enumerate(self.outputs, 2)]
         if self.stamped:
             assignments.append(f"{TIMESTAMP_COLUMN} = pg_catalog.now()")
-        return f"UPDATE {self.table} SET {', '.join(assignments)} WHERE ctid OPERATOR(pg_catalog.=) $1"
+        return f"UPDATE ONLY {self.table} SET {', '.join(assignments)} WHERE ctid OPERATOR(pg_catalog.=) $1"
+
+
+def targets(procedure, table_name, input_column, output_columns, outputs):
+    """The Target of each plain table of table_name's hierarchy (the table,
+    its inheritance children and partitions); checked before any request."""
+    import plpy
+    required("table_name", table_name)
+    tables = plpy.execute(plpy.prepare(_TABLES, ["pg_catalog.regclass"]), [table_name])
+    if not tables:  # an OID (0 reads "-") that names no relation
+        raise AwsMlError(UNDEFINED_TABLE, f"{procedure}: there is no relation with OID "
+                                          f"{'0' if table_name == '-' else table_name}")
+    for table in tables:
+        if table["kind"] not in ("r", "p"):
+            what = "is not a table" if table is tables[0] else f"has {table['name']}, which is not a plain table"
+            raise AwsMlError(WRONG_OBJECT_TYPE, f"{procedure} fills tables, and {tables[0]['name']} {what}")
+    return [Target(procedure, table["relid"], table["name"], input_column, output_columns, outputs)
+            for table in tables if table["kind"] == "r"]
 
 
 def _tid_order(ctid):
@@ -88,22 +160,33 @@ def _tid_order(ctid):
     return int(block), int(offset)
 
 
-def backfill(target, batch_size, score):
-    """Fills target's to-do rows, batch_size rows per transaction. score: the
-    inputs of a batch -> one tuple of output values per input, or None for an
-    input it did not send (left as it is, not taken again by this run)."""
+def backfill(procedure, tables, batch_size, score):
+    """Fills the to-do rows of tables (Targets), batch_size rows per
+    transaction. score: the inputs of a batch -> one tuple of output values
+    per input, or None for an input it did not send (left as it is, not taken
+    again by this run)."""
     import plpy
     in_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-    _commit_or_explain(target)  # inside a transaction block COMMIT fails: now, before any request
-    select = plpy.prepare(target.select_sql(), ["tid", "tid[]", "int"])
-    update = _prepare_update(target)
-    progress = Progress(target.procedure, plpy.execute(target.count_sql())[0]["rows"])
+    _commit_or_explain(procedure)  # inside a transaction block COMMIT fails: now, before any request
+    plans = [(table, plpy.prepare(table.select_sql(), ["pg_catalog.text", "pg_catalog.tid", "pg_catalog.tid[]",
+                                                       "pg_catalog.int4"]), _prepare_update(table))
+             for table in tables]
+    total = sum(plpy.execute(plpy.prepare(table.count_sql(), ["pg_catalog.text"]), [NOT_BLANK_PATTERN])[0]["rows"]
+                for table in tables)
+    progress = Progress(procedure, total)
+    for table, select, update in plans:
+        _fill(table, select, update, batch_size, score, progress)
+    progress.finish()
+
+
+def _fill(table, select, update, batch_size, score, progress):
+    import plpy
     after, unsent = _FIRST_TID, []
     while True:
-        rows = plpy.execute(select, [after, unsent, batch_size])
+        rows = plpy.execute(select, [NOT_BLANK_PATTERN, after, unsent, batch_size])
         if not rows:
             if after == _FIRST_TID:
-                break
+                return
             # Rows this pass went by (inserted behind it, or unlocked since) are
             # found by one more pass from the start.
             after = _FIRST_TID
@@ -111,47 +194,55 @@ def backfill(target, batch_size, score):
         try:
             outputs = score([row["input"] for row in rows])
         except AwsMlError as error:
-            raise _stopped(target, rows, error) from None
+            raise _stopped(table, rows, error) from None
         done = 0
         for row, output in zip(rows, outputs):
             if output is None:
                 unsent.append(row["row_id"])
+            elif plpy.execute(update, [row["row_id"], *output]).nrows() != 1:
+                raise _not_updated(table, row["row_id"])
             else:
-                plpy.execute(update, [row["row_id"], *output])
                 done += 1
         after = max((row["row_id"] for row in rows), key=_tid_order)
         plpy.commit()
         progress.advance(done)
-    progress.finish()
 
 
-def _commit_or_explain(target):
+def _commit_or_explain(procedure):
     import plpy
     try:
         plpy.commit()
     except plpy.spiexceptions.InvalidTransactionTermination:
         raise AwsMlError(INVALID_TRANSACTION_TERMINATION,
-                         f"{target.procedure} commits every batch, so it cannot run inside a transaction block",
+                         f"{procedure} commits every batch, so it cannot run inside a transaction block",
                          hint="CALL it on its own, outside BEGIN ... COMMIT.") from None
 
 
-def _prepare_update(target):
+def _prepare_update(table):
     """The UPDATE of a batch's rows, or an error naming the column whose type
     cannot take the procedure's output."""
     import plpy
     try:
-        return plpy.prepare(target.update_sql(), ["tid", *target.output_types])
+        return plpy.prepare(table.update_sql(), ["pg_catalog.tid", *table.output_types])
     except plpy.SPIError as error:
-        raise AwsMlError(error.sqlstate, f"{target.procedure} cannot write its results to {target.table}: "
+        raise AwsMlError(error.sqlstate, f"{table.procedure} cannot write its results to {table.table}: "
                          f"{error.args[0]}") from None
 
 
-def _stopped(target, rows, error):
+def _not_updated(table, row_id):
+    return AwsMlError(NOT_IN_PREREQUISITE_STATE,
+                      f"{table.procedure} stopped at the row at ctid {row_id} of {table.table}: "
+                      "its UPDATE changed no row",
+                      hint="A rule (DO INSTEAD) or a BEFORE UPDATE trigger of the table skips the update. "
+                           "This batch's results are lost; the batches before it are committed.")
+
+
+def _stopped(table, rows, error):
     """error of a batch's requests, naming the row it is about (else the batch)."""
     if error.ordinality is not None:
         where = f"the row at ctid {rows[error.ordinality - 1]['row_id']}"
     else:
         where = f"a batch of {len(rows)} rows from ctid {rows[0]['row_id']}"
     resume = "The batches before it are committed; CALL again to go on with the rows still to do."
-    return AwsMlError(error.sqlstate, f"{target.procedure} stopped at {where} of {target.table}: {error.message}",
+    return AwsMlError(error.sqlstate, f"{table.procedure} stopped at {where} of {table.table}: {error.message}",
                       error.detail, f"{error.hint} {resume}" if error.hint else resume)
