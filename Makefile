@@ -9,8 +9,9 @@ DATA = extension/aws_commons.control extension/aws_commons--1.0.sql
 DATA_built = aws_ml--1.0.sql aws_ml--1.0--2.0.sql
 MODULE_big = aws_ml
 OBJS = extension/src/aws_ml.o extension/src/backend.o extension/src/settings.o \
-	extension/src/csv.o extension/src/invoke_endpoint.o
-PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+	extension/src/csv.o extension/src/invoke_endpoint.o \
+	extension/src/batch_functions.o extension/src/batch_plan.o extension/src/batch_scan.o
+PG_CPPFLAGS = -Werror=implicit-function-declaration -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

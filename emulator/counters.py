@@ -16,6 +16,7 @@ class _OperationStats:
         self.errors = 0
         self.throttled = 0
         self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0  # the most that were at once
         self.abandoned = 0  # requests whose client closed the connection before the answer
 
     def as_dict(self):
@@ -28,6 +29,7 @@ class _OperationStats:
             "errors": self.errors,
             "throttled": self.throttled,
             "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
             "abandoned": self.abandoned,
         }
 
@@ -46,6 +48,7 @@ class Counters:
             stats = self._get(service, operation)
             stats.requests += 1
             stats.in_flight += 1
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
             if access_key_id:
                 stats.access_key_ids[access_key_id] = stats.access_key_ids.get(access_key_id, 0) + 1
             if pid:

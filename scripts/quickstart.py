@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.cluster import Cluster  # noqa: E402
-from tests.reference import ANALYZE_COMPANY, CLASSIFY_EVENT_2, CLASSIFY_EVENT_4, REGRESSION_MODEL  # noqa: E402
+from tests.reference import (ANALYZE_COMPANY, CLASSIFY_EVENT_2, CLASSIFY_EVENT_4,  # noqa: E402
+                             CLINICIAN_NOTES_UPDATE, REGRESSION_MODEL)
 
 DATABASE = "quickstart"
 SAGEMAKER_ENDPOINT = "sagemaker_model_endpoint_name"   # the names the guide's functions call
@@ -63,8 +64,16 @@ SELECT feedback, s.sentiment,s.confidence
 FROM support,aws_comprehend.detect_sentiment(feedback, 'en') s
 ORDER BY s.confidence DESC;"""),
     Example(
+        "Batch mode",
+        "As on Aurora, the calls of a query go out in batches: the ten rows in one BatchDetectSentiment "
+        "request. EXPLAIN ANALYZE prints the Batch Processing line under the batching node.",
+        """EXPLAIN (ANALYZE, COSTS OFF)
+SELECT feedback, s.sentiment,s.confidence
+FROM support,aws_comprehend.detect_sentiment(feedback, 'en') s;"""),
+    Example(
         "Comprehend: materialized sentiment",
-        "The guide's UPDATE, verbatim: only French notes not yet scored are sent, once per row.",
+        "The guide's UPDATE, verbatim: only French notes not yet scored are sent, once per row "
+        "(its two equal calls of a row make one).",
         """CREATE TABLE clinician_notes (id int PRIMARY KEY, french_notes text, sentiment varchar, confidence real);
 INSERT INTO clinician_notes VALUES
     (1, 'Excellent progrès, le patient est content.', NULL, NULL),
@@ -72,12 +81,7 @@ INSERT INTO clinician_notes VALUES
     (3, NULL, NULL, NULL),
     (4, '   ', NULL, NULL),
     (5, 'Déjà évalué.', 'NEUTRAL', 0.9);
-UPDATE clinician_notes SET sentiment = (aws_comprehend.detect_sentiment (french_notes, 'fr')).sentiment,
-confidence = (aws_comprehend.detect_sentiment (french_notes, 'fr')).confidence
-WHERE
-clinician_notes.french_notes IS NOT NULL AND
-LENGTH(TRIM(clinician_notes.french_notes)) > 0 AND
-clinician_notes.sentiment IS NULL;
+""" + CLINICIAN_NOTES_UPDATE + """
 SELECT * FROM clinician_notes ORDER BY id;"""),
     Example(
         "SageMaker: classify_event (two inputs)",
@@ -122,7 +126,8 @@ FROM (VALUES ('Acme', 0.9, 0.1), ('Globex', 0.2, 0.8)) AS c (company, free_cash_
     Example(
         "Monitoring",
         "track_functions is 'all' in this server's postgresql.conf (Aurora: the cluster parameter group), "
-        "so every aws_ml function called above is counted.",
+        "so every aws_ml function called above is counted: in batch mode once a row, and the batch-mode "
+        "forms (_detect_sentiment_rows, ...) once a batch.",
         """SHOW track_functions;
 SELECT * FROM pg_stat_user_functions WHERE schemaname LIKE 'aws_%';""",
         wait_for_statistics=True),

@@ -1,6 +1,13 @@
-"""The Aurora user guide's SageMaker examples, token for token (the page's
-line breaks, which end its -- comments, restored): the tests and the
-quick-start run these same texts."""
+"""The Aurora user guide's examples, token for token (the page's line
+breaks, which end its -- comments, restored): the tests and the quick-start
+run these same texts."""
+
+CLINICIAN_NOTES_UPDATE = """UPDATE clinician_notes SET sentiment = (aws_comprehend.detect_sentiment (french_notes, 'fr')).sentiment,
+confidence = (aws_comprehend.detect_sentiment (french_notes, 'fr')).confidence
+WHERE
+clinician_notes.french_notes IS NOT NULL AND
+LENGTH(TRIM(clinician_notes.french_notes)) > 0 AND
+clinician_notes.sentiment IS NULL;"""
 
 CLASSIFY_EVENT_2 = """CREATE FUNCTION classify_event (IN arg1 INT, IN arg2 DATE, OUT category INT)
 AS $$

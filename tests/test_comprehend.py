@@ -3,6 +3,7 @@ import psycopg
 import pytest
 
 from tests.conftest import counter
+from tests.reference import CLINICIAN_NOTES_UPDATE
 
 SUPPORT_FEEDBACK = [
     "Thank you for the excellent customer support!",
@@ -38,7 +39,9 @@ def test_reference_support_query_verbatim(support, emulator, aws_client):
         "SELECT feedback, s.sentiment,s.confidence FROM support,aws_comprehend.detect_sentiment(feedback, 'en') s "
         "ORDER BY s.confidence DESC;").fetchall()
     assert sorted(r[0] for r in rows) == sorted(SUPPORT_FEEDBACK)
-    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 10
+    # batch mode: the ten rows in one BatchDetectSentiment request
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 0
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "batch_sizes") == [10]
     confidences = [r[2] for r in rows]
     assert confidences == sorted(confidences, reverse=True)
     for feedback, sentiment, confidence in rows:
@@ -60,13 +63,11 @@ def test_reference_clinician_notes_update_verbatim(db, emulator, aws_client):
     db.execute("UPDATE clinician_notes SET sentiment = 'POSITIVE', confidence = 0.5 WHERE id = 1")
     db.execute("INSERT INTO clinician_notes (french_notes) VALUES ('Bonjour, tout va bien. I love it.')")
     emulator.reset()
-    db.execute(
-        "UPDATE clinician_notes SET sentiment = (aws_comprehend.detect_sentiment (french_notes, 'fr')).sentiment, "
-        "confidence = (aws_comprehend.detect_sentiment (french_notes, 'fr')).confidence "
-        "WHERE clinician_notes.french_notes IS NOT NULL AND LENGTH(TRIM(clinician_notes.french_notes)) > 0 "
-        "AND clinician_notes.sentiment IS NULL;")
+    db.execute(CLINICIAN_NOTES_UPDATE)
     rows = db.execute("SELECT id, french_notes, sentiment, confidence FROM clinician_notes ORDER BY id").fetchall()
-    assert counter(emulator.counters(), "comprehend", "DetectSentiment") in (2, 4)  # 2 rows, 1 or 2 calls each
+    # batch mode: one document per row although each row calls twice
+    assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 0
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "batch_sizes") == [2]
     assert rows[0][2:] == ("POSITIVE", 0.5)  # already materialized: untouched
     assert rows[1][2:] == (None, None) and rows[2][2:] == (None, None)
     for _, text, sentiment, confidence in (rows[3], rows[4]):

@@ -294,7 +294,8 @@ def test_each_row_of_a_table_hierarchy_gets_its_own_answer(db, emulator, aws_cli
         db.execute("CREATE TABLE family_b1 () INHERITS (family_b)")
         tables = ["family", "family_a", "family_b", "family_b1"]
     else:
-        db.execute("CREATE TABLE family (id int, body text, sentiment varchar, confidence real) PARTITION BY RANGE (id)")
+        db.execute("CREATE TABLE family (id int, body text, sentiment varchar, confidence real) "
+                   "PARTITION BY RANGE (id)")
         db.execute("CREATE TABLE family_a PARTITION OF family FOR VALUES FROM (0) TO (100)")
         db.execute("CREATE TABLE family_b PARTITION OF family FOR VALUES FROM (100) TO (300) PARTITION BY RANGE (id)")
         db.execute("CREATE TABLE family_b1 PARTITION OF family_b FOR VALUES FROM (100) TO (300)")

@@ -1,7 +1,10 @@
 """aws_comprehend.detect_sentiment under a parallel plan: the workers and the
 leader each call the service with a client of their own (the emulator counts
-requests by the pid in aws_ml's User-Agent), with the serial plan's results."""
+requests by the pid in aws_ml's User-Agent), with the serial plan's results;
+in batch mode each batches its own rows."""
 import json
+
+import pytest
 
 from tests.plans import explain_analyze, force_parallel_plan, workers_launched
 
@@ -9,11 +12,12 @@ ROWS = 2000
 QUERY = ("SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM parallel_notes")
 
 
-def detect_sentiment_counts(emulator):
-    return emulator.counters()["comprehend"]["DetectSentiment"]
+def detect_sentiment_counts(emulator, operation="DetectSentiment"):
+    return emulator.counters()["comprehend"][operation]
 
 
-def test_workers_and_leader_each_call_with_their_own_client(db, connect, emulator):
+@pytest.fixture
+def parallel_notes(db):
     db.execute("DROP TABLE IF EXISTS parallel_notes")
     db.execute("CREATE TABLE parallel_notes (id int PRIMARY KEY, body text)")
     db.execute("INSERT INTO parallel_notes SELECT n, 'note ' || n || CASE n %% 3 WHEN 0 THEN ': I love it' "
@@ -21,8 +25,13 @@ def test_workers_and_leader_each_call_with_their_own_client(db, connect, emulato
     db.execute("ALTER TABLE parallel_notes SET (parallel_workers = 2)")
     serial = sorted(db.execute(QUERY).fetchall())
     assert len(serial) == ROWS
+    return serial
 
+
+def test_workers_and_leader_each_call_with_their_own_client(parallel_notes, connect, emulator):
+    serial = parallel_notes
     conn = connect()
+    conn.execute("SET aws_ml.batch_mode = off")
     conn.execute("SELECT aws_comprehend.detect_sentiment('load the module first', 'en')")
     force_parallel_plan(conn)
     emulator.reset()
@@ -37,3 +46,23 @@ def test_workers_and_leader_each_call_with_their_own_client(db, connect, emulato
     emulator.reset()
     assert sorted(conn.execute(QUERY).fetchall()) == serial
     assert detect_sentiment_counts(emulator)["requests"] == ROWS
+
+
+def test_in_batch_mode_each_process_batches_its_own_rows(parallel_notes, connect, emulator):
+    """No single-document request: the batching node runs under the Gather,
+    in each worker and in the leader."""
+    conn = connect()
+    force_parallel_plan(conn)
+    emulator.reset()
+    explained = explain_analyze(conn, QUERY)
+    assert workers_launched(explained) == [2], json.dumps(explained)
+    counters = emulator.counters()["comprehend"]
+    assert "DetectSentiment" not in counters
+    batches = counters["BatchDetectSentiment"]
+    assert batches["items"] == ROWS
+    assert max(batches["batch_sizes"]) == 25
+    assert len(batches["pids"]) >= 2, batches["pids"]  # the workers, each with its own batches
+
+    emulator.reset()
+    assert sorted(conn.execute(QUERY).fetchall()) == parallel_notes
+    assert detect_sentiment_counts(emulator, "BatchDetectSentiment")["items"] == ROWS

@@ -50,7 +50,7 @@ def examples(output):
 
 def test_every_example_runs_in_order(examples):
     assert list(examples) == [
-        "Install", "Comprehend: the support table", "Comprehend: materialized sentiment",
+        "Install", "Comprehend: the support table", "Batch mode", "Comprehend: materialized sentiment",
         "SageMaker: classify_event (two inputs)", "SageMaker: classify_event with a batch size",
         "SageMaker: an array as input", "SageMaker: several outputs",
         "Bedrock: invoke_model", "Bedrock: invoke_model_get_embeddings", "Monitoring"]
@@ -73,6 +73,13 @@ def test_support_sentiment(examples):
     confidences = [float(confidence) for _, _, confidence in rows]
     assert confidences == sorted(confidences, reverse=True)
     assert all(0 < c <= 1 for c in confidences)
+
+
+def test_batch_mode_explained(examples):
+    text = examples["Batch mode"]
+    assert "Custom Scan (AwsMlBatch) (actual time=" in text
+    assert re.search(r"Batch Processing: num batches=1 avg/min/max batch size=10\.000/10\.000/10\.000 "
+                     r"avg/min/max batch call time=[0-9.]+/[0-9.]+/[0-9.]+\n", text), text
 
 
 def test_clinician_notes_materialized(examples):
@@ -108,8 +115,9 @@ def test_bedrock(examples):
 
 def test_monitoring_counts_every_call(examples):
     calls = {(schema, function): int(n) for _, schema, function, n, _, _ in table_rows(examples["Monitoring"])[1:]}
-    # 10 support rows, then 2 notes with 2 calls each
-    assert calls[("aws_comprehend", "detect_sentiment")] == 14
+    # 10 support rows twice (the query, then EXPLAIN ANALYZE), then 2 notes whose
+    # 2 equal calls batch mode makes once
+    assert calls[("aws_comprehend", "detect_sentiment")] == 22
     assert calls[("aws_sagemaker", "invoke_endpoint")] == 3 + 2 + 2 + 2
     assert calls[("aws_bedrock", "invoke_model")] == 1
     assert calls[("aws_bedrock", "invoke_model_get_embeddings")] == 1

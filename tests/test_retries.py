@@ -31,6 +31,7 @@ def reviews(db):
 
 
 def test_row_by_row_finishes_under_throttling(reviews, emulator, expected):
+    reviews.execute("SET aws_ml.batch_mode = off")
     emulator.set_faults(service="comprehend", throttle_every=3)
     rows = reviews.execute("SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
                            "FROM reviews ORDER BY id").fetchall()

@@ -1,5 +1,7 @@
 """Identical requests within one statement are sent once; never across
-statements; aws_ml.statement_cache = off sends each."""
+statements; aws_ml.statement_cache = off sends each. The row functions are
+called row by row here (aws_ml.batch_mode = off): batch mode's own sharing
+of equal calls is in test_batch_mode.py."""
 import sys
 from pathlib import Path
 
@@ -7,9 +9,15 @@ import psycopg
 import pytest
 
 from tests.conftest import counter
+from tests.reference import CLINICIAN_NOTES_UPDATE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plpython"))
 from aws_ml import statement_cache  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def row_by_row(db):
+    db.execute("SET aws_ml.batch_mode = off")
 
 
 @pytest.fixture
@@ -24,11 +32,7 @@ def notes(db):
     db.execute("DROP TABLE clinician_notes")
 
 
-UPDATE = (
-    "UPDATE clinician_notes SET sentiment = (aws_comprehend.detect_sentiment (french_notes, 'fr')).sentiment, "
-    "confidence = (aws_comprehend.detect_sentiment (french_notes, 'fr')).confidence "
-    "WHERE clinician_notes.french_notes IS NOT NULL AND LENGTH(TRIM(clinician_notes.french_notes)) > 0 "
-    "AND clinician_notes.sentiment IS NULL;")
+UPDATE = CLINICIAN_NOTES_UPDATE
 
 
 def test_reference_update_makes_one_call_per_row(notes, emulator):

@@ -8,6 +8,7 @@
 #include "fmgr.h"
 
 #include "backend.h"
+#include "batch.h"
 #include "settings.h"
 
 PG_MODULE_MAGIC;
@@ -31,6 +32,9 @@ _PG_init(void)
 				 errhint("Add '$libdir/plugins/aws_ml' to session_preload_libraries, or call an aws_ml "
 						 "function once in the session before the parallel query.")));
 	settings_define();
+	batch_functions_init();
+	batch_scan_init();
+	batch_plan_init();
 	backend_mark_ready();
 }
 

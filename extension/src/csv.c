@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
@@ -187,4 +188,15 @@ csv_row_end(CsvRow *row)
 	if (row->line.len == 0)
 		appendStringInfoString(&row->line, "\"\"");
 	appendStringInfoChar(&row->line, '\n');
+}
+
+/* The row of count values (types: how to write each) as text, ending in "\n". */
+text *
+csv_line(CsvRow *row, CsvType *types, Datum *values, bool *nulls, int count)
+{
+	csv_row_reset(row);
+	for (int i = 0; i < count; i++)
+		csv_append_value(row, &types[i], values[i], nulls[i]);
+	csv_row_end(row);
+	return cstring_to_text_with_len(row->line.data, row->line.len);
 }

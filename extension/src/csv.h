@@ -49,5 +49,6 @@ extern void csv_row_reset(CsvRow *row);
 extern void csv_append_value(CsvRow *row, CsvType *type, Datum value, bool isnull);
 extern void csv_append_columns(CsvRow *row, CsvRowType *rowtype, Datum tuple, MemoryContext context);
 extern void csv_row_end(CsvRow *row);
+extern text *csv_line(CsvRow *row, CsvType *types, Datum *values, bool *nulls, int count);
 
 #endif

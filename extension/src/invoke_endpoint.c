@@ -92,6 +92,8 @@ aws_sagemaker_invoke_endpoint(PG_FUNCTION_ARGS)
 	int			ninputs = PG_NARGS() - 2;
 	CallState  *state = call_state(fcinfo, ninputs);
 	CsvRow		row;
+	Datum		values[FUNC_MAX_ARGS];
+	bool		nulls[FUNC_MAX_ARGS];
 	Datum		line;
 	Datum	   *outputs;
 	bool	   *output_nulls;
@@ -113,9 +115,11 @@ aws_sagemaker_invoke_endpoint(PG_FUNCTION_ARGS)
 
 	csv_row_init(&row);
 	for (int i = 0; i < ninputs; i++)
-		csv_append_value(&row, &state->inputs[i], PG_GETARG_DATUM(i + 2), PG_ARGISNULL(i + 2));
-	csv_row_end(&row);
-	line = PointerGetDatum(cstring_to_text_with_len(row.line.data, row.line.len));
+	{
+		values[i] = PG_GETARG_DATUM(i + 2);
+		nulls[i] = PG_ARGISNULL(i + 2);
+	}
+	line = PointerGetDatum(csv_line(&row, state->inputs, values, nulls, ninputs));
 
 	deconstruct_outputs(send_rows(state, fcinfo, construct_array(&line, 1, TEXTOID, -1, false, TYPALIGN_INT)),
 						&outputs, &output_nulls, &count);

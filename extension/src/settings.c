@@ -25,6 +25,7 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 
+#include "batch.h"
 #include "settings.h"
 
 /* aws_ml.statement_cache */
@@ -165,6 +166,10 @@ settings_define(void)
 							 "Send identical requests within one SQL statement once: on (all but "
 							 "aws_bedrock.invoke_model), always, or off.",
 							 NULL, &statement_cache, STATEMENT_CACHE_ON, statement_cache_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("aws_ml.batch_mode",
+							 "Send the aws_ml calls of a query in batches, as Aurora's batch mode does.",
+							 NULL, &batch_mode, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("aws_ml.max_concurrency",
 							"Requests of one batch sent at the same time.",

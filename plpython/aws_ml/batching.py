@@ -10,7 +10,8 @@ def by_size(sizes, max_items, max_bytes):
     start, total = 0, 0
     for index, size in enumerate(sizes):
         if size > max_bytes:
-            raise AwsMlError(INVALID_PARAMETER, f"an input of {size} bytes exceeds the request limit of {max_bytes} bytes",
+            raise AwsMlError(INVALID_PARAMETER,
+                             f"an input of {size} bytes exceeds the request limit of {max_bytes} bytes",
                              ordinality=index + 1)
         if index > start and (index - start == max_items or total + size > max_bytes):
             ranges.append((start, index))

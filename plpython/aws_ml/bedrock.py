@@ -96,8 +96,6 @@ def _batch(model_id, content_type, accept_type, model_inputs, max_concurrency, d
 
 
 def _send_each(inputs, decode, varies, max_concurrency=None):
-    if not inputs:
-        return {}
     return request.Requests(BEDROCK, "InvokeModel", varies).send_each(inputs, decode, max_concurrency)
 
 

@@ -103,7 +103,8 @@ class Target:
                                  f"{procedure}: {self.table} has no column {plpy.quote_ident(column)}")
         if columns[input_column]["category"] != _TEXT_CATEGORY:
             raise AwsMlError(DATATYPE_MISMATCH, f"{procedure} reads text, and column "
-                             f"{plpy.quote_ident(input_column)} of {self.table} is {columns[input_column]['full_type']}",
+                             f"{plpy.quote_ident(input_column)} of {self.table} is "
+                             f"{columns[input_column]['full_type']}",
                              hint="Give a text or varchar column; for another type, add a generated column "
                                   "that casts it to text.")
         for column, output in zip(output_columns, outputs):

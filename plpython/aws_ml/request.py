@@ -57,14 +57,19 @@ class Cache:
     def __init__(self, current, service, operation, scope=None, varies=False):
         self.on = current.statement_cache == "always" or (current.statement_cache == "on" and not varies)
         self.service, self.operation = service, operation
-        if self.on:
-            self.statement = backend.statement_id()
-            self.scope = (service.client_name, scope or operation, current.resolved_region(),
-                          current.endpoint_for(service), current.role_for(service))
+        self._current, self._scope_operation = current, scope or operation
+        self._scope = None
+        self.statement = backend.statement_id() if self.on else None
 
     def key(self, params):
         """The key of the input params, or None: not kept."""
-        return statement_cache.key(self.scope, params) if self.on else None
+        if not self.on:
+            return None
+        if self._scope is None:  # the region only once there is something to send
+            current, service = self._current, self.service
+            self._scope = (service.client_name, self._scope_operation, current.resolved_region(),
+                           current.endpoint_for(service), current.role_for(service))
+        return statement_cache.key(self._scope, params)
 
     def lookup(self, key, items=1):
         value = statement_cache.lookup(self.statement, key) if key else None
@@ -113,6 +118,8 @@ class Requests:
         decode runs on the worker threads (no plpy), overlapping the other
         requests' waits. The first failure stops the requests not yet sent and
         is raised naming its request's ordinality (1-based)."""
+        if not requests:
+            return []
         method = getattr(self.client(), xform_name(self.operation))
 
         def send_one(request):

@@ -1,4 +1,5 @@
 """Fault injection through the control API, seen by real boto3 clients."""
+import concurrent.futures
 import json
 import time
 
@@ -172,3 +173,13 @@ def test_a_hang_ends_when_the_client_closes_its_connection(client, emulator):
         time.sleep(0.05)
     counted = emulator.counters()["comprehend"]["DetectSentiment"]
     assert (counted["in_flight"], counted["abandoned"]) == (0, 1)
+
+
+def test_max_in_flight_is_the_most_requests_answered_at_once(client, emulator):
+    emulator.set_faults(service="bedrock", latency_ms=300)
+    bedrock = client("bedrock-runtime")
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: CALLS["bedrock-runtime"](bedrock), range(3)))
+    CALLS["bedrock-runtime"](bedrock)
+    counted = emulator.counters()["bedrock"]["InvokeModel"]
+    assert (counted["requests"], counted["max_in_flight"], counted["in_flight"]) == (4, 3, 0)

@@ -1,7 +1,7 @@
 -- Catalog facts of aws_bedrock (aws_ml 2.0): signatures, attributes, privileges.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(18);
+SELECT plan(22);
 
 SELECT has_function('aws_bedrock', 'invoke_model', ARRAY['character varying', 'text', 'text', 'text']);
 SELECT is(pg_get_function_arguments('aws_bedrock.invoke_model(varchar, text, text, text)'::regprocedure),
@@ -29,8 +29,15 @@ SELECT is(pg_get_function_result('aws_bedrock.batch_invoke_model_get_embeddings(
           'TABLE(ordinality integer, model_output double precision[])',
           'batch_invoke_model_get_embeddings returns ordinality, model_output');
 
-SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'f'), 4,
-          'aws_bedrock has exactly the four functions');
+SELECT has_function('aws_bedrock', '_invoke_model_rows', ARRAY['character varying[]', 'text[]', 'text[]', 'text[]', 'bigint[]']);
+SELECT is(pg_get_function_result('aws_bedrock._invoke_model_rows(varchar[], text[], text[], text[], bigint[])'::regprocedure),
+          'TABLE(model_output character varying)', 'batch mode''s invoke_model returns model_output, a row an element');
+SELECT has_function('aws_bedrock', '_invoke_model_get_embeddings_rows', ARRAY['character varying[]', 'text[]', 'text[]', 'text[]', 'bigint[]']);
+SELECT is(pg_get_function_result('aws_bedrock._invoke_model_get_embeddings_rows(varchar[], text[], text[], text[], bigint[])'::regprocedure),
+          'TABLE(model_output double precision[])', 'batch mode''s invoke_model_get_embeddings returns model_output');
+
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'f'), 6,
+          'aws_bedrock has the four functions and their two batch-mode forms');
 SELECT is(ARRAY(SELECT proname::text FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'p'),
           ARRAY['materialize_embeddings'], 'aws_bedrock has one procedure, materialize_embeddings');
 
@@ -61,8 +68,8 @@ SELECT is_empty($$
     SELECT p.oid::regprocedure FROM pg_proc p
     WHERE p.pronamespace = 'aws_bedrock'::regnamespace
       AND (array_length(string_to_array(btrim(p.prosrc, E'\n'), E'\n'), 1) <> 3
-           OR p.prosrc NOT LIKE '%from aws_ml.bedrock import ' || p.proname || E'\n'
-                                || CASE p.prokind WHEN 'f' THEN 'return ' ELSE '' END || p.proname || '(%')
+           OR p.prosrc NOT LIKE '%from aws_ml.bedrock import ' || ltrim(p.proname, '_') || E'\n'
+                                || CASE p.prokind WHEN 'f' THEN 'return ' ELSE '' END || ltrim(p.proname, '_') || '(%')
 $$, 'every aws_bedrock body is the path line, one import and one call of its namesake');
 
 SELECT ok(has_schema_privilege('aws_ml', 'aws_bedrock', 'USAGE WITH GRANT OPTION')

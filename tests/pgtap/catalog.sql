@@ -1,7 +1,7 @@
 -- Catalog facts of aws_ml and aws_commons: schemas, signatures, the role, privileges.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(24);
+SELECT plan(28);
 
 SELECT has_extension('aws_ml');
 SELECT has_extension('aws_commons');
@@ -26,6 +26,14 @@ SELECT has_function('aws_comprehend', 'batch_detect_sentiment', ARRAY['text[]', 
 SELECT is(pg_get_function_result('aws_comprehend.batch_detect_sentiment(text[], varchar, int)'::regprocedure),
           'TABLE(ordinality integer, sentiment character varying, confidence real)',
           'batch_detect_sentiment returns ordinality, sentiment, confidence');
+
+SELECT has_function('aws_comprehend', '_detect_sentiment_rows',
+                    ARRAY['character varying[]', 'character varying[]', 'integer[]', 'bigint[]']);
+SELECT is(pg_get_function_result('aws_comprehend._detect_sentiment_rows(varchar[], varchar[], int[], bigint[])'::regprocedure),
+          'TABLE(sentiment character varying, confidence real)', 'batch mode''s detect_sentiment returns a row an element');
+SELECT has_function('aws_sagemaker', '_invoke_endpoint_rows', ARRAY['character varying[]', 'integer[]', 'text[]', 'bigint[]']);
+SELECT is(pg_get_function_result('aws_sagemaker._invoke_endpoint_rows(varchar[], int[], text[], bigint[])'::regprocedure),
+          'TABLE(model_output character varying)', 'batch mode''s invoke_endpoint returns a row an element');
 
 SELECT is_empty($$
     SELECT p.oid::regprocedure

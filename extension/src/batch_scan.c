@@ -1,0 +1,586 @@
+/*
+ * batch_scan.c: the Custom Scan of batch mode ("AwsMlBatch").
+ *
+ * It reads a batch of rows from its child (at most the batch's rows and
+ * work_mem bytes, in a memory context of the batch), evaluates the
+ * arguments of each batched call for them, hands each call's arguments for
+ * the whole batch to the call's batch-mode form (one PL/Python call, which
+ * sends the requests, concurrently where it can), and then returns the rows
+ * one by one, each with its calls' results as columns of the scan tuple:
+ * first the calls its qual needs, for every row, then the qual, then the
+ * targetlist's calls for the rows that passed.
+ *
+ * Under aws_ml.batch_mode = off at execution it makes the same calls row by
+ * row, as the functions themselves.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/extensible.h"
+#include "nodes/nodeFuncs.h"
+#include "pgstat.h"
+#include "portability/instr_time.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
+
+#include "batch.h"
+#include "csv.h"
+
+/* Rows a batch holds when no max_rows_per_batch says otherwise (Aurora: the optimizer chooses). */
+#define AUTOMATIC_BATCH_ROWS 1000
+
+typedef struct BatchCall
+{
+	BatchFunctionKind kind;
+	bool		in_qual;		/* the qual needs its result */
+	FuncExpr   *expr;			/* over the scan tuple */
+	ExprState  *row_by_row;		/* the call itself */
+	int			nargs;			/* of the batch-mode form, the rows' numbers not counted */
+	ExprState  *args[BATCH_MAX_ARGS];	/* the row function's, but model inputs */
+	Oid			argtypes[BATCH_MAX_ARGS];
+	int16		arglen[BATCH_MAX_ARGS];
+	bool		argbyval[BATCH_MAX_ARGS];
+	char		argalign[BATCH_MAX_ARGS];
+	int			ninputs;		/* SageMaker's model inputs */
+	ExprState **inputs;
+	CsvType    *input_types;
+	int16		resultlen;
+	bool		resultbyval;
+	FmgrInfo	rows;			/* the batch-mode form */
+	FmgrInfo	function;		/* the row function, for its statistics */
+	int			max_rows;		/* a max_rows_per_batch known at the start; 0: none */
+} BatchCall;
+
+typedef struct BatchScanState
+{
+	CustomScanState css;
+	int			nchild;			/* scan tuple: the child's columns, then one a call */
+	int			ncalls;
+	BatchCall  *calls;
+	int			bound;			/* rows the first batch holds at most, 0: no bound */
+	int			batch_rows;		/* rows a batch holds at most */
+	bool		row_by_row;
+	TupleTableSlot *child_row;
+	ExprContext *rows_context;	/* for the batch-mode forms' set-returning protocol */
+	MemoryContext batch_context;
+
+	/* the batch */
+	MinimalTuple *rows;
+	int64	   *row_numbers;	/* of the rows read from the child in this scan, 1-based */
+	bool	   *passed;			/* the qual */
+	Datum	   *results;		/* a row's results, then the next row's */
+	bool	   *result_nulls;
+	int			nrows;
+	int			next;
+	int			allocated;
+	bool		child_done;
+	bool		bounded_batch_done;
+	int64		rows_read;
+
+	/* EXPLAIN ANALYZE's Batch Processing */
+	int64		batches;
+	double		size_sum;
+	int			size_min;
+	int			size_max;
+	double		time_sum;
+	double		time_min;
+	double		time_max;
+} BatchScanState;
+
+/* The track_functions level from which a call of function counts, as fmgr_info sets it for a function
+ * without a SET clause: a C function's with track_functions = all, a PL one's unless it is off. */
+static int
+tracked_from(Oid function)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	int			level;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", function);
+	level = ((Form_pg_proc) GETSTRUCT(tuple))->prolang == ClanguageId ? TRACK_FUNC_PL : TRACK_FUNC_OFF;
+	ReleaseSysCache(tuple);
+	return level;
+}
+
+static void
+init_call(BatchScanState *state, BatchCall *call, int kind, bool in_qual, FuncExpr *expr)
+{
+	const BatchFunction *function = &batch_functions[kind];
+	PlanState  *parent = &state->css.ss.ps;
+	ListCell   *lc;
+
+	call->kind = kind;
+	call->in_qual = in_qual;
+	call->expr = expr;
+	/* also checks EXECUTE on the function, as row-by-row evaluation does */
+	call->row_by_row = ExecInitExpr((Expr *) expr, parent);
+	call->nargs = function->nargs;
+	get_typlenbyval(exprType((Node *) expr), &call->resultlen, &call->resultbyval);
+	foreach(lc, expr->args)
+	{
+		int			i = foreach_current_index(lc);
+		Node	   *arg = lfirst(lc);
+
+		if (function->csv_inputs && i >= function->nargs - 1)
+			break;
+		call->args[i] = ExecInitExpr((Expr *) arg, parent);
+		call->argtypes[i] = function->argtypes[i];
+		get_typlenbyvalalign(call->argtypes[i], &call->arglen[i], &call->argbyval[i], &call->argalign[i]);
+		if (i == function->max_rows_arg && IsA(arg, Const) && !((Const *) arg)->constisnull)
+			call->max_rows = Max(DatumGetInt32(((Const *) arg)->constvalue), 0);
+	}
+	if (function->csv_inputs)
+	{
+		int			first = function->nargs - 1;
+
+		call->ninputs = list_length(expr->args) - first;
+		call->inputs = palloc(sizeof(ExprState *) * call->ninputs);
+		call->input_types = palloc(sizeof(CsvType) * call->ninputs);
+		for (int i = 0; i < call->ninputs; i++)
+		{
+			Node	   *input = list_nth(expr->args, first + i);
+
+			call->inputs[i] = ExecInitExpr((Expr *) input, parent);
+			csv_type_init(&call->input_types[i], exprType(input), CurrentMemoryContext);
+		}
+		call->argtypes[first] = TEXTOID;
+		get_typlenbyvalalign(TEXTOID, &call->arglen[first], &call->argbyval[first], &call->argalign[first]);
+	}
+	fmgr_info(batch_rows_function(kind), &call->rows);
+	call->function.fn_oid = expr->funcid;
+	call->function.fn_stats = tracked_from(expr->funcid);
+}
+
+static void
+begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
+{
+	BatchScanState *state = (BatchScanState *) css;
+	CustomScan *scan = (CustomScan *) css->ss.ps.plan;
+	List	   *private = scan->custom_private;
+	Plan	   *child = outerPlan(scan);
+
+	/* a Material above this node fetches backward and restores marks */
+	outerPlanState(state) = ExecInitNode(child, estate, eflags & ~(EXEC_FLAG_BACKWARD | EXEC_FLAG_MARK));
+	state->child_row = ExecInitExtraTupleSlot(estate, ExecGetResultType(outerPlanState(state)),
+											  &TTSOpsMinimalTuple);
+	state->nchild = intVal(list_nth(private, BATCH_PRIVATE_CHILD_COLUMNS));
+	state->bound = intVal(list_nth(private, BATCH_PRIVATE_BOUND));
+	state->ncalls = (list_length(private) - BATCH_PRIVATE_CALLS) / 2;
+	state->calls = palloc0(sizeof(BatchCall) * state->ncalls);
+	state->row_by_row = !batch_mode;
+	state->batch_rows = state->row_by_row ? 1 : AUTOMATIC_BATCH_ROWS;
+	for (int i = 0; i < state->ncalls; i++)
+	{
+		BatchCall  *call = &state->calls[i];
+		TargetEntry *entry = list_nth(scan->custom_scan_tlist, state->nchild + i);
+
+		init_call(state, call, intVal(list_nth(private, BATCH_PRIVATE_CALLS + 2 * i)),
+				  intVal(list_nth(private, BATCH_PRIVATE_CALLS + 2 * i + 1)), (FuncExpr *) entry->expr);
+		if (call->max_rows > 0 && !state->row_by_row)
+			state->batch_rows = Min(state->batch_rows, call->max_rows);
+	}
+	state->rows_context = CreateExprContext(estate);
+	state->batch_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch", ALLOCSET_DEFAULT_SIZES);
+}
+
+/* Puts row of the batch into the scan slot: the child's columns and the results so far. */
+static TupleTableSlot *
+load_row(BatchScanState *state, int row)
+{
+	TupleTableSlot *scan = state->css.ss.ss_ScanTupleSlot;
+
+	ExecStoreMinimalTuple(state->rows[row], state->child_row, false);
+	slot_getallattrs(state->child_row);
+	ExecClearTuple(scan);
+	memcpy(scan->tts_values, state->child_row->tts_values, sizeof(Datum) * state->nchild);
+	memcpy(scan->tts_isnull, state->child_row->tts_isnull, sizeof(bool) * state->nchild);
+	memcpy(scan->tts_values + state->nchild, state->results + (Size) row * state->ncalls,
+		   sizeof(Datum) * state->ncalls);
+	memcpy(scan->tts_isnull + state->nchild, state->result_nulls + (Size) row * state->ncalls,
+		   sizeof(bool) * state->ncalls);
+	ExecStoreVirtualTuple(scan);
+	state->css.ss.ps.ps_ExprContext->ecxt_scantuple = scan;
+	return scan;
+}
+
+static Datum
+evaluate(ExprState *expr, ExprContext *econtext, bool *isnull)
+{
+	return ExecEvalExprSwitchContext(expr, econtext, isnull);
+}
+
+typedef struct BatchCallContext
+{
+	BatchScanState *state;
+	BatchCall  *call;
+	int			count;
+} BatchCallContext;
+
+static void
+call_context(void *arg)
+{
+	BatchCallContext *context = arg;
+	const BatchFunction *function = &batch_functions[context->call->kind];
+
+	errcontext("aws_ml batch mode: %s.%s for a batch of %d rows", function->schema, function->name,
+			   context->count);
+}
+
+/* Calls the batch-mode form (set-returning) with args; one result per row. */
+static void
+call_rows_function(BatchScanState *state, BatchCall *call, Datum *args, int count, int *rows)
+{
+	LOCAL_FCINFO(fcinfo, BATCH_MAX_ARGS + 1);
+	ReturnSetInfo rsinfo = {T_ReturnSetInfo};
+	ErrorContextCallback error_context;
+	BatchCallContext context = {state, call, count};
+	int			column = call - state->calls;
+	int			n = 0;
+
+	rsinfo.econtext = state->rows_context;
+	rsinfo.allowedModes = SFRM_ValuePerCall;
+	rsinfo.returnMode = SFRM_ValuePerCall;
+	InitFunctionCallInfoData(*fcinfo, &call->rows, call->nargs + 1, InvalidOid, NULL, (Node *) &rsinfo);
+	for (int i = 0; i <= call->nargs; i++)
+	{
+		fcinfo->args[i].value = args[i];
+		fcinfo->args[i].isnull = false;
+	}
+	error_context.callback = call_context;
+	error_context.arg = &context;
+	error_context.previous = error_context_stack;
+	error_context_stack = &error_context;
+	for (;;)
+	{
+		Datum		value;
+		Size		at;
+
+		fcinfo->isnull = false;
+		rsinfo.isDone = ExprSingleResult;
+		value = FunctionCallInvoke(fcinfo);
+		if (rsinfo.isDone == ExprEndResult)
+			break;
+		if (n == count)
+			elog(ERROR, "the batch-mode form of %s returned more rows than it was given",
+				 batch_functions[call->kind].name);
+		at = (Size) rows[n++] * state->ncalls + column;
+		state->result_nulls[at] = fcinfo->isnull;
+		state->results[at] = fcinfo->isnull ? (Datum) 0 : datumCopy(value, call->resultbyval, call->resultlen);
+	}
+	error_context_stack = error_context.previous;
+	if (n != count)
+		elog(ERROR, "the batch-mode form of %s returned %d rows for %d", batch_functions[call->kind].name, n, count);
+}
+
+/*
+ * pg_stat_user_functions (track_functions = all) counts the row function
+ * once a row, as row-by-row evaluation does: the batch's time goes to the
+ * first row's call (timed around the batch-mode form), none to the others.
+ */
+static void
+call_counted(BatchScanState *state, BatchCall *call, Datum *args, int count, int *rows)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+	PgStat_FunctionCallUsage usage;
+
+	InitFunctionCallInfoData(*fcinfo, &call->function, 0, InvalidOid, NULL, NULL);
+	pgstat_init_function_usage(fcinfo, &usage);
+	call_rows_function(state, call, args, count, rows);
+	pgstat_end_function_usage(&usage, true);
+	for (int i = 1; i < count; i++)
+	{
+		pgstat_init_function_usage(fcinfo, &usage);
+		pgstat_end_function_usage(&usage, true);
+	}
+}
+
+/* Makes call for rows (count of them, indexes into the batch). */
+static void
+make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
+{
+	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
+	Datum	   *values[BATCH_MAX_ARGS];
+	bool	   *nulls[BATCH_MAX_ARGS];
+	Datum		args[BATCH_MAX_ARGS + 1];
+	Datum	   *row_numbers = palloc(sizeof(Datum) * count);
+	Datum	   *inputs = palloc(sizeof(Datum) * Max(call->ninputs, 1));
+	bool	   *input_nulls = palloc(sizeof(bool) * Max(call->ninputs, 1));
+	CsvRow		csv;
+	int			lbound = 1;
+	int			column = call - state->calls;
+
+	if (state->row_by_row)
+	{
+		for (int r = 0; r < count; r++)
+		{
+			Size		at = (Size) rows[r] * state->ncalls + column;
+			Datum		value;
+
+			load_row(state, rows[r]);
+			value = evaluate(call->row_by_row, econtext, &state->result_nulls[at]);
+			state->results[at] = state->result_nulls[at] ? (Datum) 0
+				: datumCopy(value, call->resultbyval, call->resultlen);
+			ResetExprContext(econtext);
+		}
+		return;
+	}
+	if (call->ninputs > 0)
+		csv_row_init(&csv);
+	for (int i = 0; i < call->nargs; i++)
+	{
+		values[i] = palloc(sizeof(Datum) * count);
+		nulls[i] = palloc(sizeof(bool) * count);
+	}
+	for (int r = 0; r < count; r++)
+	{
+		load_row(state, rows[r]);
+		for (int i = 0; i < call->nargs; i++)
+		{
+			if (call->ninputs > 0 && i == call->nargs - 1)
+			{
+				for (int j = 0; j < call->ninputs; j++)
+					inputs[j] = evaluate(call->inputs[j], econtext, &input_nulls[j]);
+				values[i][r] = PointerGetDatum(csv_line(&csv, call->input_types, inputs, input_nulls, call->ninputs));
+				nulls[i][r] = false;
+			}
+			else
+			{
+				Datum		value = evaluate(call->args[i], econtext, &nulls[i][r]);
+
+				values[i][r] = nulls[i][r] ? (Datum) 0 : datumCopy(value, call->argbyval[i], call->arglen[i]);
+			}
+		}
+		row_numbers[r] = Int64GetDatum(state->row_numbers[rows[r]]);
+		ResetExprContext(econtext);
+	}
+	for (int i = 0; i < call->nargs; i++)
+		args[i] = PointerGetDatum(construct_md_array(values[i], nulls[i], 1, &count, &lbound, call->argtypes[i],
+													 call->arglen[i], call->argbyval[i], call->argalign[i]));
+	args[call->nargs] = PointerGetDatum(construct_array(row_numbers, count, INT8OID, sizeof(int64),
+														FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	call_counted(state, call, args, count, rows);
+}
+
+/* Makes the calls the qual needs (in_qual), or the others, for the rows that passed. */
+static void
+make_calls(BatchScanState *state, bool in_qual)
+{
+	int		   *rows = palloc(sizeof(int) * state->nrows);
+	int			count = 0;
+
+	for (int row = 0; row < state->nrows; row++)
+	{
+		if (state->passed[row])
+			rows[count++] = row;
+	}
+	for (int i = 0; i < state->ncalls && count > 0; i++)
+	{
+		if (state->calls[i].in_qual == in_qual)
+			make_call(state, &state->calls[i], rows, count);
+	}
+}
+
+static void
+count_batch(BatchScanState *state, double milliseconds)
+{
+	bool		first = state->batches++ == 0;
+
+	state->size_sum += state->nrows;
+	state->size_min = first ? state->nrows : Min(state->size_min, state->nrows);
+	state->size_max = Max(state->size_max, state->nrows);
+	state->time_sum += milliseconds;
+	state->time_min = first ? milliseconds : Min(state->time_min, milliseconds);
+	state->time_max = Max(state->time_max, milliseconds);
+}
+
+/* Reads the next batch from the child and makes its calls. */
+static void
+fill_batch(BatchScanState *state)
+{
+	PlanState  *child = outerPlanState(state);
+	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
+	ExprState  *qual = state->css.ss.ps.qual;
+	int			rows = state->batch_rows;
+	Size		bytes = 0;
+	MemoryContext caller;
+	instr_time	started;
+	instr_time	elapsed;
+
+	if (state->bound > 0 && !state->bounded_batch_done)
+		rows = Min(rows, state->bound);
+	state->bounded_batch_done = true;
+	MemoryContextReset(state->batch_context);
+	state->nrows = state->next = 0;
+	state->allocated = Min(rows, 64);
+	state->rows = MemoryContextAlloc(state->batch_context, sizeof(MinimalTuple) * state->allocated);
+	state->row_numbers = MemoryContextAlloc(state->batch_context, sizeof(int64) * state->allocated);
+	/* the child runs in the query's memory, as the executor calls it */
+	while (state->nrows < rows && bytes < (Size) work_mem * 1024)
+	{
+		TupleTableSlot *slot = ExecProcNode(child);
+
+		if (TupIsNull(slot))
+		{
+			state->child_done = true;
+			break;
+		}
+		if (state->nrows == state->allocated)
+		{
+			state->allocated = Min(rows, state->allocated * 2);
+			state->rows = repalloc(state->rows, sizeof(MinimalTuple) * state->allocated);
+			state->row_numbers = repalloc(state->row_numbers, sizeof(int64) * state->allocated);
+		}
+		caller = MemoryContextSwitchTo(state->batch_context);
+		state->rows[state->nrows] = ExecCopySlotMinimalTuple(slot);
+		MemoryContextSwitchTo(caller);
+		state->row_numbers[state->nrows] = ++state->rows_read;
+		bytes += state->rows[state->nrows]->t_len;
+		state->nrows++;
+	}
+	if (state->nrows == 0)
+		return;
+	caller = MemoryContextSwitchTo(state->batch_context);
+	state->passed = palloc(sizeof(bool) * state->nrows);
+	memset(state->passed, true, sizeof(bool) * state->nrows);
+	state->results = palloc0(sizeof(Datum) * state->nrows * state->ncalls);
+	state->result_nulls = palloc(sizeof(bool) * state->nrows * state->ncalls);
+	memset(state->result_nulls, true, sizeof(bool) * state->nrows * state->ncalls);
+
+	INSTR_TIME_SET_CURRENT(started);
+	make_calls(state, true);
+	if (qual != NULL)
+	{
+		for (int row = 0; row < state->nrows; row++)
+		{
+			load_row(state, row);
+			state->passed[row] = ExecQual(qual, econtext);
+			if (!state->passed[row])
+				InstrCountFiltered1(state, 1);
+			ResetExprContext(econtext);
+		}
+	}
+	make_calls(state, false);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, started);
+	count_batch(state, INSTR_TIME_GET_MILLISEC(elapsed));
+	MemoryContextSwitchTo(caller);
+}
+
+static TupleTableSlot *
+exec_batch_scan(CustomScanState *css)
+{
+	BatchScanState *state = (BatchScanState *) css;
+	ProjectionInfo *projection = css->ss.ps.ps_ProjInfo;
+
+	for (;;)
+	{
+		while (state->next < state->nrows)
+		{
+			int			row = state->next++;
+
+			if (state->passed[row])
+			{
+				ResetExprContext(css->ss.ps.ps_ExprContext);
+				load_row(state, row);
+				return projection ? ExecProject(projection) : css->ss.ss_ScanTupleSlot;
+			}
+		}
+		if (state->child_done)
+			return NULL;
+		fill_batch(state);
+	}
+}
+
+static void
+end_batch_scan(CustomScanState *css)
+{
+	BatchScanState *state = (BatchScanState *) css;
+
+	ExecEndNode(outerPlanState(state));
+	MemoryContextDelete(state->batch_context);
+}
+
+static void
+rescan_batch_scan(CustomScanState *css)
+{
+	BatchScanState *state = (BatchScanState *) css;
+	PlanState  *child = outerPlanState(state);
+
+	MemoryContextReset(state->batch_context);
+	state->nrows = state->next = 0;
+	state->child_done = false;
+	state->bounded_batch_done = false;
+	state->rows_read = 0;
+	if (child->chgParam == NULL)
+		ExecReScan(child);
+}
+
+static void
+explain_batch_scan(CustomScanState *css, List *ancestors, ExplainState *es)
+{
+	BatchScanState *state = (BatchScanState *) css;
+
+	if (es->verbose)
+	{
+		List	   *context = set_deparse_context_plan(es->deparse_cxt, css->ss.ps.plan, ancestors);
+
+		for (int i = 0; i < state->ncalls; i++)
+			ExplainPropertyText("Batched Call",
+								deparse_expression((Node *) state->calls[i].expr, context, true, false), es);
+	}
+	if (es->analyze)
+	{
+		StringInfoData line;
+		double		batches = Max(state->batches, 1);
+
+		initStringInfo(&line);
+		appendStringInfo(&line, "num batches=" INT64_FORMAT " avg/min/max batch size=%.3f/%.3f/%.3f",
+						 state->batches, state->size_sum / batches, (double) state->size_min,
+						 (double) state->size_max);
+		if (es->timing)
+			appendStringInfo(&line, " avg/min/max batch call time=%.3f/%.3f/%.3f",
+							 state->time_sum / batches, state->time_min, state->time_max);
+		ExplainPropertyText("Batch Processing", line.data, es);
+	}
+}
+
+static const CustomExecMethods batch_exec_methods = {
+	.CustomName = BATCH_SCAN_NAME,
+	.BeginCustomScan = begin_batch_scan,
+	.ExecCustomScan = exec_batch_scan,
+	.EndCustomScan = end_batch_scan,
+	.ReScanCustomScan = rescan_batch_scan,
+	.ExplainCustomScan = explain_batch_scan,
+};
+
+static Node *
+create_batch_scan_state(CustomScan *scan)
+{
+	BatchScanState *state = palloc0(sizeof(BatchScanState));
+
+	NodeSetTag(state, T_CustomScanState);
+	state->css.methods = &batch_exec_methods;
+	return (Node *) state;
+}
+
+const CustomScanMethods batch_scan_methods = {
+	.CustomName = BATCH_SCAN_NAME,
+	.CreateCustomScanState = create_batch_scan_state,
+};
+
+void
+batch_scan_init(void)
+{
+	RegisterCustomScanMethods(&batch_scan_methods);
+}

@@ -1,0 +1,476 @@
+"""Batch mode through SQL: the reference's plain SQL sends batches, as on
+Aurora, counted with the emulator's counters, and answers as row-by-row
+evaluation does (expected answers come from the emulator directly, or from
+the same query under aws_ml.batch_mode = off)."""
+import json
+import math
+import re
+
+import psycopg
+import pytest
+
+from tests.conftest import counter
+from tests.reference import (ANALYZE_COMPANY, CLASSIFY_EVENT_2, CLASSIFY_EVENT_4, CLINICIAN_NOTES_UPDATE,
+                             REGRESSION_MODEL)
+
+ROWS = 1000
+MOODS = ("I love it", "I hate it", "It is a table", "What a wonderful day", "This is awful")
+TITAN = "amazon.titan-embed-text-v1"
+
+
+def note(i):
+    """Distinct texts, so that every row is one document; every 10th NULL, every 10th (offset 5) blank."""
+    if i % 10 == 0:
+        return None
+    if i % 10 == 5:
+        return " \t"
+    return f"note {i}: {MOODS[i % len(MOODS)]}."
+
+
+TEXTS = {i: note(i) for i in range(1, ROWS + 1)}
+ELIGIBLE = {i: text for i, text in TEXTS.items() if text and text.strip()}
+
+
+@pytest.fixture(scope="module")
+def notes(cluster, database):
+    with psycopg.connect(cluster.conninfo(database), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS notes CASCADE")
+        conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text, mood text)")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO notes VALUES (%s, %s, %s)",
+                            [(i, text, MOODS[i % len(MOODS)]) for i, text in TEXTS.items()])
+        conn.execute("ANALYZE notes")
+    yield "notes"
+
+
+@pytest.fixture(scope="module")
+def sentiments(aws_client):
+    """Each eligible note's (sentiment, confidence), from the emulator directly."""
+    comprehend = aws_client("comprehend")
+    texts = list(ELIGIBLE.values())
+    answers = {}
+    for start in range(0, len(texts), 25):
+        chunk = texts[start:start + 25]
+        for result in comprehend.batch_detect_sentiment(TextList=chunk, LanguageCode="en")["ResultList"]:
+            label = result["Sentiment"]
+            answers[chunk[result["Index"]]] = (label, result["SentimentScore"][label.capitalize()])
+    return answers
+
+
+def expected_rows(sentiments):
+    return {i: sentiments.get(text, (None, None)) for i, text in TEXTS.items()}
+
+
+def comprehend_requests(emulator):
+    counters = emulator.counters()
+    return (counter(counters, "comprehend", "BatchDetectSentiment"),
+            counter(counters, "comprehend", "DetectSentiment"))
+
+
+def approx_rows(rows):
+    return {i: (s, pytest.approx(c, rel=1e-6) if c is not None else None) for i, (s, c) in rows.items()}
+
+
+BATCHED_REQUESTS = math.ceil(len(ELIGIBLE) / 25)  # 800 documents: 32 requests
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment, "
+    "(aws_comprehend.detect_sentiment(body, 'en')).confidence FROM notes",
+    "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes",
+    "SELECT id, s.sentiment, s.confidence FROM notes, aws_comprehend.detect_sentiment(body, 'en') s",
+    "SELECT n.id, s.sentiment, s.confidence FROM notes n "
+    "LEFT JOIN LATERAL aws_comprehend.detect_sentiment(n.body, 'en') s ON true",
+    "SELECT id, sentiment, confidence FROM (SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes) s",
+    "WITH scored AS MATERIALIZED (SELECT id, aws_comprehend.detect_sentiment(body, 'en') AS s FROM notes) "
+    "SELECT id, (s).sentiment, (s).confidence FROM scored",
+], ids=["fields", "star", "lateral", "left_lateral", "subquery", "cte"])
+def test_select_list_and_from_shapes_send_25_documents_a_request(db, notes, emulator, sentiments, sql):
+    rows = {i: (s, c) for i, s, c in db.execute(sql).fetchall()}
+    assert rows == approx_rows(expected_rows(sentiments))
+    assert comprehend_requests(emulator) == (BATCHED_REQUESTS, 0)
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == len(ELIGIBLE)
+
+
+def test_where_and_having_are_batched(db, notes, emulator, sentiments):
+    positive = {i for i, (s, _) in expected_rows(sentiments).items() if s == "POSITIVE"}
+    got = {i for (i,) in db.execute("SELECT id FROM notes WHERE (aws_comprehend.detect_sentiment(body, 'en'))"
+                                    ".sentiment = 'POSITIVE'")}
+    assert got == positive
+    assert comprehend_requests(emulator) == (BATCHED_REQUESTS, 0)
+
+    emulator.reset()
+    # only the rows the cheap qual keeps are sent: ids 1..100 (80 with text)
+    got = {i for (i,) in db.execute("SELECT id FROM notes WHERE id <= 100 AND "
+                                    "(aws_comprehend.detect_sentiment(body, 'en')).sentiment = 'POSITIVE'")}
+    assert got == {i for i in positive if i <= 100}
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == 80
+
+    emulator.reset()
+    groups = db.execute("SELECT mood, count(*) FROM notes GROUP BY mood "
+                        "HAVING (aws_comprehend.detect_sentiment(mood, 'en')).sentiment <> 'NEUTRAL' "
+                        "ORDER BY mood").fetchall()
+    assert groups and all(n == ROWS // len(MOODS) for _, n in groups)
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "batch_sizes") == [len(MOODS)]
+
+
+def test_case_follows_aurora_eligibility(db, notes, emulator, sentiments):
+    """A simple CASE's test and a searched CASE's first WHEN are batched; a
+    call only some rows reach (a later WHEN, THEN, ELSE) is made row by row."""
+    expected = expected_rows(sentiments)
+    simple = dict(db.execute("SELECT id, CASE (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+                             "WHEN 'POSITIVE' THEN 1 WHEN 'NEGATIVE' THEN -1 ELSE 0 END FROM notes").fetchall())
+    assert simple == {i: {"POSITIVE": 1, "NEGATIVE": -1}.get(s, 0) for i, (s, _) in expected.items()}
+    assert comprehend_requests(emulator) == (BATCHED_REQUESTS, 0)
+
+    emulator.reset()
+    searched = dict(db.execute("SELECT id, CASE WHEN (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+                               "= 'POSITIVE' THEN 'yes' ELSE 'no' END FROM notes").fetchall())
+    assert searched == {i: "yes" if s == "POSITIVE" else "no" for i, (s, _) in expected.items()}
+    assert comprehend_requests(emulator) == (BATCHED_REQUESTS, 0)
+
+    emulator.reset()
+    conditional = dict(db.execute("SELECT id, CASE WHEN id % 50 = 1 THEN (aws_comprehend.detect_sentiment(body, "
+                                  "'en')).sentiment END FROM notes").fetchall())
+    assert conditional == {i: expected[i][0] if i % 50 == 1 else None for i in TEXTS}
+    assert comprehend_requests(emulator) == (0, sum(1 for i in ELIGIBLE if i % 50 == 1))
+
+
+def test_aggregates_over_calls_are_batched(db, notes, emulator, sentiments):
+    expected = expected_rows(sentiments)
+    got = db.execute("SELECT count(*), count((aws_comprehend.detect_sentiment(body, 'en')).sentiment), "
+                     "sum((aws_comprehend.detect_sentiment(body, 'en')).confidence) FROM notes").fetchone()
+    scored = [c for s, c in expected.values() if s]
+    assert got[:2] == (ROWS, len(scored))
+    assert got[2] == pytest.approx(sum(scored), rel=1e-4)
+    assert comprehend_requests(emulator) == (BATCHED_REQUESTS, 0)
+
+
+def test_reference_update_sends_one_document_a_row(db, emulator, sentiments):
+    db.execute("DROP TABLE IF EXISTS clinician_notes")
+    db.execute("CREATE TABLE clinician_notes (id int PRIMARY KEY, french_notes text, sentiment varchar, "
+               "confidence real)")
+    with db.cursor() as cur:
+        cur.executemany("INSERT INTO clinician_notes (id, french_notes) VALUES (%s, %s)", list(TEXTS.items()))
+    emulator.reset()
+    db.execute(CLINICIAN_NOTES_UPDATE)
+    assert comprehend_requests(emulator) == (BATCHED_REQUESTS, 0)
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == len(ELIGIBLE)
+    rows = {i: (s, c) for i, s, c in db.execute("SELECT id, sentiment, confidence FROM clinician_notes")}
+    assert rows == approx_rows(expected_rows(sentiments))  # the emulator scores every language as English
+    db.execute("DROP TABLE clinician_notes")
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO scored SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes",
+    "CREATE TABLE scored AS SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes",
+    "CREATE MATERIALIZED VIEW scored AS SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes",
+], ids=["insert_select", "create_table_as", "materialized_view"])
+def test_statements_that_write_are_batched(db, notes, emulator, sentiments, statement):
+    db.execute("DROP TABLE IF EXISTS scored")
+    db.execute("DROP MATERIALIZED VIEW IF EXISTS scored")
+    if statement.startswith("INSERT"):
+        db.execute("CREATE TABLE scored (id int, sentiment varchar, confidence real)")
+    emulator.reset()
+    db.execute(statement)
+    assert comprehend_requests(emulator) == (BATCHED_REQUESTS, 0)
+    rows = {i: (s, c) for i, s, c in db.execute("SELECT id, sentiment, confidence FROM scored")}
+    assert rows == approx_rows(expected_rows(sentiments))
+    if "MATERIALIZED" in statement:
+        emulator.reset()
+        db.execute("REFRESH MATERIALIZED VIEW scored")
+        assert comprehend_requests(emulator) == (BATCHED_REQUESTS, 0)
+        db.execute("DROP MATERIALIZED VIEW scored")
+    else:
+        db.execute("DROP TABLE scored")
+
+
+def test_batch_mode_off_calls_row_by_row(db, notes, emulator, sentiments):
+    db.execute("SET aws_ml.batch_mode = off")
+    rows = {i: (s, c) for i, s, c in db.execute(
+        "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes WHERE id <= 100")}
+    assert rows == approx_rows({i: r for i, r in expected_rows(sentiments).items() if i <= 100})
+    assert comprehend_requests(emulator) == (0, 80)
+    plan = "\n".join(r[0] for r in db.execute(
+        "EXPLAIN (COSTS OFF) SELECT (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes"))
+    assert "AwsMlBatch" not in plan
+
+
+def test_a_plan_made_with_batch_mode_on_runs_row_by_row_once_it_is_off(db, notes, emulator):
+    db.execute("PREPARE scored AS SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM notes "
+               "WHERE id <= 20")
+    db.execute("SET plan_cache_mode = force_generic_plan")
+    on = db.execute("EXECUTE scored").fetchall()
+    assert comprehend_requests(emulator) == (1, 0)
+    db.execute("SET aws_ml.batch_mode = off")
+    emulator.reset()
+    assert db.execute("EXECUTE scored").fetchall() == on
+    assert comprehend_requests(emulator) == (0, 16)
+
+
+# --- SageMaker -------------------------------------------------------------
+
+@pytest.fixture
+def events(db, emulator):
+    """The reference's classify_event (both forms), regression_model and
+    analyze_company over an events table and a companies table, with linear
+    models standing in for the endpoints."""
+    schema = "batch_sagemaker"
+    db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    db.execute(f"CREATE SCHEMA {schema}")
+    db.execute(f"SET search_path = {schema}, public")
+    emulator.register_endpoint("sagemaker_model_endpoint_name", model={"kind": "linear", "coef": [1.0, 1.0, 2.0]})
+    emulator.register_endpoint("endpt_name", model={"kind": "linear", "coef": [[0.5, 0.1], [0.01, 0.02]],
+                                                    "intercept": [0, 0]})
+    db.execute(CLASSIFY_EVENT_4)
+    db.execute(ANALYZE_COMPANY)
+    db.execute("CREATE TABLE events AS SELECT i AS id, i % 3 AS event_type, date '1970-01-01' + i AS event_day, "
+               "CASE WHEN i % 10 = 4 THEN NULL ELSE i * 0.5 END::real AS amount FROM generate_series(1, 1000) i")
+    db.execute("CREATE TABLE companies AS SELECT i AS id, (i * 1.5)::numeric(18, 6) AS free_cash_flow, "
+               "(i * 2)::numeric(18, 6) AS debt FROM generate_series(1, 300) i")
+    emulator.reset()
+    yield db
+    db.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def classify(i):
+    amount = 0.0 if i % 10 == 4 else i * 0.5
+    return int(round(i % 3 + i + 2 * amount))
+
+
+def invoke_endpoint_requests(emulator):
+    return counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes")
+
+
+def test_classify_event_over_1000_rows_is_one_request(events, emulator):
+    rows = dict(events.execute("SELECT id, classify_event(event_type, event_day, amount) FROM events").fetchall())
+    assert rows == {i: classify(i) for i in range(1, 1001)}
+    assert invoke_endpoint_requests(emulator) == [1000]
+
+
+def test_max_rows_per_batch_caps_every_batch(events, emulator):
+    rows = dict(events.execute("SELECT id, classify_event(event_type, event_day, amount, 10) FROM events").fetchall())
+    assert rows == {i: classify(i) for i in range(1, 1001)}
+    assert invoke_endpoint_requests(emulator) == [10] * 100
+    explained = "\n".join(r[0] for r in events.execute(
+        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT classify_event(event_type, event_day, amount, 10) "
+        "FROM events"))
+    assert "Batch Processing: num batches=100 avg/min/max batch size=10.000/10.000/10.000\n" in explained + "\n"
+
+
+def test_limit_scores_no_more_rows_than_the_batch_it_needs(events, emulator):
+    got = events.execute("SELECT id, classify_event(event_type, event_day, amount, 10) FROM events ORDER BY id "
+                         "LIMIT 5").fetchall()
+    assert got == [(i, classify(i)) for i in range(1, 6)]
+    assert sum(invoke_endpoint_requests(emulator)) <= 10
+    emulator.reset()
+    events.execute("SELECT classify_event(event_type, event_day, amount, 10) FROM events LIMIT 5").fetchall()
+    assert invoke_endpoint_requests(emulator) == [5]  # the LIMIT caps the first batch
+    emulator.reset()
+    events.execute("SELECT classify_event(event_type, event_day, amount) FROM events LIMIT 5").fetchall()
+    assert invoke_endpoint_requests(emulator) == [5]
+
+
+def test_the_reference_wrappers_are_batched_after_inlining(events, emulator):
+    events.execute(CLASSIFY_EVENT_2.replace("classify_event", "classify_two"))
+    events.execute(REGRESSION_MODEL)
+    emulator.register_endpoint("sagemaker_model_endpoint_name", model={"kind": "linear", "coef": [1.0, 1.0]})
+    two = dict(events.execute("SELECT id, classify_two(event_type, event_day) FROM events").fetchall())
+    assert two == {i: i % 3 + i for i in range(1, 1001)}
+    emulator.register_endpoint("sagemaker_model_endpoint_name", model={"kind": "linear", "coef": [1.0, 1.0, 2.0]})
+    regression = dict(events.execute("SELECT id, regression_model(ARRAY[event_type, id, amount]::real[]) "
+                                     "FROM events WHERE amount IS NOT NULL").fetchall())
+    assert regression == {i: pytest.approx(classify(i)) for i in range(1, 1001) if i % 10 != 4}
+    assert invoke_endpoint_requests(emulator) == [1000, 900]
+
+    emulator.reset()
+    forecast = {i: (a, b) for i, a, b in events.execute(
+        "SELECT c.id, p.* FROM companies c, analyze_company(c.free_cash_flow, c.debt) AS p")}
+    assert forecast == {i: (pytest.approx(0.5 * 1.5 * i + 0.1 * 2 * i, rel=1e-6),
+                            pytest.approx(0.01 * 1.5 * i + 0.02 * 2 * i, rel=1e-6)) for i in range(1, 301)}
+    star = {i: (a, b) for i, a, b in events.execute(
+        "SELECT id, (analyze_company(free_cash_flow, debt)).* FROM companies")}
+    assert star == forecast
+    assert invoke_endpoint_requests(emulator) == [300, 300]
+
+
+# --- Bedrock ----------------------------------------------------------------
+
+def titan(text):
+    return json.dumps({"inputText": text})
+
+
+def test_bedrock_rows_go_out_max_concurrency_at_a_time(db, emulator, aws_client):
+    db.execute("DROP TABLE IF EXISTS docs")
+    db.execute("CREATE TABLE docs AS SELECT i AS id, 'document ' || i AS body FROM generate_series(1, 24) i")
+    direct = aws_client("bedrock-runtime")
+    expected = {i: json.loads(direct.invoke_model(modelId=TITAN, body=titan(f"document {i}"),
+                                                  contentType="application/json")["body"].read())["embedding"]
+                for i in range(1, 25)}
+    sql = ("SELECT id, aws_bedrock.invoke_model_get_embeddings(%s, 'application/json', 'embedding', "
+           "json_build_object('inputText', body)::text) FROM docs")
+    for concurrency in (4, 8):
+        db.execute(f"SET aws_ml.max_concurrency = {concurrency}")
+        emulator.reset()
+        emulator.set_faults(service="bedrock", latency_ms=150)
+        got = dict(db.execute(sql, (TITAN,)).fetchall())
+        assert got == {i: pytest.approx(v) for i, v in expected.items()}
+        invoke = emulator.counters()["bedrock"]["InvokeModel"]
+        assert (invoke["requests"], invoke["max_in_flight"]) == (24, concurrency)
+    db.execute("DROP TABLE docs")
+
+
+def test_text_generation_sends_every_row(db, emulator):
+    """invoke_model's answers may differ each time: identical rows are each sent."""
+    prompt = json.dumps({"prompt": "\n\nHuman: Say something.\n\nAssistant:", "max_tokens_to_sample": 20})
+    rows = db.execute("SELECT aws_bedrock.invoke_model('anthropic.claude-v2', 'application/json', "
+                      "'application/json', %s) FROM generate_series(1, 6)", (prompt,)).fetchall()
+    assert len(rows) == 6 and all('"completion"' in r[0] for r in rows)
+    assert counter(emulator.counters(), "bedrock", "InvokeModel") == 6
+
+
+# --- Same answers, same errors --------------------------------------------
+
+def test_an_error_is_the_row_by_row_error_and_names_the_row(db, notes, emulator):
+    long_text = "é" * 2501  # 5,002 bytes: Comprehend's limit is 5,000
+    sql = ("SELECT (aws_comprehend.detect_sentiment(t, 'en')).sentiment FROM "
+           "unnest(ARRAY['fine', 'good', %s, 'bad']) WITH ORDINALITY AS u(t, n) ORDER BY n")
+    with pytest.raises(psycopg.Error) as batched:
+        db.execute(sql, (long_text,))
+    db.execute("SET aws_ml.batch_mode = off")
+    with pytest.raises(psycopg.Error) as row_by_row:
+        db.execute(sql, (long_text,))
+    assert batched.value.diag.sqlstate == row_by_row.value.diag.sqlstate == "22023"
+    assert "(batch mode: input row 3)" in batched.value.diag.message_primary
+    assert "aws_ml batch mode: aws_comprehend.detect_sentiment for a batch of 4 rows" in batched.value.diag.context
+
+    db.execute("SET aws_ml.batch_mode = on")
+    with pytest.raises(psycopg.errors.NullValueNotAllowed) as caught:
+        db.execute("SELECT (aws_comprehend.detect_sentiment(body, CASE WHEN id = 7 THEN NULL ELSE 'en' END))"
+                   ".sentiment FROM notes")
+    assert "language_code must not be NULL (batch mode: input row 7)" in caught.value.diag.message_primary
+
+
+def test_a_cancelled_batch_stops_its_requests(db, notes, emulator):
+    emulator.set_faults(service="comprehend", hang_seconds=30)
+    db.execute("SET statement_timeout = '1s'")
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        db.execute("SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM notes")
+    db.execute("RESET statement_timeout")
+    emulator.clear_faults()
+    comprehend = emulator.counters()["comprehend"]["BatchDetectSentiment"]
+    assert comprehend["requests"] == 4  # the first aws_ml.max_concurrency requests, then nothing more
+    assert comprehend["in_flight"] == 0 and comprehend["abandoned"] == 4
+
+
+def test_rescans_cursors_prepared_statements_and_plpgsql(db, notes, emulator, sentiments):
+    expected = expected_rows(sentiments)
+    # the inner side of a nested loop, rescanned with a new parameter each time
+    rescanned = db.execute(
+        "SELECT k, s.id, s.sentiment FROM (VALUES (1), (2), (3)) v(k) CROSS JOIN LATERAL ("
+        "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM notes "
+        "WHERE id BETWEEN k * 10 AND k * 10 + 8 ORDER BY id) s ORDER BY k, s.id").fetchall()
+    assert rescanned == [(k, i, expected[i][0]) for k in (1, 2, 3) for i in range(k * 10, k * 10 + 9)]
+    assert comprehend_requests(emulator) == (3, 0)
+
+    # a cursor fetched a few rows at a time, and a SCROLL cursor fetched backward
+    with db.transaction():
+        db.execute("DECLARE c SCROLL CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+                   "FROM notes ORDER BY id")
+        assert db.execute("FETCH 3 FROM c").fetchall() == [(i, expected[i][0]) for i in (1, 2, 3)]
+        assert db.execute("FETCH BACKWARD 2 FROM c").fetchall() == [(i, expected[i][0]) for i in (2, 1)]
+        assert db.execute("FETCH ABSOLUTE 999 FROM c").fetchall() == [(999, expected[999][0])]
+        assert db.execute("FETCH PRIOR FROM c").fetchall() == [(998, expected[998][0])]
+
+    # a prepared statement's generic plan
+    emulator.reset()
+    db.execute("SET plan_cache_mode = force_generic_plan")
+    db.execute("PREPARE scores(int) AS SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+               "FROM notes WHERE id <= $1 ORDER BY id")
+    for limit in (30, 60):
+        assert db.execute(f"EXECUTE scores({limit})").fetchall() == [(i, expected[i][0]) for i in range(1, limit + 1)]
+    assert sorted(counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "batch_sizes")) == [23, 24, 25]
+
+    # a PL/pgSQL loop over a query, and a statement in its body
+    emulator.reset()
+    db.execute("""CREATE OR REPLACE FUNCTION positive_notes(upto int) RETURNS int LANGUAGE plpgsql AS $$
+        DECLARE r record; n int := 0;
+        BEGIN
+            FOR r IN SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM notes WHERE id <= upto LOOP
+                IF r.sentiment = 'POSITIVE' THEN n := n + 1; END IF;
+            END LOOP;
+            RETURN n + (SELECT count(*) FROM notes WHERE id <= upto
+                        AND (aws_comprehend.detect_sentiment(body, 'en')).sentiment = 'POSITIVE');
+        END $$""")
+    positive = sum(1 for i in range(1, 201) if expected[i][0] == "POSITIVE")
+    assert db.execute("SELECT positive_notes(200)").fetchone() == (2 * positive,)
+    # the second query of the function's one top-level statement is answered by the statement cache
+    assert comprehend_requests(emulator) == (math.ceil(160 / 25), 0)
+    db.execute("DROP FUNCTION positive_notes")
+
+
+def test_a_trigger_scores_inserted_rows(db, emulator, sentiments):
+    db.execute("DROP TABLE IF EXISTS inbox")
+    db.execute("CREATE TABLE inbox (id int, body text, sentiment varchar)")
+    db.execute("""CREATE OR REPLACE FUNCTION score_inbox() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN NEW.sentiment := (aws_comprehend.detect_sentiment(NEW.body, 'en')).sentiment; RETURN NEW; END $$""")
+    db.execute("CREATE TRIGGER scored BEFORE INSERT ON inbox FOR EACH ROW EXECUTE FUNCTION score_inbox()")
+    db.execute("INSERT INTO inbox SELECT i, body FROM (VALUES (1, %s), (2, %s), (3, NULL)) v(i, body)",
+               (TEXTS[1], TEXTS[2]))
+    assert db.execute("SELECT id, sentiment FROM inbox ORDER BY id").fetchall() == \
+        [(1, sentiments[TEXTS[1]][0]), (2, sentiments[TEXTS[2]][0]), (3, None)]
+    db.execute("DROP TABLE inbox")
+    db.execute("DROP FUNCTION score_inbox")
+
+
+# --- Plans and EXPLAIN ------------------------------------------------------
+
+def explain(conn, options, sql):
+    return "\n".join(row[0] for row in conn.execute(f"EXPLAIN ({options}) {sql}"))
+
+
+def test_explain_shows_the_batched_calls_and_the_batch_processing_line(db, notes):
+    verbose = explain(db, "VERBOSE, COSTS OFF", "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* "
+                                                 "FROM notes")
+    assert "Custom Scan (AwsMlBatch)" in verbose
+    assert "Batched Call: aws_comprehend.detect_sentiment((notes.body)::character varying, " \
+           "'en'::character varying, NULL::integer)" in verbose
+    analyzed = explain(db, "ANALYZE, COSTS OFF", "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* "
+                                                 "FROM notes WHERE id <= 2500")
+    assert re.search(r"\n  Batch Processing: num batches=1 avg/min/max batch size=1000\.000/1000\.000/1000\.000 "
+                     r"avg/min/max batch call time=(\d+\.\d{3})/\1/\1\n", analyzed), analyzed
+
+
+def test_plans_without_a_call_are_left_alone(db, notes):
+    db.execute("CREATE SCHEMA IF NOT EXISTS lookalike")
+    db.execute("CREATE OR REPLACE FUNCTION lookalike.detect_sentiment(t varchar, l varchar, m int DEFAULT NULL, "
+               "OUT sentiment varchar, OUT confidence real) AS $$ SELECT 'FAKE'::varchar, 1::real $$ "
+               "LANGUAGE sql VOLATILE")
+    for sql in ("SELECT id, body FROM notes WHERE id < 10",
+                "SELECT count(*) FROM notes n JOIN notes m USING (id)",
+                "SELECT (lookalike.detect_sentiment(body, 'en')).* FROM notes"):
+        assert "AwsMlBatch" not in explain(db, "COSTS OFF", sql)
+    db.execute("DROP SCHEMA lookalike CASCADE")
+
+
+def test_the_first_statement_of_a_session_is_batched(connect, notes, emulator):
+    """The module is loaded while that statement is planned: the executor
+    rewrites its plan."""
+    conn = connect()
+    conn.execute("SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes").fetchall()
+    assert comprehend_requests(emulator) == (BATCHED_REQUESTS, 0)
+
+
+def test_a_tenant_needs_execute_on_the_row_function(db, connect, login_role, notes, emulator):
+    tenant = login_role()
+    db.execute(f"GRANT SELECT ON notes TO {tenant}")
+    db.execute(f"GRANT USAGE ON SCHEMA aws_comprehend TO {tenant}")
+    conn = connect(tenant)
+    sql = "SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM notes WHERE id <= 30"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(sql)
+    assert emulator.counters() == {}
+    db.execute(f"GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO {tenant}")
+    assert len(conn.execute(sql).fetchall()) == 30
+    assert comprehend_requests(emulator) == (1, 0)
+    db.execute(f"REVOKE SELECT ON notes FROM {tenant}")
