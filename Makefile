@@ -13,6 +13,10 @@ OBJS = extension/src/aws_ml.o extension/src/backend.o extension/src/settings.o \
 	extension/src/batch_functions.o extension/src/batch_plan.o extension/src/batch_scan.o
 PG_CPPFLAGS = -Werror=implicit-function-declaration -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
+# pg_regress suites (make installcheck): plans and EXPLAIN; they send no request.
+REGRESS = batch_mode
+REGRESS_OPTS = --inputdir=tests/regress --outputdir=tests/regress
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

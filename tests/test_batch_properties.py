@@ -87,3 +87,57 @@ def test_batch_invoke_endpoint_answers_as_invoke_endpoint(conn, emulator, rows, 
         "SELECT aws_sagemaker.invoke_endpoint('linear-regression', NULL, %s::float8, %s::float8, %s::float8, "
         "%s::float8)", r).fetchone()[0] for r in rows]
     assert batch == list(enumerate(singles, 1))
+
+
+# --- batch mode -------------------------------------------------------------
+
+table_texts = st.lists(st.one_of(st.none(), words, st.text(alphabet=characters, max_size=200)), max_size=40)
+SHAPES = {
+    "select_list": "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* FROM random_notes",
+    "field": "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM random_notes",
+    "where": "SELECT id FROM random_notes WHERE (aws_comprehend.detect_sentiment(body, 'en')).sentiment <> 'NEUTRAL'",
+    "having": "SELECT body, count(*) FROM random_notes GROUP BY body "
+              "HAVING (aws_comprehend.detect_sentiment(body, 'en')).confidence > 0.5",
+    "case": "SELECT id, CASE (aws_comprehend.detect_sentiment(body, 'en')).sentiment WHEN 'POSITIVE' THEN 1 "
+            "WHEN 'NEGATIVE' THEN -1 END FROM random_notes",
+    "lateral": "SELECT id, s.sentiment, s.confidence FROM random_notes, aws_comprehend.detect_sentiment(body, 'en') s",
+    "aggregate": "SELECT count((aws_comprehend.detect_sentiment(body, 'en')).sentiment), "
+                 "round(sum((aws_comprehend.detect_sentiment(body, 'en')).confidence)::numeric, 4) FROM random_notes",
+    "update": "UPDATE random_notes SET sentiment = (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+              "RETURNING id, sentiment",
+    "sagemaker": "SELECT id, aws_sagemaker.invoke_endpoint('echo-row-count', 3, body, id, length(body)) "
+                 "FROM random_notes",
+    "bedrock": "SELECT id, aws_bedrock.invoke_model_get_embeddings('amazon.titan-embed-text-v1', "
+               "'application/json', 'embedding', json_build_object('inputText', coalesce(nullif(body, ''), 'x'))::text) "
+               "FROM random_notes",
+}
+
+
+def run_both_ways(conn, sql):
+    """sql's rows in batch mode and row by row, in a transaction rolled back each time."""
+    results = []
+    for mode in ("on", "off"):
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"SET LOCAL aws_ml.batch_mode = {mode}")
+            results.append(sorted(conn.execute(sql).fetchall(), key=repr))
+    return results
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_mode_answers_as_row_by_row(conn, shape):
+    conn.execute("DROP TABLE IF EXISTS random_notes")
+    conn.execute("CREATE TABLE random_notes (id int, body text, sentiment varchar)")
+    with conn.transaction(force_rollback=True):
+        plan = " ".join(row[0] for row in conn.execute(f"EXPLAIN (COSTS OFF) {SHAPES[shape]}"))
+    assert "AwsMlBatch" in plan, plan
+
+    @EXAMPLES
+    @given(table_texts)
+    def check(texts):
+        conn.execute("DROP TABLE IF EXISTS random_notes")
+        conn.execute("CREATE TABLE random_notes (id int, body text, sentiment varchar)")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO random_notes (id, body) VALUES (%s, %s)", list(enumerate(texts)))
+        batched, row_by_row = run_both_ways(conn, SHAPES[shape])
+        assert batched == row_by_row
+    check()

@@ -3,6 +3,7 @@ leader each call the service with a client of their own (the emulator counts
 requests by the pid in aws_ml's User-Agent), with the serial plan's results;
 in batch mode each batches its own rows."""
 import json
+import re
 
 import pytest
 
@@ -63,6 +64,19 @@ def test_in_batch_mode_each_process_batches_its_own_rows(parallel_notes, connect
     assert max(batches["batch_sizes"]) == 25
     assert len(batches["pids"]) >= 2, batches["pids"]  # the workers, each with its own batches
 
+    # EXPLAIN ANALYZE's line counts the batches of every process
+    [processing] = batch_processing(explained[0]["Plan"])
+    batches, average = re.match(r"num batches=(\d+) avg/min/max batch size=([\d.]+)/", processing).groups()
+    assert int(batches) >= 3 and round(int(batches) * float(average)) == ROWS, processing
+
     emulator.reset()
     assert sorted(conn.execute(QUERY).fetchall()) == parallel_notes
     assert detect_sentiment_counts(emulator, "BatchDetectSentiment")["items"] == ROWS
+
+
+def batch_processing(node):
+    """The Batch Processing lines of the plan's batching nodes."""
+    found = [node["Batch Processing"]] if "Batch Processing" in node else []
+    for child in node.get("Plans", []):
+        found += batch_processing(child)
+    return found

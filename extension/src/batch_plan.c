@@ -54,6 +54,7 @@ extern const CustomScanMethods batch_scan_methods;
 typedef struct Rewrite
 {
 	int			next_plan_node_id;
+	int			under_gather;	/* below a Gather: each worker runs its own copy */
 	bool		changed;
 } Rewrite;
 
@@ -370,6 +371,8 @@ make_batch_scan(Batching *batching, Plan *child, Plan *source, List *targetlist,
 	ListCell   *in_qual;
 
 	copy_plan_fields(&scan->scan.plan, source, rewrite);
+	/* to collect the workers' Batch Processing counts */
+	scan->scan.plan.parallel_aware = rewrite->under_gather > 0;
 	scan->scan.plan.targetlist = targetlist;
 	scan->scan.plan.qual = quals;
 	scan->scan.plan.lefttree = child;
@@ -895,7 +898,9 @@ rewrite_plan(Plan *plan, Rewrite *rewrite)
 		return lateral;
 	if (IsA(plan, Agg))
 		push_aggregate_calls((Agg *) plan);
+	rewrite->under_gather += IsA(plan, Gather) || IsA(plan, GatherMerge);
 	for_each_child(plan, rewrite_child, rewrite);
+	rewrite->under_gather -= IsA(plan, Gather) || IsA(plan, GatherMerge);
 
 	/* a merge join marks and restores its inner side; B cannot */
 	if (IsA(plan, MergeJoin) && !((MergeJoin *) plan)->skip_mark_restore && is_batch_scan(innerPlan(plan)))

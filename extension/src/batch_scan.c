@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -62,6 +63,25 @@ typedef struct BatchCall
 	int			max_rows;		/* a max_rows_per_batch known at the start; 0: none */
 } BatchCall;
 
+/* EXPLAIN ANALYZE's Batch Processing: a process's batches */
+typedef struct BatchCounts
+{
+	int64		batches;
+	double		size_sum;
+	int			size_min;
+	int			size_max;
+	double		time_sum;
+	double		time_min;
+	double		time_max;
+} BatchCounts;
+
+/* Under a Gather, the workers' counts, each its own (parallel DSM) */
+typedef struct SharedBatchCounts
+{
+	int			nworkers;
+	BatchCounts workers[FLEXIBLE_ARRAY_MEMBER];
+} SharedBatchCounts;
+
 typedef struct BatchScanState
 {
 	CustomScanState css;
@@ -88,14 +108,9 @@ typedef struct BatchScanState
 	bool		bounded_batch_done;
 	int64		rows_read;
 
-	/* EXPLAIN ANALYZE's Batch Processing */
-	int64		batches;
-	double		size_sum;
-	int			size_min;
-	int			size_max;
-	double		time_sum;
-	double		time_min;
-	double		time_max;
+	BatchCounts counts;			/* this process's */
+	BatchCounts workers;		/* the parallel workers', collected by the leader */
+	SharedBatchCounts *shared;
 } BatchScanState;
 
 /* The track_functions level from which a call of function counts, as fmgr_info sets it for a function
@@ -391,17 +406,29 @@ make_calls(BatchScanState *state, bool in_qual)
 	}
 }
 
+/* Adds the batches of from to into. */
+static void
+add_counts(BatchCounts *into, const BatchCounts *from)
+{
+	if (from->batches == 0)
+		return;
+	into->size_min = into->batches ? Min(into->size_min, from->size_min) : from->size_min;
+	into->time_min = into->batches ? Min(into->time_min, from->time_min) : from->time_min;
+	into->size_max = Max(into->size_max, from->size_max);
+	into->time_max = Max(into->time_max, from->time_max);
+	into->batches += from->batches;
+	into->size_sum += from->size_sum;
+	into->time_sum += from->time_sum;
+}
+
 static void
 count_batch(BatchScanState *state, double milliseconds)
 {
-	bool		first = state->batches++ == 0;
+	BatchCounts batch = {1, state->nrows, state->nrows, state->nrows, milliseconds, milliseconds, milliseconds};
 
-	state->size_sum += state->nrows;
-	state->size_min = first ? state->nrows : Min(state->size_min, state->nrows);
-	state->size_max = Max(state->size_max, state->nrows);
-	state->time_sum += milliseconds;
-	state->time_min = first ? milliseconds : Min(state->time_min, milliseconds);
-	state->time_max = Max(state->time_max, milliseconds);
+	add_counts(&state->counts, &batch);
+	if (IsParallelWorker() && state->shared)
+		state->shared->workers[ParallelWorkerNumber] = state->counts;
 }
 
 /* Reads the next batch from the child and makes its calls. */
@@ -542,17 +569,68 @@ explain_batch_scan(CustomScanState *css, List *ancestors, ExplainState *es)
 	if (es->analyze)
 	{
 		StringInfoData line;
-		double		batches = Max(state->batches, 1);
+		BatchCounts counts = state->counts;
+		double		batches;
+
+		add_counts(&counts, &state->workers);
+		batches = Max(counts.batches, 1);
 
 		initStringInfo(&line);
 		appendStringInfo(&line, "num batches=" INT64_FORMAT " avg/min/max batch size=%.3f/%.3f/%.3f",
-						 state->batches, state->size_sum / batches, (double) state->size_min,
-						 (double) state->size_max);
+						 counts.batches, counts.size_sum / batches, (double) counts.size_min,
+						 (double) counts.size_max);
 		if (es->timing)
 			appendStringInfo(&line, " avg/min/max batch call time=%.3f/%.3f/%.3f",
-							 state->time_sum / batches, state->time_min, state->time_max);
+							 counts.time_sum / batches, counts.time_min, counts.time_max);
 		ExplainPropertyText("Batch Processing", line.data, es);
 	}
+}
+
+/*
+ * Under a Gather (parallel_aware): each worker keeps its counts in shared
+ * memory, which the leader collects before the Gather releases it.
+ */
+static Size
+estimate_dsm(CustomScanState *css, ParallelContext *pcxt)
+{
+	return add_size(offsetof(SharedBatchCounts, workers), mul_size(sizeof(BatchCounts), pcxt->nworkers));
+}
+
+static void
+initialize_dsm(CustomScanState *css, ParallelContext *pcxt, void *coordinate)
+{
+	BatchScanState *state = (BatchScanState *) css;
+
+	state->shared = coordinate;
+	memset(state->shared, 0, estimate_dsm(css, pcxt));
+	state->shared->nworkers = pcxt->nworkers;
+}
+
+/* Adds the workers' counts to the leader's collection and clears them. */
+static void
+collect_worker_counts(CustomScanState *css)
+{
+	BatchScanState *state = (BatchScanState *) css;
+
+	if (state->shared == NULL || IsParallelWorker())
+		return;
+	for (int i = 0; i < state->shared->nworkers; i++)
+	{
+		add_counts(&state->workers, &state->shared->workers[i]);
+		memset(&state->shared->workers[i], 0, sizeof(BatchCounts));
+	}
+}
+
+static void
+reinitialize_dsm(CustomScanState *css, ParallelContext *pcxt, void *coordinate)
+{
+	collect_worker_counts(css);
+}
+
+static void
+initialize_worker(CustomScanState *css, shm_toc *toc, void *coordinate)
+{
+	((BatchScanState *) css)->shared = coordinate;
 }
 
 static const CustomExecMethods batch_exec_methods = {
@@ -561,6 +639,11 @@ static const CustomExecMethods batch_exec_methods = {
 	.ExecCustomScan = exec_batch_scan,
 	.EndCustomScan = end_batch_scan,
 	.ReScanCustomScan = rescan_batch_scan,
+	.EstimateDSMCustomScan = estimate_dsm,
+	.InitializeDSMCustomScan = initialize_dsm,
+	.ReInitializeDSMCustomScan = reinitialize_dsm,
+	.InitializeWorkerCustomScan = initialize_worker,
+	.ShutdownCustomScan = collect_worker_counts,
 	.ExplainCustomScan = explain_batch_scan,
 };
 
