@@ -68,8 +68,10 @@ def one_run(conn, emulator, calls, tag, notices):
     layers = json.loads(notices[-1])
     exec(PURE_PYTHON, here := {})
     layers["pure Python work in this process (ms in all)"] = min(here["pure_python_ms"]() for _ in range(3))
+    conn.execute("SET aws_ml.batch_mode = off")  # a call a row: the per-call path
     layers["detect_sentiment from a client"] = common.seconds(
         lambda: conn.execute(FROM_CLIENT, (tag, calls)).fetchone()) / calls * 1000
+    conn.execute("RESET aws_ml.batch_mode")
     client = boto3.session.Session(aws_access_key_id="AKIAAWSMLBENCHDIRECT", aws_secret_access_key="direct",
                                    region_name="us-east-1").client("comprehend", endpoint_url=emulator.url)
     client.detect_sentiment(Text="warm-up", LanguageCode="en")

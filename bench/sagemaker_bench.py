@@ -1,7 +1,8 @@
 """SageMaker batch scoring through SQL: rows/s end to end through
 aws_sagemaker.batch_invoke_endpoint against the emulator's linear-regression
 endpoint, and the in-server CSV serialization cost per field, each beside the
-emulator's own time for the same request bodies sent straight with boto3.
+emulator's own time for the same request bodies sent straight with boto3; and
+the reference's classify_event over a table in batch mode.
 
     .venv/bin/python bench/sagemaker_bench.py [--rows 100000] [--runs 5]
 
@@ -33,12 +34,36 @@ END_TO_END = ("SELECT count(model_output) FROM aws_sagemaker.batch_invoke_endpoi
 CSV_ROWS = "SELECT aws_sagemaker._csv_rows(features) FROM bench_array"
 SERIALIZE = "SELECT cardinality(aws_sagemaker._csv_rows(features)) FROM bench_array"
 DETOAST = "SELECT cardinality(features) FROM bench_array"  # what SERIALIZE costs besides the codec
+EVENTS = """
+CREATE TABLE bench_events AS
+    SELECT n AS id, n % 3 AS event_type, date '1970-01-01' + n % 1000 AS event_day,
+           CASE WHEN n % 10 = 4 THEN NULL ELSE n % 500 * 0.5 END::real AS amount
+    FROM generate_series(1, {rows}) n;
+"""
+CLASSIFY = "SELECT count(classify_event(event_type, event_day, amount)) FROM bench_events"
 
 
 def request_bodies(conn):
     """The bodies batch_invoke_endpoint sends: its CSV rows, split as it splits them."""
     rows = [line.encode() for line in conn.execute(CSV_ROWS).fetchone()[0]]
     return [b"".join(rows[start:stop]) for start, stop in by_size([len(r) for r in rows], len(rows), MAX_BODY_BYTES)]
+
+
+def classify_event_rows_per_s(conn, emulator, rows, runs):
+    """The reference's classify_event (4-argument form) over rows in batch mode."""
+    sys.path.insert(0, str(common.ROOT))
+    from tests.reference import CLASSIFY_EVENT_4
+    emulator.register_endpoint("sagemaker_model_endpoint_name", model={"kind": "linear", "coef": [1.0, 1.0, 2.0]})
+    conn.execute("DROP TABLE IF EXISTS bench_events")
+    conn.execute("DROP FUNCTION IF EXISTS classify_event")
+    conn.execute(EVENTS.format(rows=rows))
+    conn.execute(CLASSIFY_EVENT_4)
+    emulator.reset()
+    assert conn.execute(CLASSIFY).fetchone()[0] == rows
+    requests = emulator.counters()["sagemaker"]["InvokeEndpoint"]["requests"]
+    median, _ = common.median_seconds(runs, lambda: conn.execute(CLASSIFY).fetchone())
+    return {"rows": rows, "requests": requests, "median_s": median, "rows_per_s": rows / median,
+            "target_rows_per_s": 50_000}
 
 
 def measure(conn, emulator, rows=100_000, runs=5):
@@ -76,6 +101,7 @@ def measure(conn, emulator, rows=100_000, runs=5):
                             "rows_per_s": rows / direct_median},
         "serialization": {"csv_rows_median_s": serialize_median, "detoast_median_s": detoast_median,
                           "us_per_field": codec_seconds / fields * 1e6, "target_us_per_field": 2.0},
+        "classify_event": classify_event_rows_per_s(conn, emulator, rows, runs),
     }
 
 
@@ -94,6 +120,9 @@ def main():
           f"{'>= 50,000':>12}")
     print(f"{'same bodies straight to the emulator (boto3)':44} {direct['median_s']:9.3f} {direct['rows_per_s']:10,.0f}")
     print(f"{'_csv_rows serialization, per field':44} {'':9} {codec['us_per_field']:8.3f} us {'<= 2 us':>12}")
+    classify = results["classify_event"]
+    print(f"{'classify_event in batch mode':44} {classify['median_s']:9.3f} {classify['rows_per_s']:10,.0f} "
+          f"{'>= 50,000':>12}")
     print(f"wrote {common.write_results('sagemaker', results)}")
 
 

@@ -185,6 +185,17 @@ def test_statements_that_write_are_batched(db, notes, emulator, sentiments, stat
         db.execute("DROP TABLE scored")
 
 
+def test_identical_inputs_are_sent_once(db, notes, emulator):
+    """1,000 rows, five moods: five documents, in one request, whatever the batch."""
+    rows = db.execute("SELECT id, (aws_comprehend.detect_sentiment(mood, 'en')).sentiment FROM notes").fetchall()
+    assert len(rows) == ROWS and len({s for _, s in rows}) > 1
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "batch_sizes") == [len(MOODS)]
+    emulator.reset()
+    db.execute("SELECT (aws_comprehend.detect_sentiment(mood, 'en', 100)).sentiment FROM notes").fetchall()
+    # ten batches of 100 rows: the statement cache answers the later ones
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "batch_sizes") == [len(MOODS)]
+
+
 def test_batch_mode_off_calls_row_by_row(db, notes, emulator, sentiments):
     db.execute("SET aws_ml.batch_mode = off")
     rows = {i: (s, c) for i, s, c in db.execute(
