@@ -485,3 +485,150 @@ def test_a_tenant_needs_execute_on_the_row_function(db, connect, login_role, not
     assert len(conn.execute(sql).fetchall()) == 30
     assert comprehend_requests(emulator) == (1, 0)
     db.execute(f"REVOKE SELECT ON notes FROM {tenant}")
+
+
+# --- Found by attacking batch mode: each answers as row by row ---------------
+
+def both_ways(conn, sql, params=None):
+    """sql's rows row by row, then in batch mode."""
+    results = []
+    for mode in ("off", "on"):
+        conn.execute(f"SET aws_ml.batch_mode = {mode}")
+        results.append(conn.execute(sql, params).fetchall())
+    return results
+
+
+@pytest.fixture
+def small(db):
+    db.execute("DROP TABLE IF EXISTS small, smallf")
+    db.execute("CREATE TABLE small AS SELECT n id, 'I hate it ' || n body FROM generate_series(1, 5) n")
+    db.execute("CREATE TABLE smallf AS SELECT n id, n * 0.5 a, n % 7 b, (n % 3)::float c, 0::bigint k, "
+               "'I hate it' body FROM generate_series(1, 40) n")
+    yield db
+    db.execute("DROP TABLE small, smallf")
+
+
+@pytest.mark.parametrize("sql", [
+    # an outer column read inside a LATERAL subquery over the function (a nested-loop parameter)
+    "SELECT s.id, x.* FROM small s LEFT JOIN LATERAL (SELECT s.body AS b, d.* "
+    "FROM aws_comprehend.detect_sentiment(s.body, 'en') d) x ON true ORDER BY s.id",
+    "SELECT s.id, x.* FROM small s LEFT JOIN LATERAL (SELECT s.id + 1000 AS z, d.sentiment "
+    "FROM aws_comprehend.detect_sentiment(s.body, 'en') d) x ON true ORDER BY s.id",
+    # InitPlans of the join the function in FROM is part of
+    "SELECT s.id, d.sentiment, (SELECT max(id) FROM small) AS m "
+    "FROM small s, aws_comprehend.detect_sentiment(s.body, 'en') d ORDER BY s.id",
+    "SELECT s.id, d.sentiment, d.confidence > (SELECT 0.5) FROM small s, "
+    "aws_comprehend.detect_sentiment(s.body, 'en') d ORDER BY s.id",
+    "SELECT f.id, e.* FROM smallf f, aws_sagemaker.invoke_endpoint('linear-regression', NULL, a, b, c, "
+    "(SELECT max(id) FROM smallf)) e ORDER BY f.id",
+    # a window's run condition reads its own output
+    "SELECT count(*) FROM (SELECT (aws_comprehend.detect_sentiment(body || k::text, 'en')).sentiment s, "
+    "row_number() OVER (ORDER BY id) rn FROM smallf) x WHERE rn <= 3",
+    "SELECT * FROM (SELECT (aws_comprehend.detect_sentiment(id::text || body, 'en')).sentiment s, "
+    "row_number() OVER (ORDER BY id) rn FROM smallf) x WHERE rn <= 3",
+    # volatile arguments: each call its own, in the row's order
+    "SELECT id, aws_sagemaker.invoke_endpoint('linear-regression', NULL, random(), 0, 0, 0) = "
+    "aws_sagemaker.invoke_endpoint('linear-regression', NULL, random(), 0, 0, 0) FROM smallf WHERE id < 4",
+], ids=["lateral_outer_text", "lateral_outer_int", "init_plan", "init_plan_in_qual_shape", "init_plan_in_arguments",
+        "run_condition_count", "run_condition_rows", "volatile_arguments"])
+def test_attacked_shapes_answer_as_row_by_row(small, cluster, sql):
+    row_by_row, batched = both_ways(small, sql)
+    assert batched == row_by_row
+    assert "terminated by signal" not in cluster.server_log()
+
+
+def test_a_moved_aggregate_call_that_reads_an_outer_value_is_made_again(small):
+    """The call moves below a Sort, which must rescan when the outer value changes."""
+    small.execute("SET enable_hashagg = off")
+    small.execute("SET enable_material = off")
+    row_by_row, batched = both_ways(small, """
+        SELECT o.id, (SELECT count(*) FROM generate_series(0, 400000, 1000) w(k) WHERE w.k::float8 >= ALL
+            (SELECT sum(x.c) FROM (SELECT b, sum(aws_sagemaker.invoke_endpoint('linear-regression', NULL, a, b, c,
+                                                                               o.id * 1000)::float) c
+                                   FROM smallf WHERE smallf.id < 20 GROUP BY b) x))
+        FROM smallf o WHERE o.id < 4""")
+    assert batched == row_by_row and len({n for _, n in batched}) == 3
+
+
+def test_nextval_in_the_arguments_keeps_the_row_order(small):
+    small.execute("DROP SEQUENCE IF EXISTS batch_seq")
+    small.execute("CREATE SEQUENCE batch_seq")
+    results = []
+    for mode in ("off", "on"):
+        small.execute(f"SET aws_ml.batch_mode = {mode}")
+        small.execute("SELECT setval('batch_seq', 1, false)")
+        results.append(small.execute("SELECT id, nextval('batch_seq'), aws_sagemaker.invoke_endpoint("
+                                     "'linear-regression', NULL, nextval('batch_seq'), 0, 0, 0) "
+                                     "FROM smallf WHERE id < 4").fetchall())
+    assert results[0] == results[1]
+    small.execute("DROP SEQUENCE batch_seq")
+
+
+def test_two_equal_text_generations_in_a_row_are_two_requests(db, emulator):
+    prompt = json.dumps({"prompt": "\n\nHuman: Say something.\n\nAssistant:", "max_tokens_to_sample": 20})
+    call = "aws_bedrock.invoke_model('anthropic.claude-v2', 'application/json', 'application/json', %(p)s)"
+    db.execute(f"SELECT {call}, {call} FROM generate_series(1, 3)", {"p": prompt}).fetchall()
+    assert counter(emulator.counters(), "bedrock", "InvokeModel") == 6
+
+
+def test_large_arguments_go_out_in_parts_of_work_mem(db, emulator):
+    """Arguments are counted as they are evaluated (a row holds only a
+    pointer to a large value): at 64 kB of work_mem, 100 rows of 100 kB each
+    go out one by one, not in one array."""
+    db.execute("SET work_mem = '64kB'")
+    got = db.execute("SELECT count(aws_sagemaker.invoke_endpoint('echo-row-count', NULL, repeat('x', 100000) || n)) "
+                     "FROM generate_series(1, 100) n").fetchone()
+    assert got == (100,)
+    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes") == [1] * 100
+
+
+@pytest.fixture
+def with_a_bad_row(db):
+    """1,500 notes; the 700th is over Comprehend's 5,000 bytes."""
+    db.execute("DROP TABLE IF EXISTS bad_notes")
+    db.execute("CREATE TABLE bad_notes AS SELECT n id, CASE WHEN n = 700 THEN repeat('love ', 1200) "
+               "ELSE 'I love it ' || n END body FROM generate_series(1, 1500) n")
+    yield db
+    db.execute("DROP TABLE bad_notes")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM bad_notes LIMIT (SELECT 2)",
+    "SELECT EXISTS (SELECT 1 FROM bad_notes WHERE (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+    "= 'POSITIVE')",
+    "(SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM bad_notes UNION ALL "
+    "SELECT 'x') LIMIT 5",
+    "SELECT id FROM bad_notes WHERE (aws_comprehend.detect_sentiment(body, 'en')).sentiment = 'POSITIVE' "
+    "LIMIT (SELECT 3)",
+])
+def test_a_row_the_query_never_reaches_does_not_fail_it(with_a_bad_row, sql):
+    row_by_row, batched = both_ways(with_a_bad_row, sql)
+    assert batched == row_by_row
+
+
+def test_the_first_failing_row_is_the_error_as_row_by_row(with_a_bad_row):
+    errors = []
+    for mode in ("off", "on"):
+        with_a_bad_row.execute(f"SET aws_ml.batch_mode = {mode}")
+        with pytest.raises(psycopg.Error) as caught:
+            with_a_bad_row.execute("SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+                                   "FROM bad_notes ORDER BY id").fetchall()
+        errors.append(caught.value.diag)
+    assert errors[0].sqlstate == errors[1].sqlstate == "22023"
+    # the same AWS message; batch mode's came from BatchDetectSentiment's list of refused documents
+    aws_message = errors[0].message_primary.split(": ", 2)[-1]
+    assert errors[1].message_primary == f"aws_ml: Comprehend BatchDetectSentiment refused a document: " \
+                                        f"{aws_message} (batch mode: input row 700)"
+    assert "aws_ml batch mode: aws_comprehend.detect_sentiment for a batch of 1000 rows" in errors[1].context
+
+
+def test_the_earliest_of_several_failing_rows_is_raised(db, emulator):
+    """Row 1 has a json_key that misses, row 4 an input the model refuses."""
+    db.execute("SET aws_ml.batch_mode = on")
+    sql = ("SELECT aws_bedrock.invoke_model_get_embeddings('amazon.titan-embed-text-v1', 'application/json', "
+           "CASE WHEN n = 1 THEN 'nope' ELSE 'embedding' END, CASE WHEN n = 4 THEN '{\"inputText\": ' "
+           "ELSE json_build_object('inputText', 'row ' || n)::text END) FROM generate_series(1, 6) n")
+    with pytest.raises(psycopg.Error) as caught:
+        db.execute(sql).fetchall()
+    assert '"nope"' in caught.value.diag.message_primary
+    assert caught.value.diag.message_primary.endswith("(batch mode: input row 1)")

@@ -51,6 +51,7 @@ typedef struct FoundFunctions
 	Oid			row[NUM_BATCH_FUNCTIONS];	/* InvalidOid: not installed */
 	Oid			rows[NUM_BATCH_FUNCTIONS];
 	uint32		hash[NUM_BATCH_FUNCTIONS];	/* of row[], as in PlanInvalItems */
+	Oid			raise;			/* aws_ml._raise_batch_error() */
 } FoundFunctions;
 
 static FoundFunctions found;
@@ -96,6 +97,8 @@ find_functions(void)
 		return;
 	memset(&found, 0, sizeof(found));
 	extension = get_extension_oid("aws_ml", true);
+	if (OidIsValid(extension))
+		found.raise = extension_function(extension, "aws_ml", "_raise_batch_error", 0, NULL);
 	for (int kind = 0; OidIsValid(extension) && kind < NUM_BATCH_FUNCTIONS; kind++)
 	{
 		const BatchFunction *function = &batch_functions[kind];
@@ -113,8 +116,8 @@ find_functions(void)
 											 function->nargs, function->argtypes);
 		found.rows[kind] = extension_function(extension, function->schema, function->rows_name,
 											  function->nargs + 1, rows_argtypes);
-		/* Both, or the installed version has no batch mode for it. */
-		if (!OidIsValid(found.rows[kind]))
+		/* All, or the installed version has no batch mode for it. */
+		if (!OidIsValid(found.rows[kind]) || !OidIsValid(found.raise))
 			found.row[kind] = InvalidOid;
 		if (OidIsValid(found.row[kind]))
 			found.hash[kind] = GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(found.row[kind]));
@@ -159,6 +162,14 @@ batch_functions_in(List *inval_items)
 		}
 	}
 	return false;
+}
+
+/* aws_ml._raise_batch_error(), which raises the error of a row whose call failed. */
+Oid
+batch_raise_function(void)
+{
+	find_functions();
+	return found.raise;
 }
 
 /* The batch-mode form of the row function of kind. */

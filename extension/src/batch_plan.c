@@ -10,10 +10,12 @@
  * replaced by a column holding its result for the row. A call is batched
  * when PostgreSQL would evaluate it for every row reaching it (Aurora's
  * rule: the top of a select-list expression, a simple CASE's test, a
- * searched CASE's first WHEN, the first quals that call one); the calls
- * of the first such qual are made for the whole batch before B filters,
- * those of the targetlist for the rows that pass. Any other call is made
- * row by row, in its place. Equal calls of one row are made once.
+ * searched CASE's first WHEN, the first quals that call one) and its
+ * arguments hold nothing volatile; the calls of the first such qual are
+ * made for the whole batch before B filters, those of the targetlist for
+ * the rows that pass. Any other call is made row by row, in its place.
+ * Equal calls of one row are made once, but for text generation
+ * (invoke_model), whose answers may differ.
  *
  * A function in FROM that reads the rows before it (LATERAL, as in the
  * reference's "FROM support, aws_comprehend.detect_sentiment(feedback, 'en')
@@ -73,6 +75,8 @@ typedef struct Batching
 	int			nchild;
 	List	   *calls;			/* batched calls, over B's child columns */
 	List	   *call_in_qual;	/* int: the qual needs it (first_calls) */
+	List	   *occurrences;	/* the eligible calls, as in the node's expressions */
+	List	   *occurrence_call;	/* int: each one's index in calls */
 	bool		failed;
 } Batching;
 
@@ -81,9 +85,17 @@ typedef struct Batching
  * ---------------------------------------------------------------------
  */
 
-static bool is_batched_call(Node *node)
+static bool
+is_batched_call(Node *node)
 {
 	return IsA(node, FuncExpr) && batch_function_kind(((FuncExpr *) node)->funcid) >= 0;
+}
+
+/* A call whose answer may differ each time (text generation): never merged with an equal one. */
+static bool
+varies(Node *call)
+{
+	return batch_function_kind(((FuncExpr *) call)->funcid) == BATCH_INVOKE_MODEL;
 }
 
 static bool collect_calls(Node *node, bool unconditional, List **eligible);
@@ -134,11 +146,13 @@ collect_calls(Node *node, bool unconditional, List **eligible)
 			return collect_calls((Node *) ((TargetEntry *) node)->expr, unconditional, eligible);
 		case T_FuncExpr:
 			{
-				bool		nested = collect_calls((Node *) ((FuncExpr *) node)->args, unconditional, eligible);
+				List	   *args = ((FuncExpr *) node)->args;
+				bool		nested = collect_calls((Node *) args, unconditional, eligible);
 
 				if (!is_batched_call(node))
 					return nested;
-				if (unconditional && !nested)
+				/* volatile arguments: evaluated once a call, in the row's order */
+				if (unconditional && !nested && !contain_volatile_functions((Node *) args))
 					*eligible = lappend(*eligible, node);
 				return true;
 			}
@@ -262,8 +276,22 @@ collect_leaves(Node *node, Batching *batching)
 typedef struct Mutation
 {
 	Batching   *batching;
-	List	   *available;		/* batched calls whose results this expression may use */
+	bool		qual;			/* only the results of the calls the qual needs */
 } Mutation;
+
+/* The index of call in batching->occurrences, or -1. */
+static int
+occurrence(Batching *batching, Node *call)
+{
+	ListCell   *lc;
+
+	foreach(lc, batching->occurrences)
+	{
+		if (lfirst(lc) == call)
+			return foreach_current_index(lc);
+	}
+	return -1;
+}
 
 static Node *
 to_columns(Node *node, Mutation *mutation)
@@ -276,47 +304,53 @@ to_columns(Node *node, Mutation *mutation)
 		return (Node *) column_var(INDEX_VAR, child_column(batching, node), node);
 	if (is_batched_call(node))
 	{
-		Node	   *call = expression_tree_mutator(node, to_columns, mutation);
-		ListCell   *lc;
+		int			at = occurrence(batching, node);
 
-		foreach(lc, batching->calls)
+		if (at >= 0)
 		{
-			if (list_member(mutation->available, lfirst(lc)) && equal(lfirst(lc), call))
-				return (Node *) column_var(INDEX_VAR, batching->nchild + foreach_current_index(lc) + 1, call);
+			int			call = list_nth_int(batching->occurrence_call, at);
+
+			if (!mutation->qual || list_nth_int(batching->call_in_qual, call))
+				return (Node *) column_var(INDEX_VAR, batching->nchild + call + 1, node);
 		}
-		return call;				/* made row by row, here */
+		/* made row by row, here */
 	}
 	return expression_tree_mutator(node, to_columns, mutation);
 }
 
-/* Adds the calls of eligible (in N's terms) to batching->calls; returns them as there. */
-static List *
+/*
+ * Adds the eligible calls (in N's terms) to batching->calls. Equal calls are
+ * one, but text generation's.
+ */
+static void
 add_calls(Batching *batching, List *eligible, bool in_qual)
 {
-	Mutation	leaves_only = {batching, NIL};
-	List	   *added = NIL;
+	Mutation	leaves_only = {batching, false};
 	ListCell   *lc;
 
 	foreach(lc, eligible)
 	{
-		FuncExpr   *call = (FuncExpr *) expression_tree_mutator(lfirst(lc), to_columns, &leaves_only);
+		FuncExpr   *call;
 		ListCell   *known;
-		Node	   *same = NULL;
+		int			index = -1;
 
+		if (list_member_ptr(batching->occurrences, lfirst(lc)))
+			continue;
+		call = (FuncExpr *) expression_tree_mutator(lfirst(lc), to_columns, &leaves_only);
 		foreach(known, batching->calls)
 		{
-			if (equal(lfirst(known), call))
-				same = lfirst(known);
+			if (!varies((Node *) call) && equal(lfirst(known), call))
+				index = foreach_current_index(known);
 		}
-		if (same == NULL)
+		if (index < 0)
 		{
 			batching->calls = lappend(batching->calls, call);
 			batching->call_in_qual = lappend_int(batching->call_in_qual, in_qual);
-			same = (Node *) call;
+			index = list_length(batching->calls) - 1;
 		}
-		added = list_append_unique_ptr(added, same);
+		batching->occurrences = lappend(batching->occurrences, lfirst(lc));
+		batching->occurrence_call = lappend_int(batching->occurrence_call, index);
 	}
-	return added;
 }
 
 /*
@@ -326,8 +360,8 @@ add_calls(Batching *batching, List *eligible, bool in_qual)
 static bool
 build_batching(Batching *batching, List **targetlist, List **quals)
 {
-	Mutation	for_quals = {batching, NIL};
-	Mutation	for_targetlist = {batching, NIL};
+	Mutation	for_quals = {batching, true};
+	Mutation	for_targetlist = {batching, false};
 
 	/* every leaf first: the calls' columns come after the child's */
 	collect_leaves((Node *) batching->targetlist, batching);
@@ -335,9 +369,8 @@ build_batching(Batching *batching, List **targetlist, List **quals)
 	if (batching->failed || (batching->first_calls == NIL && batching->later_calls == NIL))
 		return false;
 	batching->nchild = list_length(batching->lift ? batching->child_tlist : batching->child->targetlist);
-	for_quals.available = add_calls(batching, batching->first_calls, true);
-	for_targetlist.available = list_concat(list_copy(for_quals.available),
-										   add_calls(batching, batching->later_calls, false));
+	add_calls(batching, batching->first_calls, true);
+	add_calls(batching, batching->later_calls, false);
 	*quals = (List *) to_columns((Node *) batching->quals, &for_quals);
 	*targetlist = (List *) to_columns((Node *) batching->targetlist, &for_targetlist);
 	return true;
@@ -348,6 +381,7 @@ build_batching(Batching *batching, List **targetlist, List **quals)
  * ---------------------------------------------------------------------
  */
 
+/* Copies from's costs and parameters to to, a node put above it or in its place. */
 static void
 copy_plan_fields(Plan *to, Plan *from, Rewrite *rewrite)
 {
@@ -371,6 +405,9 @@ make_batch_scan(Batching *batching, Plan *child, Plan *source, List *targetlist,
 	ListCell   *in_qual;
 
 	copy_plan_fields(&scan->scan.plan, source, rewrite);
+	/* the query level's InitPlans stay at its top, which B now is */
+	scan->scan.plan.initPlan = source->initPlan;
+	source->initPlan = NIL;
 	/* to collect the workers' Batch Processing counts */
 	scan->scan.plan.parallel_aware = rewrite->under_gather > 0;
 	scan->scan.plan.targetlist = targetlist;
@@ -488,7 +525,8 @@ batch_node(Plan *plan, Rewrite *rewrite)
 	List	   *batched_quals;
 	ListCell   *lc;
 
-	if (IsA(plan, WindowAgg) && plan->qual != NIL)
+	/* a WindowAgg's run condition reads its own output by position */
+	if (IsA(plan, WindowAgg) && (plan->qual != NIL || ((WindowAgg *) plan)->runCondition != NIL))
 		return plan;
 	foreach(lc, quals)
 	{
@@ -557,10 +595,11 @@ function_column(FunctionValue *function, AttrNumber attno)
 {
 	FieldSelect *field;
 
+	/* the same value (and calls) each time: read once a row */
 	if (function->columns == NULL)
-		return copyObject(function->value);
+		return function->value;
 	field = makeNode(FieldSelect);
-	field->arg = (Expr *) copyObject(function->value);
+	field->arg = (Expr *) function->value;
 	field->fieldnum = attno;
 	field->resulttype = TupleDescAttr(function->columns, attno - 1)->atttypid;
 	field->resulttypmod = TupleDescAttr(function->columns, attno - 1)->atttypmod;
@@ -596,9 +635,28 @@ inner_values(Node *node, FunctionValue *function)
 	{
 		TargetEntry *entry = get_tle_by_resno(function->scan->scan.plan.targetlist, ((Var *) node)->varattno);
 
-		return scan_values((Node *) entry->expr, function);
+		return scan_values(outer_values((Node *) entry->expr, function), function);
 	}
 	return expression_tree_mutator(node, inner_values, function);
+}
+
+/* Whether node still reads a parameter the join set (which B does not). */
+static bool
+reads_nest_param(Node *node, FunctionValue *function)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXEC)
+	{
+		ListCell   *lc;
+
+		foreach(lc, function->nest_params)
+		{
+			if (lfirst_node(NestLoopParam, lc)->paramno == ((Param *) node)->paramid)
+				return true;
+		}
+	}
+	return expression_tree_walker(node, reads_nest_param, function);
 }
 
 static bool
@@ -668,7 +726,8 @@ batch_lateral_function(NestLoop *join, Rewrite *rewrite, Plan *(*rewrite_child) 
 	if (function.failed)
 		return NULL;
 	batching.child = outerPlan(join);
-	if (!build_batching(&batching, &targetlist, &batched_quals))
+	if (!build_batching(&batching, &targetlist, &batched_quals) ||
+		reads_nest_param((Node *) targetlist, &function) || reads_nest_param((Node *) batched_quals, &function))
 		return NULL;
 	outer = rewrite_child(outerPlan(join), rewrite);
 	return (Plan *) make_batch_scan(&batching, outer, &join->join.plan, targetlist, batched_quals, rewrite);
@@ -705,6 +764,24 @@ below(Node *expr, Plan *plan)
 	return expression_tree_mutator(expr, below, plan);
 }
 
+static bool
+collect_exec_params(Node *node, Bitmapset **params)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXEC)
+		*params = bms_add_member(*params, ((Param *) node)->paramid);
+	return expression_tree_walker(node, collect_exec_params, params);
+}
+
+/* plan now also reads params: a change of one makes it rescan (a Sort not replay its rows). */
+static void
+add_params(Plan *plan, Bitmapset *params)
+{
+	plan->extParam = bms_add_members(plan->extParam, params);
+	plan->allParam = bms_add_members(plan->allParam, params);
+}
+
 typedef struct PushedCalls
 {
 	List	   *calls;			/* as in the aggregates' arguments */
@@ -721,7 +798,7 @@ use_pushed_calls(Node *node, PushedCalls *pushed)
 		return NULL;
 	forboth(call, pushed->calls, column, pushed->columns)
 	{
-		if (equal(node, lfirst(call)))
+		if (varies(lfirst(call)) ? node == lfirst(call) : equal(node, lfirst(call)))
 			return copyObject(lfirst(column));
 	}
 	return expression_tree_mutator(node, use_pushed_calls, pushed);
@@ -775,14 +852,18 @@ push_aggregate_calls(Agg *agg)
 		Node	   *expr = call;
 		ListCell   *node;
 		int			resno;
+		Bitmapset  *params = NULL;
 
-		if (list_member(pushed.calls, call))
+		if (!varies(call) && list_member(pushed.calls, call))
 			continue;
+
 		foreach(node, passing)
 			expr = below(expr, lfirst(node));
 		expr = below(expr, target);
+		collect_exec_params(expr, &params);
 		resno = list_length(target->targetlist) + 1;
 		target->targetlist = lappend(target->targetlist, makeTargetEntry((Expr *) expr, resno, NULL, true));
+		add_params(target, params);
 		foreach(node, passing)
 		{
 			Plan	   *sort = lfirst(node);
@@ -790,6 +871,7 @@ push_aggregate_calls(Agg *agg)
 
 			resno = list_length(sort->targetlist) + 1;
 			sort->targetlist = lappend(sort->targetlist, makeTargetEntry((Expr *) column, resno, NULL, true));
+			add_params(sort, params);
 		}
 		pushed.calls = lappend(pushed.calls, call);
 		pushed.columns = lappend(pushed.columns, column_var(OUTER_VAR, resno, call));

@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/parallel.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
@@ -104,6 +105,9 @@ typedef struct BatchScanState
 	int			nrows;
 	int			next;
 	int			allocated;
+	int			failed_row;		/* the first row whose call failed; nrows: none */
+	BatchCall  *failed_call;
+	bool		qual_when_filled;	/* calls for the rows that pass need the qual */
 	bool		child_done;
 	bool		bounded_batch_done;
 	int64		rows_read;
@@ -205,6 +209,8 @@ begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 		if (call->max_rows > 0 && !state->row_by_row)
 			state->batch_rows = Min(state->batch_rows, call->max_rows);
 	}
+	for (int i = 0; i < state->ncalls; i++)
+		state->qual_when_filled |= !state->calls[i].in_qual && scan->scan.plan.qual != NIL;
 	state->rows_context = CreateExprContext(estate);
 	state->batch_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch", ALLOCSET_DEFAULT_SIZES);
 }
@@ -237,7 +243,6 @@ evaluate(ExprState *expr, ExprContext *econtext, bool *isnull)
 
 typedef struct BatchCallContext
 {
-	BatchScanState *state;
 	BatchCall  *call;
 	int			count;
 } BatchCallContext;
@@ -252,14 +257,18 @@ call_context(void *arg)
 			   context->count);
 }
 
-/* Calls the batch-mode form (set-returning) with args; one result per row. */
+/*
+ * Calls the batch-mode form (set-returning) with args for rows, count of
+ * them; it answers them in order, up to the first that fails. Keeps the
+ * answers; the first row not answered becomes the batch's failed row.
+ */
 static void
 call_rows_function(BatchScanState *state, BatchCall *call, Datum *args, int count, int *rows)
 {
 	LOCAL_FCINFO(fcinfo, BATCH_MAX_ARGS + 1);
 	ReturnSetInfo rsinfo = {T_ReturnSetInfo};
 	ErrorContextCallback error_context;
-	BatchCallContext context = {state, call, count};
+	BatchCallContext context = {call, count};
 	int			column = call - state->calls;
 	int			n = 0;
 
@@ -280,6 +289,7 @@ call_rows_function(BatchScanState *state, BatchCall *call, Datum *args, int coun
 	{
 		Datum		value;
 		Size		at;
+		MemoryContext caller;
 
 		fcinfo->isnull = false;
 		rsinfo.isDone = ExprSingleResult;
@@ -291,11 +301,16 @@ call_rows_function(BatchScanState *state, BatchCall *call, Datum *args, int coun
 				 batch_functions[call->kind].name);
 		at = (Size) rows[n++] * state->ncalls + column;
 		state->result_nulls[at] = fcinfo->isnull;
+		caller = MemoryContextSwitchTo(state->batch_context);
 		state->results[at] = fcinfo->isnull ? (Datum) 0 : datumCopy(value, call->resultbyval, call->resultlen);
+		MemoryContextSwitchTo(caller);
 	}
 	error_context_stack = error_context.previous;
-	if (n != count)
-		elog(ERROR, "the batch-mode form of %s returned %d rows for %d", batch_functions[call->kind].name, n, count);
+	if (n < count && rows[n] < state->failed_row)
+	{
+		state->failed_row = rows[n];
+		state->failed_call = call;
+	}
 }
 
 /*
@@ -320,20 +335,26 @@ call_counted(BatchScanState *state, BatchCall *call, Datum *args, int count, int
 	}
 }
 
-/* Makes call for rows (count of them, indexes into the batch). */
+/* The bytes a value takes in the batch-mode form's arrays. */
+static Size
+value_bytes(Datum value, int16 typlen)
+{
+	return typlen == -1 ? toast_raw_datum_size(value) : Max(typlen, sizeof(Datum));
+}
+
+/*
+ * Makes call for rows (count of them, indexes into the batch), row by row
+ * or through the batch-mode form, in parts of at most work_mem of arguments
+ * (a row's own may be more), so that large inputs do not make huge arrays.
+ */
 static void
 make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
 {
 	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
-	Datum	   *values[BATCH_MAX_ARGS];
-	bool	   *nulls[BATCH_MAX_ARGS];
-	Datum		args[BATCH_MAX_ARGS + 1];
-	Datum	   *row_numbers = palloc(sizeof(Datum) * count);
-	Datum	   *inputs = palloc(sizeof(Datum) * Max(call->ninputs, 1));
-	bool	   *input_nulls = palloc(sizeof(bool) * Max(call->ninputs, 1));
+	MemoryContext part_context;
 	CsvRow		csv;
-	int			lbound = 1;
 	int			column = call - state->calls;
+	int			start = 0;
 
 	if (state->row_by_row)
 	{
@@ -350,58 +371,87 @@ make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
 		}
 		return;
 	}
-	if (call->ninputs > 0)
-		csv_row_init(&csv);
-	for (int i = 0; i < call->nargs; i++)
+	part_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch call", ALLOCSET_DEFAULT_SIZES);
+	while (start < count && rows[start] < state->failed_row)
 	{
-		values[i] = palloc(sizeof(Datum) * count);
-		nulls[i] = palloc(sizeof(bool) * count);
-	}
-	for (int r = 0; r < count; r++)
-	{
-		load_row(state, rows[r]);
+		MemoryContext caller = MemoryContextSwitchTo(part_context);
+		Datum	   *values[BATCH_MAX_ARGS];
+		bool	   *nulls[BATCH_MAX_ARGS];
+		Datum		args[BATCH_MAX_ARGS + 1];
+		Datum	   *row_numbers = palloc(sizeof(Datum) * (count - start));
+		Datum	   *inputs = palloc(sizeof(Datum) * Max(call->ninputs, 1));
+		bool	   *input_nulls = palloc(sizeof(bool) * Max(call->ninputs, 1));
+		int			lbound = 1;
+		int			n = 0;
+		Size		bytes = 0;
+
+		if (call->ninputs > 0)
+			csv_row_init(&csv);
 		for (int i = 0; i < call->nargs; i++)
 		{
-			if (call->ninputs > 0 && i == call->nargs - 1)
-			{
-				for (int j = 0; j < call->ninputs; j++)
-					inputs[j] = evaluate(call->inputs[j], econtext, &input_nulls[j]);
-				values[i][r] = PointerGetDatum(csv_line(&csv, call->input_types, inputs, input_nulls, call->ninputs));
-				nulls[i][r] = false;
-			}
-			else
-			{
-				Datum		value = evaluate(call->args[i], econtext, &nulls[i][r]);
-
-				values[i][r] = nulls[i][r] ? (Datum) 0 : datumCopy(value, call->argbyval[i], call->arglen[i]);
-			}
+			values[i] = palloc(sizeof(Datum) * (count - start));
+			nulls[i] = palloc(sizeof(bool) * (count - start));
 		}
-		row_numbers[r] = Int64GetDatum(state->row_numbers[rows[r]]);
-		ResetExprContext(econtext);
+		for (; start + n < count && rows[start + n] < state->failed_row && (n == 0 || bytes < (Size) work_mem * 1024);
+			 n++)
+		{
+			load_row(state, rows[start + n]);
+			for (int i = 0; i < call->nargs; i++)
+			{
+				if (call->ninputs > 0 && i == call->nargs - 1)
+				{
+					for (int j = 0; j < call->ninputs; j++)
+						inputs[j] = evaluate(call->inputs[j], econtext, &input_nulls[j]);
+					values[i][n] = PointerGetDatum(csv_line(&csv, call->input_types, inputs, input_nulls,
+															call->ninputs));
+					nulls[i][n] = false;
+				}
+				else
+				{
+					Datum		value = evaluate(call->args[i], econtext, &nulls[i][n]);
+
+					values[i][n] = nulls[i][n] ? (Datum) 0 : datumCopy(value, call->argbyval[i], call->arglen[i]);
+				}
+				if (!nulls[i][n])
+					bytes += value_bytes(values[i][n], call->arglen[i]);
+			}
+			row_numbers[n] = Int64GetDatum(state->row_numbers[rows[start + n]]);
+			ResetExprContext(econtext);
+		}
+		for (int i = 0; i < call->nargs; i++)
+			args[i] = PointerGetDatum(construct_md_array(values[i], nulls[i], 1, &n, &lbound, call->argtypes[i],
+														 call->arglen[i], call->argbyval[i], call->argalign[i]));
+		args[call->nargs] = PointerGetDatum(construct_array(row_numbers, n, INT8OID, sizeof(int64),
+															FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		call_counted(state, call, args, n, rows + start);
+		MemoryContextSwitchTo(caller);
+		MemoryContextReset(part_context);
+		start += n;
 	}
-	for (int i = 0; i < call->nargs; i++)
-		args[i] = PointerGetDatum(construct_md_array(values[i], nulls[i], 1, &count, &lbound, call->argtypes[i],
-													 call->arglen[i], call->argbyval[i], call->argalign[i]));
-	args[call->nargs] = PointerGetDatum(construct_array(row_numbers, count, INT8OID, sizeof(int64),
-														FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	call_counted(state, call, args, count, rows);
+	MemoryContextDelete(part_context);
 }
 
-/* Makes the calls the qual needs (in_qual), or the others, for the rows that passed. */
+/*
+ * Makes the calls the qual needs (in_qual), for every row, or the others,
+ * for the rows that passed it: up to the batch's failed row, if any.
+ */
 static void
 make_calls(BatchScanState *state, bool in_qual)
 {
 	int		   *rows = palloc(sizeof(int) * state->nrows);
-	int			count = 0;
 
-	for (int row = 0; row < state->nrows; row++)
+	for (int i = 0; i < state->ncalls; i++)
 	{
-		if (state->passed[row])
-			rows[count++] = row;
-	}
-	for (int i = 0; i < state->ncalls && count > 0; i++)
-	{
-		if (state->calls[i].in_qual == in_qual)
+		int			count = 0;
+
+		if (state->calls[i].in_qual != in_qual)
+			continue;
+		for (int row = 0; row < state->failed_row; row++)
+		{
+			if (state->passed[row])
+				rows[count++] = row;
+		}
+		if (count > 0)
 			make_call(state, &state->calls[i], rows, count);
 	}
 }
@@ -431,13 +481,33 @@ count_batch(BatchScanState *state, double milliseconds)
 		state->shared->workers[ParallelWorkerNumber] = state->counts;
 }
 
+/*
+ * Whether row passes the qual. Evaluated when the row is returned, as row
+ * by row, unless calls for the rows that pass need it while the batch is
+ * filled.
+ */
+static bool
+passes(BatchScanState *state, int row)
+{
+	ExprState  *qual = state->css.ss.ps.qual;
+	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
+	bool		passed;
+
+	if (qual == NULL)
+		return true;
+	load_row(state, row);
+	passed = ExecQual(qual, econtext);
+	if (!passed)
+		InstrCountFiltered1(state, 1);
+	ResetExprContext(econtext);
+	return passed;
+}
+
 /* Reads the next batch from the child and makes its calls. */
 static void
 fill_batch(BatchScanState *state)
 {
 	PlanState  *child = outerPlanState(state);
-	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
-	ExprState  *qual = state->css.ss.ps.qual;
 	int			rows = state->batch_rows;
 	Size		bytes = 0;
 	MemoryContext caller;
@@ -475,6 +545,7 @@ fill_batch(BatchScanState *state)
 		bytes += state->rows[state->nrows]->t_len;
 		state->nrows++;
 	}
+	state->failed_row = state->nrows;
 	if (state->nrows == 0)
 		return;
 	caller = MemoryContextSwitchTo(state->batch_context);
@@ -486,22 +557,31 @@ fill_batch(BatchScanState *state)
 
 	INSTR_TIME_SET_CURRENT(started);
 	make_calls(state, true);
-	if (qual != NULL)
+	if (state->qual_when_filled)
 	{
-		for (int row = 0; row < state->nrows; row++)
-		{
-			load_row(state, row);
-			state->passed[row] = ExecQual(qual, econtext);
-			if (!state->passed[row])
-				InstrCountFiltered1(state, 1);
-			ResetExprContext(econtext);
-		}
+		for (int row = 0; row < state->failed_row; row++)
+			state->passed[row] = passes(state, row);
 	}
 	make_calls(state, false);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, started);
 	count_batch(state, INSTR_TIME_GET_MILLISEC(elapsed));
 	MemoryContextSwitchTo(caller);
+}
+
+/* The error of the batch's failed row, raised by the Python layer, which kept it. */
+static void
+raise_failed_row(BatchScanState *state)
+{
+	ErrorContextCallback error_context;
+	BatchCallContext context = {state->failed_call, state->nrows};
+
+	error_context.callback = call_context;
+	error_context.arg = &context;
+	error_context.previous = error_context_stack;
+	error_context_stack = &error_context;
+	OidFunctionCall0(batch_raise_function());
+	elog(ERROR, "aws_ml batch mode lost the error of a row");
 }
 
 static TupleTableSlot *
@@ -516,7 +596,9 @@ exec_batch_scan(CustomScanState *css)
 		{
 			int			row = state->next++;
 
-			if (state->passed[row])
+			if (row == state->failed_row)
+				raise_failed_row(state);
+			if (state->passed[row] && (state->qual_when_filled || passes(state, row)))
 			{
 				ResetExprContext(css->ss.ps.ps_ExprContext);
 				load_row(state, row);

@@ -2,9 +2,9 @@
 call or many inputs concurrently (Bedrock has no batch request)."""
 import json
 
-from . import embedding_models, json_path, materialize, request
+from . import batch_rows, embedding_models, json_path, materialize, request
 from .arguments import in_range, is_blank, one_dimensional, required
-from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_input_row, at_ordinality, sql_entry
+from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_ordinality, sql_entry
 from .services import BEDROCK
 from .wait import MAX_WORKERS
 
@@ -103,31 +103,33 @@ def _send_each(inputs, decode, varies, max_concurrency=None):
 def invoke_model_rows(model_ids, content_types, accept_types, model_inputs, row_numbers):
     """Batch mode's invoke_model: the answer per row of the arrays (one
     element per row of a batch), as invoke_model answers each, the rows'
-    requests aws_ml.max_concurrency at a time; errors name the row."""
-    try:
-        inputs = _row_inputs(zip(model_ids, content_types, accept_types, model_inputs))
-        outputs = _send_each(inputs, _text, varies=True)
-        return [outputs.get(ordinality) for ordinality in range(1, len(model_inputs) + 1)]
-    except AwsMlError as error:
-        raise at_input_row(error, row_numbers) from None
+    requests aws_ml.max_concurrency at a time, up to the first row that fails
+    (batch_rows)."""
+    return batch_rows.answers(_rows_texts, list(zip(model_ids, content_types, accept_types, model_inputs)),
+                              row_numbers)
+
+
+def _rows_texts(rows):
+    outputs = _send_each(_row_inputs(rows), _text, varies=True)
+    return [outputs.get(ordinality) for ordinality in range(1, len(rows) + 1)]
 
 
 @sql_entry
 def invoke_model_get_embeddings_rows(model_ids, content_types, json_keys, model_inputs, row_numbers):
     """Batch mode's invoke_model_get_embeddings, as invoke_model_rows."""
-    try:
-        inputs = _row_inputs(zip(model_ids, content_types, [EMBEDDINGS_ACCEPT] * len(model_inputs), model_inputs,
-                                 json_keys))
-        documents = _send_each(inputs, _document, varies=False)
-        vectors = []
-        for ordinality, json_key in enumerate(json_keys, 1):
-            try:
-                vectors.append(json_path.vector(documents[ordinality], json_key) if ordinality in documents else None)
-            except AwsMlError as error:
-                raise at_ordinality(error, ordinality) from None
-        return vectors
-    except AwsMlError as error:
-        raise at_input_row(error, row_numbers) from None
+    return batch_rows.answers(_rows_vectors, list(zip(model_ids, content_types, [EMBEDDINGS_ACCEPT] * len(model_ids),
+                                                      model_inputs, json_keys)), row_numbers)
+
+
+def _rows_vectors(rows):
+    documents = _send_each(_row_inputs(rows), _document, varies=False)
+    vectors = []
+    for ordinality, (*_, json_key) in enumerate(rows, 1):
+        try:
+            vectors.append(json_path.vector(documents[ordinality], json_key) if ordinality in documents else None)
+        except AwsMlError as error:
+            raise at_ordinality(error, ordinality) from None
+    return vectors
 
 
 def _row_inputs(rows):

@@ -1,7 +1,7 @@
 """aws_comprehend: sentiment from Amazon Comprehend."""
-from . import materialize
+from . import batch_rows, materialize
 from .arguments import batch_limit, is_blank, one_dimensional, required
-from .errors import AwsMlError, at_input_row, at_ordinality, sql_entry, sqlstate_for
+from .errors import AwsMlError, at_ordinality, sql_entry, sqlstate_for
 from .request import Requests
 from .services import COMPREHEND
 
@@ -34,20 +34,21 @@ def detect_sentiment(input_text, language_code, max_rows_per_batch):
 @sql_entry
 def detect_sentiment_rows(input_texts, language_codes, max_rows_per_batch, row_numbers):
     """Batch mode's detect_sentiment: (sentiment, confidence) per row of the
-    arrays (one element per row of a batch), as detect_sentiment answers each;
-    errors name the row (row_numbers)."""
+    arrays (one element per row of a batch), as detect_sentiment answers
+    each, up to the first row that fails (batch_rows)."""
+    return batch_rows.answers(_rows_sentiments, list(zip(input_texts, language_codes, max_rows_per_batch)),
+                              row_numbers)
+
+
+def _rows_sentiments(rows):
     documents = []
-    try:
-        for ordinality, (text, language_code, size) in enumerate(
-                zip(input_texts, language_codes, max_rows_per_batch), 1):
-            try:
-                required("language_code", language_code)
-                documents.append((text, language_code, batch_limit(size, BATCH_LIMIT)))
-            except AwsMlError as error:
-                raise at_ordinality(error, ordinality) from None
-        return [scored or (None, None) for scored in _score(documents)]
-    except AwsMlError as error:
-        raise at_input_row(error, row_numbers) from None
+    for ordinality, (text, language_code, size) in enumerate(rows, 1):
+        try:
+            required("language_code", language_code)
+            documents.append((text, language_code, batch_limit(size, BATCH_LIMIT)))
+        except AwsMlError as error:
+            raise at_ordinality(error, ordinality) from None
+    return [scored or (None, None) for scored in _score(documents)]
 
 
 @sql_entry

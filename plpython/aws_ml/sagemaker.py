@@ -5,9 +5,10 @@ import io
 import re
 import sys
 
+from . import batch_rows
 from .arguments import batch_limit, is_blank, one_dimensional, required
 from .batching import by_size
-from .errors import SERVICE_FAILED, AwsMlError, at_input_row, at_ordinality, invalid_argument, sql_entry
+from .errors import SERVICE_FAILED, AwsMlError, at_ordinality, invalid_argument, sql_entry
 from .request import Requests
 from .services import SAGEMAKER
 
@@ -33,12 +34,9 @@ def invoke_endpoint_csv(endpoint_name, max_rows_per_batch, csv_rows):
 @sql_entry
 def invoke_endpoint_rows(endpoint_names, max_rows_per_batch, csv_rows, row_numbers):
     """Batch mode's invoke_endpoint: the model's output per row of the arrays
-    (one element per row of a batch), as invoke_endpoint answers each;
-    errors name the row (row_numbers)."""
-    try:
-        return _invoke(list(zip(endpoint_names, max_rows_per_batch, csv_rows)))
-    except AwsMlError as error:
-        raise at_input_row(error, row_numbers) from None
+    (one element per row of a batch), as invoke_endpoint answers each, up to
+    the first row that fails (batch_rows)."""
+    return batch_rows.answers(_invoke, list(zip(endpoint_names, max_rows_per_batch, csv_rows)), row_numbers)
 
 
 def _endpoint_and_size(endpoint_name, max_rows_per_batch):
