@@ -569,23 +569,31 @@ typedef struct FunctionValue
 	bool		failed;
 } FunctionValue;
 
+/* The join's parameter node is, with the outer Var it takes; NULL if none. */
+static NestLoopParam *
+nest_param(Node *node, FunctionValue *function)
+{
+	ListCell   *lc;
+
+	if (!IsA(node, Param) || ((Param *) node)->paramkind != PARAM_EXEC)
+		return NULL;
+	foreach(lc, function->nest_params)
+	{
+		if (lfirst_node(NestLoopParam, lc)->paramno == ((Param *) node)->paramid)
+			return lfirst(lc);
+	}
+	return NULL;
+}
+
 static Node *
 outer_values(Node *node, FunctionValue *function)
 {
+	NestLoopParam *param;
+
 	if (node == NULL)
 		return NULL;
-	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXEC)
-	{
-		ListCell   *lc;
-
-		foreach(lc, function->nest_params)
-		{
-			NestLoopParam *param = lfirst_node(NestLoopParam, lc);
-
-			if (param->paramno == ((Param *) node)->paramid)
-				return (Node *) copyObject(param->paramval);
-		}
-	}
+	if ((param = nest_param(node, function)) != NULL)
+		return (Node *) copyObject(param->paramval);
 	return expression_tree_mutator(node, outer_values, function);
 }
 
@@ -646,16 +654,8 @@ reads_nest_param(Node *node, FunctionValue *function)
 {
 	if (node == NULL)
 		return false;
-	if (IsA(node, Param) && ((Param *) node)->paramkind == PARAM_EXEC)
-	{
-		ListCell   *lc;
-
-		foreach(lc, function->nest_params)
-		{
-			if (lfirst_node(NestLoopParam, lc)->paramno == ((Param *) node)->paramid)
-				return true;
-		}
-	}
+	if (nest_param(node, function) != NULL)
+		return true;
 	return expression_tree_walker(node, reads_nest_param, function);
 }
 
