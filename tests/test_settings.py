@@ -145,3 +145,28 @@ def test_settings_defaults(db):
     contexts = dict(db.execute(
         "SELECT name, context FROM pg_settings WHERE name LIKE 'aws\\_ml.%'").fetchall())
     assert {contexts[name] for name in LOCKED} == {"superuser"}
+
+
+def test_python_refuses_a_module_whose_load_did_not_finish(db, emulator):
+    """_PG_init sets the module's ready flag last; a load that failed half-way
+    (as in a parallel worker, where it errors) leaves the library and its
+    symbols in place but the aws_ml.* settings undefined, so that any user's
+    placeholder could pass for them. Such a load aborts its statement, so it
+    cannot be reached from SQL: here the flag's accessor reads false in a
+    real backend, and the call is refused (55000) before any request."""
+    path = db.execute("SELECT substring(prosrc from 'sys.path.insert\\(0, ''([^'']+)''\\)') FROM pg_proc "
+                      "WHERE proname = 'detect_sentiment'").fetchone()[0]
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+        db.execute(f"""DO $$
+import sys; sys.path.insert(0, {path!r})
+from aws_ml import backend, comprehend
+backend.setting("aws_ml.region")
+ready = backend._module.aws_ml_ready
+backend._module.aws_ml_ready = lambda: False
+try:
+    comprehend.detect_sentiment("I love it", "en", None)
+finally:
+    backend._module.aws_ml_ready = ready
+$$ LANGUAGE plpython3u""")
+    assert "did not finish loading" in caught.value.diag.message_primary
+    assert emulator.counters() == {}
