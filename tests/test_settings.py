@@ -87,6 +87,32 @@ def test_an_empty_connection_option_cannot_drop_what_the_administrator_set(conne
         db.execute("DROP FUNCTION public.definer_sentiment()")
 
 
+@pytest.mark.parametrize("clause", ["aws_ml.comprehend_role_arn", "aws_ml.endpoint_url"])
+def test_a_superuser_functions_set_clause_does_not_hide_a_refused_value(connect, member, db, emulator, clause):
+    """The module loads first inside a superuser's SECURITY DEFINER function
+    whose SET clause sets the setting the tenant had emptied with "-c": the
+    tenant's value, saved under the clause, comes back when the function
+    returns. The session is refused inside the function and after it."""
+    name = "aws_ml.comprehend_role_arn"
+    value = ROLE_ARN if clause == name else f"{emulator.url}"
+    db.execute(f"ALTER ROLE {member} SET {name} = '{ROLE_ARN}'")
+    db.execute("CREATE OR REPLACE FUNCTION public.definer_sentiment() RETURNS varchar LANGUAGE sql "
+               f"SECURITY DEFINER SET {clause} = '{value}' "
+               "AS $$ SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en') $$")
+    db.execute(f"GRANT EXECUTE ON FUNCTION public.definer_sentiment() TO {member}")
+    try:
+        emulator.reset()
+        conn = connect(member, options=f"-c {name}=")
+        for sql in ("SELECT public.definer_sentiment()", CALL):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+                conn.execute(sql)
+            assert name in caught.value.diag.message_primary
+        assert emulator.counters() == {}
+    finally:
+        db.execute(f"ALTER ROLE {member} RESET {name}")
+        db.execute("DROP FUNCTION public.definer_sentiment()")
+
+
 def test_parallel_workers_refuse_what_the_leader_refuses(connect, member, emulator):
     """The refusal reaches the workers with the leader's other settings."""
     query = "SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en')"

@@ -22,6 +22,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 
@@ -87,24 +88,78 @@ find_setting(const char *name)
 #endif
 }
 
+/* The role that set a value; PostgreSQL before 15 does not record it. */
+#if PG_VERSION_NUM >= 150000
+#define SETTER_ROLE(role) (role)
+#else
+#define SETTER_ROLE(role) InvalidOid
+#endif
+
+/*
+ * Whether PostgreSQL refuses a value of the PGC_SUSET setting name that was
+ * set in context by role, as set_config_option does when it defines the
+ * setting over its placeholder.
+ */
+static bool
+set_without_privilege(const char *name, GucSource source, GucContext context, Oid role)
+{
+	if (source == PGC_S_DEFAULT || (context != PGC_USERSET && context != PGC_BACKEND))
+		return false;
+#if PG_VERSION_NUM >= 150000
+	return pg_parameter_aclcheck(name, role, ACL_SET) != ACLCHECK_OK;
+#else
+	return true;
+#endif
+}
+
+/*
+ * Whether the placeholder of name holds a value, at any level, that
+ * PostgreSQL will refuse when the setting is defined: its reset value, its
+ * current one, or one saved by an enclosing SET or function SET clause. The
+ * current level alone is not enough: a superuser's function may set the
+ * setting over a refused session value that comes back when it returns.
+ */
+static bool
+placeholder_refused(const char *name)
+{
+	struct config_generic *placeholder = find_setting(name);
+	struct config_string *string = (struct config_string *) placeholder;
+
+	if (placeholder == NULL)
+		return false;
+	if ((string->reset_val &&
+		 set_without_privilege(name, placeholder->reset_source, placeholder->reset_scontext,
+							   SETTER_ROLE(placeholder->reset_srole))) ||
+		(*string->variable &&
+		 set_without_privilege(name, placeholder->source, placeholder->scontext,
+							   SETTER_ROLE(placeholder->srole))))
+		return true;
+	for (GucStack *stack = placeholder->stack; stack != NULL; stack = stack->prev)
+	{
+		if ((stack->prior.val.stringval &&
+			 set_without_privilege(name, stack->source, stack->scontext,
+								   SETTER_ROLE(stack->srole))) ||
+			(stack->state == GUC_SET_LOCAL &&
+			 set_without_privilege(name, PGC_S_SESSION, stack->masked_scontext,
+								   SETTER_ROLE(stack->masked_srole))))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Defines a PGC_SUSET string setting; appends its name to refused when the
- * session had set its placeholder and PostgreSQL refused that value. A value
- * PostgreSQL applies gives the setting the placeholder's source; a refused
- * one leaves an earlier source (the server configuration's, or the
- * default), whatever the value, an empty one included.
+ * session had set its placeholder, at any level, with a value PostgreSQL
+ * refuses, an empty one included.
  */
 static void
 define_locked_string(const char *name, const char *description, char **variable, int flags,
 					 StringInfo refused)
 {
-	struct config_generic *placeholder = find_setting(name);
-	GucSource	wanted_source = placeholder ? placeholder->source : PGC_S_DEFAULT;
-
+	if (placeholder_refused(name))
+		appendStringInfo(refused, "%s%s", refused->len ? ", " : "", name);
 	DefineCustomStringVariable(name, description, NULL, variable, "",
 							   PGC_SUSET, flags, NULL, NULL, NULL);
-	if (wanted_source != PGC_S_DEFAULT && find_setting(name)->source != wanted_source)
-		appendStringInfo(refused, "%s%s", refused->len ? ", " : "", name);
 }
 
 /* The settings that decide where the server's credentials are sent. */
