@@ -17,7 +17,7 @@ from .faults import FaultInjector
 from .httpserver import SOCKET_ENVIRON_KEY
 from .moto_services import MotoServices
 from .sagemaker import SageMakerRuntime
-from .signing import signer_of
+from .signing import SIGNATURE_ERROR_CODES, signature_mismatch_message, signer_of
 
 _USER_AGENT_PID = re.compile(r"\bpid/(\d+)")
 _CLIENT_POLL_SECONDS = 0.02
@@ -68,7 +68,9 @@ class EmulatorApp:
                 counted, error=plan.outcome == "error", throttled=plan.outcome == "throttle"
             )
             if plan.outcome == "error" and plan.error_code:
-                return service.error_answer(plan.error_code, plan.error_status)
+                message = (signature_mismatch_message(request) if plan.error_code in SIGNATURE_ERROR_CODES
+                           else f"{plan.error_code} (injected by the emulator)")
+                return service.error_answer(plan.error_code, plan.error_status, message)
             return service.fault_error(plan.outcome, plan.error_status)
 
         response, items = service.handle(request, signer, operation)

@@ -192,8 +192,8 @@ class BedrockRuntime:
             return _validation(f"Malformed input request: {error}, please reformat your input and try again."), None
         return json_answer(answer), items
 
-    def error_answer(self, code, status):
-        return rest_json_error(code, status, {"message": f"{code} (injected by the emulator)"})
+    def error_answer(self, code, status, message):
+        return rest_json_error(code, status, {"message": message})
 
     def fault_error(self, outcome, status):
         if outcome == "throttle":

@@ -111,8 +111,8 @@ class Comprehend:
             return json_rpc_error(invalid.code, invalid.message), None
         return json_answer(answer, content_type=CONTENT_TYPE), items
 
-    def error_answer(self, code, status):
-        return json_rpc_error(code, f"{code} (injected by the emulator)", status)
+    def error_answer(self, code, status, message):
+        return json_rpc_error(code, message, status)
 
     def fault_error(self, outcome, status):
         if outcome == "throttle":

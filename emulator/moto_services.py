@@ -39,8 +39,8 @@ class MotoServices:
         response = Response.from_app(self._app, environ)
         return response, (1 if response.status_code < 400 else None)
 
-    def error_answer(self, code, status):
-        return query_error(code, f"{code} (injected by the emulator)", status)
+    def error_answer(self, code, status, message):
+        return query_error(code, message, status)
 
     def fault_error(self, outcome, status):
         if outcome == "throttle":

@@ -71,8 +71,8 @@ class SageMakerRuntime:
         answer = "".join(format_line(values) + "\n" for values in outputs)
         return text_answer(answer, content_type="text/csv"), len(rows)
 
-    def error_answer(self, code, status):
-        return rest_json_error(code, status, {"message": f"{code} (injected by the emulator)"})
+    def error_answer(self, code, status, message):
+        return rest_json_error(code, status, {"message": message})
 
     def fault_error(self, outcome, status):
         if outcome == "throttle":

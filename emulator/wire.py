@@ -1,6 +1,7 @@
 """Requests and answers in the AWS wire protocols the emulated services speak."""
 import json
 import uuid
+from xml.sax.saxutils import escape
 
 from werkzeug.wrappers import Response
 
@@ -44,7 +45,7 @@ def query_error(code, message, status=400):
     the other XML services."""
     body = (
         "<ErrorResponse><Error><Type>Sender</Type>"
-        f"<Code>{code}</Code><Message>{message}</Message></Error>"
+        f"<Code>{code}</Code><Message>{escape(message)}</Message></Error>"
         f"<RequestId>{_request_id()}</RequestId></ErrorResponse>"
     )
     return Response(body, status=status, content_type="text/xml")

@@ -93,6 +93,7 @@ INVOKE = "SELECT aws_sagemaker.invoke_endpoint(%s, %s, VARIADIC %s::text[])"
 BATCH_INVOKE = "SELECT ordinality, model_output FROM aws_sagemaker.batch_invoke_endpoint(%s, %s, %s::text[])"
 MODEL = "SELECT aws_bedrock.invoke_model(%s, %s, %s, %s)"
 EMBED = "SELECT aws_bedrock.invoke_model_get_embeddings(%s, %s, %s, %s)"
+MODEL_OVER_ROWS = "SELECT aws_bedrock.invoke_model(%s, %s, %s, input) FROM (VALUES (%s), ('{}')) inputs (input)"
 BATCH_MODEL = "SELECT ordinality, model_output FROM aws_bedrock.batch_invoke_model(%s, %s, %s, %s::text[], %s)"
 BATCH_EMBED = ("SELECT ordinality, model_output FROM "
                "aws_bedrock.batch_invoke_model_get_embeddings(%s, %s, %s, %s::text[], %s)")
@@ -153,11 +154,19 @@ CASES = {
     "model/malformed_json": (MODEL, (TITAN, JSON, JSON, '{"inputText": '), Error("22023")),
     "model/5001_bytes": (MODEL, (TITAN, JSON, JSON, titan("é" * 2500 + "a")),
                          bedrock_text(titan("é" * 2500 + "a"))),
+    # headers: a line break would split it, other characters break its signature
+    "model/content_type_with_a_line_break": (MODEL, (TITAN, JSON + "\r\nX-Injected: 1", JSON, titan("x")),
+                                             Error("22023")),
+    "model/accept_with_a_control_character": (MODEL, (TITAN, JSON, JSON + "\x01", titan("x")), Error("22023")),
+    "model/non_ascii_content_type": (MODEL, (TITAN, "application/jsön", JSON, titan("x")), Error("22023")),
+    "model/batch_mode_accept_with_a_line_break": (MODEL_OVER_ROWS, (TITAN, JSON, JSON + "\n", titan("x")),
+                                                  Error("22023")),
     **{f"model/{name}": (MODEL, (TITAN, JSON, JSON, titan(text)), bedrock_text(titan(text)))
        for name, text in ODD_TEXTS.items()},
     # aws_bedrock.invoke_model_get_embeddings
     "embed/null_model_id": (EMBED, (None, JSON, "embedding", titan("x")), Error("22004")),
     "embed/null_content_type": (EMBED, (TITAN, None, "embedding", titan("x")), Error("22004")),
+    "embed/content_type_with_a_line_break": (EMBED, (TITAN, JSON + "\n", "embedding", titan("x")), Error("22023")),
     "embed/null_json_key": (EMBED, (TITAN, JSON, None, titan("x")), Error("22004")),
     "embed/empty_json_key": (EMBED, (TITAN, JSON, "", titan("x")), Error("22023")),
     "embed/json_key_into_a_scalar": (EMBED, (TITAN, JSON, "inputTextTokenCount.0", titan("x")), Error("22023")),
@@ -171,6 +180,8 @@ CASES = {
     "batch_model/null_content_type": (BATCH_MODEL, (TITAN, None, JSON, [titan("x")], 4), Error("22004")),
     "batch_model/null_accept": (BATCH_MODEL, (TITAN, JSON, None, [titan("x")], 4),
                                 SameAs(lambda aws: [(1, bedrock_text(titan("x")).answer(aws)[0][0])])),
+    "batch_model/accept_with_a_line_break": (BATCH_MODEL, (TITAN, JSON, JSON + "\n", [titan("x")], 4),
+                                             Error("22023")),
     "batch_model/null_array": (BATCH_MODEL, (TITAN, JSON, JSON, None, 4), Rows([])),
     "batch_model/empty_array": (BATCH_MODEL, (TITAN, JSON, JSON, [], 4), Rows([])),
     "batch_model/nested_array": (BATCH_MODEL, (TITAN, JSON, JSON, [["a", "b"], ["c", "d"]], 4), Error("22023")),

@@ -20,6 +20,12 @@ FAILURES = {
                        "error_every": 1}, None, "42501"),
     "dropped_connection": ({"service": "comprehend", "drop_every": 1}, None, "58030"),
     "throttled": ({"service": "comprehend", "throttle_every": 1}, None, "53400"),
+    # AWS answers with the canonical request it expected, the signed session
+    # token among its headers
+    "signature_mismatch": ({"service": "comprehend", "error_code": "InvalidSignatureException",
+                            "error_status": 403, "error_every": 1}, None, "42501"),
+    "assume_role_signature_mismatch": ({"service": "sts", "error_code": "SignatureDoesNotMatch",
+                                        "error_status": 403, "error_every": 1}, ROLE_ARN, "42501"),
 }
 
 

@@ -22,6 +22,15 @@ def is_blank(text):
     return text is None or not text.strip(WHITESPACE)
 
 
+def header_value(name, value):
+    """value, which goes out as an HTTP header: printable ASCII only, as
+    botocore signs it and AWS checks the signature."""
+    if value is not None and not all(" " <= character <= "~" for character in value):
+        raise invalid_argument(f"{name} must be printable ASCII, without control characters",
+                               hint="Give a media type such as application/json.")
+    return value
+
+
 def batch_limit(max_rows_per_batch, service_limit):
     """Rows per request: the caller's max_rows_per_batch (NULL: no limit of its
     own) within the service's limit."""

@@ -3,7 +3,7 @@ call or many inputs concurrently (Bedrock has no batch request)."""
 import json
 
 from . import batch_rows, embedding_models, json_path, materialize, request
-from .arguments import in_range, is_blank, one_dimensional, required
+from .arguments import header_value, in_range, is_blank, one_dimensional, required
 from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_ordinality, sql_entry
 from .services import BEDROCK
 from .wait import MAX_WORKERS
@@ -39,9 +39,10 @@ def _embedding(json_key):
     return lambda answer: json_path.vector(_document(answer), json_key)
 
 
-def _check_call(model_id, content_type):
+def _check_call(model_id, content_type, accept_type):
     required("model_id", model_id)
-    required("content_type", content_type)
+    header_value("content_type", required("content_type", content_type))
+    header_value("accept_type", accept_type)
 
 
 @sql_entry
@@ -49,7 +50,7 @@ def invoke_model(model_id, content_type, accept_type, model_input):
     """The model's answer to model_input, as text; NULL for a NULL input.
     Text generation may answer differently each time: kept in the statement
     cache only under aws_ml.statement_cache = always."""
-    _check_call(model_id, content_type)
+    _check_call(model_id, content_type, accept_type)
     if model_input is None:
         return None
     return _text(request.call(BEDROCK, "InvokeModel", varies=True,
@@ -59,7 +60,7 @@ def invoke_model(model_id, content_type, accept_type, model_input):
 @sql_entry
 def invoke_model_get_embeddings(model_id, content_type, json_key, model_input):
     """The array of numbers at json_key in the model's JSON answer; NULL for a NULL input."""
-    _check_call(model_id, content_type)
+    _check_call(model_id, content_type, EMBEDDINGS_ACCEPT)
     required("json_key", json_key)
     if model_input is None:
         return None
@@ -84,7 +85,7 @@ def batch_invoke_model_get_embeddings(model_id, content_type, json_key, model_in
 def _batch(model_id, content_type, accept_type, model_inputs, max_concurrency, decode, varies=False):
     """One InvokeModel per non-NULL element, at most max_concurrency at a time;
     NULL elements give NULL and are not sent."""
-    _check_call(model_id, content_type)
+    _check_call(model_id, content_type, accept_type)
     in_range("max_concurrency", max_concurrency, 1, MAX_WORKERS)
     if model_inputs is None:
         return []
@@ -139,7 +140,7 @@ def _row_inputs(rows):
     inputs = {}
     for ordinality, (model_id, content_type, accept_type, model_input, *json_key) in enumerate(rows, 1):
         try:
-            _check_call(model_id, content_type)
+            _check_call(model_id, content_type, accept_type)
             if json_key:
                 required("json_key", json_key[0])
         except AwsMlError as error:

@@ -98,6 +98,16 @@ def _assume_role(role_arn, settings, region):
     return credentials
 
 
+def known_secrets():
+    """The secret keys and session tokens this backend signs with."""
+    base = _session.get_credentials() if _session else None
+    frozen = base.get_frozen_credentials() if base else None
+    secrets = [frozen.secret_key, frozen.token] if frozen else []
+    for credentials, _ in _assumed.values():
+        secrets += [credentials["SecretAccessKey"], credentials["SessionToken"]]
+    return secrets
+
+
 def client_for(service, settings):
     """The client for service under the current settings (AwsMlError when there is none)."""
     region = settings.resolved_region()

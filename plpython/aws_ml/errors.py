@@ -43,6 +43,11 @@ _SQLSTATE_BY_AWS_CODE = {
 # validation error; to a SQL caller it is an unknown object.
 _NOT_FOUND_MESSAGE = re.compile(r"Endpoint .* not found|model identifier is invalid", re.IGNORECASE)
 
+# AWS explains a signature it computed otherwise with the canonical request
+# and the string to sign it expected: signed headers, the session token among
+# them. Neither part is for a SQL client.
+_SIGNING_DETAILS = re.compile(r"\s*The (Canonical String|String-to-Sign) .*", re.DOTALL)
+
 _HINTS = {
     THROTTLED: "AWS kept throttling after aws_ml.max_attempts attempts: lower the request rate, "
                "raise aws_ml.max_attempts, or ask AWS for a higher quota.",
@@ -124,17 +129,27 @@ def invalid_argument(message, hint=None):
     return AwsMlError(INVALID_PARAMETER, message, hint=hint)
 
 
-def from_botocore(service, operation, error):
-    """The AwsMlError for an exception botocore raised while calling service."""
+def from_botocore(service, operation, error, secrets):
+    """The AwsMlError for an exception botocore raised while calling service;
+    secrets: the credentials' values, never to appear in its text."""
     from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
     if isinstance(error, ClientError):
-        return from_client_error(service, operation, error)
+        return from_client_error(service, operation, error, secrets)
     if isinstance(error, NoCredentialsError):
         return no_credentials(service, operation)
     if isinstance(error, ParamValidationError):  # refused by botocore before sending, e.g. an empty model_id
         return AwsMlError(INVALID_PARAMETER, f"{service.display} {operation} failed: {error}",
                           "botocore error: ParamValidationError")
-    return from_transport_error(service, operation, error)
+    return from_transport_error(service, operation, error, secrets)
+
+
+def without_secrets(text, secrets):
+    """text without AWS's signing details and without any of secrets."""
+    text = _SIGNING_DETAILS.sub("", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[secret]")
+    return text
 
 
 def is_throttling(code, status):
@@ -150,23 +165,23 @@ def sqlstate_for(code, message, status=None):
     return sqlstate
 
 
-def from_client_error(service, operation, error):
+def from_client_error(service, operation, error, secrets):
     """An error answer of an AWS service (botocore's ClientError)."""
     info = error.response.get("Error", {})
     code = info.get("Code") or "Unknown"
-    message = info.get("Message") or str(error)
+    message = without_secrets(info.get("Message") or str(error), secrets)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     sqlstate = sqlstate_for(code, message, status)
     hint = service.access_hint if sqlstate == PERMISSION_DENIED else _HINTS.get(sqlstate)
     detail = f"AWS error code: {code}" + (f" (HTTP {status})" if status else "")
     if error.response.get("OriginalMessage"):  # a SageMaker ModelError: the model container's own words
-        detail += f"; the model said: {error.response['OriginalMessage']}"
+        detail += f"; the model said: {without_secrets(error.response['OriginalMessage'], secrets)}"
     return AwsMlError(sqlstate, f"{service.display} {operation} failed: {message}", detail, hint)
 
 
-def from_transport_error(service, operation, error):
+def from_transport_error(service, operation, error, secrets):
     """A request that got no answer: connection refused or dropped, or a timeout."""
-    return AwsMlError(NETWORK_FAILURE, f"{service.display} {operation} failed: {error}",
+    return AwsMlError(NETWORK_FAILURE, f"{service.display} {operation} failed: {without_secrets(str(error), secrets)}",
                       f"botocore error: {type(error).__name__}", _HINTS[NETWORK_FAILURE])
 
 

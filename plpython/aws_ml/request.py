@@ -42,7 +42,7 @@ def send(service, operation, client, items=1, **params):
     try:
         return wait.run(_send_now, service, operation, method, params, items)
     except (BotoCoreError, ClientError) as error:
-        raise from_botocore(service, operation, error) from None
+        raise from_botocore(service, operation, error, clients.known_secrets()) from None
 
 
 class Cache:
@@ -131,7 +131,7 @@ class Requests:
         except lanes.ItemFailed as failed:
             error = failed.error
             if isinstance(error, (BotoCoreError, ClientError)):
-                error = from_botocore(self.service, self.operation, error)
+                error = from_botocore(self.service, self.operation, error, clients.known_secrets())
             elif not isinstance(error, AwsMlError):
                 raise error
             raise at_ordinality(error, failed.index + 1) from None
