@@ -606,6 +606,19 @@ def test_a_row_the_query_never_reaches_does_not_fail_it(with_a_bad_row, sql):
     assert batched == row_by_row
 
 
+def test_an_error_the_query_never_reached_is_not_kept_for_later_statements(with_a_bad_row):
+    """Called directly, the function that raises a row's error has none: the
+    error of a row a LIMIT never reached belongs to that statement only (a
+    pooled connection may serve someone else next)."""
+    db = with_a_bad_row
+    db.execute("SET aws_ml.batch_mode = on")
+    assert len(db.execute("SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+                          "FROM bad_notes ORDER BY id LIMIT (SELECT 2)").fetchall()) == 2
+    with pytest.raises(psycopg.errors.InternalError) as caught:
+        db.execute("SELECT aws_ml._raise_batch_error()")
+    assert caught.value.diag.message_primary == "aws_ml: batch mode lost the error of a row"
+
+
 def test_the_first_failing_row_is_the_error_as_row_by_row(with_a_bad_row):
     errors = []
     for mode in ("off", "on"):

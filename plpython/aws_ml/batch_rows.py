@@ -2,10 +2,11 @@
 of a batch, in order, up to the first row whose call fails. That row's error
 is kept, and raised (aws_ml._raise_batch_error) only when the query reaches
 that row, where row-by-row evaluation would raise it: a query that stops
-before it (a LIMIT, EXISTS) never sees it."""
+before it (a LIMIT, EXISTS) never sees it, nor does any later statement."""
+from . import backend
 from .errors import AwsMlError, at_input_row, sql_entry
 
-_pending = None  # the error of the row after the last answer given
+_pending = None  # (statement, the error of the row after the last answer given)
 
 
 def answers(answer, rows, row_numbers):
@@ -20,7 +21,7 @@ def answers(answer, rows, row_numbers):
         try:
             return answer(rows[:count])
         except AwsMlError as error:
-            _pending = at_input_row(error, row_numbers)
+            _pending = backend.statement_id(), at_input_row(error, row_numbers)
             count = min(error.ordinality - 1, count - 1) if error.ordinality else 0
     return []
 
@@ -29,7 +30,7 @@ def answers(answer, rows, row_numbers):
 def raise_pending():
     """aws_ml._raise_batch_error(): raises the error kept by answers."""
     global _pending
-    error, _pending = _pending, None
-    if error is None:
+    pending, _pending = _pending, None
+    if pending is None or pending[0] != backend.statement_id():
         raise AwsMlError("XX000", "batch mode lost the error of a row")
-    raise error
+    raise pending[1]
