@@ -41,6 +41,7 @@ class Output:
 
 
 _FLOATS = ("real", "double precision")
+_TIMESTAMPS = ("timestamp with time zone", "timestamp without time zone")
 
 
 def _holds_sentiment(column):
@@ -114,6 +115,11 @@ class Target:
                                  f"{self.table} is {row['full_type']}, which would not hold its results whole",
                                  hint=f"Give a column of {output.wanted}.")
         self.stamped = TIMESTAMP_COLUMN in columns
+        if self.stamped and columns[TIMESTAMP_COLUMN]["type"] not in _TIMESTAMPS:
+            raise AwsMlError(DATATYPE_MISMATCH, f"{procedure} stamps each row it fills in column "
+                             f"{TIMESTAMP_COLUMN}, and that column of {self.table} is "
+                             f"{columns[TIMESTAMP_COLUMN]['full_type']}",
+                             hint="Make it timestamp with time zone, or rename it.")
         self.input = plpy.quote_ident(input_column)
         self.outputs = [plpy.quote_ident(column) for column in output_columns]
         self.output_types = [output.sql_type for output in outputs]
