@@ -12,6 +12,7 @@ _FIELDS = {
     "throttle_probability": float,
     "error_status": int,
     "error_every": int,
+    "error_first": int,
     "hang_seconds": float,
     "drop_every": int,
     "error_code": str,
@@ -59,7 +60,7 @@ class _Fault:
                 value = kind(spec[name])
             except (TypeError, ValueError):
                 raise FaultSpecError(f"{name} must be a number") from None
-            if value < 0 or (name.endswith("_every") and value < 1):
+            if value < 0 or ((name.endswith("_every") or name == "error_first") and value < 1):
                 raise FaultSpecError(f"{name} out of range: {value}")
             self.spec[name] = value
         if self.spec.get("throttle_probability", 0) > 1:
@@ -95,7 +96,7 @@ class _Fault:
             self.random.random() < spec.get("throttle_probability", 0)
         ):
             outcome = "throttle"
-        elif self._every("error_every"):
+        elif self._every("error_every") or self.seen <= spec.get("error_first", 0):
             outcome = "error"
         return Plan(delay, outcome, spec.get("error_status", 500), spec.get("error_code"))
 

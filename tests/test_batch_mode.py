@@ -342,24 +342,31 @@ def test_text_generation_sends_every_row(db, emulator):
 
 # --- Same answers, same errors --------------------------------------------
 
-def test_an_error_is_the_row_by_row_error_and_names_the_row(db, notes, emulator):
+def errors_both_ways(conn, sql, params=None):
+    """The error sql raises row by row, then in batch mode: (SQLSTATE,
+    message, detail, hint) each."""
+    errors = []
+    for mode in ("off", "on"):
+        conn.execute(f"SET aws_ml.batch_mode = {mode}")
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute(sql, params).fetchall()
+        diag = caught.value.diag
+        errors.append((diag.sqlstate, diag.message_primary, diag.message_detail, diag.message_hint))
+    return errors
+
+
+def test_an_error_is_the_row_by_row_error(db, notes, emulator):
     long_text = "é" * 2501  # 5,002 bytes: Comprehend's limit is 5,000
     sql = ("SELECT (aws_comprehend.detect_sentiment(t, 'en')).sentiment FROM "
            "unnest(ARRAY['fine', 'good', %s, 'bad']) WITH ORDINALITY AS u(t, n) ORDER BY n")
-    with pytest.raises(psycopg.Error) as batched:
-        db.execute(sql, (long_text,))
-    db.execute("SET aws_ml.batch_mode = off")
-    with pytest.raises(psycopg.Error) as row_by_row:
-        db.execute(sql, (long_text,))
-    assert batched.value.diag.sqlstate == row_by_row.value.diag.sqlstate == "22023"
-    assert "(batch mode: input row 3)" in batched.value.diag.message_primary
-    assert "aws_ml batch mode: aws_comprehend.detect_sentiment for a batch of 4 rows" in batched.value.diag.context
-
-    db.execute("SET aws_ml.batch_mode = on")
-    with pytest.raises(psycopg.errors.NullValueNotAllowed) as caught:
-        db.execute("SELECT (aws_comprehend.detect_sentiment(body, CASE WHEN id = 7 THEN NULL ELSE 'en' END))"
-                   ".sentiment FROM notes")
-    assert "language_code must not be NULL (batch mode: input row 7)" in caught.value.diag.message_primary
+    row_by_row, batched = errors_both_ways(db, sql, (long_text,))
+    assert batched == row_by_row
+    assert row_by_row[0] == "22023"
+    row_by_row, batched = errors_both_ways(
+        db, "SELECT (aws_comprehend.detect_sentiment(body, CASE WHEN id = 7 THEN NULL ELSE 'en' END)).sentiment "
+            "FROM notes")
+    assert batched == row_by_row
+    assert row_by_row[:2] == ("22004", "aws_ml: language_code must not be NULL")
 
 
 def test_a_cancelled_batch_stops_its_requests(db, notes, emulator):
@@ -606,42 +613,146 @@ def test_a_row_the_query_never_reaches_does_not_fail_it(with_a_bad_row, sql):
     assert batched == row_by_row
 
 
-def test_an_error_the_query_never_reached_is_not_kept_for_later_statements(with_a_bad_row):
-    """Called directly, the function that raises a row's error has none: the
-    error of a row a LIMIT never reached belongs to that statement only (a
-    pooled connection may serve someone else next)."""
-    db = with_a_bad_row
-    db.execute("SET aws_ml.batch_mode = on")
-    assert len(db.execute("SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
-                          "FROM bad_notes ORDER BY id LIMIT (SELECT 2)").fetchall()) == 2
-    with pytest.raises(psycopg.errors.InternalError) as caught:
-        db.execute("SELECT aws_ml._raise_batch_error()")
-    assert caught.value.diag.message_primary == "aws_ml: batch mode lost the error of a row"
-
-
-def test_the_first_failing_row_is_the_error_as_row_by_row(with_a_bad_row):
-    errors = []
-    for mode in ("off", "on"):
-        with_a_bad_row.execute(f"SET aws_ml.batch_mode = {mode}")
-        with pytest.raises(psycopg.Error) as caught:
-            with_a_bad_row.execute("SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
-                                   "FROM bad_notes ORDER BY id").fetchall()
-        errors.append(caught.value.diag)
-    assert errors[0].sqlstate == errors[1].sqlstate == "22023"
-    # the same AWS message; batch mode's came from BatchDetectSentiment's list of refused documents
-    aws_message = errors[0].message_primary.split(": ", 2)[-1]
-    assert errors[1].message_primary == f"aws_ml: Comprehend BatchDetectSentiment refused a document: " \
-                                        f"{aws_message} (batch mode: input row 700)"
-    assert "aws_ml batch mode: aws_comprehend.detect_sentiment for a batch of 1000 rows" in errors[1].context
+def test_the_first_failing_row_is_the_error_as_row_by_row(with_a_bad_row, emulator):
+    """The batch's requests, then the failing row's own: the rows before it
+    are answered from the statement cache."""
+    sql = "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM bad_notes ORDER BY id"
+    row_by_row, batched = errors_both_ways(with_a_bad_row, sql)
+    assert batched == row_by_row
+    assert row_by_row[0] == "22023"
+    emulator.reset()
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        with_a_bad_row.execute(sql).fetchall()
+    assert comprehend_requests(emulator) == (40, 1)
 
 
 def test_the_earliest_of_several_failing_rows_is_raised(db, emulator):
     """Row 1 has a json_key that misses, row 4 an input the model refuses."""
-    db.execute("SET aws_ml.batch_mode = on")
     sql = ("SELECT aws_bedrock.invoke_model_get_embeddings('amazon.titan-embed-text-v1', 'application/json', "
            "CASE WHEN n = 1 THEN 'nope' ELSE 'embedding' END, CASE WHEN n = 4 THEN '{\"inputText\": ' "
            "ELSE json_build_object('inputText', 'row ' || n)::text END) FROM generate_series(1, 6) n")
-    with pytest.raises(psycopg.Error) as caught:
-        db.execute(sql).fetchall()
-    assert '"nope"' in caught.value.diag.message_primary
-    assert caught.value.diag.message_primary.endswith("(batch mode: input row 1)")
+    row_by_row, batched = errors_both_ways(db, sql)
+    assert batched == row_by_row
+    assert '"nope"' in batched[1]
+
+
+# --- Found by the second attack on batch mode -------------------------------
+
+@pytest.fixture
+def five(db):
+    """Row 3 of r is over Comprehend's 5,000 bytes, row 2 of r2 too."""
+    db.execute("DROP TABLE IF EXISTS r, r2")
+    db.execute("CREATE TABLE r (id int, body text)")
+    db.execute("INSERT INTO r SELECT n, CASE WHEN n = 3 THEN repeat('x', 6000) ELSE 'good ' || n END "
+               "FROM generate_series(1, 5) n")
+    db.execute("CREATE TABLE r2 (id int, body text)")
+    db.execute("INSERT INTO r2 VALUES (1, 'fine'), (2, repeat('y', 7000))")
+    yield db
+    db.execute("DROP TABLE r, r2")
+    db.execute("DROP FUNCTION IF EXISTS try_r2()")
+
+
+# The model refuses the whole CSV body for the row with 'abc' (row 4).
+REFUSED_AT_ROW_4 = ("aws_sagemaker.invoke_endpoint('linear-regression', NULL, id, id, "
+                    "CASE WHEN id = 4 THEN 'abc' ELSE '1' END, 2)")
+
+
+def test_a_request_refused_as_a_whole_fails_at_its_bad_row_only(five, emulator):
+    """Batch mode halves the refused request until it finds the row: a query
+    that stops before row 4 gets its rows, one that reaches it its error."""
+    for sql, rows in ((f"SELECT id, {REFUSED_AT_ROW_4} FROM r LIMIT (SELECT 3)", 3),
+                      (f"SELECT EXISTS (SELECT 1 FROM r WHERE {REFUSED_AT_ROW_4} IS NOT NULL)", 1)):
+        row_by_row, batched = both_ways(five, sql)
+        assert batched == row_by_row
+        assert len(batched) == rows
+    row_by_row, batched = errors_both_ways(five, f"SELECT id, {REFUSED_AT_ROW_4} FROM r")
+    assert batched == row_by_row
+    assert row_by_row[0] == "38000"
+    emulator.reset()
+    five.execute("SET aws_ml.batch_mode = on")
+    five.execute(f"SELECT id, {REFUSED_AT_ROW_4} FROM r LIMIT (SELECT 3)").fetchall()
+    # rows 1-5 refused; 1-2 answered; 3-5 refused; 3 answered; 4-5 refused; 4 refused
+    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == 6
+    assert invoke_endpoint_requests(emulator) == [2, 1]  # those answered
+
+
+def test_a_comprehend_request_refused_as_a_whole(db, emulator):
+    db.execute("DROP TABLE IF EXISTS boom")
+    db.execute("CREATE TABLE boom AS SELECT n id, CASE WHEN n = 10 THEN 'BOOM' ELSE 'I love it ' || n END body "
+               "FROM generate_series(1, 30) n")
+    emulator.set_faults(service="comprehend", error_status=400, error_code="ValidationException", error_every=1,
+                        body_contains="BOOM")
+    sql = "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM boom"
+    row_by_row, batched = both_ways(db, sql + " LIMIT (SELECT 5)")
+    assert batched == row_by_row and len(batched) == 5
+    row_by_row, batched = errors_both_ways(db, sql)
+    assert batched == row_by_row
+    assert row_by_row[:2] == ("22023", "aws_ml: Comprehend DetectSentiment failed: ValidationException "
+                                       "(injected by the emulator)")
+    db.execute("DROP TABLE boom")
+
+
+@pytest.mark.parametrize("sql", [
+    # a batching node inside another's row: each keeps its own failed row
+    "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment, EXISTS (SELECT 1 FROM r2 "
+    "WHERE (aws_comprehend.detect_sentiment(r2.body, 'en')).sentiment IS NOT NULL AND r.id > 0) FROM r",
+    # a statement inside the row that fails and is caught
+    "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment, try_r2() FROM r",
+    # the expressions before the call in the row come first, as row by row
+    "SELECT 1 / (id - 3), (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM r",
+])
+def test_a_failed_row_fails_as_row_by_row(five, sql):
+    five.execute("CREATE FUNCTION try_r2() RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
+                 "PERFORM count((aws_comprehend.detect_sentiment(body, 'en')).sentiment) FROM r2; RETURN 'ok'; "
+                 "EXCEPTION WHEN others THEN RETURN 'caught'; END $$")
+    row_by_row, batched = errors_both_ways(five, sql)
+    assert batched == row_by_row
+    assert row_by_row[0] in ("22023", "22012")
+
+
+def test_arguments_over_1_gb_go_out_in_parts_whatever_work_mem(db, emulator):
+    """An array may take at most 1 GB; 400 rows of 3 MB with work_mem at 2 GB."""
+    db.execute("CREATE TEMP TABLE huge AS SELECT n id, repeat('1', 3000000) v FROM generate_series(1, 400) n")
+    db.execute("SET work_mem = '2GB'")
+    got = db.execute("SELECT count(aws_sagemaker.invoke_endpoint('echo-row-count', NULL, v)) FROM huge").fetchone()
+    assert got == (400,)
+    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes") == [2] * 200  # 6 MB a body
+    db.execute("RESET work_mem")
+
+
+# (the fault, Comprehend's requests in batches and alone, SageMaker's rows per
+# request answered, SageMaker's requests)
+FLAKY_ROW_3 = {
+    # the WHERE's call: in batches rows 1-5, 1-2, 3-5 and 3, refused but 1-2;
+    # row 3 alone; then 4-5
+    "where": ({"service": "comprehend", "error_status": 400, "error_code": "ValidationException",
+               "body_contains": "row 3"}, (5, 1), [2, 1, 2], 3),
+    # the select list's call: rows 1-5, 1-2, 3-5, 3 in batches, refused but
+    # 1-2; 3 alone; 4-5. The WHERE was evaluated for the whole batch.
+    "select list": ({"service": "sagemaker", "error_status": 424, "error_code": "ModelError",
+                     "body_contains": "3"}, (1, 0), [2, 1, 2], 6),
+}
+
+
+@pytest.mark.parametrize("flaky", FLAKY_ROW_3)
+def test_a_failed_row_that_succeeds_alone_continues_the_batch(db, emulator, flaky):
+    """The service refuses row 3 three times (in its request, in half of it,
+    alone in a batch) and answers it the fourth time, row by row: the batch's
+    later rows are then called, once, and nothing is evaluated twice."""
+    fault, comprehend, sagemaker, sagemaker_requests = FLAKY_ROW_3[flaky]
+    db.execute("DROP TABLE IF EXISTS flaky")
+    db.execute("DROP SEQUENCE IF EXISTS flaky_seen")
+    db.execute("CREATE TABLE flaky AS SELECT n id, 'I love it, row ' || n body FROM generate_series(1, 5) n")
+    db.execute("CREATE SEQUENCE flaky_seen")
+    emulator.set_faults(**fault, error_first=3)
+    db.execute("SET aws_ml.batch_mode = on")
+    rows = db.execute("SELECT id, aws_sagemaker.invoke_endpoint('echo-row-count', NULL, id), nextval('flaky_seen') "
+                      "FROM flaky WHERE (aws_comprehend.detect_sentiment(body, 'en')).confidence "
+                      "+ 0 * nextval('flaky_seen') > 0").fetchall()
+    assert [row[0] for row in rows] == [1, 2, 3, 4, 5]
+    assert db.execute("SELECT last_value FROM flaky_seen").fetchone() == (10,)  # the WHERE's 5, the select list's 5
+    assert comprehend_requests(emulator) == comprehend
+    assert invoke_endpoint_requests(emulator) == sagemaker
+    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == sagemaker_requests
+    db.execute("DROP TABLE flaky")
+    db.execute("DROP SEQUENCE flaky_seen")

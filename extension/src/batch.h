@@ -46,7 +46,6 @@ extern void batch_functions_init(void);
 extern int	batch_function_kind(Oid funcid);
 extern bool batch_functions_in(List *inval_items);
 extern Oid	batch_rows_function(BatchFunctionKind kind);
-extern Oid	batch_raise_function(void);
 
 /* aws_ml.batch_mode */
 extern bool batch_mode;

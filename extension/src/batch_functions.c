@@ -3,9 +3,9 @@
  * and their batch-mode forms.
  *
  * A batch-mode form takes one array per argument of its row function (one
- * element per row of the batch; SageMaker's model inputs as one CSV row),
- * then the rows' numbers for its errors, and returns one row per element:
- * aws_comprehend._detect_sentiment_rows(varchar[], varchar[], int[], bigint[])
+ * element per row of the batch; SageMaker's model inputs as one CSV row)
+ * and returns one row per element, up to the first whose call fails:
+ * aws_comprehend._detect_sentiment_rows(varchar[], varchar[], int[])
  * RETURNS TABLE (sentiment varchar, confidence real), and so on.
  *
  * The OIDs are looked up by name once, then again after any change to
@@ -51,7 +51,6 @@ typedef struct FoundFunctions
 	Oid			row[NUM_BATCH_FUNCTIONS];	/* InvalidOid: not installed */
 	Oid			rows[NUM_BATCH_FUNCTIONS];
 	uint32		hash[NUM_BATCH_FUNCTIONS];	/* of row[], as in PlanInvalItems */
-	Oid			raise;			/* aws_ml._raise_batch_error() */
 } FoundFunctions;
 
 static FoundFunctions found;
@@ -97,12 +96,10 @@ find_functions(void)
 		return;
 	memset(&found, 0, sizeof(found));
 	extension = get_extension_oid("aws_ml", true);
-	if (OidIsValid(extension))
-		found.raise = extension_function(extension, "aws_ml", "_raise_batch_error", 0, NULL);
 	for (int kind = 0; OidIsValid(extension) && kind < NUM_BATCH_FUNCTIONS; kind++)
 	{
 		const BatchFunction *function = &batch_functions[kind];
-		Oid			rows_argtypes[BATCH_MAX_ARGS + 1];
+		Oid			rows_argtypes[BATCH_MAX_ARGS];
 
 		for (int i = 0; i < function->nargs; i++)
 		{
@@ -111,13 +108,12 @@ find_functions(void)
 
 			rows_argtypes[i] = get_array_type(argtype);
 		}
-		rows_argtypes[function->nargs] = INT8ARRAYOID;
 		found.row[kind] = extension_function(extension, function->schema, function->name,
 											 function->nargs, function->argtypes);
 		found.rows[kind] = extension_function(extension, function->schema, function->rows_name,
-											  function->nargs + 1, rows_argtypes);
-		/* All, or the installed version has no batch mode for it. */
-		if (!OidIsValid(found.rows[kind]) || !OidIsValid(found.raise))
+											  function->nargs, rows_argtypes);
+		/* Both, or the installed version has no batch mode for it. */
+		if (!OidIsValid(found.rows[kind]))
 			found.row[kind] = InvalidOid;
 		if (OidIsValid(found.row[kind]))
 			found.hash[kind] = GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(found.row[kind]));
@@ -162,14 +158,6 @@ batch_functions_in(List *inval_items)
 		}
 	}
 	return false;
-}
-
-/* aws_ml._raise_batch_error(), which raises the error of a row whose call failed. */
-Oid
-batch_raise_function(void)
-{
-	find_functions();
-	return found.raise;
 }
 
 /* The batch-mode form of the row function of kind. */

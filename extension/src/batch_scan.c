@@ -10,6 +10,13 @@
  * first the calls its qual needs, for every row, then the qual, then the
  * targetlist's calls for the rows that passed.
  *
+ * A batch-mode form answers the rows up to the first whose call fails
+ * because of its input. The node returns the rows before it, then evaluates
+ * that row as row-by-row evaluation does, its calls made there, so that a
+ * query that never reaches it never fails, and one that does fails with the
+ * row function's own error, where row by row it fails; then it makes the
+ * calls of the batch's remaining rows.
+ *
  * Under aws_ml.batch_mode = off at execution it makes the same calls row by
  * row, as the functions themselves.
  */
@@ -95,22 +102,25 @@ typedef struct BatchScanState
 	TupleTableSlot *child_row;
 	ExprContext *rows_context;	/* for the batch-mode forms' set-returning protocol */
 	MemoryContext batch_context;
+	/* the qual and the targetlist with the calls made in place, for a failed row */
+	ExprState  *qual_row_by_row;
+	ProjectionInfo *projection_row_by_row;
 
 	/* the batch */
 	MinimalTuple *rows;
-	int64	   *row_numbers;	/* of the rows read from the child in this scan, 1-based */
 	bool	   *passed;			/* the qual */
+	bool	   *qual_done;		/* passed holds the qual's result */
 	Datum	   *results;		/* a row's results, then the next row's */
 	bool	   *result_nulls;
+	bool	   *result_done;	/* made: a call after a failed row is not made again */
 	int			nrows;
 	int			next;
 	int			allocated;
 	int			failed_row;		/* the first row whose call failed; nrows: none */
-	BatchCall  *failed_call;
+	int			resume_row;		/* the row after a failed row: calls still to make from it */
 	bool		qual_when_filled;	/* calls for the rows that pass need the qual */
 	bool		child_done;
 	bool		bounded_batch_done;
-	int64		rows_read;
 
 	BatchCounts counts;			/* this process's */
 	BatchCounts workers;		/* the parallel workers', collected by the leader */
@@ -181,6 +191,17 @@ init_call(BatchScanState *state, BatchCall *call, int kind, bool in_qual, FuncEx
 	call->function.fn_stats = tracked_from(expr->funcid);
 }
 
+/* node with the calls' columns of the scan tuple replaced by the calls */
+static Node *
+with_calls(Node *node, BatchScanState *state)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var) && ((Var *) node)->varno == INDEX_VAR && ((Var *) node)->varattno > state->nchild)
+		return (Node *) copyObject(state->calls[((Var *) node)->varattno - state->nchild - 1].expr);
+	return expression_tree_mutator(node, with_calls, state);
+}
+
 static void
 begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 {
@@ -211,6 +232,12 @@ begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 	}
 	for (int i = 0; i < state->ncalls; i++)
 		state->qual_when_filled |= !state->calls[i].in_qual && scan->scan.plan.qual != NIL;
+	state->qual_row_by_row = ExecInitQual((List *) with_calls((Node *) scan->scan.plan.qual, state),
+										  &css->ss.ps);
+	state->projection_row_by_row =
+		ExecBuildProjectionInfo((List *) with_calls((Node *) scan->scan.plan.targetlist, state),
+								css->ss.ps.ps_ExprContext, css->ss.ps.ps_ResultTupleSlot, &css->ss.ps,
+								css->ss.ss_ScanTupleSlot->tts_tupleDescriptor);
 	state->rows_context = CreateExprContext(estate);
 	state->batch_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch", ALLOCSET_DEFAULT_SIZES);
 }
@@ -260,12 +287,13 @@ call_context(void *arg)
 /*
  * Calls the batch-mode form (set-returning) with args for rows, count of
  * them; it answers them in order, up to the first that fails. Keeps the
- * answers; the first row not answered becomes the batch's failed row.
+ * answers; the first row not answered becomes the batch's failed row, if
+ * none before it failed.
  */
 static void
 call_rows_function(BatchScanState *state, BatchCall *call, Datum *args, int count, int *rows)
 {
-	LOCAL_FCINFO(fcinfo, BATCH_MAX_ARGS + 1);
+	LOCAL_FCINFO(fcinfo, BATCH_MAX_ARGS);
 	ReturnSetInfo rsinfo = {T_ReturnSetInfo};
 	ErrorContextCallback error_context;
 	BatchCallContext context = {call, count};
@@ -275,8 +303,8 @@ call_rows_function(BatchScanState *state, BatchCall *call, Datum *args, int coun
 	rsinfo.econtext = state->rows_context;
 	rsinfo.allowedModes = SFRM_ValuePerCall;
 	rsinfo.returnMode = SFRM_ValuePerCall;
-	InitFunctionCallInfoData(*fcinfo, &call->rows, call->nargs + 1, InvalidOid, NULL, (Node *) &rsinfo);
-	for (int i = 0; i <= call->nargs; i++)
+	InitFunctionCallInfoData(*fcinfo, &call->rows, call->nargs, InvalidOid, NULL, (Node *) &rsinfo);
+	for (int i = 0; i < call->nargs; i++)
 	{
 		fcinfo->args[i].value = args[i];
 		fcinfo->args[i].isnull = false;
@@ -300,6 +328,7 @@ call_rows_function(BatchScanState *state, BatchCall *call, Datum *args, int coun
 			elog(ERROR, "the batch-mode form of %s returned more rows than it was given",
 				 batch_functions[call->kind].name);
 		at = (Size) rows[n++] * state->ncalls + column;
+		state->result_done[at] = true;
 		state->result_nulls[at] = fcinfo->isnull;
 		caller = MemoryContextSwitchTo(state->batch_context);
 		state->results[at] = fcinfo->isnull ? (Datum) 0 : datumCopy(value, call->resultbyval, call->resultlen);
@@ -307,10 +336,7 @@ call_rows_function(BatchScanState *state, BatchCall *call, Datum *args, int coun
 	}
 	error_context_stack = error_context.previous;
 	if (n < count && rows[n] < state->failed_row)
-	{
 		state->failed_row = rows[n];
-		state->failed_call = call;
-	}
 }
 
 /*
@@ -345,7 +371,8 @@ value_bytes(Datum value, int16 typlen)
 /*
  * Makes call for rows (count of them, indexes into the batch), row by row
  * or through the batch-mode form, in parts of at most work_mem of arguments
- * (a row's own may be more), so that large inputs do not make huge arrays.
+ * (a row's own may be more), so that large inputs do not make huge arrays:
+ * and at most a quarter of the 1 GB an array may take, whatever work_mem.
  */
 static void
 make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
@@ -355,6 +382,7 @@ make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
 	CsvRow		csv;
 	int			column = call - state->calls;
 	int			start = 0;
+	Size		part_bytes = Min((Size) work_mem * 1024, MaxAllocSize / 4);
 
 	if (state->row_by_row)
 	{
@@ -364,6 +392,7 @@ make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
 			Datum		value;
 
 			load_row(state, rows[r]);
+			state->result_done[at] = true;
 			value = evaluate(call->row_by_row, econtext, &state->result_nulls[at]);
 			state->results[at] = state->result_nulls[at] ? (Datum) 0
 				: datumCopy(value, call->resultbyval, call->resultlen);
@@ -377,8 +406,7 @@ make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
 		MemoryContext caller = MemoryContextSwitchTo(part_context);
 		Datum	   *values[BATCH_MAX_ARGS];
 		bool	   *nulls[BATCH_MAX_ARGS];
-		Datum		args[BATCH_MAX_ARGS + 1];
-		Datum	   *row_numbers = palloc(sizeof(Datum) * (count - start));
+		Datum		args[BATCH_MAX_ARGS];
 		Datum	   *inputs = palloc(sizeof(Datum) * Max(call->ninputs, 1));
 		bool	   *input_nulls = palloc(sizeof(bool) * Max(call->ninputs, 1));
 		int			lbound = 1;
@@ -392,8 +420,7 @@ make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
 			values[i] = palloc(sizeof(Datum) * (count - start));
 			nulls[i] = palloc(sizeof(bool) * (count - start));
 		}
-		for (; start + n < count && rows[start + n] < state->failed_row && (n == 0 || bytes < (Size) work_mem * 1024);
-			 n++)
+		for (; start + n < count && rows[start + n] < state->failed_row && (n == 0 || bytes < part_bytes); n++)
 		{
 			load_row(state, rows[start + n]);
 			for (int i = 0; i < call->nargs; i++)
@@ -415,14 +442,11 @@ make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
 				if (!nulls[i][n])
 					bytes += value_bytes(values[i][n], call->arglen[i]);
 			}
-			row_numbers[n] = Int64GetDatum(state->row_numbers[rows[start + n]]);
 			ResetExprContext(econtext);
 		}
 		for (int i = 0; i < call->nargs; i++)
 			args[i] = PointerGetDatum(construct_md_array(values[i], nulls[i], 1, &n, &lbound, call->argtypes[i],
 														 call->arglen[i], call->argbyval[i], call->argalign[i]));
-		args[call->nargs] = PointerGetDatum(construct_array(row_numbers, n, INT8OID, sizeof(int64),
-															FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		call_counted(state, call, args, n, rows + start);
 		MemoryContextSwitchTo(caller);
 		MemoryContextReset(part_context);
@@ -432,11 +456,12 @@ make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
 }
 
 /*
- * Makes the calls the qual needs (in_qual), for every row, or the others,
- * for the rows that passed it: up to the batch's failed row, if any.
+ * Makes the calls the qual needs (in_qual), for every row from first, or
+ * the others, for those rows that passed it: up to the batch's failed row,
+ * if any.
  */
 static void
-make_calls(BatchScanState *state, bool in_qual)
+make_calls(BatchScanState *state, bool in_qual, int first)
 {
 	int		   *rows = palloc(sizeof(int) * state->nrows);
 
@@ -446,9 +471,9 @@ make_calls(BatchScanState *state, bool in_qual)
 
 		if (state->calls[i].in_qual != in_qual)
 			continue;
-		for (int row = 0; row < state->failed_row; row++)
+		for (int row = first; row < state->failed_row; row++)
 		{
-			if (state->passed[row])
+			if (state->passed[row] && !state->result_done[(Size) row * state->ncalls + i])
 				rows[count++] = row;
 		}
 		if (count > 0)
@@ -472,9 +497,9 @@ add_counts(BatchCounts *into, const BatchCounts *from)
 }
 
 static void
-count_batch(BatchScanState *state, double milliseconds)
+count_batch(BatchScanState *state, int rows, double milliseconds)
 {
-	BatchCounts batch = {1, state->nrows, state->nrows, state->nrows, milliseconds, milliseconds, milliseconds};
+	BatchCounts batch = {1, rows, rows, rows, milliseconds, milliseconds, milliseconds};
 
 	add_counts(&state->counts, &batch);
 	if (IsParallelWorker() && state->shared)
@@ -503,6 +528,36 @@ passes(BatchScanState *state, int row)
 	return passed;
 }
 
+/*
+ * Makes the calls of the batch's rows from first on: up to its failed row,
+ * if one fails.
+ */
+static void
+call_batch(BatchScanState *state, int first)
+{
+	MemoryContext caller = MemoryContextSwitchTo(state->batch_context);
+	instr_time	started;
+	instr_time	elapsed;
+
+	INSTR_TIME_SET_CURRENT(started);
+	state->failed_row = state->nrows;
+	make_calls(state, true, first);
+	if (state->qual_when_filled)
+	{
+		for (int row = first; row < state->failed_row; row++)
+		{
+			if (!state->qual_done[row])
+				state->passed[row] = passes(state, row);
+			state->qual_done[row] = true;
+		}
+	}
+	make_calls(state, false, first);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, started);
+	count_batch(state, state->nrows - first, INSTR_TIME_GET_MILLISEC(elapsed));
+	MemoryContextSwitchTo(caller);
+}
+
 /* Reads the next batch from the child and makes its calls. */
 static void
 fill_batch(BatchScanState *state)
@@ -511,17 +566,15 @@ fill_batch(BatchScanState *state)
 	int			rows = state->batch_rows;
 	Size		bytes = 0;
 	MemoryContext caller;
-	instr_time	started;
-	instr_time	elapsed;
 
 	if (state->bound > 0 && !state->bounded_batch_done)
 		rows = Min(rows, state->bound);
 	state->bounded_batch_done = true;
 	MemoryContextReset(state->batch_context);
 	state->nrows = state->next = 0;
+	state->resume_row = -1;
 	state->allocated = Min(rows, 64);
 	state->rows = MemoryContextAlloc(state->batch_context, sizeof(MinimalTuple) * state->allocated);
-	state->row_numbers = MemoryContextAlloc(state->batch_context, sizeof(int64) * state->allocated);
 	/* the child runs in the query's memory, as the executor calls it */
 	while (state->nrows < rows && bytes < (Size) work_mem * 1024)
 	{
@@ -536,12 +589,10 @@ fill_batch(BatchScanState *state)
 		{
 			state->allocated = Min(rows, state->allocated * 2);
 			state->rows = repalloc(state->rows, sizeof(MinimalTuple) * state->allocated);
-			state->row_numbers = repalloc(state->row_numbers, sizeof(int64) * state->allocated);
 		}
 		caller = MemoryContextSwitchTo(state->batch_context);
 		state->rows[state->nrows] = ExecCopySlotMinimalTuple(slot);
 		MemoryContextSwitchTo(caller);
-		state->row_numbers[state->nrows] = ++state->rows_read;
 		bytes += state->rows[state->nrows]->t_len;
 		state->nrows++;
 	}
@@ -551,37 +602,34 @@ fill_batch(BatchScanState *state)
 	caller = MemoryContextSwitchTo(state->batch_context);
 	state->passed = palloc(sizeof(bool) * state->nrows);
 	memset(state->passed, true, sizeof(bool) * state->nrows);
+	state->qual_done = palloc0(sizeof(bool) * state->nrows);
 	state->results = palloc0(sizeof(Datum) * state->nrows * state->ncalls);
 	state->result_nulls = palloc(sizeof(bool) * state->nrows * state->ncalls);
 	memset(state->result_nulls, true, sizeof(bool) * state->nrows * state->ncalls);
-
-	INSTR_TIME_SET_CURRENT(started);
-	make_calls(state, true);
-	if (state->qual_when_filled)
-	{
-		for (int row = 0; row < state->failed_row; row++)
-			state->passed[row] = passes(state, row);
-	}
-	make_calls(state, false);
-	INSTR_TIME_SET_CURRENT(elapsed);
-	INSTR_TIME_SUBTRACT(elapsed, started);
-	count_batch(state, INSTR_TIME_GET_MILLISEC(elapsed));
+	state->result_done = palloc0(sizeof(bool) * state->nrows * state->ncalls);
 	MemoryContextSwitchTo(caller);
+	call_batch(state, 0);
 }
 
-/* The error of the batch's failed row, raised by the Python layer, which kept it. */
-static void
-raise_failed_row(BatchScanState *state)
+/*
+ * The failed row, evaluated as row-by-row evaluation does: its qual (unless
+ * the batch evaluated it) and its targetlist, with their calls made there.
+ * NULL if the qual filters it out.
+ */
+static TupleTableSlot *
+row_by_row(BatchScanState *state, int row)
 {
-	ErrorContextCallback error_context;
-	BatchCallContext context = {state->failed_call, state->nrows};
+	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
 
-	error_context.callback = call_context;
-	error_context.arg = &context;
-	error_context.previous = error_context_stack;
-	error_context_stack = &error_context;
-	OidFunctionCall0(batch_raise_function());
-	elog(ERROR, "aws_ml batch mode lost the error of a row");
+	ResetExprContext(econtext);
+	load_row(state, row);
+	if (state->css.ss.ps.qual != NULL &&
+		!(state->qual_done[row] ? state->passed[row] : ExecQual(state->qual_row_by_row, econtext)))
+	{
+		InstrCountFiltered1(state, 1);
+		return NULL;
+	}
+	return ExecProject(state->projection_row_by_row);
 }
 
 static TupleTableSlot *
@@ -596,9 +644,19 @@ exec_batch_scan(CustomScanState *css)
 		{
 			int			row = state->next++;
 
+			if (row == state->resume_row)
+				call_batch(state, row);
 			if (row == state->failed_row)
-				raise_failed_row(state);
-			if (state->passed[row] && (state->qual_when_filled || passes(state, row)))
+			{
+				TupleTableSlot *slot;
+
+				state->resume_row = row + 1;
+				slot = row_by_row(state, row);
+				if (slot != NULL)
+					return slot;
+				continue;
+			}
+			if (state->passed[row] && (state->qual_done[row] || passes(state, row)))
 			{
 				ResetExprContext(css->ss.ps.ps_ExprContext);
 				load_row(state, row);
@@ -630,7 +688,6 @@ rescan_batch_scan(CustomScanState *css)
 	state->nrows = state->next = 0;
 	state->child_done = false;
 	state->bounded_batch_done = false;
-	state->rows_read = 0;
 	if (child->chgParam == NULL)
 		ExecReScan(child);
 }

@@ -1,36 +1,39 @@
 """Batch mode's calls (extension/src/batch_scan.c): the answers for the rows
-of a batch, in order, up to the first row whose call fails. That row's error
-is kept, and raised (aws_ml._raise_batch_error) only when the query reaches
-that row, where row-by-row evaluation would raise it: a query that stops
-before it (a LIMIT, EXISTS) never sees it, nor does any later statement."""
-from . import backend
-from .errors import AwsMlError, at_input_row, sql_entry
-
-_pending = None  # (statement, the error of the row after the last answer given)
-
-
-def answers(answer, rows, row_numbers):
-    """The answers of the longest first part of rows that answer(rows)
-    answers: answer raises AwsMlError naming the ordinality of the row it
-    failed at (without one: the first row), and is asked again for the rows
-    before it. row_numbers: the rows' numbers in the batching node's input,
-    for the error."""
-    global _pending
-    count = len(rows)
-    while count:
-        try:
-            return answer(rows[:count])
-        except AwsMlError as error:
-            _pending = backend.statement_id(), at_input_row(error, row_numbers)
-            count = min(error.ordinality - 1, count - 1) if error.ordinality else 0
-    return []
+of a batch, in order, up to the first row whose call fails because of its
+input. The node evaluates that row row by row when the query reaches it, so
+that its error is the row function's own, raised where row-by-row
+evaluation raises it, and a query that stops before it (a LIMIT, EXISTS)
+never sees it. An error that is not about the input (throttling, the
+network, permissions) fails the batch at once."""
+from .errors import AwsMlError
 
 
-@sql_entry
-def raise_pending():
-    """aws_ml._raise_batch_error(): raises the error kept by answers."""
-    global _pending
-    pending, _pending = _pending, None
-    if pending is None or pending[0] != backend.statement_id():
-        raise AwsMlError("XX000", "batch mode lost the error of a row")
-    raise pending[1]
+def answers(answer, rows):
+    """The answers of the longest first part of rows whose calls succeed.
+    answer(rows) answers rows in order, or raises AwsMlError naming the
+    ordinality of the row it failed at (without one: the first row); an
+    error for a request of several rows (request_rows) is narrowed down by
+    asking again for the first half of that request's rows, then the rest."""
+    return _longest_answered(answer, rows)[0]
+
+
+def _longest_answered(answer, rows):
+    """(answers of the longest first part of rows whose calls succeed,
+    whether a row failed)."""
+    if not rows:
+        return [], False
+    try:
+        return answer(rows), False
+    except AwsMlError as error:
+        if not error.about_input:
+            raise
+        request = error.request_rows
+        if request and len(request) > 1:
+            middle = request[len(request) // 2] - 1
+            first, failed = _longest_answered(answer, rows[:middle])
+            if failed:
+                return first, True
+            rest, failed = _longest_answered(answer, rows[middle:])
+            return first + rest, failed
+        failed_at = (error.ordinality or 1) - 1
+        return _longest_answered(answer, rows[:failed_at])[0], True

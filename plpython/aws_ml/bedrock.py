@@ -101,13 +101,12 @@ def _send_each(inputs, decode, varies, max_concurrency=None):
 
 
 @sql_entry
-def invoke_model_rows(model_ids, content_types, accept_types, model_inputs, row_numbers):
+def invoke_model_rows(model_ids, content_types, accept_types, model_inputs):
     """Batch mode's invoke_model: the answer per row of the arrays (one
     element per row of a batch), as invoke_model answers each, the rows'
     requests aws_ml.max_concurrency at a time, up to the first row that fails
     (batch_rows)."""
-    return batch_rows.answers(_rows_texts, list(zip(model_ids, content_types, accept_types, model_inputs)),
-                              row_numbers)
+    return batch_rows.answers(_rows_texts, list(zip(model_ids, content_types, accept_types, model_inputs)))
 
 
 def _rows_texts(rows):
@@ -116,10 +115,10 @@ def _rows_texts(rows):
 
 
 @sql_entry
-def invoke_model_get_embeddings_rows(model_ids, content_types, json_keys, model_inputs, row_numbers):
+def invoke_model_get_embeddings_rows(model_ids, content_types, json_keys, model_inputs):
     """Batch mode's invoke_model_get_embeddings, as invoke_model_rows."""
     return batch_rows.answers(_rows_vectors, list(zip(model_ids, content_types, [EMBEDDINGS_ACCEPT] * len(model_ids),
-                                                      model_inputs, json_keys)), row_numbers)
+                                                      model_inputs, json_keys)))
 
 
 def _rows_vectors(rows):

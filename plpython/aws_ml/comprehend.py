@@ -32,12 +32,11 @@ def detect_sentiment(input_text, language_code, max_rows_per_batch):
 
 
 @sql_entry
-def detect_sentiment_rows(input_texts, language_codes, max_rows_per_batch, row_numbers):
+def detect_sentiment_rows(input_texts, language_codes, max_rows_per_batch):
     """Batch mode's detect_sentiment: (sentiment, confidence) per row of the
     arrays (one element per row of a batch), as detect_sentiment answers
     each, up to the first row that fails (batch_rows)."""
-    return batch_rows.answers(_rows_sentiments, list(zip(input_texts, language_codes, max_rows_per_batch)),
-                              row_numbers)
+    return batch_rows.answers(_rows_sentiments, list(zip(input_texts, language_codes, max_rows_per_batch)))
 
 
 def _rows_sentiments(rows):
@@ -98,7 +97,8 @@ def _score(documents):
              len(entries))
             for language_code, entries in chunks])
     except AwsMlError as error:
-        raise at_ordinality(error, chunks[error.ordinality - 1][1][0][1][0] + 1) from None
+        rows = sorted(indexes[0] + 1 for _, indexes in chunks[error.ordinality - 1][1])
+        raise at_ordinality(error, rows[0], rows) from None
     refused = []
     for (_, entries), answer in zip(chunks, answers):
         for result in answer["ResultList"]:

@@ -57,23 +57,29 @@ _HINTS = {
 }
 
 
+# Errors about a call's own arguments or input: another row's call may succeed.
+_INPUT_SQLSTATES = frozenset((INVALID_PARAMETER, NULL_VALUE, UNDEFINED_OBJECT))
+
+
 class AwsMlError(Exception):
     """An error for SQL; raised anywhere in the package, reported by sql_entry.
     ordinality: the element of a batch it is about (1-based), if one;
-    input_row: in batch mode, the row of the batching node's input it is about."""
+    request_rows: when a request of several elements failed as a whole,
+    their ordinalities, in order; about_input: whether the input (rather than
+    the service, the network or the configuration) caused it."""
 
-    def __init__(self, sqlstate, message, detail=None, hint=None, ordinality=None, input_row=None):
+    def __init__(self, sqlstate, message, detail=None, hint=None, ordinality=None, request_rows=None,
+                 about_input=None):
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message
         self.detail = detail
         self.hint = hint
         self.ordinality = ordinality
-        self.input_row = input_row
+        self.request_rows = request_rows
+        self.about_input = sqlstate in _INPUT_SQLSTATES if about_input is None else about_input
 
     def full_message(self):
-        if self.input_row is not None:
-            return f"{self.message} (batch mode: input row {self.input_row})"
         if self.ordinality is None:
             return self.message
         return f"{self.message} (the input at ordinality {self.ordinality})"
@@ -109,16 +115,11 @@ def _sql_error(error):
     return sql_error
 
 
-def at_ordinality(error, ordinality):
-    """error, raised for the element at ordinality of a batch function's array."""
-    return AwsMlError(error.sqlstate, error.message, error.detail, error.hint, ordinality)
-
-
-def at_input_row(error, row_numbers):
-    """error (about the element at its ordinality of the arrays of a batch-mode
-    call), raised for that element's input row (row_numbers: one per element)."""
-    row = row_numbers[error.ordinality - 1] if error.ordinality is not None else None
-    return AwsMlError(error.sqlstate, error.message, error.detail, error.hint, input_row=row)
+def at_ordinality(error, ordinality, request_rows=None):
+    """error, raised for the element at ordinality of a batch function's array
+    (request_rows: the elements of the request that failed as a whole)."""
+    return AwsMlError(error.sqlstate, error.message, error.detail, error.hint, ordinality, request_rows,
+                      error.about_input)
 
 
 def null_argument(name):
@@ -176,7 +177,8 @@ def from_client_error(service, operation, error, secrets):
     detail = f"AWS error code: {code}" + (f" (HTTP {status})" if status else "")
     if error.response.get("OriginalMessage"):  # a SageMaker ModelError: the model container's own words
         detail += f"; the model said: {without_secrets(error.response['OriginalMessage'], secrets)}"
-    return AwsMlError(sqlstate, f"{service.display} {operation} failed: {message}", detail, hint)
+    return AwsMlError(sqlstate, f"{service.display} {operation} failed: {message}", detail, hint,
+                      about_input=True if code == "ModelError" else None)
 
 
 def from_transport_error(service, operation, error, secrets):

@@ -32,11 +32,11 @@ def invoke_endpoint_csv(endpoint_name, max_rows_per_batch, csv_rows):
 
 
 @sql_entry
-def invoke_endpoint_rows(endpoint_names, max_rows_per_batch, csv_rows, row_numbers):
+def invoke_endpoint_rows(endpoint_names, max_rows_per_batch, csv_rows):
     """Batch mode's invoke_endpoint: the model's output per row of the arrays
     (one element per row of a batch), as invoke_endpoint answers each, up to
     the first row that fails (batch_rows)."""
-    return batch_rows.answers(_invoke, list(zip(endpoint_names, max_rows_per_batch, csv_rows)), row_numbers)
+    return batch_rows.answers(_invoke, list(zip(endpoint_names, max_rows_per_batch, csv_rows)))
 
 
 def _endpoint_and_size(endpoint_name, max_rows_per_batch):
@@ -91,7 +91,8 @@ def _invoke(rows):
               "ContentType": "text/csv", "Accept": "text/csv"}, len(entries))
             for endpoint_name, entries in bodies])
     except AwsMlError as error:
-        raise at_ordinality(error, bodies[error.ordinality - 1][1][0][2][0] + 1) from None
+        rows = sorted(indexes[0] + 1 for _, _, indexes in bodies[error.ordinality - 1][1])
+        raise at_ordinality(error, rows[0], rows) from None
     for (endpoint_name, entries), answer in zip(bodies, answers):
         for (key, _, indexes), output in zip(entries, _outputs(endpoint_name, answer, len(entries))):
             requests.cache.store(key, output)

@@ -29,11 +29,11 @@ SELECT is(pg_get_function_result('aws_bedrock.batch_invoke_model_get_embeddings(
           'TABLE(ordinality integer, model_output double precision[])',
           'batch_invoke_model_get_embeddings returns ordinality, model_output');
 
-SELECT has_function('aws_bedrock', '_invoke_model_rows', ARRAY['character varying[]', 'text[]', 'text[]', 'text[]', 'bigint[]']);
-SELECT is(pg_get_function_result('aws_bedrock._invoke_model_rows(varchar[], text[], text[], text[], bigint[])'::regprocedure),
+SELECT has_function('aws_bedrock', '_invoke_model_rows', ARRAY['character varying[]', 'text[]', 'text[]', 'text[]']);
+SELECT is(pg_get_function_result('aws_bedrock._invoke_model_rows(varchar[], text[], text[], text[])'::regprocedure),
           'TABLE(model_output character varying)', 'batch mode''s invoke_model returns model_output, a row an element');
-SELECT has_function('aws_bedrock', '_invoke_model_get_embeddings_rows', ARRAY['character varying[]', 'text[]', 'text[]', 'text[]', 'bigint[]']);
-SELECT is(pg_get_function_result('aws_bedrock._invoke_model_get_embeddings_rows(varchar[], text[], text[], text[], bigint[])'::regprocedure),
+SELECT has_function('aws_bedrock', '_invoke_model_get_embeddings_rows', ARRAY['character varying[]', 'text[]', 'text[]', 'text[]']);
+SELECT is(pg_get_function_result('aws_bedrock._invoke_model_get_embeddings_rows(varchar[], text[], text[], text[])'::regprocedure),
           'TABLE(model_output double precision[])', 'batch mode''s invoke_model_get_embeddings returns model_output');
 
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'f'), 6,

@@ -28,11 +28,11 @@ SELECT is(pg_get_function_result('aws_comprehend.batch_detect_sentiment(text[], 
           'batch_detect_sentiment returns ordinality, sentiment, confidence');
 
 SELECT has_function('aws_comprehend', '_detect_sentiment_rows',
-                    ARRAY['character varying[]', 'character varying[]', 'integer[]', 'bigint[]']);
-SELECT is(pg_get_function_result('aws_comprehend._detect_sentiment_rows(varchar[], varchar[], int[], bigint[])'::regprocedure),
+                    ARRAY['character varying[]', 'character varying[]', 'integer[]']);
+SELECT is(pg_get_function_result('aws_comprehend._detect_sentiment_rows(varchar[], varchar[], int[])'::regprocedure),
           'TABLE(sentiment character varying, confidence real)', 'batch mode''s detect_sentiment returns a row an element');
-SELECT has_function('aws_sagemaker', '_invoke_endpoint_rows', ARRAY['character varying[]', 'integer[]', 'text[]', 'bigint[]']);
-SELECT is(pg_get_function_result('aws_sagemaker._invoke_endpoint_rows(varchar[], int[], text[], bigint[])'::regprocedure),
+SELECT has_function('aws_sagemaker', '_invoke_endpoint_rows', ARRAY['character varying[]', 'integer[]', 'text[]']);
+SELECT is(pg_get_function_result('aws_sagemaker._invoke_endpoint_rows(varchar[], int[], text[])'::regprocedure),
           'TABLE(model_output character varying)', 'batch mode''s invoke_endpoint returns a row an element');
 
 SELECT is_empty($$
