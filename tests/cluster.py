@@ -74,6 +74,13 @@ class Cluster:
     def reload(self):
         self._run("pg_ctl", "-D", str(self.data), "reload")
 
+    def move_to(self, bindir):
+        """Stops the server and starts it from the PostgreSQL installation of
+        bindir, as pg_upgrade's new cluster runs from another one."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "stop")
+        self.bindir = Path(bindir)
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+
     def restart(self):
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "restart")
 

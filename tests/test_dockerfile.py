@@ -77,7 +77,7 @@ def test_the_image_copies_what_make_builds_from():
     copied = copied_sources("Dockerfile")
     makefile = (ROOT / "Makefile").read_text()
     sources = re.findall(r"extension/[\w/.-]+", makefile) + ["aws_ml.control"]
-    sources += [f"{name}.in" for name in re.search(r"^DATA_built = (.+)$", makefile, re.MULTILINE).group(1).split()]
+    sources += re.search(r"^DATA = (.+)$", makefile, re.MULTILINE).group(1).split()
     for source in sources:
         assert any(source == c or source.startswith(c.rstrip("/") + "/") for c in copied), source
 

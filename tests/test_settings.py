@@ -180,11 +180,9 @@ def test_python_refuses_a_module_whose_load_did_not_finish(db, emulator):
     placeholder could pass for them. Such a load aborts its statement, so it
     cannot be reached from SQL: here the flag's accessor reads false in a
     real backend, and the call is refused (55000) before any request."""
-    path = db.execute("SELECT substring(prosrc from 'sys.path.insert\\(0, ''([^'']+)''\\)') FROM pg_proc "
-                      "WHERE proname = 'detect_sentiment'").fetchone()[0]
+    db.execute("LOAD '$libdir/plugins/aws_ml'")  # which makes the package importable
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
-        db.execute(f"""DO $$
-import sys; sys.path.insert(0, {path!r})
+        db.execute("""DO $$
 from aws_ml import backend, comprehend
 backend.setting("aws_ml.region")
 ready = backend._module.aws_ml_ready

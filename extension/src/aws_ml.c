@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "batch.h"
+#include "python_path.h"
 #include "settings.h"
 
 PG_MODULE_MAGIC;
@@ -31,6 +32,7 @@ _PG_init(void)
 				 errmsg("aws_ml: the aws_ml module cannot be loaded during a parallel operation"),
 				 errhint("Add '$libdir/plugins/aws_ml' to session_preload_libraries, or call an aws_ml "
 						 "function once in the session before the parallel query.")));
+	python_path_init();
 	settings_define();
 	batch_functions_init();
 	batch_scan_init();

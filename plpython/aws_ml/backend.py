@@ -32,18 +32,12 @@ def _bind():
 
 
 def _accessors():
-    """The module's accessors, loading the module first if needed. A module
-    whose _PG_init failed is loaded but not ready: its settings may be
-    placeholders any user set."""
+    """The module's accessors. The module is loaded: it made this package
+    importable (extension/src/python_path.c). A module whose _PG_init failed
+    is loaded but not ready: its settings may be placeholders any user set."""
     global _module
     if _module is None:
         _module = _bind()
-        if _module is None:
-            # Outside a parallel operation (inside one, the planner support
-            # function of every aws_ml function has loaded it already).
-            import plpy
-            plpy.execute("LOAD '$libdir/plugins/aws_ml'")
-            _module = _bind()
         if _module is None:
             raise AwsMlError(NOT_CONFIGURED, "the aws_ml module in $libdir/plugins lacks this package's accessors",
                              hint="Reinstall the extension (make install), then reconnect.")

@@ -67,10 +67,13 @@ $$, 'every aws_bedrock function pins search_path to pg_catalog, pg_temp');
 SELECT is_empty($$
     SELECT p.oid::regprocedure FROM pg_proc p
     WHERE p.pronamespace = 'aws_bedrock'::regnamespace
-      AND (array_length(string_to_array(btrim(p.prosrc, E'\n'), E'\n'), 1) <> 3
-           OR p.prosrc NOT LIKE '%from aws_ml.bedrock import ' || ltrim(p.proname, '_') || E'\n'
-                                || CASE p.prokind WHEN 'f' THEN 'return ' ELSE '' END || ltrim(p.proname, '_') || '(%')
-$$, 'every aws_bedrock body is the path line, one import and one call of its namesake');
+      AND (array_length(string_to_array(btrim(p.prosrc, E'\n'), E'\n'), 1) <> CASE p.prokind WHEN 'p' THEN 3 ELSE 2 END
+           OR btrim(p.prosrc, E'\n') <> CASE p.prokind WHEN 'p' THEN E'plpy.execute("LOAD ''$libdir/plugins/aws_ml''")\n'
+                                                       ELSE '' END
+                                     || 'from aws_ml.bedrock import ' || ltrim(p.proname, '_') || E'\n'
+                                     || CASE p.prokind WHEN 'f' THEN 'return ' ELSE '' END || ltrim(p.proname, '_')
+                                     || substring(btrim(p.prosrc, E'\n') from '\([^\n]*\)$'))
+$$, 'every aws_bedrock body is one import and one call of its namesake, a procedure''s after loading the module');
 
 SELECT ok(has_schema_privilege('aws_ml', 'aws_bedrock', 'USAGE WITH GRANT OPTION')
           AND NOT has_schema_privilege('public', 'aws_bedrock', 'USAGE'),

@@ -13,7 +13,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE SECURITY INVOKER COST 5000
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.bedrock import invoke_model
 return invoke_model(model_id, content_type, accept_type, model_input)
 $$;
@@ -28,7 +27,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE SECURITY INVOKER COST 5000
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.bedrock import invoke_model_get_embeddings
 return invoke_model_get_embeddings(model_id, content_type, json_key, model_input)
 $$;
@@ -44,7 +42,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE SECURITY INVOKER COST 5000 ROWS 1000
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.bedrock import invoke_model_rows
 return invoke_model_rows(model_id, content_type, accept_type, model_input)
 $$;
@@ -59,7 +56,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE SECURITY INVOKER COST 5000 ROWS 1000
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.bedrock import invoke_model_get_embeddings_rows
 return invoke_model_get_embeddings_rows(model_id, content_type, json_key, model_input)
 $$;
@@ -75,7 +71,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE SECURITY INVOKER COST 5000 ROWS 100
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.bedrock import batch_invoke_model
 return batch_invoke_model(model_id, content_type, accept_type, model_inputs, max_concurrency)
 $$;
@@ -91,7 +86,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE SECURITY INVOKER COST 5000 ROWS 100
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.bedrock import batch_invoke_model_get_embeddings
 return batch_invoke_model_get_embeddings(model_id, content_type, json_key, model_inputs, max_concurrency)
 $$;
@@ -107,7 +101,7 @@ CREATE PROCEDURE aws_bedrock.materialize_embeddings(
     max_concurrency int DEFAULT 4)
 LANGUAGE plpython3u SECURITY INVOKER
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
+plpy.execute("LOAD 'MODULE_PATHNAME'")
 from aws_ml.bedrock import materialize_embeddings
 materialize_embeddings(table_name, input_column, embedding_column, model_id, json_key, batch_size, max_concurrency)
 $$;

@@ -1,6 +1,7 @@
 -- aws_ml 1.0: Amazon Comprehend and the SageMaker runtime from SQL.
--- Built by `make`: @PYTHON_DIR@ becomes the versioned directory of the aws_ml
--- Python package and its pinned dependencies, @MODULE_PATHNAME@ the C module.
+-- The function bodies import the aws_ml Python package, which the C module
+-- (MODULE_PATHNAME, loaded at plan time by the planner support function)
+-- has made importable: the package installed with it (python_path.c).
 \echo Use "CREATE EXTENSION aws_ml" to load this file. \quit
 
 -- The administrative role. Roles are cluster-wide: another database of the
@@ -34,7 +35,7 @@ CREATE FUNCTION aws_ml._plan_support(internal)
 RETURNS internal
 LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp
-AS '@MODULE_PATHNAME@', 'aws_ml_plan_support';
+AS 'MODULE_PATHNAME', 'aws_ml_plan_support';
 
 CREATE FUNCTION aws_comprehend.detect_sentiment(
     input_text varchar,
@@ -46,7 +47,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE COST 5000
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.comprehend import detect_sentiment
 return detect_sentiment(input_text, language_code, max_rows_per_batch)
 $$;
@@ -64,7 +64,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE COST 5000 ROWS 1000
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.comprehend import detect_sentiment_rows
 return detect_sentiment_rows(input_text, language_code, max_rows_per_batch)
 $$;
@@ -78,7 +77,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE COST 5000 ROWS 100
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.comprehend import batch_detect_sentiment
 return batch_detect_sentiment(input_texts, language_code, max_rows_per_batch)
 $$;
@@ -97,7 +95,6 @@ SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.sagemaker import invoke_endpoint_csv
 return invoke_endpoint_csv(endpoint_name, max_rows_per_batch, csv_rows)
 $$;
@@ -111,7 +108,6 @@ LANGUAGE plpython3u VOLATILE PARALLEL SAFE COST 5000 ROWS 1000
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.sagemaker import invoke_endpoint_rows
 return invoke_endpoint_rows(endpoint_name, max_rows_per_batch, csv_rows)
 $$;
@@ -122,7 +118,7 @@ LANGUAGE C STABLE PARALLEL SAFE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
-AS '@MODULE_PATHNAME@', 'aws_sagemaker_csv_rows';
+AS 'MODULE_PATHNAME', 'aws_sagemaker_csv_rows';
 
 CREATE FUNCTION aws_sagemaker.invoke_endpoint(
     endpoint_name varchar,
@@ -133,7 +129,7 @@ LANGUAGE C VOLATILE PARALLEL SAFE COST 5000
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
-AS '@MODULE_PATHNAME@', 'aws_sagemaker_invoke_endpoint';
+AS 'MODULE_PATHNAME', 'aws_sagemaker_invoke_endpoint';
 
 CREATE FUNCTION aws_sagemaker.batch_invoke_endpoint(
     endpoint_name varchar,
@@ -144,7 +140,7 @@ LANGUAGE C VOLATILE PARALLEL SAFE COST 5000 ROWS 100
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
-AS '@MODULE_PATHNAME@', 'aws_sagemaker_batch_invoke_endpoint';
+AS 'MODULE_PATHNAME', 'aws_sagemaker_batch_invoke_endpoint';
 
 -- Per-session statistics of the service calls (aws_ml/stats.py).
 CREATE FUNCTION aws_ml.stats()
@@ -154,8 +150,8 @@ RETURNS TABLE (service text, operation text, calls bigint, rows bigint, requests
                retries bigint, throttles bigint, errors bigint, cache_hits bigint)
 LANGUAGE plpython3u VOLATILE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
+SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.stats import rows
 return rows()
 $$;
@@ -164,8 +160,8 @@ CREATE FUNCTION aws_ml.stats_reset()
 RETURNS void
 LANGUAGE plpython3u VOLATILE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
+SUPPORT aws_ml._plan_support
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
 from aws_ml.stats import reset
 reset()
 $$;
@@ -173,6 +169,8 @@ $$;
 -- Backfills commit after every batch, and PostgreSQL forbids COMMIT in a
 -- procedure with a SET clause: no SET search_path here. Their bodies'
 -- statements are schema-qualified throughout instead (aws_ml.materialize).
+-- A procedure has no planner support function: it loads the C module
+-- itself, which makes the package importable.
 CREATE PROCEDURE aws_comprehend.materialize_sentiment(
     table_name regclass,
     text_column name,
@@ -182,7 +180,7 @@ CREATE PROCEDURE aws_comprehend.materialize_sentiment(
     batch_size int DEFAULT 500)
 LANGUAGE plpython3u SECURITY INVOKER
 AS $$
-import sys; '@PYTHON_DIR@' in sys.path or sys.path.insert(0, '@PYTHON_DIR@')
+plpy.execute("LOAD 'MODULE_PATHNAME'")
 from aws_ml.comprehend import materialize_sentiment
 materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size)
 $$;
