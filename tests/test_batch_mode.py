@@ -756,3 +756,84 @@ def test_a_failed_row_that_succeeds_alone_continues_the_batch(db, emulator, flak
     assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == sagemaker_requests
     db.execute("DROP TABLE flaky")
     db.execute("DROP SEQUENCE flaky_seen")
+
+
+# --- Found by the third attack on batch mode --------------------------------
+
+GENERATE = ("aws_bedrock.invoke_model('anthropic.claude-v2', 'application/json', 'application/json', "
+            "'{\"prompt\": \"\\n\\nHuman: Say something.\\n\\nAssistant:\", \"max_tokens_to_sample\": 20}')")
+
+
+def test_rows_answered_before_a_failure_are_not_sent_again(db, emulator):
+    """Comprehend refuses the request holding row 976 of 1,000 as a whole; one
+    request at a time. The batch's 39 other requests stay answered; halving
+    the 40th sends 4 more; a LIMIT stops before row 976."""
+    db.execute("DROP TABLE IF EXISTS b1000")
+    db.execute("CREATE TABLE b1000 AS SELECT n id, CASE WHEN n = 976 THEN 'BOOM' ELSE 'I love it ' || n END body "
+               "FROM generate_series(1, 1000) n")
+    emulator.set_faults(service="comprehend", error_status=400, error_code="ValidationException", error_every=1,
+                        body_contains="BOOM")
+    db.execute("SET aws_ml.max_concurrency = 1")
+    sql = ("SELECT count(*) FROM (SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM b1000 "
+           "LIMIT (SELECT 975)) s")
+    row_by_row, batched = both_ways(db, sql)
+    assert batched == row_by_row == [(975,)]
+    emulator.reset()
+    emulator.set_faults(service="comprehend", error_status=400, error_code="ValidationException", error_every=1,
+                        body_contains="BOOM")
+    db.execute(sql)
+    # rows 1-1000 in 40; then 976-987, 976-981, 976-978 and 976, each refused
+    assert comprehend_requests(emulator) == (44, 0)
+    db.execute("RESET aws_ml.max_concurrency")
+    db.execute("DROP TABLE b1000")
+
+
+def test_text_generation_is_not_sent_again_for_a_failed_row(db, emulator):
+    """The row's other call, answered in the batch, is not made again when
+    the row is evaluated row by row: 2 requests off, 3 on (the failing one
+    twice)."""
+    sql = (f"SELECT length({GENERATE}), length(aws_bedrock.invoke_model('anthropic.claude-v2', "
+           "'application/json', 'application/json', '{}')) FROM generate_series(1, 1)")
+    counts = []
+    for mode in ("off", "on"):
+        db.execute(f"SET aws_ml.batch_mode = {mode}")
+        emulator.reset()
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            db.execute(sql)
+        counts.append(counter(emulator.counters(), "bedrock", "InvokeModel"))
+    assert counts == [2, 3]
+
+
+def test_an_aggregate_of_text_generation_calls_once_a_row(db, emulator):
+    db.execute("SET aws_ml.batch_mode = on")
+    assert db.execute(f"SELECT count({GENERATE}) FROM generate_series(1, 5)").fetchone() == (5,)
+    assert counter(emulator.counters(), "bedrock", "InvokeModel") == 5
+
+
+def test_a_plan_made_in_batch_mode_runs_row_by_row_when_switched_off(five, emulator):
+    five.execute("SET aws_ml.batch_mode = on")
+    five.execute("PREPARE p4 AS SELECT 1 / (id - 3), (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM r")
+    assert "AwsMlBatch" in "\n".join(row[0] for row in five.execute("EXPLAIN (COSTS OFF) EXECUTE p4"))
+    five.execute("SET aws_ml.batch_mode = off")
+    emulator.reset()
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        five.execute("EXECUTE p4")
+    assert comprehend_requests(emulator) == (0, 2)
+    five.execute("DEALLOCATE p4")
+
+
+def test_a_where_whose_calls_are_row_by_row_is_not_run_ahead(db, emulator):
+    """The WHERE's call is in OR's second argument: row by row. Batching the
+    select list would make it run for the whole batch first: nothing is
+    batched, and a LIMIT stops after one row."""
+    db.execute("DROP TABLE IF EXISTS big2")
+    db.execute("CREATE TABLE big2 AS SELECT n id, 'text ' || n body FROM generate_series(1, 1000) n")
+    sql = ("SELECT id, aws_sagemaker.invoke_endpoint('echo-row-count', NULL, id) FROM big2 "
+           "WHERE id > 100000 OR (aws_comprehend.detect_sentiment(body, 'en')).sentiment IS NOT NULL LIMIT (SELECT 1)")
+    row_by_row, batched = both_ways(db, sql)
+    assert batched == row_by_row
+    emulator.reset()
+    assert len(db.execute(sql).fetchall()) == 1
+    assert comprehend_requests(emulator) == (0, 1)
+    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == 1
+    db.execute("DROP TABLE big2")

@@ -216,6 +216,16 @@ collect_calls(Node *node, bool unconditional, List **eligible)
 	}
 }
 
+static bool
+count_batched_calls(Node *node, int *count)
+{
+	if (node == NULL)
+		return false;
+	if (is_batched_call(node))
+		(*count)++;
+	return expression_tree_walker(node, count_batched_calls, count);
+}
+
 /* ---------------------------------------------------------------------
  * B's expressions
  * ---------------------------------------------------------------------
@@ -521,6 +531,7 @@ batch_node(Plan *plan, Rewrite *rewrite)
 	int			njoinquals;
 	List	   *quals = node_quals(plan, &njoinquals);
 	int			first_call_qual = list_length(quals);
+	int			calls_in_quals = 0;
 	List	   *targetlist;
 	List	   *batched_quals;
 	ListCell   *lc;
@@ -536,9 +547,18 @@ batch_node(Plan *plan, Rewrite *rewrite)
 			break;
 		}
 	}
-	collect_calls((Node *) plan->targetlist, true, &batching.later_calls);
-	batching.targetlist = plan->targetlist;
 	batching.quals = list_copy_tail(quals, first_call_qual);
+
+	/*
+	 * The select list's calls are made for the rows that pass the quals, so
+	 * the quals run for the whole batch first. A call in them that is made
+	 * row by row would then be made for rows a LIMIT never reaches: batch
+	 * only the first qual's calls then, and evaluate the quals row by row.
+	 */
+	(void) count_batched_calls((Node *) batching.quals, &calls_in_quals);
+	if (calls_in_quals == list_length(batching.first_calls))
+		collect_calls((Node *) plan->targetlist, true, &batching.later_calls);
+	batching.targetlist = plan->targetlist;
 	batching.lift = true;
 	if (!build_batching(&batching, &targetlist, &batched_quals))
 		return plan;
@@ -811,8 +831,10 @@ in_aggregates(Node *node, PushedCalls *pushed)
 		return NULL;
 	if (IsA(node, Aggref) && ((Aggref *) node)->aggfilter == NULL)
 	{
-		Aggref	   *aggref = (Aggref *) copyObject(node);
+		Aggref	   *aggref = makeNode(Aggref);
 
+		/* the arguments' own nodes: a text generation call is matched by identity */
+		*aggref = *(Aggref *) node;
 		aggref->args = (List *) use_pushed_calls((Node *) aggref->args, pushed);
 		return (Node *) aggref;
 	}

@@ -35,6 +35,8 @@
 #include "nodes/nodeFuncs.h"
 #include "pgstat.h"
 #include "portability/instr_time.h"
+#include "catalog/objectaccess.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -54,7 +56,6 @@ typedef struct BatchCall
 	BatchFunctionKind kind;
 	bool		in_qual;		/* the qual needs its result */
 	FuncExpr   *expr;			/* over the scan tuple */
-	ExprState  *row_by_row;		/* the call itself */
 	int			nargs;			/* of the batch-mode form, the rows' numbers not counted */
 	ExprState  *args[BATCH_MAX_ARGS];	/* the row function's, but model inputs */
 	Oid			argtypes[BATCH_MAX_ARGS];
@@ -90,6 +91,14 @@ typedef struct SharedBatchCounts
 	BatchCounts workers[FLEXIBLE_ARRAY_MEMBER];
 } SharedBatchCounts;
 
+/* The node's qual and targetlist with some calls made in place, for a failed row. */
+typedef struct RowByRow
+{
+	Bitmapset  *calls;			/* those calls, by index */
+	ExprState  *qual;
+	ProjectionInfo *projection;
+} RowByRow;
+
 typedef struct BatchScanState
 {
 	CustomScanState css;
@@ -98,13 +107,11 @@ typedef struct BatchScanState
 	BatchCall  *calls;
 	int			bound;			/* rows the first batch holds at most, 0: no bound */
 	int			batch_rows;		/* rows a batch holds at most */
-	bool		row_by_row;
+	bool		batch_mode_off;	/* at execution: every row is evaluated as a failed one */
 	TupleTableSlot *child_row;
 	ExprContext *rows_context;	/* for the batch-mode forms' set-returning protocol */
 	MemoryContext batch_context;
-	/* the qual and the targetlist with the calls made in place, for a failed row */
-	ExprState  *qual_row_by_row;
-	ProjectionInfo *projection_row_by_row;
+	List	   *row_by_row_forms;	/* RowByRow, made when first needed */
 
 	/* the batch */
 	MinimalTuple *rows;
@@ -152,8 +159,10 @@ init_call(BatchScanState *state, BatchCall *call, int kind, bool in_qual, FuncEx
 	call->kind = kind;
 	call->in_qual = in_qual;
 	call->expr = expr;
-	/* also checks EXECUTE on the function, as row-by-row evaluation does */
-	call->row_by_row = ExecInitExpr((Expr *) expr, parent);
+	/* as row-by-row evaluation does when it initializes the call */
+	if (pg_proc_aclcheck(expr->funcid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(expr->funcid));
+	InvokeFunctionExecuteHook(expr->funcid);
 	call->nargs = function->nargs;
 	get_typlenbyval(exprType((Node *) expr), &call->resultlen, &call->resultbyval);
 	foreach(lc, expr->args)
@@ -191,17 +200,6 @@ init_call(BatchScanState *state, BatchCall *call, int kind, bool in_qual, FuncEx
 	call->function.fn_stats = tracked_from(expr->funcid);
 }
 
-/* node with the calls' columns of the scan tuple replaced by the calls */
-static Node *
-with_calls(Node *node, BatchScanState *state)
-{
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, Var) && ((Var *) node)->varno == INDEX_VAR && ((Var *) node)->varattno > state->nchild)
-		return (Node *) copyObject(state->calls[((Var *) node)->varattno - state->nchild - 1].expr);
-	return expression_tree_mutator(node, with_calls, state);
-}
-
 static void
 begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 {
@@ -218,8 +216,8 @@ begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 	state->bound = intVal(list_nth(private, BATCH_PRIVATE_BOUND));
 	state->ncalls = (list_length(private) - BATCH_PRIVATE_CALLS) / 2;
 	state->calls = palloc0(sizeof(BatchCall) * state->ncalls);
-	state->row_by_row = !batch_mode;
-	state->batch_rows = state->row_by_row ? 1 : AUTOMATIC_BATCH_ROWS;
+	state->batch_mode_off = !batch_mode;
+	state->batch_rows = state->batch_mode_off ? 1 : AUTOMATIC_BATCH_ROWS;
 	for (int i = 0; i < state->ncalls; i++)
 	{
 		BatchCall  *call = &state->calls[i];
@@ -227,17 +225,11 @@ begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 
 		init_call(state, call, intVal(list_nth(private, BATCH_PRIVATE_CALLS + 2 * i)),
 				  intVal(list_nth(private, BATCH_PRIVATE_CALLS + 2 * i + 1)), (FuncExpr *) entry->expr);
-		if (call->max_rows > 0 && !state->row_by_row)
+		if (call->max_rows > 0 && !state->batch_mode_off)
 			state->batch_rows = Min(state->batch_rows, call->max_rows);
 	}
 	for (int i = 0; i < state->ncalls; i++)
 		state->qual_when_filled |= !state->calls[i].in_qual && scan->scan.plan.qual != NIL;
-	state->qual_row_by_row = ExecInitQual((List *) with_calls((Node *) scan->scan.plan.qual, state),
-										  &css->ss.ps);
-	state->projection_row_by_row =
-		ExecBuildProjectionInfo((List *) with_calls((Node *) scan->scan.plan.targetlist, state),
-								css->ss.ps.ps_ExprContext, css->ss.ps.ps_ResultTupleSlot, &css->ss.ps,
-								css->ss.ss_ScanTupleSlot->tts_tupleDescriptor);
 	state->rows_context = CreateExprContext(estate);
 	state->batch_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch", ALLOCSET_DEFAULT_SIZES);
 }
@@ -369,8 +361,8 @@ value_bytes(Datum value, int16 typlen)
 }
 
 /*
- * Makes call for rows (count of them, indexes into the batch), row by row
- * or through the batch-mode form, in parts of at most work_mem of arguments
+ * Makes call for rows (count of them, indexes into the batch) through the
+ * batch-mode form, in parts of at most work_mem of arguments
  * (a row's own may be more), so that large inputs do not make huge arrays:
  * and at most a quarter of the 1 GB an array may take, whatever work_mem.
  */
@@ -378,29 +370,12 @@ static void
 make_call(BatchScanState *state, BatchCall *call, int *rows, int count)
 {
 	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
-	MemoryContext part_context;
+	MemoryContext part_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch call",
+													   ALLOCSET_DEFAULT_SIZES);
 	CsvRow		csv;
-	int			column = call - state->calls;
 	int			start = 0;
 	Size		part_bytes = Min((Size) work_mem * 1024, MaxAllocSize / 4);
 
-	if (state->row_by_row)
-	{
-		for (int r = 0; r < count; r++)
-		{
-			Size		at = (Size) rows[r] * state->ncalls + column;
-			Datum		value;
-
-			load_row(state, rows[r]);
-			state->result_done[at] = true;
-			value = evaluate(call->row_by_row, econtext, &state->result_nulls[at]);
-			state->results[at] = state->result_nulls[at] ? (Datum) 0
-				: datumCopy(value, call->resultbyval, call->resultlen);
-			ResetExprContext(econtext);
-		}
-		return;
-	}
-	part_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch call", ALLOCSET_DEFAULT_SIZES);
 	while (start < count && rows[start] < state->failed_row)
 	{
 		MemoryContext caller = MemoryContextSwitchTo(part_context);
@@ -539,6 +514,12 @@ call_batch(BatchScanState *state, int first)
 	instr_time	started;
 	instr_time	elapsed;
 
+	if (state->batch_mode_off)
+	{
+		state->failed_row = first;
+		MemoryContextSwitchTo(caller);
+		return;
+	}
 	INSTR_TIME_SET_CURRENT(started);
 	state->failed_row = state->nrows;
 	make_calls(state, true, first);
@@ -611,25 +592,82 @@ fill_batch(BatchScanState *state)
 	call_batch(state, 0);
 }
 
+typedef struct WithCalls
+{
+	BatchScanState *state;
+	Bitmapset  *calls;
+} WithCalls;
+
+/* node with the columns of those calls replaced by the calls */
+static Node *
+with_calls(Node *node, WithCalls *context)
+{
+	BatchScanState *state = context->state;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var) && ((Var *) node)->varno == INDEX_VAR && ((Var *) node)->varattno > state->nchild &&
+		bms_is_member(((Var *) node)->varattno - state->nchild - 1, context->calls))
+		return (Node *) copyObject(state->calls[((Var *) node)->varattno - state->nchild - 1].expr);
+	return expression_tree_mutator(node, with_calls, context);
+}
+
+/* The node's qual and targetlist with calls made in place. */
+static RowByRow *
+row_by_row_form(BatchScanState *state, Bitmapset *calls)
+{
+	PlanState  *node = &state->css.ss.ps;
+	WithCalls	context = {state, calls};
+	MemoryContext caller;
+	RowByRow   *form;
+	ListCell   *lc;
+
+	foreach(lc, state->row_by_row_forms)
+	{
+		form = lfirst(lc);
+		if (bms_equal(form->calls, calls))
+			return form;
+	}
+	caller = MemoryContextSwitchTo(node->state->es_query_cxt);
+	form = palloc(sizeof(RowByRow));
+	form->calls = bms_copy(calls);
+	form->qual = ExecInitQual((List *) with_calls((Node *) node->plan->qual, &context), node);
+	form->projection = ExecBuildProjectionInfo((List *) with_calls((Node *) node->plan->targetlist, &context),
+											   node->ps_ExprContext, node->ps_ResultTupleSlot, node,
+											   state->css.ss.ss_ScanTupleSlot->tts_tupleDescriptor);
+	state->row_by_row_forms = lappend(state->row_by_row_forms, form);
+	MemoryContextSwitchTo(caller);
+	return form;
+}
+
 /*
  * The failed row, evaluated as row-by-row evaluation does: its qual (unless
- * the batch evaluated it) and its targetlist, with their calls made there.
- * NULL if the qual filters it out.
+ * the batch evaluated it) and its targetlist, with the calls the batch did
+ * not make for it made there. NULL if the qual filters it out.
  */
 static TupleTableSlot *
 row_by_row(BatchScanState *state, int row)
 {
 	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
+	Bitmapset  *calls = NULL;
+	RowByRow   *form;
 
+	for (int i = 0; i < state->ncalls; i++)
+	{
+		if (!state->result_done[(Size) row * state->ncalls + i])
+			calls = bms_add_member(calls, i);
+	}
+	form = row_by_row_form(state, calls);
+	bms_free(calls);
 	ResetExprContext(econtext);
 	load_row(state, row);
 	if (state->css.ss.ps.qual != NULL &&
-		!(state->qual_done[row] ? state->passed[row] : ExecQual(state->qual_row_by_row, econtext)))
+		!(state->qual_done[row] ? state->passed[row] : ExecQual(form->qual, econtext)))
 	{
 		InstrCountFiltered1(state, 1);
 		return NULL;
 	}
-	return ExecProject(state->projection_row_by_row);
+	return ExecProject(form->projection);
 }
 
 static TupleTableSlot *

@@ -5,6 +5,7 @@ that its error is the row function's own, raised where row-by-row
 evaluation raises it, and a query that stops before it (a LIMIT, EXISTS)
 never sees it. An error that is not about the input (throttling, the
 network, permissions) fails the batch at once."""
+from . import request
 from .errors import AwsMlError
 
 
@@ -13,8 +14,11 @@ def answers(answer, rows):
     answer(rows) answers rows in order, or raises AwsMlError naming the
     ordinality of the row it failed at (without one: the first row); an
     error for a request of several rows (request_rows) is narrowed down by
-    asking again for the first half of that request's rows, then the rest."""
-    return _longest_answered(answer, rows)[0]
+    asking again for the first half of that request's rows, then the rest.
+    The answers received meanwhile are kept: asked again, a row is not sent
+    again."""
+    with request.answers_retained():
+        return _longest_answered(answer, rows)[0]
 
 
 def _longest_answered(answer, rows):

@@ -82,7 +82,7 @@ def _score(documents):
     for index, (text, language_code, size) in enumerate(documents):
         if is_blank(text):
             continue
-        key = cache.key(_document(text, language_code))
+        key = cache.key_at(_document(text, language_code), index)
         results[index] = cache.lookup(key)
         if results[index] is None:
             group = to_send.setdefault((language_code, size), {})
@@ -91,22 +91,23 @@ def _score(documents):
     for (language_code, size), group in to_send.items():
         entries = list(group.values())
         chunks += [(language_code, entries[start:start + size]) for start in range(0, len(entries), size)]
+    def keep(number, answer):
+        entries = chunks[number - 1][1]
+        for result in answer["ResultList"]:
+            cache.store(entries[result["Index"]][0], _sentiment(result))
     try:
         answers = requests.send_all([
             ({"TextList": [documents[indexes[0]][0] for _, indexes in entries], "LanguageCode": language_code},
              len(entries))
-            for language_code, entries in chunks])
+            for language_code, entries in chunks], keep=keep)
     except AwsMlError as error:
         rows = sorted(indexes[0] + 1 for _, indexes in chunks[error.ordinality - 1][1])
         raise at_ordinality(error, rows[0], rows) from None
     refused = []
     for (_, entries), answer in zip(chunks, answers):
         for result in answer["ResultList"]:
-            key, indexes = entries[result["Index"]]
-            scored = _sentiment(result)
-            cache.store(key, scored)
-            for index in indexes:
-                results[index] = scored
+            for index in entries[result["Index"]][1]:
+                results[index] = _sentiment(result)
         refused += [(entries[error["Index"]][1][0], error) for error in answer.get("ErrorList", [])]
     if refused:
         raise _document_error(refused)

@@ -6,7 +6,7 @@ items still queued are never sent, and the requests in flight are grounded
 import itertools
 import threading
 
-from . import wait
+from . import inflight, wait
 
 
 class ItemFailed(Exception):
@@ -20,7 +20,8 @@ class ItemFailed(Exception):
 
 def map_in_order(function, items, lanes):
     """[function(item) for item in items], at most `lanes` at a time. The first
-    item to fail is raised as ItemFailed; cancels of the wait propagate."""
+    item (in order) of those that failed, not counting those grounded because
+    another failed, is raised as ItemFailed; cancels of the wait propagate."""
     results = [None] * len(items)
     failures = []
     stop = threading.Event()
@@ -46,5 +47,7 @@ def map_in_order(function, items, lanes):
     finally:
         stop.set()
     if failures:
-        raise failures[0]
+        # the requests a failure grounded fail too, after it
+        failed_themselves = [failed for failed in failures if not isinstance(failed.error, inflight.Grounded)]
+        raise min(failed_themselves or failures, key=lambda failed: failed.index)
     return results

@@ -1,6 +1,7 @@
 """The one path every AWS call takes: settings, the statement cache, client,
 cancellable requests on worker threads, stats, and errors translated for
 SQL."""
+import contextlib
 import time
 
 from botocore import xform_name
@@ -45,6 +46,22 @@ def send(service, operation, client, items=1, **params):
         raise from_botocore(service, operation, error, clients.known_secrets()) from None
 
 
+_retained = None  # answers kept while answers_retained() is active
+
+
+@contextlib.contextmanager
+def answers_retained():
+    """Within, every answer received is kept, whatever the statement cache
+    keeps, and answers the same request again: batch mode asks again for the
+    rows before one that failed (batch_rows), and must not send them twice."""
+    global _retained
+    _retained = {}
+    try:
+        yield
+    finally:
+        _retained = None
+
+
 class Cache:
     """The statement cache (statement_cache.py) as one SQL call sees it: off,
     or bound to the current statement and to what shapes a request and its
@@ -52,10 +69,11 @@ class Cache:
     answer to one input under scope (an operation that takes one input);
     operation names the call in the stats. Inputs whose answer may differ
     each time (varies: text generation) are kept only under
-    aws_ml.statement_cache = always."""
+    aws_ml.statement_cache = always, or while answers_retained()."""
 
     def __init__(self, current, service, operation, scope=None, varies=False):
         self.on = current.statement_cache == "always" or (current.statement_cache == "on" and not varies)
+        self.retained = _retained
         self.service, self.operation = service, operation
         self._current, self._scope_operation = current, scope or operation
         self._scope = None
@@ -63,7 +81,7 @@ class Cache:
 
     def key(self, params):
         """The key of the input params, or None: not kept."""
-        if not self.on:
+        if not self.on and self.retained is None:
             return None
         if self._scope is None:  # the region only once there is something to send
             current, service = self._current, self.service
@@ -71,15 +89,30 @@ class Cache:
                            current.endpoint_for(service), current.role_for(service))
         return statement_cache.key(self._scope, params)
 
+    def key_at(self, params, ordinality):
+        """The key of the input params at ordinality of a call: answers that
+        may differ each time are kept for their position only."""
+        key = self.key(params)
+        return key if self.on or key is None else (key, ordinality)
+
     def lookup(self, key, items=1):
-        value = statement_cache.lookup(self.statement, key) if key else None
+        if key is None:
+            return None
+        value = statement_cache.lookup(self.statement, key) if self.on else None
+        if value is None and self.retained is not None:
+            value = self.retained.get(key)
         if value is not None:
             stats.record_cache_hit(self.service.setting, self.operation, items)
         return value
 
     def store(self, key, value):
-        if key:
+        """Keeps value; may run on a worker thread."""
+        if key is None:
+            return
+        if self.on:
             statement_cache.store(self.statement, key, value)
+        if self.retained is not None:
+            self.retained[key] = value
 
 
 class Requests:
@@ -112,22 +145,28 @@ class Requests:
             self.cache.store(key, value)
         return value
 
-    def send_all(self, requests, decode=None, max_concurrency=None):
+    def send_all(self, requests, decode=None, max_concurrency=None, keep=None):
         """[decode(answer)] for requests, a list of (params, items), in order,
         with at most max_concurrency (default aws_ml.max_concurrency) in flight.
         decode runs on the worker threads (no plpy), overlapping the other
-        requests' waits. The first failure stops the requests not yet sent and
-        is raised naming its request's ordinality (1-based)."""
+        requests' waits, and so does keep(ordinality, decode(answer)), given
+        each answer as it arrives: what it keeps stays when a later request
+        fails. The first failure stops the requests not yet sent and is raised
+        naming its request's ordinality (1-based)."""
         if not requests:
             return []
         method = getattr(self.client(), xform_name(self.operation))
 
-        def send_one(request):
-            params, items = request
+        def send_one(numbered):
+            number, (params, items) = numbered
             answer = _send_now(self.service, self.operation, method, params, items)
-            return decode(answer) if decode else answer
+            result = decode(answer) if decode else answer
+            if keep:
+                keep(number, result)
+            return result
         try:
-            return lanes.map_in_order(send_one, requests, max_concurrency or self.current.max_concurrency)
+            return lanes.map_in_order(send_one, list(enumerate(requests, 1)),
+                                      max_concurrency or self.current.max_concurrency)
         except lanes.ItemFailed as failed:
             error = failed.error
             if isinstance(error, (BotoCoreError, ClientError)):
@@ -144,7 +183,7 @@ class Requests:
         outputs = {}
         groups = {}  # an input to send: its cache key (uncached: its ordinality) -> (cache key, ordinalities)
         for ordinality, params in inputs.items():
-            key = self.cache.key(params)
+            key = self.cache.key_at(params, ordinality)
             cached = self.cache.lookup(key)
             if cached is not None:
                 outputs[ordinality] = decode(cached)
@@ -153,11 +192,11 @@ class Requests:
         groups = list(groups.values())
         try:
             answers = self.send_all([(inputs[same[0]], 1) for _, same in groups],
-                                    lambda answer: (answer, decode(answer)), max_concurrency)
+                                    lambda answer: (answer, decode(answer)), max_concurrency,
+                                    keep=lambda number, decoded: self.cache.store(groups[number - 1][0], decoded[0]))
         except AwsMlError as error:
             raise at_ordinality(error, groups[error.ordinality - 1][1][0]) from None
-        for (key, same), (answer, output) in zip(groups, answers):
-            self.cache.store(key, answer)
+        for (_, same), (_, output) in zip(groups, answers):
             for ordinality in same:
                 outputs[ordinality] = output
         return outputs

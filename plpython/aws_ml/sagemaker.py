@@ -72,7 +72,7 @@ def _invoke(rows):
             _check_row(row)
         except AwsMlError as error:
             raise at_ordinality(error, index + 1) from None
-        key = requests.cache.key({"EndpointName": endpoint_name, "Row": row})
+        key = requests.cache.key_at({"EndpointName": endpoint_name, "Row": row}, index)
         outputs[index] = requests.cache.lookup(key)
         if outputs[index] is None:
             entries = to_send.setdefault(group, {})
@@ -85,17 +85,23 @@ def _invoke(rows):
         except AwsMlError as error:
             raise at_ordinality(error, entries[error.ordinality - 1][2][0] + 1) from None
         bodies += [(endpoint_name, entries[start:stop]) for start, stop in ranges]
+    body_outputs = {}  # request ordinality -> the outputs of its rows
+
+    def keep(number, answer):
+        endpoint_name, entries = bodies[number - 1]
+        body_outputs[number] = _outputs(endpoint_name, answer, len(entries))
+        for (key, _, _), output in zip(entries, body_outputs[number]):
+            requests.cache.store(key, output)
     try:
-        answers = requests.send_all([
+        requests.send_all([
             ({"EndpointName": endpoint_name, "Body": b"".join(encoded for _, encoded, _ in entries),
               "ContentType": "text/csv", "Accept": "text/csv"}, len(entries))
-            for endpoint_name, entries in bodies])
+            for endpoint_name, entries in bodies], keep=keep)
     except AwsMlError as error:
         rows = sorted(indexes[0] + 1 for _, _, indexes in bodies[error.ordinality - 1][1])
         raise at_ordinality(error, rows[0], rows) from None
-    for (endpoint_name, entries), answer in zip(bodies, answers):
-        for (key, _, indexes), output in zip(entries, _outputs(endpoint_name, answer, len(entries))):
-            requests.cache.store(key, output)
+    for number, (_, entries) in enumerate(bodies, 1):
+        for (_, _, indexes), output in zip(entries, body_outputs[number]):
             for index in indexes:
                 outputs[index] = output
     return outputs
