@@ -1,9 +1,10 @@
 """python -m emulator [--host H] [--port P] [--endpoint NAME=PATH ...]
-                      [--background --pidfile F [--logfile F]]"""
+                      [--tls-cert F --tls-key F] [--background --pidfile F [--logfile F]]"""
 import argparse
 import json
 import os
 import select
+import ssl
 import sys
 import time
 import traceback
@@ -20,12 +21,16 @@ def _parse_args(argv):
         "--endpoint", action="append", default=[], metavar="NAME=PATH",
         help="register a SageMaker endpoint from a model file (split at the last '='); repeatable",
     )
+    parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     parser.add_argument("--background", action="store_true", help="detach once serving")
     parser.add_argument("--pidfile", help="with --background: where to write the server's pid")
     parser.add_argument("--logfile", help="with --background: where the server's output goes")
     args = parser.parse_args(argv)
     if args.background and not args.pidfile:
         parser.error("--background needs --pidfile")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     for spec in args.endpoint:
         if "=" not in spec:
             parser.error(f"--endpoint {spec!r}: expected NAME=PATH")
@@ -48,18 +53,20 @@ def _load_endpoints(specs):
 def _run(args, on_ready):
     from .server import serve
 
-    serve(args.host, args.port, _load_endpoints(args.endpoint), on_ready)
+    serve(args.host, args.port, _load_endpoints(args.endpoint), on_ready,
+          (args.tls_cert, args.tls_key) if args.tls_cert else None)
 
 
 def _print_line(line):
     print(line, flush=True)
 
 
-def _wait_healthy(url):
+def _wait_healthy(url, cafile=None):
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/_emulator/health", timeout=2) as answer:
+            with urllib.request.urlopen(f"{url}/_emulator/health", timeout=2, context=context) as answer:
                 if json.load(answer).get("status") == "ok":
                     return True
         except OSError:
@@ -77,7 +84,7 @@ def _background(args):
         os.close(write_end)
         ready, _, _ = select.select([read_end], [], [], READY_TIMEOUT_SECONDS)
         line = os.read(read_end, 4096).decode().strip() if ready else ""
-        if not line or not _wait_healthy(line.rsplit(" ", 1)[1]):
+        if not line or not _wait_healthy(line.rsplit(" ", 1)[1], args.tls_cert):
             sys.exit("emulator: the background server did not start; see its logfile")
         _print_line(line)
         return

@@ -93,7 +93,8 @@ def _wait_for_client(environ, seconds):
         readable, _, _ = select.select([connection], [], [], min(left, _CLIENT_POLL_SECONDS))
         if readable:
             try:
-                if connection.recv(1, socket.MSG_PEEK) == b"":
+                # the TCP stream's own bytes, also under TLS: its end is the client's close
+                if socket.socket.recv(connection, 1, socket.MSG_PEEK) == b"":
                     return False
             except ConnectionError:
                 return False

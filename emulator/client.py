@@ -8,6 +8,7 @@
 """
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -27,11 +28,15 @@ class EmulatorError(RuntimeError):
 
 
 class Emulator:
-    def __init__(self, host="127.0.0.1", endpoints=None, python=sys.executable):
-        """endpoints: {name: model file path} registered at start."""
+    def __init__(self, host="127.0.0.1", endpoints=None, python=sys.executable, tls=None):
+        """endpoints: {name: model file path} registered at start; tls:
+        (certificate file, key file) to serve HTTPS."""
         command = [python, "-m", "emulator", "--host", host, "--port", "0"]
         for name, path in (endpoints or {}).items():
             command += ["--endpoint", f"{name}={path}"]
+        if tls:
+            command += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        self._context = ssl.create_default_context(cafile=str(tls[0])) if tls else None
         self._log = tempfile.NamedTemporaryFile(prefix="aws-ml-emulator-", suffix=".log", delete=False)
         self.log_path = self._log.name
         self._process = subprocess.Popen(
@@ -58,7 +63,7 @@ class Emulator:
         request = urllib.request.Request(f"{self.url}/_emulator/{path}", data=data, method=method)
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=30) as answer:
+            with urllib.request.urlopen(request, timeout=30, context=self._context) as answer:
                 return json.load(answer)
         except urllib.error.HTTPError as error:
             raise EmulatorError(f"{method} /_emulator/{path}: {error.code} {error.read().decode()}") from None

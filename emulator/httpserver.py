@@ -7,6 +7,7 @@ keeps connections open, reads the whole request body first (Content-Length or
 chunked) and sends each answer with a single write."""
 import io
 import socket
+import ssl
 import sys
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
             "SERVER_PROTOCOL": self.request_version,
             "REMOTE_ADDR": self.client_address[0],
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
+            "wsgi.url_scheme": "https" if isinstance(self.connection, ssl.SSLSocket) else "http",
             "wsgi.input": io.BytesIO(body),
             "wsgi.input_terminated": True,
             "wsgi.errors": sys.stderr,

@@ -4,13 +4,18 @@ aws_ml.request_timeout_ms bounds one request, for every function that calls
 AWS. The bound asserted on elapsed time only tells "stopped early" from
 "waited for the 30 s hang"."""
 import json
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import counter, wait_until
+from emulator.client import Emulator
+from tests.conftest import counter, new_cluster, wait_until
 
 HANG_SECONDS = 30
 TITAN_INPUT = json.dumps({"inputText": "PostgreSQL I/O monitoring views"})
@@ -187,3 +192,57 @@ def test_a_failed_bedrock_batch_stops_its_other_requests(db, emulator):
     assert time.monotonic() - started < HANG_SECONDS / 3
     assert "ordinality 4" in caught.value.diag.message_primary
     assert_nothing_left_in_flight(emulator, "bedrock", 3)
+
+
+# --- Over HTTPS, as to AWS --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls_server():
+    """An emulator serving HTTPS with a certificate made here, and a cluster
+    whose server trusts it through AWS_CA_BUNDLE; (emulator, cluster)."""
+    directory = Path(tempfile.mkdtemp(prefix="aws_ml_tls_"))
+    certificate, key = directory / "emulator.pem", directory / "emulator.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(certificate)], check=True, capture_output=True)
+    directory.chmod(0o755)
+    certificate.chmod(0o644)
+    tls_emulator = Emulator(tls=(certificate, key))
+    server = new_cluster(tls_emulator)
+    server.environment["AWS_CA_BUNDLE"] = str(certificate)
+    server.start()
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION aws_ml CASCADE")
+    yield tls_emulator, server
+    server.stop()
+    tls_emulator.stop()
+    shutil.rmtree(directory)
+
+
+@pytest.mark.parametrize("stop", ["pg_cancel_backend", "pg_terminate_backend"])
+def test_a_stopped_backend_ends_its_https_requests(tls_server, stop):
+    """The same call and its stop, over TLS: the sockets shut down under the
+    TLS layer end the requests within 2 s of the stop, against a 30 s hang."""
+    tls_emulator, server = tls_server
+    call = CALLS["detect_sentiment"]
+    conn = psycopg.connect(server.conninfo(), autocommit=True)
+    answer = call.run(conn)
+    assert answer[0][0] == "POSITIVE" and tls_emulator.url.startswith("https://")
+    tls_emulator.reset()
+    tls_emulator.set_faults(service="comprehend", hang_seconds=HANG_SECONDS)
+    with psycopg.connect(server.conninfo(), autocommit=True) as other:
+        timer = threading.Timer(1.0, lambda: other.execute(f"SELECT {stop}(%s)", (conn.info.backend_pid,)))
+        timer.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises((psycopg.errors.QueryCanceled, psycopg.errors.AdminShutdown,
+                                psycopg.OperationalError)):
+                call.run(conn)
+        finally:
+            timer.join()
+    assert time.monotonic() - started < HANG_SECONDS / 3
+    assert_nothing_left_in_flight(tls_emulator, "comprehend", 1)
+    tls_emulator.clear_faults()
+    if stop == "pg_cancel_backend":
+        assert call.run(conn) == answer
+    conn.close()

@@ -2,7 +2,10 @@
 region, endpoint, timeouts, attempts and credential identity. Base credentials
 come from the server process's standard AWS chain; a service with a role ARN
 uses STS AssumeRole credentials, cached until shortly before they expire.
-Each statement starts with a client's full retry quota."""
+Each statement starts with a client's full retry quota. Both caches keep the
+most recently used entries only: a session that tries many settings does not
+keep a client (and its connection pool) for each."""
+import collections
 import os
 import time
 
@@ -12,10 +15,13 @@ from .services import STS
 _REFRESH_MARGIN_SECONDS = 300
 _ROLE_SESSION_SECONDS = 3600
 
+MAX_CLIENTS = 16
+MAX_ROLES = 16
+
 _session = None
-_clients = {}
+_clients = collections.OrderedDict()  # least recently used first
 _retry_quotas = {}  # client key -> [botocore's retry quota of the client, the statement that last used it]
-_assumed = {}  # (role_arn, region, sts endpoint) -> (credentials dict, expiry epoch)
+_assumed = collections.OrderedDict()  # (role_arn, region, sts endpoint) -> (credentials dict, expiry epoch)
 
 
 def _base_session():
@@ -56,8 +62,16 @@ def _client(service, settings, region, credentials):
         inflight.track(client)
         _clients[key] = client
         _retry_quotas[key] = [_retry_quota(client), None]
+        while len(_clients) > MAX_CLIENTS:
+            _forget_client(next(iter(_clients)))
+    _clients.move_to_end(key)
     _renew_retry_quota(key)
     return client
+
+
+def _forget_client(key):
+    _clients.pop(key).close()
+    del _retry_quotas[key]
 
 
 def _retry_quota(client):
@@ -84,18 +98,24 @@ def _assume_role(role_arn, settings, region):
     key = (role_arn, region, settings.endpoint_for(STS))
     cached = _assumed.get(key)
     if cached and cached[1] - time.time() > _REFRESH_MARGIN_SECONDS:
+        _assumed.move_to_end(key)
         return cached[0]
     sts = _client(STS, settings, region, None)
     answer = request.send(STS, "AssumeRole", sts, RoleArn=role_arn,
                           RoleSessionName=f"aws_ml-{os.getpid()}", DurationSeconds=_ROLE_SESSION_SECONDS)
     credentials = answer["Credentials"]
     _assumed[key] = (credentials, credentials["Expiration"].timestamp())
+    _assumed.move_to_end(key)
     if cached:
-        expired = cached[0]["AccessKeyId"]
-        for stale in [k for k in _clients if k[-1] == expired]:
-            del _clients[stale]
-            del _retry_quotas[stale]
+        _forget_clients_of(cached[0])
+    while len(_assumed) > MAX_ROLES:
+        _forget_clients_of(_assumed.popitem(last=False)[1][0])
     return credentials
+
+
+def _forget_clients_of(credentials):
+    for stale in [key for key in _clients if key[-1] == credentials["AccessKeyId"]]:
+        _forget_client(stale)
 
 
 def known_secrets():

@@ -2,10 +2,13 @@
 cancelled or fails. Each task runs on a worker thread inside its statement's
 Flight; the boto3 clients' connections enrol with the current thread's Flight
 whenever they connect or send. Grounding the Flight shuts down those sockets,
-so a thread blocked reading an answer wakes at once, and refuses every later
-attempt of its requests: a connect, a send, or a retry about to wait out its
-backoff. botocore has no public hook for its connections, so track() swaps the
-connection classes of a client's pools (botocore is pinned)."""
+so a thread blocked on one (reading an answer, or sending) wakes at once with
+a connection error, and refuses every later attempt of its requests: the
+retry of that error, before botocore computes a backoff, and any connect or
+send. A retry that was already waiting out its backoff when the Flight was
+grounded wakes when the backoff ends, and is refused then. botocore has no
+public hook for its connections, so track() swaps the connection classes of a
+client's pools (botocore is pinned)."""
 import concurrent.futures
 import socket
 import threading
@@ -117,4 +120,6 @@ def track(client):
     pool_classes = client._endpoint.http_session._pool_classes_by_scheme
     pool_classes["http"] = _HTTPConnectionPool
     pool_classes["https"] = _HTTPSConnectionPool
-    client.meta.events.register("needs-retry", _refuse_retry)
+    # First: botocore's retry handler answers a retryable error with a
+    # backoff, and the handlers after it do not run.
+    client.meta.events.register_first("needs-retry", _refuse_retry)

@@ -4,6 +4,7 @@ Ctrl-C (pg_cancel_backend) and statement_timeout stop a statement whose
 request is blocked on a socket. A statement that stops early also stops the
 requests it has in flight (inflight.py). Worker threads never call plpy."""
 import concurrent.futures
+import contextlib
 import functools
 import signal
 import threading
@@ -21,17 +22,24 @@ _pool_lock = threading.Lock()
 _interrupt_check = None
 
 
-def _block_signals():
-    # PostgreSQL's signal handlers must run on the backend's own thread.
-    signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))
+@contextlib.contextmanager
+def _signals_blocked():
+    """The threads started within block every signal from their first
+    instruction on, as they inherit this thread's mask: PostgreSQL's signal
+    handlers must run on the backend's own thread. Signals that arrive
+    meanwhile wait until the mask is restored."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def pool():
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=MAX_WORKERS, thread_name_prefix="aws_ml", initializer=_block_signals)
+            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="aws_ml")
     return _pool
 
 
@@ -57,7 +65,8 @@ def run_all(tasks, stop_on_error=False):
     error or an early return, the tasks not yet started never start and the
     requests in flight are grounded."""
     flight = inflight.Flight()
-    futures = [pool().submit(flight.run, task) for task in tasks]
+    with _signals_blocked():  # submit starts the pool's threads
+        futures = [pool().submit(flight.run, task) for task in tasks]
     mode = concurrent.futures.FIRST_EXCEPTION if stop_on_error else concurrent.futures.ALL_COMPLETED
     pending = set(futures)
     try:
