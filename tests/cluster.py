@@ -74,6 +74,10 @@ class Cluster:
     def reload(self):
         self._run("pg_ctl", "-D", str(self.data), "reload")
 
+    def stop_fast(self):
+        """pg_ctl stop -m fast (SIGINT to the postmaster); the cluster stays."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")
+
     def move_to(self, bindir):
         """Stops the server and starts it from the PostgreSQL installation of
         bindir, as pg_upgrade's new cluster runs from another one."""

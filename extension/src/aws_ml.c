@@ -6,6 +6,7 @@
 
 #include "access/xact.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 
 #include "backend.h"
 #include "batch.h"
@@ -37,6 +38,8 @@ _PG_init(void)
 	batch_functions_init();
 	batch_scan_init();
 	batch_plan_init();
+	if (process_shared_preload_libraries_in_progress)
+		python_preload();
 	backend_mark_ready();
 }
 

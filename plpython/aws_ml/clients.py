@@ -7,10 +7,13 @@ most recently used entries only: a session that tries many settings does not
 keep a client (and its connection pool) for each."""
 import collections
 import os
+import random
 import time
 
 from . import backend, inflight, request, stats, wait
-from .services import STS
+from .services import BEDROCK, COMPREHEND, SAGEMAKER, STS
+
+SERVICES = (COMPREHEND, SAGEMAKER, BEDROCK, STS)
 
 _REFRESH_MARGIN_SECONDS = 300
 _ROLE_SESSION_SECONDS = 3600
@@ -19,6 +22,7 @@ MAX_CLIENTS = 16
 MAX_ROLES = 16
 
 _session = None
+_seeded_pid = None
 _clients = collections.OrderedDict()  # least recently used first
 _retry_quotas = {}  # client key -> [botocore's retry quota of the client, the statement that last used it]
 _assumed = collections.OrderedDict()  # (role_arn, region, sts endpoint) -> (credentials dict, expiry epoch)
@@ -118,6 +122,15 @@ def _forget_clients_of(credentials):
         _forget_client(stale)
 
 
+def load_models():
+    """Loads what the services' clients read (models, endpoint rules) into
+    the base session's caches, with placeholder credentials: nothing is
+    resolved or sent."""
+    for service in SERVICES:
+        _base_session().client(service.client_name, region_name="us-east-1",
+                               aws_access_key_id="preload", aws_secret_access_key="preload")
+
+
 def known_secrets():
     """The secret keys and session tokens this backend signs with."""
     base = _session.get_credentials() if _session else None
@@ -128,8 +141,18 @@ def known_secrets():
     return secrets
 
 
+def _reseed_after_preload():
+    """A backend forked from a postmaster that preloaded the package starts
+    with its random state: reseeded, backends' retry backoffs differ."""
+    global _seeded_pid
+    if _seeded_pid != os.getpid():
+        random.seed()
+        _seeded_pid = os.getpid()
+
+
 def client_for(service, settings):
     """The client for service under the current settings (AwsMlError when there is none)."""
+    _reseed_after_preload()
     region = settings.resolved_region()
     role_arn = settings.role_for(service)
     credentials = _assume_role(role_arn, settings, region) if role_arn else None
