@@ -127,6 +127,7 @@ def test_pg_cancel_backend_stops_a_hanging_request(db, connect, emulator, call):
 
 
 def test_request_timeout_ms_bounds_one_request(db, emulator, call):
+    db.execute(f"SET aws_ml.{call[0].service}_request_timeout_ms = 0")  # the service's own limit: none
     db.execute("SET aws_ml.request_timeout_ms = 500")
     db.execute("SET aws_ml.max_attempts = 1")
     started = time.monotonic()
@@ -137,6 +138,23 @@ def test_request_timeout_ms_bounds_one_request(db, emulator, call):
     assert call[0].operation in caught.value.diag.message_primary
     assert_nothing_left_in_flight(emulator, call[0].service, REQUESTS[call[0]])
     still_usable(db, emulator, call)
+
+
+def test_a_services_own_time_limit_comes_first(db, emulator):
+    """A Bedrock answer that takes 2 s outlives aws_ml.request_timeout_ms
+    (0.5 s) but not aws_ml.bedrock_request_timeout_ms (5 min by default),
+    until that is lowered to 1 s."""
+    call = CALLS["invoke_model"]
+    answer = call.run(db)
+    emulator.set_faults(service="bedrock", latency_ms=2000)
+    db.execute("SET aws_ml.request_timeout_ms = 500")
+    db.execute("SET aws_ml.max_attempts = 1")
+    assert call.run(db) == answer
+    db.execute("SET aws_ml.bedrock_request_timeout_ms = 1000")
+    with pytest.raises(psycopg.Error) as caught:
+        call.run(db)
+    assert caught.value.diag.sqlstate == "58030"
+    emulator.clear_faults()
 
 
 def test_cancelled_bedrock_batch_never_sends_its_queue_later(db, connect, emulator):

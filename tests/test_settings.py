@@ -150,6 +150,14 @@ def test_alter_role_or_database_set_is_refused(connect, member, database, db, ta
         db.execute(f'ALTER DATABASE "{database}" OWNER TO postgres')
 
 
+@pytest.mark.parametrize("service", ["comprehend", "sagemaker", "bedrock"])
+def test_only_a_superuser_sets_a_services_time_limit(connect, member, service):
+    conn = connect(member)
+    conn.execute(CALL)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(f"SET aws_ml.{service}_request_timeout_ms = 3600000")
+
+
 def test_superuser_may_set_them_and_users_may_set_timeouts(connect, member, db):
     db.execute(f"SET aws_ml.comprehend_endpoint_url = '{ELSEWHERE}'")
     with pytest.raises(psycopg.Error) as caught:

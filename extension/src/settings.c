@@ -66,6 +66,9 @@ static char *bedrock_role_arn = NULL;
 static char *refused_settings = NULL;
 static int	connect_timeout_ms = 5000;
 static int	request_timeout_ms = 60000;
+static int	comprehend_request_timeout_ms = 0;
+static int	sagemaker_request_timeout_ms = 70000;
+static int	bedrock_request_timeout_ms = 300000;
 static int	max_attempts = 5;
 static int	statement_cache = STATEMENT_CACHE_ON;
 
@@ -189,6 +192,25 @@ static const struct
 	"IAM role assumed for Bedrock runtime calls (empty: the base credentials).", &bedrock_role_arn},
 };
 
+/*
+ * Each service's time limit for one answer: SageMaker models may take 60 s
+ * (AWS suggests a 70 s socket timeout), large Bedrock models minutes.
+ */
+static const struct
+{
+	const char *name;
+	const char *description;
+	int		   *variable;
+	int			default_ms;
+}			service_timeouts[] = {
+	{"aws_ml.comprehend_request_timeout_ms",
+	"Time limit for reading one answer of Amazon Comprehend.", &comprehend_request_timeout_ms, 0},
+	{"aws_ml.sagemaker_request_timeout_ms",
+	"Time limit for reading one answer of a SageMaker endpoint.", &sagemaker_request_timeout_ms, 70000},
+	{"aws_ml.bedrock_request_timeout_ms",
+	"Time limit for reading one answer of a Bedrock model.", &bedrock_request_timeout_ms, 300000},
+};
+
 void
 settings_define(void)
 {
@@ -213,6 +235,11 @@ settings_define(void)
 							"Time limit for reading one answer of an AWS service.",
 							NULL, &request_timeout_ms, 60000, 1, 3600000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	for (int i = 0; i < lengthof(service_timeouts); i++)
+		DefineCustomIntVariable(service_timeouts[i].name, service_timeouts[i].description,
+								"0: aws_ml.request_timeout_ms.", service_timeouts[i].variable,
+								service_timeouts[i].default_ms, 0, 3600000, PGC_SUSET, 0,
+								NULL, NULL, NULL);
 	DefineCustomIntVariable("aws_ml.max_attempts",
 							"Attempts per request, the first included, when AWS throttles or fails transiently.",
 							NULL, &max_attempts, 5, 1, 20,

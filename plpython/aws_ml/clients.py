@@ -36,12 +36,12 @@ def _base_session():
     return _session
 
 
-def _config(settings, region):
+def _config(service, settings, region):
     from botocore.config import Config
     return Config(
         region_name=region,
         connect_timeout=settings.connect_timeout_ms / 1000.0,
-        read_timeout=settings.request_timeout_ms / 1000.0,
+        read_timeout=settings.request_timeout_ms_for(service) / 1000.0,
         retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
         max_pool_connections=wait.MAX_WORKERS,
         user_agent_extra=f"aws_ml-postgresql pid/{os.getpid()}",
@@ -51,7 +51,7 @@ def _config(settings, region):
 def _client(service, settings, region, credentials):
     identity = credentials["AccessKeyId"] if credentials else None
     key = (service.client_name, region, settings.endpoint_for(service), settings.connect_timeout_ms,
-           settings.request_timeout_ms, settings.max_attempts, identity)
+           settings.request_timeout_ms_for(service), settings.max_attempts, identity)
     client = _clients.get(key)
     if client is None:
         explicit = {}
@@ -60,7 +60,7 @@ def _client(service, settings, region, credentials):
                         "aws_secret_access_key": credentials["SecretAccessKey"],
                         "aws_session_token": credentials["SessionToken"]}
         client = _base_session().client(service.client_name, endpoint_url=settings.endpoint_for(service),
-                                        config=_config(settings, region), **explicit)
+                                        config=_config(service, settings, region), **explicit)
         # First, so that it sees every attempt before the retry handler answers.
         client.meta.events.register_first("needs-retry", stats.throttle_observer(service))
         inflight.track(client)

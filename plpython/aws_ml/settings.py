@@ -1,9 +1,10 @@
 """The aws_ml.* server settings, read once per call.
 
 The C module defines them; it is loaded (at plan time by every aws_ml
-function's planner support function, else by backend.py) before the first
-read, so PostgreSQL enforces that only a superuser or the server
-configuration sets region, endpoints and roles.
+function's planner support function, by the procedures' LOAD) before the
+package is even importable, so PostgreSQL enforces that only a superuser or
+the server configuration sets region, endpoints, roles and the services'
+time limits.
 """
 import os
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ _NAMES = (
     "region", "endpoint_url",
     "comprehend_endpoint_url", "sagemaker_endpoint_url", "bedrock_endpoint_url", "sts_endpoint_url",
     "comprehend_role_arn", "sagemaker_role_arn", "bedrock_role_arn",
-    "connect_timeout_ms", "request_timeout_ms", "max_attempts", "statement_cache", "max_concurrency",
+    "connect_timeout_ms", "request_timeout_ms",
+    "comprehend_request_timeout_ms", "sagemaker_request_timeout_ms", "bedrock_request_timeout_ms",
+    "max_attempts", "statement_cache", "max_concurrency",
 )
 
 
@@ -32,12 +35,19 @@ class Settings:
     bedrock_role_arn: str
     connect_timeout_ms: int
     request_timeout_ms: int
+    comprehend_request_timeout_ms: int  # 0: request_timeout_ms
+    sagemaker_request_timeout_ms: int
+    bedrock_request_timeout_ms: int
     max_attempts: int
     statement_cache: str  # off, on (every call but text generation) or always
     max_concurrency: int
 
     def endpoint_for(self, service):
         return getattr(self, f"{service.setting}_endpoint_url") or self.endpoint_url or None
+
+    def request_timeout_ms_for(self, service):
+        """The service's own time limit for one answer, else request_timeout_ms."""
+        return getattr(self, f"{service.setting}_request_timeout_ms", 0) or self.request_timeout_ms
 
     def role_for(self, service):
         return getattr(self, f"{service.setting}_role_arn") or None
@@ -63,4 +73,4 @@ def current():
     return Settings(**{name: _PARSE.get(name, str)(backend.setting(f"aws_ml.{name}")) for name in _NAMES})
 
 
-_PARSE = {"connect_timeout_ms": int, "request_timeout_ms": int, "max_attempts": int, "max_concurrency": int}
+_PARSE = {name: int for name in _NAMES if name.endswith("_ms") or name in ("max_attempts", "max_concurrency")}
