@@ -142,19 +142,26 @@ def _claude_v2(body):
     return _claude_messages(body) if "messages" in body else _claude_completion(body)
 
 
-MODELS = {
-    "amazon.titan-embed-text-v1": _titan_v1,
-    "amazon.titan-embed-text-v2:0": _titan_v2,
-    "cohere.embed-english-v3": _cohere_embed,
-    "anthropic.claude-v2": _claude_v2,
-    "anthropic.claude-v2:1": _claude_v2,
-}
+# The model families answered, by the start of their foundation models' ids
+# (amazon.titan-embed-text-v2:0, anthropic.claude-sonnet-4-6, ...).
+FAMILIES = (
+    ("amazon.titan-embed-text-v1", _titan_v1),
+    ("amazon.titan-embed-text-v2", _titan_v2),
+    ("cohere.embed-", _cohere_embed),
+    ("anthropic.claude-", _claude_v2),
+)
+# An inference profile's id puts a geography first; an ARN names a
+# foundation model or an inference profile after its last "/".
+_GEOGRAPHY = re.compile(r"^(?:us|us-gov|eu|apac|ca|jp|au|global)\.(?=[a-z0-9-]+\.)")
 
 
-def _model_id(request):
-    """The model id from the path; a foundation-model ARN names the same model."""
+def _model(request):
+    """The function answering the model the path names, or None."""
     model_id = unquote(_INVOKE.match(raw_path(request)).group(1))
-    return model_id.rsplit("foundation-model/", 1)[-1] if model_id.startswith("arn:") else model_id
+    if model_id.startswith("arn:"):
+        model_id = model_id.rsplit("/", 1)[-1]
+    model_id = _GEOGRAPHY.sub("", model_id, count=1)
+    return next((answer for prefix, answer in FAMILIES if model_id.startswith(prefix)), None)
 
 
 def _validation(message):
@@ -173,7 +180,7 @@ class BedrockRuntime:
         return "InvokeModel" if _INVOKE.match(raw_path(request)) else None
 
     def handle(self, request, signer, operation):
-        model = MODELS.get(_model_id(request))
+        model = _model(request)
         if model is None:
             return _validation("The provided model identifier is invalid."), None
         if _media_type(request, "Accept") not in _JSON_TYPES:

@@ -259,3 +259,56 @@ def test_statement_timeout_stops_a_batch_and_its_queue(db, emulator):
     emulator.clear_faults()
     db.execute("SET statement_timeout = 0")
     assert db.execute(BATCH_EMBED, (TITAN, batch_inputs(3), 4)).fetchone()[0] == 1
+
+
+# Each form of a model identifier AWS accepts, and the foundation model it names.
+MODEL_ID_FORMS = {
+    "versioned id": ("amazon.titan-embed-text-v2:0", TITAN_V2),
+    "geography inference profile": ("us.amazon.titan-embed-text-v2:0", TITAN_V2),
+    "global inference profile": ("global.cohere.embed-english-v3", COHERE),
+    "foundation-model ARN": ("arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v1", TITAN),
+    "inference-profile ARN": ("arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.cohere.embed-english-v3",
+                              COHERE),
+}
+
+
+@pytest.mark.parametrize("form", MODEL_ID_FORMS)
+def test_every_form_of_model_id_reaches_its_model_and_its_family(db, emulator, aws_client, form):
+    """From SQL through the emulator: the call, and materialize_embeddings,
+    which must build the request body of the model's family."""
+    model_id, model = MODEL_ID_FORMS[form]
+    body = titan_input("forms") if model != COHERE else json.dumps({"texts": ["forms"], "input_type": "search_query"})
+    key = "embedding" if model != COHERE else "embeddings.0"
+    got = db.execute(EMBED, (model_id, key, body)).fetchone()[0]
+    answer = json.loads(direct(aws_client, model, body))
+    assert got == pytest.approx(answer["embeddings"][0] if model == COHERE else answer["embedding"])
+    db.execute("DROP TABLE IF EXISTS forms")
+    db.execute("CREATE TABLE forms (id int, body text, embedding float8[])")
+    db.execute("INSERT INTO forms VALUES (1, 'PostgreSQL I/O monitoring views')")
+    emulator.reset()
+    db.execute("CALL aws_bedrock.materialize_embeddings('forms', 'body', 'embedding', %s)", (model_id,))
+    assert db.execute("SELECT embedding IS NOT NULL FROM forms").fetchone() == (True,)
+    assert invoke_count(emulator) == 1
+    db.execute("DROP TABLE forms")
+
+
+def test_claude_through_a_global_inference_profile(db, aws_client):
+    """AWS's own Aurora sample calls global.anthropic.claude-sonnet-4-6."""
+    body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
+                       "messages": [{"role": "user", "content": "Name a PostgreSQL I/O view."}]})
+    output = db.execute("SELECT aws_bedrock.invoke_model('global.anthropic.claude-sonnet-4-6', %s, %s, %s)",
+                        (JSON, JSON, body)).fetchone()[0]
+    assert json.loads(output)["content"][0]["type"] == "text"
+    assert output == direct(aws_client, "global.anthropic.claude-sonnet-4-6", body)
+
+
+def test_an_application_inference_profile_needs_the_json_key_for_backfills(db):
+    """Its ARN does not name the model: materialize_embeddings cannot tell the
+    family, and says what to do instead."""
+    db.execute("DROP TABLE IF EXISTS forms")
+    db.execute("CREATE TABLE forms (id int, body text, embedding float8[])")
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
+        db.execute("CALL aws_bedrock.materialize_embeddings('forms', 'body', 'embedding', "
+                   "'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6')")
+    assert "batch_invoke_model_get_embeddings" in caught.value.diag.message_hint
+    db.execute("DROP TABLE forms")

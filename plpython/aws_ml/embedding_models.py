@@ -2,6 +2,7 @@
 requests for: the request body for some texts, and the texts' vectors in the
 JSON answer."""
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,9 +35,23 @@ FAMILIES = (
 )
 
 
+# An inference profile's id puts a geography before the model's
+# (us.amazon.titan-...); an ARN names a foundation model or an inference
+# profile after its last "/".
+_GEOGRAPHY = re.compile(r"^(?:us|us-gov|eu|apac|ca|jp|au|global)\.(?=[a-z0-9-]+\.)")
+
+
+def base_model_id(model_id):
+    """The id of the foundation model a model id, inference profile id or ARN names."""
+    if model_id.startswith("arn:"):
+        model_id = model_id.rsplit("/", 1)[-1]
+    return _GEOGRAPHY.sub("", model_id, count=1)
+
+
 def family(model_id):
+    base = base_model_id(model_id)
     for candidate in FAMILIES:
-        if model_id.startswith(candidate.prefix):
+        if base.startswith(candidate.prefix):
             return candidate
     known = ", ".join(f"{candidate.prefix}*" for candidate in FAMILIES)
     raise invalid_argument(f"materialize_embeddings cannot build requests for model {model_id}",
