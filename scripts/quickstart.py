@@ -120,6 +120,11 @@ FROM (VALUES ('Acme', 0.9, 0.1), ('Globex', 0.2, 0.8)) AS c (company, free_cash_
         "The guide's Claude 2 call, verbatim: the answer's JSON body comes back as text.",
         """SELECT aws_bedrock.invoke_model ( model_id := 'anthropic.claude-v2', content_type:= 'application/json', accept_type := 'application/json', model_input := '{"prompt": "\\n\\nHuman: You are a helpful assistant that answers questions directly and only using the information provided in the context below.\\nDescribe the answer in detail.\\n\\nContext: %s \\n\\nQuestion: %s \\n\\nAssistant:","max_tokens_to_sample":4096,"temperature":0.5,"top_k":250,"top_p":0.5,"stop_sequences":[]}' );"""),
     Example(
+        "Bedrock: an inference profile",
+        "A current model through a cross-Region inference profile id, as AWS's own Aurora sample calls it "
+        "(the Messages API; the emulator answers every Claude model alike).",
+        """SELECT aws_bedrock.invoke_model('global.anthropic.claude-sonnet-4-6', 'application/json', 'application/json', '{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 200, "messages": [{"role": "user", "content": "Which PostgreSQL view shows I/O statistics?"}]}')::json -> 'content' -> 0 ->> 'text' AS answer;"""),
+    Example(
         "Bedrock: invoke_model_get_embeddings",
         "The guide's Titan embedding, verbatim: 1536 numbers as float8[].",
         """SELECT aws_bedrock.invoke_model_get_embeddings( model_id := 'amazon.titan-embed-text-v1', content_type := 'application/json', json_key := 'embedding', model_input := '{ "inputText": "PostgreSQL I/O monitoring views"}') AS embedding;"""),

@@ -53,7 +53,8 @@ def test_every_example_runs_in_order(examples):
         "Install", "Comprehend: the support table", "Batch mode", "Comprehend: materialized sentiment",
         "SageMaker: classify_event (two inputs)", "SageMaker: classify_event with a batch size",
         "SageMaker: an array as input", "SageMaker: several outputs",
-        "Bedrock: invoke_model", "Bedrock: invoke_model_get_embeddings", "Monitoring"]
+        "Bedrock: invoke_model", "Bedrock: an inference profile", "Bedrock: invoke_model_get_embeddings",
+        "Monitoring"]
     for text in examples.values():
         assert re.match(r"\n-- \S", text), "each example starts with its one-line explanation"
 
@@ -108,6 +109,8 @@ def test_sagemaker_functions(examples):
 
 def test_bedrock(examples):
     assert '"completion":' in examples["Bedrock: invoke_model"]
+    [[answer]] = table_rows(examples["Bedrock: an inference profile"])
+    assert answer.strip()
     [[embedding]] = table_rows(examples["Bedrock: invoke_model_get_embeddings"])
     numbers = [float(n) for n in embedding.strip("{}").split(",")]
     assert len(numbers) == 1536 and any(numbers)
@@ -119,7 +122,7 @@ def test_monitoring_counts_every_call(examples):
     # 2 equal calls batch mode makes once
     assert calls[("aws_comprehend", "detect_sentiment")] == 22
     assert calls[("aws_sagemaker", "invoke_endpoint")] == 3 + 2 + 2 + 2
-    assert calls[("aws_bedrock", "invoke_model")] == 1
+    assert calls[("aws_bedrock", "invoke_model")] == 2
     assert calls[("aws_bedrock", "invoke_model_get_embeddings")] == 1
 
 
