@@ -12,14 +12,21 @@ from .wire import json_answer, raw_path, rest_json_error
 _INVOKE = re.compile(r"^/model/([^/]+)/invoke$")
 _JSON_TYPES = ("", "application/json", "*/*")
 TITAN_V2_DIMENSIONS = (256, 512, 1024)
+TITAN_V2_MAX_CHARACTERS = 50_000
+TITAN_V2_EMBEDDING_TYPES = ("float", "binary")
 COHERE_INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
 COHERE_MAX_TEXTS = 96
+COHERE_MAX_CHARACTERS = 2048
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
 
 
 class MalformedInput(ValueError):
     pass
+
+
+class InvalidPrompt(ValueError):
+    """A Claude text completion prompt without its turns; Bedrock's own wording."""
 
 
 def _require(body, *keys):
@@ -34,12 +41,14 @@ def _only(body, *allowed):
             raise MalformedInput(f"#: extraneous key [{key}] is not permitted")
 
 
-def _text(body, key):
+def _text(body, key, max_length=None):
     value = body[key]
     if not isinstance(value, str):
         raise MalformedInput(f"#/{key}: expected type: String, found: {type(value).__name__}")
     if not value:
         raise MalformedInput(f"#/{key}: expected minLength: 1, actual: 0")
+    if max_length is not None and len(value) > max_length:
+        raise MalformedInput(f"#/{key}: expected maxLength: {max_length}, actual: {len(value)}")
     return value
 
 
@@ -53,15 +62,22 @@ def _titan_v1(body):
 def _titan_v2(body):
     _require(body, "inputText")
     _only(body, "inputText", "dimensions", "normalize", "embeddingTypes")
-    text = _text(body, "inputText")
+    text = _text(body, "inputText", TITAN_V2_MAX_CHARACTERS)
     dimensions = body.get("dimensions", 1024)
     if dimensions not in TITAN_V2_DIMENSIONS or isinstance(dimensions, bool):
         raise MalformedInput(f"#/dimensions: {dimensions} is not a valid enum value")
     normalize = body.get("normalize", True)
     if not isinstance(normalize, bool):
         raise MalformedInput("#/normalize: expected type: Boolean")
+    types = body.get("embeddingTypes", ["float"])
+    if not isinstance(types, list) or not types or any(t not in TITAN_V2_EMBEDDING_TYPES for t in types):
+        raise MalformedInput(f"#/embeddingTypes: {types} is not a valid list of {list(TITAN_V2_EMBEDDING_TYPES)}")
     vector = embed(text, dimensions, normalize)
-    return {"embedding": vector, "embeddingsByType": {"float": vector}, "inputTextTokenCount": len(words(text))}, 1
+    by_type = {"float": vector, "binary": [1 if value > 0 else 0 for value in vector]}
+    answer = {"embeddingsByType": {t: by_type[t] for t in types}, "inputTextTokenCount": len(words(text))}
+    if "float" in types:
+        answer["embedding"] = vector
+    return answer, 1
 
 
 def _cohere_embed(body):
@@ -71,37 +87,44 @@ def _cohere_embed(body):
         raise MalformedInput("#/texts: expected type: JSONArray of String")
     if len(texts) > COHERE_MAX_TEXTS:
         raise MalformedInput(f"#/texts: expected maximum item count: {COHERE_MAX_TEXTS}, found: {len(texts)}")
+    for index, text in enumerate(texts):
+        if len(text) > COHERE_MAX_CHARACTERS:
+            raise MalformedInput(f"#/texts/{index}: expected maxLength: {COHERE_MAX_CHARACTERS}, actual: {len(text)}")
     if body["input_type"] not in COHERE_INPUT_TYPES:
         raise MalformedInput(f"#/input_type: {body['input_type']} is not a valid enum value")
     digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).hexdigest()
-    answer = {
-        "id": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}",
-        "texts": texts,
-        "embeddings": [embed(text, 1024) for text in texts],
-        "response_type": "embeddings_floats",
-    }
+    vectors = [embed(text, 1024) for text in texts]
+    answer = {"id": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}", "texts": texts}
+    if "embedding_types" in body:
+        # only float is emulated; the other types AWS names are refused
+        if body["embedding_types"] != ["float"]:
+            raise MalformedInput(f"#/embedding_types: {body['embedding_types']} is not supported by the emulator")
+        answer.update(embeddings={"float": vectors}, response_type="embeddings_by_type")
+    else:
+        answer.update(embeddings=vectors, response_type="embeddings_floats")
     return answer, len(texts)
 
 
-def _positive_int(body, key):
+def _int_at_least(body, key, least):
     value = body[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise MalformedInput(f"#/{key}: expected a positive integer, found: {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise MalformedInput(f"#/{key}: {value!r} is not greater or equal to {least}")
     return value
 
 
 def _claude_completion(body):
+    """Exactly the three keys Claude v2 answers a text completion with."""
     _require(body, "prompt", "max_tokens_to_sample")
     prompt = _text(body, "prompt")
     if HUMAN not in prompt:
-        raise MalformedInput(f'prompt must start with "{HUMAN.strip()}" turn after an optional system prompt')
+        raise InvalidPrompt(f'Invalid prompt: prompt must start with "{HUMAN}" turn')
     if not prompt.rstrip(" ").endswith(ASSISTANT):
-        raise MalformedInput(f'prompt must end with "{ASSISTANT.strip()}" turn')
+        raise InvalidPrompt(f'Invalid prompt: prompt must end with "{ASSISTANT}" turn')
     question = prompt.rsplit(ASSISTANT, 1)[0].split(HUMAN, 1)[1]
-    reply, cut = completion.answer(question, _positive_int(body, "max_tokens_to_sample"))
+    reply, cut = completion.answer(question, _int_at_least(body, "max_tokens_to_sample", 0))
     if cut:
-        return {"type": "completion", "completion": " " + reply, "stop_reason": "max_tokens", "stop": None}, 1
-    return {"type": "completion", "completion": " " + reply, "stop_reason": "stop_sequence", "stop": HUMAN}, 1
+        return {"completion": " " + reply if reply else "", "stop_reason": "max_tokens", "stop": None}, 1
+    return {"completion": " " + reply, "stop_reason": "stop_sequence", "stop": HUMAN}, 1
 
 
 def _message_text(message):
@@ -123,7 +146,7 @@ def _claude_messages(body):
     if messages[0].get("role") != "user":
         raise MalformedInput("messages: first message must use the \"user\" role")
     asked = [_message_text(m) for m in messages if m.get("role") == "user"][-1]
-    max_tokens = _positive_int(body, "max_tokens")
+    max_tokens = _int_at_least(body, "max_tokens", 1)
     reply, cut = completion.answer(asked, max_tokens)
     digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=12).hexdigest()
     return {
@@ -197,6 +220,8 @@ class BedrockRuntime:
             answer, items = model(body)
         except MalformedInput as error:
             return _validation(f"Malformed input request: {error}, please reformat your input and try again."), None
+        except InvalidPrompt as error:
+            return _validation(str(error)), None
         return json_answer(answer), items
 
     def error_answer(self, code, status, message):

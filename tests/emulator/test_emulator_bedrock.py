@@ -140,7 +140,12 @@ def test_unknown_model(bedrock):
         ("amazon.titan-embed-text-v1", {"inputText": ""}, "minLength"),
         ("amazon.titan-embed-text-v2:0", {"inputText": "hi", "dimensions": 100}, "dimensions"),
         ("cohere.embed-english-v3", {"texts": ["a"]}, "required key [input_type]"),
-        ("anthropic.claude-v2", {"prompt": "Hello", "max_tokens_to_sample": 10}, "Human:"),
+        ("amazon.titan-embed-text-v2:0", {"inputText": "x" * 50_001}, "expected maxLength: 50000, actual: 50001"),
+        ("amazon.titan-embed-text-v2:0", {"inputText": "hi", "embeddingTypes": ["int8"]}, "embeddingTypes"),
+        ("cohere.embed-english-v3", {"texts": ["ok", "y" * 2049], "input_type": "search_document"},
+         "#/texts/1: expected maxLength: 2048, actual: 2049"),
+        ("anthropic.claude-v2", {"prompt": "\n\nHuman: hi\n\nAssistant:", "max_tokens_to_sample": -1},
+         "max_tokens_to_sample"),
         ("anthropic.claude-v2", {"anthropic_version": "bedrock-2023-05-31", "messages": []}, "max_tokens"),
     ],
 )
@@ -154,3 +159,38 @@ def test_a_body_wrong_for_the_model(bedrock, model_id, body, named):
 def test_an_accept_other_than_json(bedrock):
     answer = refused(bedrock, "amazon.titan-embed-text-v1", {"inputText": "hello"}, accept="text/plain")
     assert answer["Error"]["Code"] == "ValidationException"
+
+
+@pytest.mark.parametrize("prompt, message", [
+    ("Hello", 'Invalid prompt: prompt must start with "\n\nHuman:" turn'),
+    ("\n\nHuman: Hello", 'Invalid prompt: prompt must end with "\n\nAssistant:" turn'),
+])
+def test_a_claude_prompt_without_its_turns_in_bedrocks_words(bedrock, prompt, message):
+    answer = refused(bedrock, "anthropic.claude-v2", {"prompt": prompt, "max_tokens_to_sample": 10})
+    assert answer["Error"] == {"Code": "ValidationException", "Message": message}
+
+
+def test_claude_v2_completion_has_exactly_its_three_keys(bedrock):
+    prompt = f"\n\nHuman: {CONTEXT_PROMPT}\n\nAssistant:"
+    answer = invoke(bedrock, "anthropic.claude-v2", {"prompt": prompt, "max_tokens_to_sample": 200})
+    assert set(answer) == {"completion", "stop_reason", "stop"}
+    empty = invoke(bedrock, "anthropic.claude-v2", {"prompt": prompt, "max_tokens_to_sample": 0})
+    assert empty == {"completion": "", "stop_reason": "max_tokens", "stop": None}
+
+
+def test_titan_v2_embedding_types(bedrock):
+    both = invoke(bedrock, "amazon.titan-embed-text-v2:0",
+                  {"inputText": "hello", "dimensions": 256, "embeddingTypes": ["float", "binary"]})
+    assert both["embedding"] == both["embeddingsByType"]["float"]
+    assert both["embeddingsByType"]["binary"] == [1 if v > 0 else 0 for v in both["embedding"]]
+    binary = invoke(bedrock, "amazon.titan-embed-text-v2:0", {"inputText": "hello", "embeddingTypes": ["binary"]})
+    assert "embedding" not in binary and set(binary["embeddingsByType"]) == {"binary"}
+
+
+def test_cohere_embeddings_by_type(bedrock):
+    texts = ["first text", "second text"]
+    plain = invoke(bedrock, "cohere.embed-english-v3", {"texts": texts, "input_type": "search_document"})
+    by_type = invoke(bedrock, "cohere.embed-english-v3",
+                     {"texts": texts, "input_type": "search_document", "embedding_types": ["float"]})
+    assert by_type["response_type"] == "embeddings_by_type"
+    assert by_type["embeddings"] == {"float": plain["embeddings"]}
