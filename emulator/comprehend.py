@@ -117,5 +117,5 @@ class Comprehend:
     def fault_error(self, outcome, status):
         if outcome == "throttle":
             return json_rpc_error("ThrottlingException", "Rate exceeded")
-        code = "InternalServerException" if status == 500 else "ServiceUnavailableException"
+        code = "InternalServerException" if status == 500 else "ServiceUnavailable"  # AWS's common error
         return json_rpc_error(code, "Internal server error" if status == 500 else "Service unavailable", status)

@@ -322,3 +322,20 @@ def test_csv_elements_that_are_not_one_row_are_refused(db, emulator, rows):
     assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == 0
     assert db.execute("SELECT aws_sagemaker._invoke_endpoint_csv('echo-row-count', 10, %s)",
                       (['"a\nb",c\n', "1\n"],)).fetchone()[0] == ["2", "1"]
+
+
+@pytest.mark.parametrize("status, code, sqlstate, hint", [
+    (429, "ModelNotReadyException", "53400", "still being loaded"),
+    (530, "InternalDependencyException", "38000", "The service or the model failed"),
+])
+def test_sagemaker_runtime_errors_map_to_their_sqlstate(db, emulator, status, code, sqlstate, hint):
+    """Neither is retried: botocore's standard mode retries throttling codes
+    and 500, 502, 503 and 504 only."""
+    emulator.set_faults(service="sagemaker", error_code=code, error_status=status, error_every=1)
+    db.execute("SET aws_ml.max_attempts = 2")
+    with pytest.raises(psycopg.Error) as caught:
+        db.execute("SELECT aws_sagemaker.invoke_endpoint('echo-row-count', NULL, 1)")
+    assert caught.value.diag.sqlstate == sqlstate
+    assert "SageMaker InvokeEndpoint" in caught.value.diag.message_primary
+    assert code in caught.value.diag.message_detail and hint in caught.value.diag.message_hint
+    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == 1

@@ -48,6 +48,12 @@ _NOT_FOUND_MESSAGE = re.compile(r"Endpoint .* not found|model identifier is inva
 # them. Neither part is for a SQL client.
 _SIGNING_DETAILS = re.compile(r"\s*The (Canonical String|String-to-Sign) .*", re.DOTALL)
 
+# What to do about an error code whose SQLSTATE's hint does not fit it.
+_HINTS_BY_CODE = {
+    "ModelNotReadyException": "The model is still being loaded (a serverless or multi-model endpoint, or a "
+                              "Bedrock model): try again in a moment.",
+}
+
 _HINTS = {
     THROTTLED: "AWS kept throttling after aws_ml.max_attempts attempts: lower the request rate, "
                "raise aws_ml.max_attempts, or ask AWS for a higher quota.",
@@ -173,7 +179,7 @@ def from_client_error(service, operation, error, secrets):
     message = without_secrets(info.get("Message") or str(error), secrets)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     sqlstate = sqlstate_for(code, message, status)
-    hint = service.access_hint if sqlstate == PERMISSION_DENIED else _HINTS.get(sqlstate)
+    hint = service.access_hint if sqlstate == PERMISSION_DENIED else _HINTS_BY_CODE.get(code, _HINTS.get(sqlstate))
     detail = f"AWS error code: {code}" + (f" (HTTP {status})" if status else "")
     if error.response.get("OriginalMessage"):  # a SageMaker ModelError: the model container's own words
         detail += f"; the model said: {without_secrets(error.response['OriginalMessage'], secrets)}"

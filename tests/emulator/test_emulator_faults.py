@@ -27,7 +27,7 @@ THROTTLING_CODE = {
 }
 SERVER_ERROR_CODE = {
     ("comprehend", 500): "InternalServerException",
-    ("comprehend", 503): "ServiceUnavailableException",
+    ("comprehend", 503): "ServiceUnavailable",
     ("sagemaker-runtime", 500): "InternalFailure",
     ("sagemaker-runtime", 503): "ServiceUnavailable",
     ("bedrock-runtime", 500): "InternalServerException",
