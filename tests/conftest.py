@@ -34,6 +34,15 @@ def emulator():
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def faults_end_with_their_test(request):
+    """A fault a test injects must not fail the next test, whatever fixtures
+    that one uses."""
+    yield
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").clear_faults()
+
+
 def new_cluster(emulator, **settings):
     """A cluster (not yet initialised) whose server uses the emulator and the
     test credentials."""

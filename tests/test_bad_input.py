@@ -167,7 +167,7 @@ CASES = {
     "embed/null_model_id": (EMBED, (None, JSON, "embedding", titan("x")), Error("22004")),
     "embed/null_content_type": (EMBED, (TITAN, None, "embedding", titan("x")), Error("22004")),
     "embed/content_type_with_a_line_break": (EMBED, (TITAN, JSON + "\n", "embedding", titan("x")), Error("22023")),
-    "embed/null_json_key": (EMBED, (TITAN, JSON, None, titan("x")), Error("22004")),
+    "embed/null_json_key": (EMBED, (TITAN, JSON, None, titan("x")), bedrock_vector(titan("x"))),
     "embed/empty_json_key": (EMBED, (TITAN, JSON, "", titan("x")), Error("22023")),
     "embed/json_key_into_a_scalar": (EMBED, (TITAN, JSON, "inputTextTokenCount.0", titan("x")), Error("22023")),
     "embed/json_key_into_the_vector": (EMBED, (TITAN, JSON, "embedding.0.x", titan("x")), Error("22023")),
@@ -192,7 +192,8 @@ CASES = {
                                  SameAs(lambda aws: [(i, bedrock_text(titan(LARGE + end)).answer(aws)[0][0])
                                                      for i, end in ((1, " one"), (2, " two"))])),
     "batch_model/malformed_json": (BATCH_MODEL, (TITAN, JSON, JSON, [titan("x"), "{"], 4), Error("22023")),
-    "batch_embed/null_json_key": (BATCH_EMBED, (TITAN, JSON, None, [titan("x")], 4), Error("22004")),
+    "batch_embed/null_json_key": (BATCH_EMBED, (TITAN, JSON, None, [titan("x")], 4),
+                                  SameAs(lambda aws: [(1, bedrock_vector(titan("x")).answer(aws)[0][0])])),
     "batch_embed/json_key_into_a_scalar": (BATCH_EMBED, (TITAN, JSON, "inputTextTokenCount.x", [titan("x")], 4),
                                            Error("22023")),
     "batch_embed/null_elements": (BATCH_EMBED, (TITAN, JSON, "embedding", [None, None], 4),

@@ -119,8 +119,6 @@ def test_null_arguments(db, emulator, aws_client):
         assert diag.sqlstate == "22004" and name in diag.message_primary
         diag = sql_error(db, "SELECT aws_bedrock.invoke_model_get_embeddings(%s, %s, 'embedding', %s)", args)
         assert diag.sqlstate == "22004" and name in diag.message_primary
-    diag = sql_error(db, EMBED, (TITAN, None, body))
-    assert diag.sqlstate == "22004" and "json_key" in diag.message_primary
     assert invoke_count(emulator) == 0
 
     assert db.execute("SELECT aws_bedrock.invoke_model(%s, %s, %s, NULL)", (TITAN, JSON, JSON)).fetchone() == (None,)
@@ -312,3 +310,38 @@ def test_an_application_inference_profile_needs_the_json_key_for_backfills(db):
                    "'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6')")
     assert "batch_invoke_model_get_embeddings" in caught.value.diag.message_hint
     db.execute("DROP TABLE forms")
+
+
+BATCH_EMBED_KEYED = ("SELECT ordinality, model_output FROM "
+                     "aws_bedrock.batch_invoke_model_get_embeddings(%s, 'application/json', %s, %s, %s)")
+
+
+@pytest.mark.parametrize("model, body, path", [
+    (TITAN, titan_input("no key"), ("embedding",)),
+    (COHERE, json.dumps({"texts": ["no key", "second"], "input_type": "search_query"}), ("embeddings", 0)),
+    (COHERE, json.dumps({"texts": ["no key"], "input_type": "search_query", "embedding_types": ["float"]}),
+     ("embeddings", "float", 0)),
+])
+def test_a_null_json_key_takes_the_first_vector_where_the_family_puts_it(db, emulator, aws_client, model, body, path):
+    want = json.loads(direct(aws_client, model, body))
+    for step in path:
+        want = want[step]
+    assert db.execute(EMBED, (model, None, body)).fetchone()[0] == pytest.approx(want)
+    assert db.execute(BATCH_EMBED_KEYED, (model, None, [body, None], 4)).fetchall() == \
+        [(1, pytest.approx(want)), (2, None)]
+    in_batch_mode = ("SELECT aws_bedrock.invoke_model_get_embeddings(%s, 'application/json', NULL, body) "
+                     "FROM unnest(%s::text[]) WITH ORDINALITY AS u(body, n) ORDER BY n")
+    emulator.reset()
+    assert db.execute(in_batch_mode, (model, [body, None, body])).fetchall() == \
+        [(pytest.approx(want),), (None,), (pytest.approx(want),)]
+    assert invoke_count(emulator) == 1  # one batch: the same input is sent once
+
+
+def test_a_null_json_key_for_an_unknown_family_says_what_to_pass(db, emulator):
+    emulator.reset()
+    for sql, params in [(EMBED, ("meta.llama3-70b-instruct-v1:0", None, "{}")),
+                        (BATCH_EMBED_KEYED, ("meta.llama3-70b-instruct-v1:0", None, ["{}"], 4))]:
+        diag = sql_error(db, sql, params)
+        assert diag.sqlstate == "22023" and "json_key is NULL" in diag.message_primary
+        assert "'embedding'" in diag.message_hint
+    assert invoke_count(emulator) == 0

@@ -35,10 +35,6 @@ def _document(answer):
                          f"contentType of the answer: {answer.get('contentType')}") from None
 
 
-def _embedding(json_key):
-    return lambda answer: json_path.vector(_document(answer), json_key)
-
-
 def _check_call(model_id, content_type, accept_type):
     required("model_id", model_id)
     header_value("content_type", required("content_type", content_type))
@@ -59,14 +55,19 @@ def invoke_model(model_id, content_type, accept_type, model_input):
 
 @sql_entry
 def invoke_model_get_embeddings(model_id, content_type, json_key, model_input):
-    """The array of numbers at json_key in the model's JSON answer; NULL for a NULL input."""
+    """The array of numbers at json_key in the model's JSON answer (json_key
+    NULL: where the model's family puts it); NULL for a NULL input."""
     _check_call(model_id, content_type, EMBEDDINGS_ACCEPT)
-    required("json_key", json_key)
     if model_input is None:
         return None
+    json_key = _json_key(model_id, json_key, model_input)
     answer = request.call(BEDROCK, "InvokeModel",
                           **_request(model_id, content_type, EMBEDDINGS_ACCEPT, model_input))
-    return _embedding(json_key)(answer)
+    return json_path.vector(_document(answer), json_key)
+
+
+def _json_key(model_id, json_key, model_input):
+    return json_key if json_key is not None else embedding_models.first_vector_json_key(model_id, model_input)
 
 
 @sql_entry
@@ -78,8 +79,32 @@ def batch_invoke_model(model_id, content_type, accept_type, model_inputs, max_co
 @sql_entry
 def batch_invoke_model_get_embeddings(model_id, content_type, json_key, model_inputs, max_concurrency):
     """(ordinality, embedding) per element of model_inputs, in order."""
-    required("json_key", json_key)
-    return _batch(model_id, content_type, EMBEDDINGS_ACCEPT, model_inputs, max_concurrency, _embedding(json_key))
+    _check_call(model_id, content_type, EMBEDDINGS_ACCEPT)
+    keys = _json_keys([(model_id, json_key, model_input) for model_input in model_inputs or []])
+    documents = _batch(model_id, content_type, EMBEDDINGS_ACCEPT, model_inputs, max_concurrency, _document)
+    return [(ordinality, _vector_at(document, keys, ordinality)) for ordinality, document in documents]
+
+
+def _json_keys(calls):
+    """{ordinality: json_key} of the calls (model_id, json_key, model_input) that have an input."""
+    keys = {}
+    for ordinality, (model_id, json_key, model_input) in enumerate(calls, 1):
+        if model_input is not None:
+            try:
+                keys[ordinality] = _json_key(model_id, json_key, model_input)
+            except AwsMlError as error:
+                raise at_ordinality(error, ordinality) from None
+    return keys
+
+
+def _vector_at(document, keys, ordinality):
+    """The vector in the answer document to the input at ordinality; None without an answer."""
+    if document is None:
+        return None
+    try:
+        return json_path.vector(document, keys[ordinality])
+    except AwsMlError as error:
+        raise at_ordinality(error, ordinality) from None
 
 
 def _batch(model_id, content_type, accept_type, model_inputs, max_concurrency, decode, varies=False):
@@ -122,14 +147,10 @@ def invoke_model_get_embeddings_rows(model_ids, content_types, json_keys, model_
 
 
 def _rows_vectors(rows):
-    documents = _send_each(_row_inputs(rows), _document, varies=False)
-    vectors = []
-    for ordinality, (*_, json_key) in enumerate(rows, 1):
-        try:
-            vectors.append(json_path.vector(documents[ordinality], json_key) if ordinality in documents else None)
-        except AwsMlError as error:
-            raise at_ordinality(error, ordinality) from None
-    return vectors
+    inputs = _row_inputs(rows)
+    keys = _json_keys([(model_id, json_key, model_input) for model_id, _, _, model_input, json_key in rows])
+    documents = _send_each(inputs, _document, varies=False)
+    return [_vector_at(documents.get(ordinality), keys, ordinality) for ordinality in range(1, len(rows) + 1)]
 
 
 def _row_inputs(rows):
@@ -137,11 +158,9 @@ def _row_inputs(rows):
     model_input[, json_key]) that have an input, each checked as its row
     function checks it."""
     inputs = {}
-    for ordinality, (model_id, content_type, accept_type, model_input, *json_key) in enumerate(rows, 1):
+    for ordinality, (model_id, content_type, accept_type, model_input, *_) in enumerate(rows, 1):
         try:
             _check_call(model_id, content_type, accept_type)
-            if json_key:
-                required("json_key", json_key[0])
         except AwsMlError as error:
             raise at_ordinality(error, ordinality) from None
         if model_input is not None:
