@@ -18,7 +18,7 @@ def test_create_extension_cascade_installs_aws_commons_with_notice(cluster, fres
         conn.execute("CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE;")
         assert 'installing required extension "aws_commons"' in notices
         versions = dict(conn.execute("SELECT extname, extversion FROM pg_extension").fetchall())
-        assert versions["aws_ml"] == "2.0" and versions["aws_commons"] == "1.0"
+        assert versions["aws_ml"] == "2.0" and versions["aws_commons"] == "1.1"
         assert versions["plpython3u"] == "1.0"
 
 
@@ -41,11 +41,24 @@ def test_aws_commons_types_and_constructors(db):
         == ("bucket", "dir/file.csv", "us-east-1")
     assert db.execute("SELECT (aws_commons.create_aws_credentials('AKIA', 'secret', 'token')).*").fetchone() \
         == ("AKIA", "secret", "token")
+    assert db.execute("SELECT (aws_commons.create_aws_credentials('AKIA', 'secret')).*").fetchone() \
+        == ("AKIA", "secret", None)
     assert db.execute("SELECT (aws_commons.create_lambda_function_arn('fn')).*").fetchone() == ("fn", None)
     assert db.execute("SELECT (aws_commons.create_lambda_function_arn('fn', 'eu-west-1')).region").fetchone() \
         == ("eu-west-1",)
     assert db.execute("SELECT pg_typeof(aws_commons.create_s3_uri('b', 'f', 'r'))::text").fetchone() \
         == ("aws_commons._s3_uri_1",)
+
+
+def test_aws_commons_1_0_updates_to_an_optional_session_token(cluster, fresh_database):
+    with psycopg.connect(cluster.conninfo(fresh_database()), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION aws_commons VERSION '1.0'")
+        with pytest.raises(psycopg.errors.UndefinedFunction):
+            conn.execute("SELECT aws_commons.create_aws_credentials('AKIA', 'secret')")
+        conn.execute("ALTER EXTENSION aws_commons UPDATE")
+        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'aws_commons'").fetchone() == ("1.1",)
+        assert conn.execute("SELECT (aws_commons.create_aws_credentials('AKIA', 'secret')).*").fetchone() \
+            == ("AKIA", "secret", None)
 
 
 def test_role_made_elsewhere_in_the_cluster_is_reused(cluster, fresh_database):
