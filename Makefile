@@ -1,16 +1,17 @@
-# aws_ml and aws_commons for PostgreSQL (PGXS). `make install` installs, for
-# the PostgreSQL of $(PG_CONFIG): both extensions' control and SQL files, the C
+# aws_ml, aws_s3 and aws_commons for PostgreSQL (PGXS). `make install` installs,
+# for the PostgreSQL of $(PG_CONFIG): the extensions' control and SQL files, the C
 # module (into $libdir/plugins, which non-superusers may LOAD), and the aws_ml
 # Python package with its pinned dependencies for the Python that plpython3u is
 # linked against, into $libdir/aws_ml-python/<version>: a link to a new
 # directory each install, switched at once, so that running backends keep the
 # one they loaded. `make uninstall` removes all of it.
 
-EXTENSION = aws_ml
-DATA = extension/aws_commons.control extension/aws_commons--1.0.sql aws_ml--1.0.sql aws_ml--1.0--2.0.sql
+EXTENSION = aws_ml aws_s3
+DATA = extension/aws_commons.control extension/aws_commons--1.0.sql extension/aws_commons--1.0--1.1.sql \
+	aws_ml--1.0.sql aws_ml--1.0--2.0.sql aws_s3--1.0.sql
 MODULE_big = aws_ml
-OBJS = extension/src/aws_ml.o extension/src/backend.o extension/src/settings.o extension/src/python_path.o \
-	extension/src/csv.o extension/src/invoke_endpoint.o \
+OBJS = extension/src/aws_ml.o extension/src/backend.o extension/src/settings.o extension/src/python_path.o extension/src/python_lock.o \
+	extension/src/csv.o extension/src/invoke_endpoint.o extension/src/s3_copy.o \
 	extension/src/batch_functions.o extension/src/batch_plan.o extension/src/batch_scan.o
 
 # pg_regress suites (make installcheck): plans and EXPLAIN; they send no request.

@@ -76,8 +76,10 @@ def test_the_image_copies_every_script_install_extension_needs():
 def test_the_image_copies_what_make_builds_from():
     copied = copied_sources("Dockerfile")
     makefile = (ROOT / "Makefile").read_text()
-    sources = re.findall(r"extension/[\w/.-]+", makefile) + ["aws_ml.control"]
-    sources += re.search(r"^DATA = (.+)$", makefile, re.MULTILINE).group(1).split()
+    sources = re.findall(r"extension/[\w/.-]+", makefile)
+    sources += [f"{name}.control" for name in re.search(r"^EXTENSION = (.+)$", makefile, re.MULTILINE).group(1).split()]
+    data = re.search(r"^DATA = ((?:.*\\\n)*.*)$", makefile, re.MULTILINE).group(1)
+    sources += [word for word in data.split() if word != "\\"]
     for source in sources:
         assert any(source == c or source.startswith(c.rstrip("/") + "/") for c in copied), source
 

@@ -18,6 +18,8 @@ NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*$")
 ENDPOINTS = {
     "churn": {"kind": "linear", "coef": [0.1, 0.001, 0.01], "intercept": -20},
 }
+# S3 buckets the docs use, in the emulator's S3.
+BUCKETS = ["my-training-bucket"]
 
 
 def sql_blocks(path):
@@ -57,7 +59,7 @@ WITH_SQL = [path for path in DOCUMENTS if any(reason is None for _, _, reason in
 
 
 @pytest.mark.parametrize("path", WITH_SQL, ids=lambda path: str(path.relative_to(ROOT)))
-def test_sql_blocks_run(path, cluster, emulator, fresh_database):
+def test_sql_blocks_run(path, cluster, emulator, fresh_database, aws_client):
     blocks = [(line, sql) for line, sql, reason in sql_blocks(path) if reason is None]
     for line, sql in blocks:
         code = [re.sub(r"--.*", "", text).strip() for text in sql.splitlines()]
@@ -66,6 +68,9 @@ def test_sql_blocks_run(path, cluster, emulator, fresh_database):
     emulator.reset()
     for name, model in ENDPOINTS.items():
         emulator.register_endpoint(name, model=model)
+    s3 = aws_client("s3")
+    for bucket in BUCKETS:
+        s3.create_bucket(Bucket=bucket)
     database = fresh_database("CREATE EXTENSION aws_ml CASCADE")
     # A marker before each block tells which one failed.
     script = "".join(f"\\echo '@@ block at line {line}'\n{sql}\n" for line, sql in blocks)

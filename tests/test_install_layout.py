@@ -46,7 +46,7 @@ def files_under(root):
 @pytest.fixture
 def prefix():
     """A copy of the server's PostgreSQL installation under another prefix,
-    without aws_ml, that the postgres OS user can read; (its root, its
+    without aws_ml and aws_s3, that the postgres OS user can read; (its root, its
     bindir, its pkglibdir)."""
     root = Path(tempfile.mkdtemp(prefix="aws_ml_prefix_"))
     for name in ("bindir", "pkglibdir", "sharedir"):
@@ -55,7 +55,7 @@ def prefix():
     libdir = root / Path(pg_config("pkglibdir")).relative_to("/")
     extensions = root / Path(pg_config("sharedir")).relative_to("/") / "extension"
     for installed in [libdir / "plugins" / "aws_ml.so", libdir / "aws_ml-python", *libdir.glob("bitcode/aws_ml*"),
-                      *extensions.glob("aws_ml*"), *extensions.glob("aws_commons*")]:
+                      *extensions.glob("aws_ml*"), *extensions.glob("aws_s3*"), *extensions.glob("aws_commons*")]:
         shutil.rmtree(installed) if installed.is_dir() and not installed.is_symlink() else installed.unlink()
     root.chmod(0o755)
     yield root, root / pg_bindir().relative_to("/"), libdir

@@ -64,6 +64,9 @@ static char *comprehend_role_arn = NULL;
 static char *sagemaker_role_arn = NULL;
 static char *bedrock_role_arn = NULL;
 static char *refused_settings = NULL;
+static char *s3_endpoint_url = NULL;
+static char *s3_role_arn = NULL;
+static int	s3_max_file_size_kb = 6 * 1024 * 1024;
 static int	connect_timeout_ms = 5000;
 static int	request_timeout_ms = 60000;
 static int	comprehend_request_timeout_ms = 0;
@@ -190,6 +193,11 @@ static const struct
 	"IAM role assumed for SageMaker runtime calls (empty: the base credentials).", &sagemaker_role_arn},
 	{"aws_ml.bedrock_role_arn",
 	"IAM role assumed for Bedrock runtime calls (empty: the base credentials).", &bedrock_role_arn},
+	{"aws_s3.endpoint_url",
+	"Endpoint URL for Amazon S3 (default: aws_ml.endpoint_url, else the AWS endpoint of the region).",
+	&s3_endpoint_url},
+	{"aws_s3.role_arn",
+	"IAM role assumed for the aws_s3 transfers (empty: the base credentials).", &s3_role_arn},
 };
 
 /*
@@ -258,13 +266,20 @@ settings_define(void)
 							NULL, &max_concurrency, 4, 1, 32,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("aws_s3.max_file_size",
+							"Size at which aws_s3.query_export_to_s3 goes on in a new file (_part2, ...).",
+							NULL, &s3_max_file_size_kb, 6 * 1024 * 1024, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+
 	if (refused.len > 0)
 		SetConfigOption(REFUSED_SETTINGS, refused.data, PGC_INTERNAL, PGC_S_OVERRIDE);
 	pfree(refused.data);
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aws_ml");
+	MarkGUCPrefixReserved("aws_s3");
 #else
 	EmitWarningsOnPlaceholders("aws_ml");
+	EmitWarningsOnPlaceholders("aws_s3");
 #endif
 }

@@ -4,6 +4,7 @@ own symbols. PostgreSQL 15 refuses, during a parallel operation (in the
 workers and in the leader alike), the subtransaction that every plpy.execute
 opens; settings and pending cancels are read here instead."""
 import ctypes
+import os
 
 from .errors import NOT_CONFIGURED, AwsMlError
 
@@ -14,6 +15,7 @@ _ACCESSORS = {
     "aws_ml_interrupt_pending": (ctypes.c_bool, ()),
     "aws_ml_transaction_start": (ctypes.c_int64, ()),
     "aws_ml_statement_start": (ctypes.c_int64, ()),
+    "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool,)),
 }
 _module = None
 
@@ -21,7 +23,7 @@ _module = None
 def _bind():
     """The accessors, or None while the module is not loaded. PostgreSQL loads
     modules with RTLD_GLOBAL: their symbols are the process's."""
-    process = ctypes.CDLL(None)
+    process = ctypes.CDLL(None, use_errno=True)
     try:
         for name, (restype, argtypes) in _ACCESSORS.items():
             accessor = getattr(process, name)
@@ -61,6 +63,16 @@ def in_parallel_mode():
 def cancel_pending():
     """Whether a cancel, statement_timeout or termination awaits the backend."""
     return _accessors().aws_ml_interrupt_pending()
+
+
+def transfer_pipe(export):
+    """A new pipe between this package and aws_s3's COPY in the module
+    (extension/src/s3_copy.c), which keeps the other end: the end to read an
+    export from, or to write an import to. The caller closes it."""
+    fd = _accessors().aws_s3_transfer_pipe(export)
+    if fd < 0:
+        raise AwsMlError(NOT_CONFIGURED, f"could not create a pipe: {os.strerror(ctypes.get_errno())}")
+    return fd
 
 
 def statement_id():

@@ -6,14 +6,15 @@ Each statement starts with a client's full retry quota. Both caches keep the
 most recently used entries only: a session that tries many settings does not
 keep a client (and its connection pool) for each."""
 import collections
+import hashlib
 import os
 import random
 import time
 
 from . import backend, inflight, request, stats, wait
-from .services import BEDROCK, COMPREHEND, SAGEMAKER, STS
+from .services import BEDROCK, COMPREHEND, S3, SAGEMAKER, STS
 
-SERVICES = (COMPREHEND, SAGEMAKER, BEDROCK, STS)
+SERVICES = (COMPREHEND, SAGEMAKER, BEDROCK, S3, STS)
 
 _REFRESH_MARGIN_SECONDS = 300
 _ROLE_SESSION_SECONDS = 3600
@@ -26,6 +27,7 @@ _seeded_pid = None
 _clients = collections.OrderedDict()  # least recently used first
 _retry_quotas = {}  # client key -> [botocore's retry quota of the client, the statement that last used it]
 _assumed = collections.OrderedDict()  # (role_arn, region, sts endpoint) -> (credentials dict, expiry epoch)
+_given = collections.OrderedDict()  # identity -> credentials a call gave (aws_s3), while a client has them
 
 
 def _base_session():
@@ -45,11 +47,22 @@ def _config(service, settings, region):
         retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
         max_pool_connections=wait.MAX_WORKERS,
         user_agent_extra=f"aws_ml-postgresql pid/{os.getpid()}",
+        # S3-compatible endpoints (moto, MinIO) serve buckets under the path
+        s3={"addressing_style": "path"} if service is S3 and settings.endpoint_for(service) else None,
     )
 
 
+def _identity(credentials):
+    """Tells credentials apart in the client cache: the access key id, and for
+    credentials a call gave, a digest of the secrets that came with it."""
+    if not credentials or "Expiration" in credentials:  # none, or assumed through STS
+        return credentials["AccessKeyId"] if credentials else None
+    secrets = f"{credentials['SecretAccessKey']}\0{credentials.get('SessionToken') or ''}"
+    return f"{credentials['AccessKeyId']}/{hashlib.sha256(secrets.encode()).hexdigest()}"
+
+
 def _client(service, settings, region, credentials):
-    identity = credentials["AccessKeyId"] if credentials else None
+    identity = _identity(credentials)
     key = (service.client_name, region, settings.endpoint_for(service), settings.connect_timeout_ms,
            settings.request_timeout_ms_for(service), settings.max_attempts, identity)
     client = _clients.get(key)
@@ -58,7 +71,7 @@ def _client(service, settings, region, credentials):
         if credentials:
             explicit = {"aws_access_key_id": credentials["AccessKeyId"],
                         "aws_secret_access_key": credentials["SecretAccessKey"],
-                        "aws_session_token": credentials["SessionToken"]}
+                        "aws_session_token": credentials.get("SessionToken")}
         client = _base_session().client(service.client_name, endpoint_url=settings.endpoint_for(service),
                                         config=_config(service, settings, region), **explicit)
         # First, so that it sees every attempt before the retry handler answers.
@@ -76,6 +89,7 @@ def _client(service, settings, region, credentials):
 def _forget_client(key):
     _clients.pop(key).close()
     del _retry_quotas[key]
+    _given.pop(key[-1], None)
 
 
 def _retry_quota(client):
@@ -138,6 +152,8 @@ def known_secrets():
     secrets = [frozen.secret_key, frozen.token] if frozen else []
     for credentials, _ in _assumed.values():
         secrets += [credentials["SecretAccessKey"], credentials["SessionToken"]]
+    for credentials in _given.values():
+        secrets += [credentials["SecretAccessKey"], credentials.get("SessionToken")]
     return secrets
 
 
@@ -150,10 +166,16 @@ def _reseed_after_preload():
         _seeded_pid = os.getpid()
 
 
-def client_for(service, settings):
-    """The client for service under the current settings (AwsMlError when there is none)."""
+def client_for(service, settings, region=None, credentials=None):
+    """The client for service under the current settings (AwsMlError when
+    there is none); region: the call's own, else the settings'; credentials:
+    the ones the call gave ({AccessKeyId, SecretAccessKey, SessionToken}),
+    else the role's or the server's."""
     _reseed_after_preload()
-    region = settings.resolved_region()
-    role_arn = settings.role_for(service)
-    credentials = _assume_role(role_arn, settings, region) if role_arn else None
+    region = region or settings.resolved_region()
+    if credentials:
+        _given[_identity(credentials)] = credentials
+    else:
+        role_arn = settings.role_for(service)
+        credentials = _assume_role(role_arn, settings, region) if role_arn else None
     return _client(service, settings, region, credentials)

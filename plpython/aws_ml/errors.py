@@ -33,8 +33,9 @@ _SQLSTATE_BY_AWS_CODE = {
         "AccessDenied", "AccessDeniedException", "UnrecognizedClientException",
         "InvalidClientTokenId", "InvalidSignatureException", "SignatureDoesNotMatch",
         "ExpiredToken", "ExpiredTokenException", "MissingAuthenticationTokenException",
+        "InvalidAccessKeyId",
     ), PERMISSION_DENIED),
-    "ResourceNotFoundException": UNDEFINED_OBJECT,
+    **dict.fromkeys(("ResourceNotFoundException", "NoSuchBucket", "NoSuchKey"), UNDEFINED_OBJECT),
     "ModelTimeoutException": THROTTLED,
     **dict.fromkeys(_THROTTLING_CODES, THROTTLED),
 }
@@ -50,6 +51,8 @@ _SIGNING_DETAILS = re.compile(r"\s*The (Canonical String|String-to-Sign) .*", re
 
 # What to do about an error code whose SQLSTATE's hint does not fit it.
 _HINTS_BY_CODE = {
+    "NoSuchBucket": "Check the bucket's name, and that it is in the region given (else aws_ml.region).",
+    "NoSuchKey": "Check file_path: S3 keys are case-sensitive and have no leading slash.",
     "ModelNotReadyException": "The model is still being loaded (a serverless or multi-model endpoint, or a "
                               "Bedrock model): try again in a moment.",
 }

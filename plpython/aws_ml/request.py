@@ -16,7 +16,7 @@ def _retries(response):
     return response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
 
 
-def _send_now(service, operation, method, params, items):
+def send_now(service, operation, method, params, items):
     """Sends one request and records it; runs on a worker thread. A streamed
     body is read here too, so that a stalled answer cannot block the backend."""
     started = time.monotonic()
@@ -41,7 +41,7 @@ def send(service, operation, client, items=1, **params):
     the number of rows or documents the request carries."""
     method = getattr(client, xform_name(operation))
     try:
-        return wait.run(_send_now, service, operation, method, params, items)
+        return wait.run(send_now, service, operation, method, params, items)
     except (BotoCoreError, ClientError) as error:
         raise from_botocore(service, operation, error, clients.known_secrets()) from None
 
@@ -159,7 +159,7 @@ class Requests:
 
         def send_one(numbered):
             number, (params, items) = numbered
-            answer = _send_now(self.service, self.operation, method, params, items)
+            answer = send_now(self.service, self.operation, method, params, items)
             result = decode(answer) if decode else answer
             if keep:
                 keep(number, result)

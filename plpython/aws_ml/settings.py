@@ -1,4 +1,4 @@
-"""The aws_ml.* server settings, read once per call.
+"""The aws_ml.* and aws_s3.* server settings, read once per call.
 
 The C module defines them; it is loaded (at plan time by every aws_ml
 function's planner support function, by the procedures' LOAD) before the
@@ -20,6 +20,9 @@ _NAMES = (
     "comprehend_request_timeout_ms", "sagemaker_request_timeout_ms", "bedrock_request_timeout_ms",
     "max_attempts", "statement_cache", "max_concurrency",
 )
+# aws_s3's settings: (field, setting)
+_S3_NAMES = (("s3_endpoint_url", "aws_s3.endpoint_url"), ("s3_role_arn", "aws_s3.role_arn"),
+             ("s3_max_file_size_kb", "aws_s3.max_file_size"))
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Settings:
     max_attempts: int
     statement_cache: str  # off, on (every call but text generation) or always
     max_concurrency: int
+    s3_endpoint_url: str
+    s3_role_arn: str
+    s3_max_file_size_kb: int  # an export goes on in a new file beyond this size
 
     def endpoint_for(self, service):
         return getattr(self, f"{service.setting}_endpoint_url") or self.endpoint_url or None
@@ -70,7 +76,10 @@ def current():
             "Only a superuser or the server configuration may set them; PostgreSQL discarded the "
             "session's value.",
             "Reconnect without setting them (SET, set_config() or connection options).")
-    return Settings(**{name: _PARSE.get(name, str)(backend.setting(f"aws_ml.{name}")) for name in _NAMES})
+    values = {name: backend.setting(f"aws_ml.{name}") for name in _NAMES}
+    values.update({field: backend.setting(name) for field, name in _S3_NAMES})
+    return Settings(**{name: _PARSE.get(name, str)(value) for name, value in values.items()})
 
 
-_PARSE = {name: int for name in _NAMES if name.endswith("_ms") or name in ("max_attempts", "max_concurrency")}
+_PARSE = {name: int for name in (*_NAMES, "s3_max_file_size_kb")
+          if name.endswith(("_ms", "_kb")) or name in ("max_attempts", "max_concurrency")}

@@ -43,7 +43,7 @@ def pool():
     return _pool
 
 
-def _check_for_interrupts():
+def check_for_interrupts():
     """Raises plpy's QueryCanceled (SQLSTATE 57014) when a cancel is pending:
     outside a parallel operation, by letting PostgreSQL process it in a query,
     which raises PostgreSQL's own error for it."""
@@ -75,7 +75,7 @@ def run_all(tasks, stop_on_error=False):
             if stop_on_error and any(not f.cancelled() and f.exception() for f in done):
                 break
             if pending:
-                _check_for_interrupts()
+                check_for_interrupts()
     finally:
         if pending:
             for future in pending:

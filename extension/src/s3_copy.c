@@ -1,0 +1,362 @@
+/*
+ * s3_copy.c: COPY between the server and aws_s3's transfers, through a pipe.
+ *
+ * The Python layer asks for a pipe (aws_s3_transfer_pipe, bound with ctypes)
+ * and keeps one end on a worker thread that uploads to or downloads from S3.
+ * The other end stays here until the next aws_s3._copy_* call takes it: an
+ * export runs COPY (query) TO the pipe, an import COPY table FROM it. Those
+ * SQL functions read and write that pipe and nothing else, so calling them
+ * directly gives no access to the server's files; without a pipe they fail.
+ *
+ * COPY's own code formats and parses the data, so an export is byte for byte
+ * what COPY (query) TO STDOUT writes, and the caller's privileges and the
+ * table's row security apply as to a COPY the caller runs.
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "commands/copy.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_relation.h"
+#include "parser/parser.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+
+#include "backend.h"
+#include "python_lock.h"
+
+#define POLL_MILLISECONDS 100
+
+/* The server's end of the pipe the Python layer prepared; -1 if none. */
+static int	server_end = -1;
+static bool server_end_writes = false;
+
+/* The pipe COPY FROM is reading, for read_pipe. */
+static int	source = -1;
+
+/*
+ * A new pipe for one transfer. The server keeps the write end for an export
+ * and the read end for an import; the other end is returned, and belongs to
+ * the caller. -1 (and errno) if there is no pipe.
+ */
+int
+aws_s3_transfer_pipe(bool export)
+{
+	int			ends[2];
+
+	if (server_end >= 0)
+		close(server_end);
+	server_end = -1;
+	if (pipe2(ends, O_CLOEXEC) != 0)
+		return -1;
+	server_end_writes = export;
+	server_end = export ? ends[1] : ends[0];
+	return export ? ends[0] : ends[1];
+}
+
+/* The end of the prepared pipe, now this call's to close. */
+static int
+take_pipe(bool writes)
+{
+	int			fd = server_end;
+
+	if (fd < 0 || server_end_writes != writes)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("aws_s3: no S3 transfer is in progress"),
+				 errhint("Call aws_s3.query_export_to_s3 or aws_s3.table_import_from_s3.")));
+	server_end = -1;
+	return fd;
+}
+
+/* The one COPY statement sql holds, checked to have the given direction. */
+static CopyStmt *
+parse_copy(const char *sql, bool is_from)
+{
+	List	   *statements = raw_parser(sql, RAW_PARSE_DEFAULT);
+	CopyStmt   *copy;
+
+	if (list_length(statements) != 1 ||
+		!IsA(linitial_node(RawStmt, statements)->stmt, CopyStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("aws_s3: the arguments must make exactly one COPY statement")));
+	copy = (CopyStmt *) linitial_node(RawStmt, statements)->stmt;
+	if (copy->is_from != is_from || copy->filename != NULL || copy->is_program ||
+		copy->whereClause != NULL || (is_from ? copy->relation == NULL : copy->query == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("aws_s3: the arguments must make exactly one COPY statement %s",
+						is_from ? "from the S3 object into the table" : "of the query to the S3 object")));
+	return copy;
+}
+
+/* COPY's WITH clause for options as AWS takes them: NULL or blank for none */
+static char *
+with_options(text *options)
+{
+	char	   *list = options ? text_to_cstring(options) : "";
+
+	if (list[strspn(list, " \t\r\n")] == '\0')
+		return "";
+	return psprintf(" WITH (%s)", list);
+}
+
+PG_FUNCTION_INFO_V1(aws_s3_copy_layout);
+
+/*
+ * aws_s3._copy_layout(options text, OUT format text, OUT quote text,
+ * OUT escape text, OUT header boolean): how COPY TO lays out its output with
+ * options, which it checks as COPY does.
+ */
+Datum
+aws_s3_copy_layout(PG_FUNCTION_ARGS)
+{
+	CopyStmt   *copy = parse_copy(psprintf("COPY (SELECT) TO STDOUT%s",
+										   with_options(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0))),
+								  false);
+	CopyFormatOptions layout = {0};
+	TupleDesc	descriptor;
+	Datum		values[4];
+	bool		nulls[4] = {false};
+
+	ProcessCopyOptions(NULL, &layout, false, copy->options);
+	if (get_call_result_type(fcinfo, NULL, &descriptor) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = CStringGetTextDatum(layout.binary ? "binary" : layout.csv_mode ? "csv" : "text");
+	nulls[1] = nulls[2] = !layout.csv_mode;
+	if (layout.csv_mode)
+	{
+		values[1] = CStringGetTextDatum(layout.quote);
+		values[2] = CStringGetTextDatum(layout.escape);
+	}
+	values[3] = BoolGetDatum(layout.header_line != COPY_HEADER_FALSE);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(descriptor), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(aws_s3_copy_query_to_pipe);
+
+/*
+ * aws_s3._copy_query_to_pipe(query text, options text) RETURNS bigint:
+ * COPY (query) TO the pipe with options; the rows written.
+ */
+Datum
+aws_s3_copy_query_to_pipe(PG_FUNCTION_ARGS)
+{
+	volatile int fd;
+	volatile uint64 rows = 0;
+	volatile bool released = false;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("aws_s3: query must not be NULL")));
+	fd = take_pipe(true);
+	PG_TRY();
+	{
+		ParseState *pstate = make_parsestate(NULL);
+		RawStmt    *query = makeNode(RawStmt);
+		CopyToState state;
+		char	   *sql;
+		CopyStmt   *copy;
+
+		/* the query on lines of its own: a trailing comment ends there */
+		sql = psprintf("COPY (\n%s\n) TO STDOUT%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					   with_options(PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1)));
+		copy = parse_copy(sql, false);
+		if (IsA(copy->query, MergeStmt))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("MERGE not supported in COPY")));
+		pstate->p_sourcetext = sql;
+		query->stmt = copy->query;
+		query->stmt_location = -1;
+		/* the transfer thread takes what COPY writes meanwhile */
+		python_release();
+		released = true;
+		state = BeginCopyTo(pstate, NULL, query, InvalidOid,
+							psprintf("/proc/self/fd/%d", fd), false, NIL, copy->options);
+		/* COPY opened the pipe anew: this end is no longer needed */
+		close(fd);
+		fd = -1;
+		rows = DoCopyTo(state);
+		EndCopyTo(state);
+	}
+	PG_FINALLY();
+	{
+		if (released)
+			python_take_back();
+		if (fd >= 0)
+			close(fd);
+	}
+	PG_END_TRY();
+	PG_RETURN_INT64((int64) rows);
+}
+
+/*
+ * COPY FROM's data source: what the pipe holds, at least minread bytes
+ * unless it ends first. Interrupts are served while it waits.
+ */
+static int
+read_pipe(void *buffer, int minread, int maxread)
+{
+	int			total = 0;
+
+	while (total < minread)
+	{
+		struct pollfd wait_for = {.fd = source,.events = POLLIN};
+		ssize_t		got;
+
+		int			ready;
+
+		CHECK_FOR_INTERRUPTS();
+		/* the transfer thread writes into the pipe meanwhile */
+		python_release();
+		ready = poll(&wait_for, 1, POLL_MILLISECONDS);
+		python_take_back();
+		if (ready < 0 && errno != EINTR)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("aws_s3: could not wait for the S3 object's data: %m")));
+		if (ready <= 0)
+			continue;
+		python_release();
+		got = read(source, (char *) buffer + total, maxread - total);
+		python_take_back();
+		if (got < 0)
+		{
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("aws_s3: could not read the S3 object's data: %m")));
+		}
+		if (got == 0)
+			break;
+		total += got;
+	}
+	return total;
+}
+
+/*
+ * The checks DoCopy makes before a COPY FROM into rel: INSERT on the columns
+ * copied, no row security, a writable transaction.
+ */
+static void
+check_copy_into(ParseState *pstate, Relation rel, List *columns)
+{
+	ParseNamespaceItem *item = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock,
+															 NULL, false, false);
+	RangeTblEntry *entry = item->p_rte;
+	ListCell   *cell;
+
+	entry->requiredPerms = ACL_INSERT;
+	foreach(cell, CopyGetAttnums(RelationGetDescr(rel), rel, columns))
+		entry->insertedCols = bms_add_member(entry->insertedCols,
+											 lfirst_int(cell) - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckRTPerms(pstate->p_rtable, true);
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("COPY FROM not supported with row-level security"),
+				 errhint("Use INSERT statements instead.")));
+	if (XactReadOnly && !rel->rd_islocaltemp)
+		PreventCommandIfReadOnly("COPY FROM");
+}
+
+/*
+ * Throws the error being handled again with its context, COPY's "COPY t,
+ * line 2, column n", at the end of its DETAIL: PL/Python reports the
+ * context of its own frames instead.
+ */
+static void
+rethrow_with_context(MemoryContext context)
+{
+	ErrorData  *error;
+
+	MemoryContextSwitchTo(context);
+	error = CopyErrorData();
+	FlushErrorState();
+	if (error->context != NULL)
+		error->detail = error->detail ? psprintf("%s\n%s", error->detail, error->context) : error->context;
+	ReThrowError(error);
+}
+
+/* COPY FROM the pipe into rel; the rows imported */
+static uint64
+copy_from_pipe(ParseState *pstate, Relation rel, CopyStmt *copy)
+{
+	MemoryContext context = CurrentMemoryContext;
+	uint64		rows = 0;
+
+	PG_TRY();
+	{
+		CopyFromState state = BeginCopyFrom(pstate, rel, NULL, NULL, false, read_pipe,
+											copy->attlist, copy->options);
+
+		rows = CopyFrom(state);
+		EndCopyFrom(state);
+	}
+	PG_CATCH();
+	{
+		rethrow_with_context(context);
+	}
+	PG_END_TRY();
+	return rows;
+}
+
+PG_FUNCTION_INFO_V1(aws_s3_copy_pipe_to_table);
+
+/*
+ * aws_s3._copy_pipe_to_table(table_name text, column_list text, options text)
+ * RETURNS bigint: COPY table_name (column_list) FROM the pipe with options;
+ * the rows imported.
+ */
+Datum
+aws_s3_copy_pipe_to_table(PG_FUNCTION_ARGS)
+{
+	volatile int fd;
+	volatile uint64 rows = 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("aws_s3: table_name must not be NULL")));
+	fd = take_pipe(false);
+	PG_TRY();
+	{
+		ParseState *pstate = make_parsestate(NULL);
+		char	   *columns = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+		char	   *sql = psprintf("COPY %s%s%s%s FROM STDIN%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
+								   columns[0] ? " (" : "", columns, columns[0] ? ")" : "",
+								   with_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2)));
+		CopyStmt   *copy = parse_copy(sql, true);
+		Relation	rel;
+
+		pstate->p_sourcetext = sql;
+		rel = table_openrv(copy->relation, RowExclusiveLock);
+		check_copy_into(pstate, rel, copy->attlist);
+		source = fd;
+		rows = copy_from_pipe(pstate, rel, copy);
+		table_close(rel, NoLock);
+	}
+	PG_FINALLY();
+	{
+		source = -1;
+		close(fd);
+	}
+	PG_END_TRY();
+	PG_RETURN_INT64((int64) rows);
+}

@@ -1,0 +1,279 @@
+"""The S3 side of aws_s3's transfers, on a thread of its own while the
+backend's thread runs COPY into or out of the pipe between them
+(extension/src/s3_copy.c). The thread's requests run on worker threads in a
+Flight (inflight.py), and it stops them at once when the statement is
+cancelled or the backend gives up on the transfer; it never calls plpy."""
+import concurrent.futures
+import os
+import select
+import threading
+import time
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import backend, clients, inflight, request, stats, wait
+from .copy_records import records_of
+from .errors import from_botocore
+from .services import S3
+
+PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB a part, but for the last
+READ_SIZE = 1024 * 1024
+_SLICE_SECONDS = 0.05
+_STOPPING_SECONDS = 5
+
+
+class Stopped(Exception):
+    """The statement was cancelled, or the backend stopped the transfer."""
+
+
+class Transfer:
+    """A thread that moves data between the pipe end it owns (and closes) and
+    S3; start(), then finish() once COPY is done, or abandon() if it failed."""
+
+    def __init__(self, client, pipe):
+        self.client = client
+        self.pipe = pipe
+        self.error = None
+        self._flight = inflight.Flight()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="aws_s3", daemon=True)
+
+    def start(self):
+        with wait._signals_blocked():
+            self._thread.start()
+
+    def _run(self):
+        try:
+            self._flight.run(self.move)
+        except BaseException as error:
+            self.error = error
+        finally:
+            os.close(self.pipe)
+
+    def move(self):
+        raise NotImplementedError
+
+    def send(self, operation, items=0, **params):
+        """Sends an S3 request on a worker thread; waits for it, unless the
+        statement is cancelled or the transfer stopped."""
+        method = getattr(self.client, _method_name(operation))
+        with wait._signals_blocked():
+            future = wait.pool().submit(self._flight.run, lambda: request.send_now(S3, operation, method,
+                                                                                     params, items))
+        while True:
+            try:
+                return future.result(_SLICE_SECONDS)
+            except concurrent.futures.TimeoutError:
+                self.check_stop()
+            except (BotoCoreError, ClientError) as error:
+                raise from_botocore(S3, operation, error, clients.known_secrets()) from None
+            except inflight.Grounded:
+                raise Stopped() from None
+
+    def check_stop(self):
+        if self._stopping.is_set() or backend.cancel_pending():
+            self._flight.ground()
+            raise Stopped()
+
+    def wait_for_pipe(self, events):
+        poller = select.poll()
+        poller.register(self.pipe, events)
+        while not poller.poll(_SLICE_SECONDS * 1000):
+            self.check_stop()
+
+    def finish(self):
+        """Waits for the thread, cancellably; raises its error."""
+        while self._thread.is_alive():
+            self._thread.join(_SLICE_SECONDS)
+            wait.check_for_interrupts()
+        self.raise_error()
+
+    def raise_error(self):
+        """Raises the thread's error, if it had one; a cancel that stopped it
+        as PostgreSQL reports a cancel."""
+        if isinstance(self.error, Stopped):
+            wait.check_for_interrupts()
+        if self.error is not None:
+            raise self.error
+
+    def abandon(self):
+        """Stops the thread and waits a little for it to end."""
+        self._stopping.set()
+        self._flight.ground()
+        self._thread.join(_STOPPING_SECONDS)
+
+
+def _method_name(operation):
+    from botocore import xform_name
+    return xform_name(operation)
+
+
+class S3Object:
+    """One object being written: one PutObject when it fits in a part, else a
+    multipart upload of PART_SIZE parts."""
+
+    def __init__(self, transfer, bucket, key, encryption):
+        self.transfer, self.bucket, self.key, self.encryption = transfer, bucket, key, encryption
+        self.size = 0
+        self.upload_id = None
+        self.parts = []
+        self.complete = False
+        self._buffer = bytearray()
+
+    def write(self, data):
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= PART_SIZE:
+            self._upload_part(bytes(self._buffer[:PART_SIZE]))
+            del self._buffer[:PART_SIZE]
+
+    def _upload_part(self, data):
+        if self.upload_id is None:
+            self.upload_id = self.transfer.send("CreateMultipartUpload", Bucket=self.bucket, Key=self.key,
+                                                **self.encryption)["UploadId"]
+        number = len(self.parts) + 1
+        answer = self.transfer.send("UploadPart", items=len(data), Bucket=self.bucket, Key=self.key,
+                                    UploadId=self.upload_id, PartNumber=number, Body=data)
+        self.parts.append({"ETag": answer["ETag"], "PartNumber": number})
+
+    def close(self):
+        if self.upload_id is None:
+            self.transfer.send("PutObject", items=len(self._buffer), Bucket=self.bucket, Key=self.key,
+                               Body=bytes(self._buffer), **self.encryption)
+        else:
+            if self._buffer:
+                self._upload_part(bytes(self._buffer))
+            self.transfer.send("CompleteMultipartUpload", Bucket=self.bucket, Key=self.key,
+                               UploadId=self.upload_id, MultipartUpload={"Parts": self.parts})
+        self._buffer = bytearray()
+        self.complete = True
+
+    def discard(self, client):
+        """Leaves nothing of it in S3 (on the backend's thread, with client)."""
+        if self.complete:
+            client.delete_object(Bucket=self.bucket, Key=self.key)
+        elif self.upload_id is not None:
+            client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+
+
+class Export(Transfer):
+    """Uploads what COPY TO writes: file_path, then file_path_part2, ... each
+    going on in the next at the first record end past max_file_size bytes;
+    a header record starts every file."""
+
+    def __init__(self, client, pipe, bucket, file_path, encryption, max_file_size, layout):
+        super().__init__(client, pipe)
+        self.bucket, self.file_path, self.encryption = bucket, file_path, encryption
+        self.max_file_size = max_file_size
+        self.records = records_of(layout)
+        self.header = bytearray() if layout["header"] and self.records else None
+        self._header_done = self.header is None
+        self.objects = []
+
+    def _next_object(self):
+        number = len(self.objects) + 1
+        key = self.file_path if number == 1 else f"{self.file_path}_part{number}"
+        self.objects.append(S3Object(self, self.bucket, key, self.encryption))
+        if number > 1 and self.header:
+            self.objects[-1].write(bytes(self.header))
+
+    def move(self):
+        self._next_object()
+        while True:
+            self.wait_for_pipe(select.POLLIN)
+            chunk = os.read(self.pipe, READ_SIZE)
+            if not chunk:
+                break
+            self._take(chunk)
+        if not self.objects[-1].complete:
+            self.objects[-1].close()
+
+    def _take(self, chunk):
+        if not self._header_done:
+            end = self.records.first_end(chunk)
+            self.header += chunk if end is None else chunk[:end]
+            self._header_done = end is not None
+        if self.records is None:
+            self.objects[-1].write(chunk)
+            return
+        while chunk:
+            if self.objects[-1].complete:
+                self._next_object()
+            current = self.objects[-1]
+            if current.size < self.max_file_size:
+                end = self.max_file_size - current.size
+            else:
+                end = self.records.first_end(chunk)
+                if end is not None:
+                    self._write(current, chunk[:end])
+                    current.close()
+                    chunk = chunk[end:]
+                    continue
+                end = len(chunk)
+            self._write(current, chunk[:end])
+            chunk = chunk[end:]
+
+    def _write(self, current, data):
+        self.records.advance(data)
+        current.write(data)
+
+    @property
+    def bytes(self):
+        return sum(each.size for each in self.objects)
+
+
+class Import(Transfer):
+    """Writes an S3 object's body into the pipe that COPY FROM reads,
+    decompressed when it is stored with Content-Encoding gzip."""
+
+    def __init__(self, client, pipe, bucket, key):
+        super().__init__(client, pipe)
+        self.bucket, self.key = bucket, key
+        self.size = None  # the object's size, once GetObject answered
+        self._opened = threading.Event()
+
+    def opened(self):
+        """Waits, cancellably, for GetObject's answer; raises its error."""
+        while not self._opened.wait(_SLICE_SECONDS):
+            wait.check_for_interrupts()
+        if self.size is None:
+            self.finish()
+
+    def move(self):
+        import zlib
+        try:
+            answer = self._get_object()
+        finally:
+            self._opened.set()
+        gunzip = zlib.decompressobj(wbits=31) if answer.get("ContentEncoding") == "gzip" else None
+        body = answer["Body"]
+        while True:
+            self.check_stop()
+            chunk = body.read(READ_SIZE)
+            if not chunk:
+                break
+            self._write(gunzip.decompress(chunk) if gunzip else chunk)
+        if gunzip:
+            self._write(gunzip.flush())
+
+    def _get_object(self):
+        """GetObject on this thread: the body is read from the pipe's side, in
+        this Flight."""
+        started = time.monotonic()
+        failed = True
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.key)
+            failed = False
+        except (BotoCoreError, ClientError) as error:
+            raise from_botocore(S3, "GetObject", error, clients.known_secrets()) from None
+        finally:
+            stats.record_request(S3.setting, "GetObject", 0, (time.monotonic() - started) * 1000, 0, failed)
+        self.size = answer["ContentLength"]
+        return answer
+
+    def _write(self, data):
+        view = memoryview(data)
+        while view:
+            self.wait_for_pipe(select.POLLOUT)
+            written = os.write(self.pipe, view)
+            view = view[written:]
