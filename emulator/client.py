@@ -111,6 +111,14 @@ class Emulator:
             body["model"] = model
         return self._call("POST", "sagemaker/endpoints", body)
 
+    def train_endpoint(self, name, s3_uri, hyperparameters):
+        """Trains the built-in XGBoost algorithm on a CSV object of the
+        emulator's S3 (the label first, no header) with SageMaker's string
+        hyperparameters (num_round required), and serves the model as the
+        endpoint name. Answers {"endpoint", "rows", "features"}."""
+        body = {"endpoint": name, "s3_uri": s3_uri, "hyperparameters": hyperparameters}
+        return self._call("POST", "sagemaker/training-jobs", body)
+
     def endpoints(self):
         return self._call("GET", "sagemaker/endpoints")["endpoints"]
 

@@ -1,11 +1,12 @@
-"""The control API under /_emulator/: counters, faults, endpoints, IAM
-enforcement. JSON in and out."""
+"""The control API under /_emulator/: counters, faults, endpoints, training
+jobs, IAM enforcement. JSON in and out."""
 import json
 import re
 from urllib.parse import unquote
 
 from .faults import FaultSpecError
 from .models import ModelFileError, load_model_file, model_from_spec
+from .training import TrainingError, booster_parameters, parse_s3_uri, read_s3_object, train_xgboost, training_matrix
 from .wire import json_answer, raw_path
 
 PREFIX = "/_emulator/"
@@ -40,6 +41,7 @@ class Control:
             ("DELETE", "faults"): self._clear_faults,
             ("GET", "sagemaker/endpoints"): lambda request: {"endpoints": self.sagemaker.endpoint_names()},
             ("POST", "sagemaker/endpoints"): self._register_endpoint,
+            ("POST", "sagemaker/training-jobs"): self._run_training_job,
             ("GET", "sagemaker/requests"): lambda request: {"bodies": self.sagemaker.bodies()},
             ("PUT", "iam-enforcement"): self._set_iam_enforcement,
         }
@@ -92,6 +94,23 @@ class Control:
             raise ControlError(400, str(error)) from None
         self.sagemaker.register(name, model)
         return {"endpoints": self.sagemaker.endpoint_names()}
+
+    def _run_training_job(self, request):
+        """Trains the built-in XGBoost on a CSV object in S3 and serves the
+        model as the endpoint, as CreateTrainingJob, CreateModel and
+        CreateEndpoint would, at once."""
+        body = _json_body(request)
+        name = body.get("endpoint")
+        if not isinstance(name, str) or not name:
+            raise ControlError(400, '"endpoint" is required')
+        try:
+            parameters, num_round = booster_parameters(body.get("hyperparameters"))
+            matrix = training_matrix(read_s3_object(*parse_s3_uri(body.get("s3_uri"))))
+            model = train_xgboost(matrix, parameters, num_round)
+        except TrainingError as error:
+            raise ControlError(400, str(error)) from None
+        self.sagemaker.register(name, model)
+        return {"endpoint": name, "rows": matrix.num_row(), "features": matrix.num_col()}
 
     def _endpoint_model(self, name):
         model = self.sagemaker.model(name)

@@ -1,7 +1,8 @@
 """The quick start's second half (scripts/quickstart runs scripts/setup first):
 starts the local emulator and a throwaway PostgreSQL cluster, runs the Aurora
-user guide's aws_ml examples through psql, one session each, and stops both
-unless --keep is given."""
+user guide's aws_ml examples and its SageMaker training loop (aws_s3 export,
+training, batch scoring, import) through psql, one session each, and stops
+both unless --keep is given."""
 import argparse
 import json
 import os
@@ -15,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +29,26 @@ from tests.reference import (ANALYZE_COMPANY, CLASSIFY_EVENT_2, CLASSIFY_EVENT_4
 DATABASE = "quickstart"
 SAGEMAKER_ENDPOINT = "sagemaker_model_endpoint_name"   # the names the guide's functions call
 FORECASTS_ENDPOINT = "endpt_name"
+REGION = "us-east-1"
+BUCKET = "quickstart-ml"
+# The emulator takes any credentials; the server process and the quick start sign with these.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIAQUICKSTART000001", "AWS_SECRET_ACCESS_KEY": "quickstart-secret"}
+
+
+@dataclass
+class TrainingJob:
+    """A SageMaker training job of the built-in XGBoost algorithm on a CSV
+    object in S3, whose model then serves the endpoint: on AWS,
+    CreateTrainingJob, CreateModel and CreateEndpoint; here one call to the
+    emulator."""
+    endpoint: str
+    s3_uri: str
+    hyperparameters: dict   # strings, as SageMaker passes them
+
+    def summary(self, answer):
+        settings = " ".join(f"{name}={value}" for name, value in self.hyperparameters.items())
+        return (f"-- Training job: XGBoost on {self.s3_uri} ({answer['rows']} rows, {answer['features']} features), "
+                f"{settings} -> endpoint {answer['endpoint']}")
 
 
 @dataclass
@@ -37,6 +59,8 @@ class Example:
     # (endpoint name, model) registered in the emulator first; the model is a
     # linear spec or the name of a built-in endpoint whose model to copy
     endpoint: tuple = None
+    s3_bucket: str = None             # created in the emulator's S3 first
+    training_job: TrainingJob = None  # run first, its summary printed
     wait_for_statistics: bool = False
 
 
@@ -116,6 +140,52 @@ FROM (VALUES ('Acme', 0.9, 0.1), ('Globex', 0.2, 0.8)) AS c (company, free_cash_
      analyze_company(c.free_cash_flow, c.debt) AS p;""",
         (FORECASTS_ENDPOINT, "company-forecasts")),
     Example(
+        "S3: export a training table",
+        "The guide's SageMaker workflow starts by exporting training data with aws_s3.query_export_to_s3, "
+        f"here into the bucket {BUCKET} (created first): CSV with the label first and no header, as SageMaker's "
+        "built-in XGBoost reads it; a date as its days since 1970, the number the endpoint reads a DATE as.",
+        f"""CREATE EXTENSION aws_s3;
+CREATE TABLE events (id int PRIMARY KEY, event_type int, event_day date, category int);
+INSERT INTO events (id, event_type, event_day)
+    SELECT n, n % 3 + 1, DATE '2024-01-01' + n * 7 % 364 FROM generate_series(1, 150) n;
+UPDATE events SET category = CASE WHEN event_type = 3 THEN 2 WHEN event_day >= '2024-07-01' THEN 1 ELSE 0 END;
+SELECT * FROM aws_s3.query_export_to_s3(
+    $$SELECT category, event_type, event_day - DATE '1970-01-01' FROM events ORDER BY id$$,
+    aws_commons.create_s3_uri('{BUCKET}', 'events/train.csv', '{REGION}'),
+    options := 'format csv');""",
+        s3_bucket=BUCKET),
+    Example(
+        "SageMaker: train a model on the export",
+        "What a SageMaker training job of the built-in XGBoost does with that object (on AWS: "
+        "CreateTrainingJob, CreateModel, CreateEndpoint), the emulator does in one call; the model then serves "
+        "the endpoint the guide's classify_event (two inputs) calls. It has learned that type 3 is category 2 "
+        "and that the other types change category on July 1st.",
+        """SELECT classify_event(1, DATE '2024-06-30') AS june_30, classify_event(1, DATE '2024-07-01') AS july_1,
+       classify_event(3, DATE '2024-06-30') AS type_3;""",
+        training_job=TrainingJob(
+            SAGEMAKER_ENDPOINT, f"s3://{BUCKET}/events/train.csv",
+            {"objective": "multi:softmax", "num_class": "3", "num_round": "20"})),
+    Example(
+        "SageMaker: batch scoring into S3",
+        "The guide's classify_event over the whole table, in the query of an export: batch mode sends "
+        "the 150 rows in one request (aws_ml.stats(): this session's requests), and the scores land in S3.",
+        f"""SELECT * FROM aws_s3.query_export_to_s3(
+    'SELECT id, classify_event(event_type, event_day) FROM events ORDER BY id',
+    aws_commons.create_s3_uri('{BUCKET}', 'events/scores.csv', '{REGION}'),
+    options := 'format csv');
+SELECT service, operation, rows, requests FROM aws_ml.stats() WHERE service = 'sagemaker';"""),
+    Example(
+        "S3: import the scores",
+        "aws_s3.table_import_from_s3 loads the scores into a table: each is what classify_event answers "
+        "for its row, and every row got the category it was labelled with.",
+        f"""CREATE TABLE event_scores (id int PRIMARY KEY, category int);
+SELECT aws_s3.table_import_from_s3('event_scores', 'id, category', 'format csv',
+    aws_commons.create_s3_uri('{BUCKET}', 'events/scores.csv', '{REGION}'));
+SELECT id, event_type, event_day, s.category AS imported, classify_event(event_type, event_day) AS classify_event
+FROM events e JOIN event_scores s USING (id) WHERE id BETWEEN 25 AND 30 ORDER BY id;
+SELECT e.category AS labelled, s.category AS scored, count(*)
+FROM events e JOIN event_scores s USING (id) GROUP BY 1, 2 ORDER BY 1, 2;"""),
+    Example(
         "Bedrock: invoke_model",
         "The guide's Claude 2 call, verbatim: the answer's JSON body comes back as text.",
         """SELECT aws_bedrock.invoke_model ( model_id := 'anthropic.claude-v2', content_type:= 'application/json', accept_type := 'application/json', model_input := '{"prompt": "\\n\\nHuman: You are a helpful assistant that answers questions directly and only using the information provided in the context below.\\nDescribe the answer in detail.\\n\\nContext: %s \\n\\nQuestion: %s \\n\\nAssistant:","max_tokens_to_sample":4096,"temperature":0.5,"top_k":250,"top_p":0.5,"stop_sequences":[]}' );"""),
@@ -159,6 +229,17 @@ class BackgroundEmulator:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.load(answer)
 
+    def create_bucket(self, name):
+        s3 = boto3.client("s3", endpoint_url=self.url, region_name=REGION,
+                          aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        s3.create_bucket(Bucket=name)
+
+    def run_training_job(self, job):
+        """{"endpoint", "rows", "features"} of the trained model's endpoint."""
+        return self._control("POST", "sagemaker/training-jobs", {
+            "endpoint": job.endpoint, "s3_uri": job.s3_uri, "hyperparameters": job.hyperparameters})
+
     def register_endpoint(self, name, model):
         if isinstance(model, str):
             model = self._control("GET", f"sagemaker/endpoints/{model}/model")
@@ -179,16 +260,11 @@ class BackgroundEmulator:
 def start_cluster(emulator_url):
     return Cluster(
         settings={
-            "aws_ml.region": "us-east-1",
+            "aws_ml.region": REGION,
             "aws_ml.endpoint_url": emulator_url,
             "track_functions": "all",
         },
-        # The emulator takes any credentials; these are the server process's.
-        environment={
-            "AWS_ACCESS_KEY_ID": "AKIAQUICKSTART000001",
-            "AWS_SECRET_ACCESS_KEY": "quickstart-secret",
-            "AWS_EC2_METADATA_DISABLED": "true",
-        },
+        environment={**CREDENTIALS, "AWS_EC2_METADATA_DISABLED": "true"},
     ).start()
 
 
@@ -217,6 +293,10 @@ def run_examples(cluster, emulator):
         print(f"\n== {number}. {example.title}\n-- {example.explanation}\n")
         if example.endpoint:
             emulator.register_endpoint(*example.endpoint)
+        if example.s3_bucket:
+            emulator.create_bucket(example.s3_bucket)
+        if example.training_job:
+            print(example.training_job.summary(emulator.run_training_job(example.training_job)) + "\n")
         if example.wait_for_statistics:
             wait_for_sessions_to_end(cluster)
         psql(cluster, example.sql)

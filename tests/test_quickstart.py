@@ -1,8 +1,11 @@
 """scripts/quickstart end to end: every example of the Aurora guide runs and
-shows a plausible result, and what it started is stopped (or, with --keep,
-left running and reachable as it says)."""
+shows a plausible result, the SageMaker training loop (export, training,
+batch scoring, import) its exact one, and what it started is stopped (or,
+with --keep, left running and reachable as it says)."""
+import datetime
 import re
 import subprocess
+from collections import Counter
 
 import psycopg
 import pytest
@@ -10,6 +13,22 @@ import pytest
 from tests.conftest import ROOT
 
 TIMEOUT_SECONDS = 120
+EPOCH = datetime.date(1970, 1, 1)
+
+
+def training_events():
+    """(id, event_type, event_day, category) of the rows the quick start's
+    events table gets, as its INSERT and UPDATE make them."""
+    events = []
+    for n in range(1, 151):
+        event_type, event_day = n % 3 + 1, datetime.date(2024, 1, 1) + datetime.timedelta(days=n * 7 % 364)
+        category = 2 if event_type == 3 else 1 if event_day >= datetime.date(2024, 7, 1) else 0
+        events.append((n, event_type, event_day, category))
+    return events
+
+
+def csv_bytes(rows):
+    return sum(len(",".join(str(value) for value in row) + "\n") for row in rows)
 
 
 def run_quickstart(*args):
@@ -53,6 +72,8 @@ def test_every_example_runs_in_order(examples):
         "Install", "Comprehend: the support table", "Batch mode", "Comprehend: materialized sentiment",
         "SageMaker: classify_event (two inputs)", "SageMaker: classify_event with a batch size",
         "SageMaker: an array as input", "SageMaker: several outputs",
+        "S3: export a training table", "SageMaker: train a model on the export", "SageMaker: batch scoring into S3",
+        "S3: import the scores",
         "Bedrock: invoke_model", "Bedrock: an inference profile", "Bedrock: invoke_model_get_embeddings",
         "Monitoring"]
     for text in examples.values():
@@ -107,6 +128,41 @@ def test_sagemaker_functions(examples):
     assert all(0 <= bankruptcy <= 1 for _, bankruptcy in forecasts.values())
 
 
+def test_training_table_exported_as_the_built_in_xgboost_reads_it(examples):
+    text = examples["S3: export a training table"]
+    assert "\nINSERT 0 150\n" in text and "\nUPDATE 150\n" in text
+    training_rows = [(category, event_type, (event_day - EPOCH).days)
+                     for _, event_type, event_day, category in training_events()]
+    assert table_rows(text) == [["150", "1", str(csv_bytes(training_rows))]]
+
+
+def test_trained_model_serves_classify_event(examples):
+    text = examples["SageMaker: train a model on the export"]
+    assert ("\n-- Training job: XGBoost on s3://quickstart-ml/events/train.csv (150 rows, 2 features), "
+            "objective=multi:softmax num_class=3 num_round=20 -> endpoint sagemaker_model_endpoint_name\n") in text
+    assert table_rows(text) == [["0", "1", "2"]]
+
+
+def test_batch_scoring_exports_every_row_in_one_request(examples):
+    scores = [(event_id, category) for event_id, _, _, category in training_events()]
+    assert table_rows(examples["SageMaker: batch scoring into S3"]) == [
+        ["150", "1", str(csv_bytes(scores))],
+        ["sagemaker", "InvokeEndpoint", "150", "1"]]
+
+
+def test_imported_scores_are_classify_event_answers(examples):
+    text = examples["S3: import the scores"]
+    scores_bytes = csv_bytes((event_id, category) for event_id, _, _, category in training_events())
+    rows = table_rows(text)
+    assert rows[0] == [f'150 rows imported into relation "event_scores" from file events/scores.csv '
+                       f'of {scores_bytes} bytes']
+    # ids 25 to 30: every category, and type 1 and 2 on either side of July 1st
+    assert rows[1:7] == [[str(event_id), str(event_type), event_day.isoformat(), str(category), str(category)]
+                         for event_id, event_type, event_day, category in training_events()[24:30]]
+    labelled = Counter(category for _, _, _, category in training_events())
+    assert rows[7:] == [[str(category), str(category), str(labelled[category])] for category in (0, 1, 2)]
+
+
 def test_bedrock(examples):
     assert '"completion":' in examples["Bedrock: invoke_model"]
     [[answer]] = table_rows(examples["Bedrock: an inference profile"])
@@ -121,9 +177,12 @@ def test_monitoring_counts_every_call(examples):
     # 10 support rows twice (the query, then EXPLAIN ANALYZE), then 2 notes whose
     # 2 equal calls batch mode makes once
     assert calls[("aws_comprehend", "detect_sentiment")] == 22
-    assert calls[("aws_sagemaker", "invoke_endpoint")] == 3 + 2 + 2 + 2
+    # then the training loop's 3 single calls, its export of 150 rows, and the 6 imported rows it shows
+    assert calls[("aws_sagemaker", "invoke_endpoint")] == 3 + 2 + 2 + 2 + 3 + 150 + 6
     assert calls[("aws_bedrock", "invoke_model")] == 2
     assert calls[("aws_bedrock", "invoke_model_get_embeddings")] == 1
+    assert calls[("aws_s3", "query_export_to_s3")] == 2
+    assert calls[("aws_s3", "table_import_from_s3")] == 1
 
 
 def test_stops_what_it_started(output):
@@ -138,7 +197,10 @@ def test_keep_leaves_a_cluster_to_connect_to():
         with psycopg.connect(conninfo) as conn:
             count = conn.execute("SELECT count(*) FROM support WHERE (aws_comprehend.detect_sentiment(feedback, 'en'))"
                                  ".sentiment = 'POSITIVE'").fetchone()[0]
+            agreement = conn.execute("SELECT s.category = classify_event(event_type, event_day), count(*) "
+                                     "FROM events JOIN event_scores s USING (id) GROUP BY 1").fetchall()
         assert count >= 2, "the emulator still answers"
+        assert agreement == [(True, 150)], "every imported score is what the trained endpoint answers"
     finally:
         for command in stop_commands:
             subprocess.run(command, shell=True, check=True)
