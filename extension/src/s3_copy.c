@@ -38,6 +38,7 @@
 #include "python_lock.h"
 
 #define POLL_MILLISECONDS 100
+#define PIPE_BYTES (1024 * 1024)
 
 /* The server's end of the pipe the Python layer prepared; -1 if none. */
 static int	server_end = -1;
@@ -61,6 +62,8 @@ aws_s3_transfer_pipe(bool export)
 	server_end = -1;
 	if (pipe2(ends, O_CLOEXEC) != 0)
 		return -1;
+	/* fewer turns between COPY and the thread; the default size is fine too */
+	(void) fcntl(ends[0], F_SETPIPE_SZ, PIPE_BYTES);
 	server_end_writes = export;
 	server_end = export ? ends[1] : ends[0];
 	return export ? ends[0] : ends[1];

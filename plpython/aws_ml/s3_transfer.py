@@ -53,13 +53,14 @@ class Transfer:
     def move(self):
         raise NotImplementedError
 
-    def send(self, operation, items=0, **params):
+    def send(self, operation, **params):
         """Sends an S3 request on a worker thread; waits for it, unless the
-        statement is cancelled or the transfer stopped."""
+        statement is cancelled or the transfer stopped. It carries no rows
+        (aws_ml.stats)."""
         method = getattr(self.client, _method_name(operation))
         with wait._signals_blocked():
             future = wait.pool().submit(self._flight.run, lambda: request.send_now(S3, operation, method,
-                                                                                     params, items))
+                                                                                     params, 0))
         while True:
             try:
                 return future.result(_SLICE_SECONDS)
@@ -132,13 +133,13 @@ class S3Object:
             self.upload_id = self.transfer.send("CreateMultipartUpload", Bucket=self.bucket, Key=self.key,
                                                 **self.encryption)["UploadId"]
         number = len(self.parts) + 1
-        answer = self.transfer.send("UploadPart", items=len(data), Bucket=self.bucket, Key=self.key,
+        answer = self.transfer.send("UploadPart", Bucket=self.bucket, Key=self.key,
                                     UploadId=self.upload_id, PartNumber=number, Body=data)
         self.parts.append({"ETag": answer["ETag"], "PartNumber": number})
 
     def close(self):
         if self.upload_id is None:
-            self.transfer.send("PutObject", items=len(self._buffer), Bucket=self.bucket, Key=self.key,
+            self.transfer.send("PutObject", Bucket=self.bucket, Key=self.key,
                                Body=bytes(self._buffer), **self.encryption)
         else:
             if self._buffer:
