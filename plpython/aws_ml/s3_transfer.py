@@ -54,13 +54,22 @@ class Transfer:
         raise NotImplementedError
 
     def send(self, operation, **params):
-        """Sends an S3 request on a worker thread; waits for it, unless the
-        statement is cancelled or the transfer stopped. It carries no rows
-        (aws_ml.stats)."""
+        """Sends an S3 request on a worker thread and waits for its answer."""
+        return self.answer(self.submit(operation, **params))
+
+    def submit(self, operation, **params):
+        """Sends an S3 request on a worker thread; answer() waits for it. It
+        carries no rows (aws_ml.stats)."""
         method = getattr(self.client, _method_name(operation))
         with wait._signals_blocked():
             future = wait.pool().submit(self._flight.run, lambda: request.send_now(S3, operation, method,
                                                                                      params, 0))
+        return operation, future
+
+    def answer(self, submitted):
+        """The answer of a submitted request, once it comes, unless the
+        statement is cancelled or the transfer stopped."""
+        operation, future = submitted
         while True:
             try:
                 return future.result(_SLICE_SECONDS)
@@ -111,7 +120,7 @@ def _method_name(operation):
 
 class S3Object:
     """One object being written: one PutObject when it fits in a part, else a
-    multipart upload of PART_SIZE parts."""
+    multipart upload of PART_SIZE parts, each uploaded while the next fills."""
 
     def __init__(self, transfer, bucket, key, encryption):
         self.transfer, self.bucket, self.key, self.encryption = transfer, bucket, key, encryption
@@ -120,22 +129,30 @@ class S3Object:
         self.parts = []
         self.complete = False
         self._buffer = bytearray()
+        self._uploading = None  # (part number, the UploadPart submitted)
 
     def write(self, data):
         self._buffer += data
         self.size += len(data)
         while len(self._buffer) >= PART_SIZE:
-            self._upload_part(bytes(self._buffer[:PART_SIZE]))
+            self._upload_part(bytes(memoryview(self._buffer)[:PART_SIZE]))
             del self._buffer[:PART_SIZE]
 
     def _upload_part(self, data):
         if self.upload_id is None:
             self.upload_id = self.transfer.send("CreateMultipartUpload", Bucket=self.bucket, Key=self.key,
                                                 **self.encryption)["UploadId"]
+        self._uploaded()
         number = len(self.parts) + 1
-        answer = self.transfer.send("UploadPart", Bucket=self.bucket, Key=self.key,
-                                    UploadId=self.upload_id, PartNumber=number, Body=data)
-        self.parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        self._uploading = number, self.transfer.submit("UploadPart", Bucket=self.bucket, Key=self.key,
+                                                       UploadId=self.upload_id, PartNumber=number, Body=data)
+
+    def _uploaded(self):
+        """Waits for the part being uploaded: one at a time, beside the one filling."""
+        if self._uploading is not None:
+            number, submitted = self._uploading
+            self._uploading = None
+            self.parts.append({"ETag": self.transfer.answer(submitted)["ETag"], "PartNumber": number})
 
     def close(self):
         if self.upload_id is None:
@@ -144,6 +161,7 @@ class S3Object:
         else:
             if self._buffer:
                 self._upload_part(bytes(self._buffer))
+            self._uploaded()
             self.transfer.send("CompleteMultipartUpload", Bucket=self.bucket, Key=self.key,
                                UploadId=self.upload_id, MultipartUpload={"Parts": self.parts})
         self._buffer = bytearray()
