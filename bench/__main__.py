@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (bedrock_bench, common, comprehend_bench, emulator_bench, materialize_bench,  # noqa: E402
-                   overhead_bench, sagemaker_bench)
+                   overhead_bench, s3_bench, sagemaker_bench)
 
 
 def figure(name, measured, unit, limit, verdict=None):
@@ -84,6 +84,22 @@ def materialize_figures(results):
                    f"({results['ratio_to_direct']:.2f}x)")]
 
 
+def s3_figures(results):
+    figures = []
+    for direction, verb in (("export", "COPY TO a file"), ("import", "COPY FROM the file")):
+        copy = None
+        for r in results[direction]:
+            if "to_copy" not in r:
+                copy = r
+                continue
+            figures.append(figure(f"(h) {r['case']}, {r['bytes'] / 1e6:.0f} MB", round(r["mb_per_s"], 1), "MB/s",
+                                  f"{verb} {copy['mb_per_s']:.1f} MB/s ({r['to_copy']:.2f}x)"))
+    growth = max(r["rss_growth_kb"] for r in results["export"] if "to_copy" in r)
+    figures.append(figure("(h) query_export_to_s3: backend VmRSS peak growth", round(growth / 1024, 1), "MiB",
+                          "for reference"))
+    return figures
+
+
 def emulator_figures(results):
     figures = [figure(f"emulator {name}", value, "", f">= {results['aims'][name]:,}", value >= results["aims"][name])
                for name, value in results["figures"].items()]
@@ -104,6 +120,7 @@ def main():
             ("sagemaker", lambda: sagemaker_bench.measure(conn, emulator), sagemaker_figures),
             ("bedrock", lambda: bedrock_bench.measure(conn, emulator), bedrock_figures),
             ("materialize", lambda: materialize_bench.measure(conn, emulator), materialize_figures),
+            ("s3", lambda: s3_bench.measure(conn, emulator, cluster), s3_figures),
         ]
         for name, measure, figures_of in parts:
             results = measure()
