@@ -346,3 +346,12 @@ def test_memory_stays_flat_while_exporting_1_gb(s3db, s3):
     assert len(samples) > 10
     # a part being uploaded, the next one filling, the pipe: not the gigabyte
     assert max(samples) - baseline < 48 * 1024 * 1024, (baseline, max(samples))
+
+
+@pytest.mark.parametrize("sql, sqlstate", [("SELECT 1 / 0", "22012"), ("SELECT FROM WHERE", "42601")])
+def test_an_export_that_fails_at_once_writes_nothing(s3db, s3, emulator, sql, sqlstate):
+    key = new_key()
+    diag = sql_error(s3db, "SELECT aws_s3.query_export_to_s3(%s, %s, %s)", (sql, BUCKET, key))
+    assert diag.sqlstate == sqlstate
+    assert emulator.counters().get("s3", {}) == {}  # not even an empty object, then deleted
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0

@@ -36,6 +36,7 @@ class Transfer:
         self.error = None
         self._flight = inflight.Flight()
         self._stopping = threading.Event()
+        self._succeeded = threading.Event()  # COPY finished without an error
         self._thread = threading.Thread(target=self._run, name="aws_s3", daemon=True)
 
     def start(self):
@@ -92,7 +93,9 @@ class Transfer:
             self.check_stop()
 
     def finish(self):
-        """Waits for the thread, cancellably; raises its error."""
+        """Tells the thread that COPY succeeded and waits for it, cancellably;
+        raises its error."""
+        self._succeeded.set()
         while self._thread.is_alive():
             self._thread.join(_SLICE_SECONDS)
             wait.check_for_interrupts()
@@ -204,6 +207,10 @@ class Export(Transfer):
             if not chunk:
                 break
             self._take(chunk)
+        # The pipe also ends when COPY fails: the last file is made only once
+        # COPY succeeded, so that S3 never holds the start of a failed export.
+        while not self._succeeded.wait(_SLICE_SECONDS):
+            self.check_stop()
         if not self.objects[-1].complete:
             self.objects[-1].close()
 
