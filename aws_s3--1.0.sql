@@ -32,10 +32,11 @@ LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'aws_ml_plan_support';
 
--- COPY through the pipe the running transfer prepared; without one they fail.
+-- COPY through the pipe of a transfer under way, named by its token, which
+-- only the aws_ml package knows; without it they do nothing.
 -- No SET search_path on these nor on the functions below: the query and the
 -- table name are the caller's, resolved in the caller's search_path.
-CREATE FUNCTION aws_s3._copy_query_to_pipe(query text, options text)
+CREATE FUNCTION aws_s3._copy_query_to_pipe(query text, options text, transfer bigint)
 RETURNS bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'aws_s3_copy_query_to_pipe';
@@ -47,7 +48,7 @@ LANGUAGE C STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'aws_s3_copy_layout';
 
-CREATE FUNCTION aws_s3._copy_pipe_to_table(table_name text, column_list text, options text)
+CREATE FUNCTION aws_s3._copy_pipe_to_table(table_name text, column_list text, options text, transfer bigint)
 RETURNS bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'aws_s3_copy_pipe_to_table';

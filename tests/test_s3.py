@@ -234,11 +234,75 @@ def test_the_query_cannot_reach_past_its_copy(s3db, sql):
     assert diag.sqlstate in ("22023", "42601"), diag.message_primary
 
 
-def test_the_copy_functions_do_nothing_without_a_transfer(s3db):
-    for sql in ["SELECT aws_s3._copy_query_to_pipe('SELECT 1', NULL)",
-                "SELECT aws_s3._copy_pipe_to_table('numbers', NULL, NULL)"]:
+def test_the_copy_functions_do_nothing_without_their_transfer_token(s3db):
+    s3db.execute("CREATE TABLE IF NOT EXISTS numbers (n int, label text)")
+    # a failed import leaves its pipe behind until the transaction ends; no one else can use it
+    s3db.execute("BEGIN")
+    s3db.execute("SAVEPOINT s")
+    sql_error(s3db, "SELECT aws_s3.table_import_from_s3('numbers', '', '', %s, 'no/such/key', %s)", (BUCKET, REGION))
+    s3db.execute("ROLLBACK TO s")
+    for sql in ["SELECT aws_s3._copy_query_to_pipe('SELECT 1', NULL, NULL)",
+                "SELECT aws_s3._copy_query_to_pipe('SELECT 1', NULL, 12345)",
+                "SELECT aws_s3._copy_pipe_to_table('numbers', NULL, NULL, 0)",
+                "SELECT aws_s3._copy_pipe_to_table('numbers', NULL, NULL, -1)"]:
+        s3db.execute("SAVEPOINT s")
         diag = sql_error(s3db, sql)
         assert diag.sqlstate == "55000" and "no S3 transfer" in diag.message_primary
+        s3db.execute("ROLLBACK TO s")
+    s3db.execute("ROLLBACK")
+
+
+# Found by attacking aws_s3: each crashed, aborted or hung the server when
+# the GIL was released for the whole COPY.
+PLPGSQL_EXPORT = """CREATE OR REPLACE FUNCTION export_rows(k text) RETURNS bigint LANGUAGE plpgsql AS
+$$BEGIN RETURN (aws_s3.query_export_to_s3('SELECT 1', '%s', k)).rows_uploaded; END$$""" % BUCKET
+SET_CLAUSE = "CREATE OR REPLACE FUNCTION with_set() RETURNS int LANGUAGE sql SET search_path = public AS 'SELECT 1'"
+
+
+def test_an_export_whose_query_exports_again(s3db, s3):
+    s3db.execute(PLPGSQL_EXPORT)
+    s3db.execute(SET_CLAUSE)
+    inner = new_key()
+    # the function's call info was made before the export, in the same statement
+    got = s3db.execute("SELECT export_rows(%s) UNION ALL SELECT rows_uploaded FROM aws_s3.query_export_to_s3("
+                       "%s, %s, %s)", (new_key(), f"SELECT export_rows('{inner}')", BUCKET, new_key())).fetchall()
+    assert got == [(1,), (1,)]
+    assert object_bytes(s3, inner) == b"1\n"
+    # nested, over a full pipe, with a function that has a SET clause
+    outer = new_key()
+    got = s3db.execute("SELECT * FROM aws_s3.query_export_to_s3(%s, %s, %s)", (
+        f"SELECT (SELECT rows_uploaded FROM aws_s3.query_export_to_s3('SELECT with_set()', '{BUCKET}', "
+        f"'{new_key()}')), repeat('x', 1000) FROM generate_series(1, 5000)", BUCKET, outer)).fetchone()
+    assert got[:2] == (5000, 1) and got[2] == len(object_bytes(s3, outer)) == 5000 * 1003
+
+
+def test_an_export_of_a_cursor_that_exports(s3db, s3):
+    s3db.execute("CREATE OR REPLACE FUNCTION fetch_c() RETURNS bigint LANGUAGE plpgsql AS "
+                 "$$DECLARE cur refcursor := 'c'; r bigint; BEGIN FETCH cur INTO r; RETURN r; END$$")
+    s3db.execute("BEGIN")
+    s3db.execute(f"DECLARE c CURSOR FOR SELECT (aws_s3.query_export_to_s3('SELECT 1', '{BUCKET}', "
+                 f"'{new_key()}' || n)).rows_uploaded FROM generate_series(1, 3) n")
+    key = new_key()
+    assert export(s3db, "SELECT fetch_c()", key) == (1, 1, 2)
+    s3db.execute("COMMIT")
+    assert object_bytes(s3, key) == b"1\n"
+
+
+def test_an_import_whose_trigger_imports(s3db, s3):
+    outer_key, inner_key = new_key(), new_key()
+    s3.put_object(Bucket=BUCKET, Key=outer_key, Body=b"".join(b"%d\n" % n for n in range(1, 4)))
+    s3.put_object(Bucket=BUCKET, Key=inner_key, Body=b"100\n")
+    s3db.execute("CREATE TABLE IF NOT EXISTS imported_outer (n int)")
+    s3db.execute("CREATE TABLE IF NOT EXISTS imported_inner (n int)")
+    s3db.execute(f"""CREATE OR REPLACE FUNCTION import_more() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM aws_s3.table_import_from_s3('imported_inner', '', '', '{BUCKET}', '{inner_key}', '{REGION}');
+        RETURN NEW; END $$""")
+    s3db.execute("CREATE TRIGGER import_more BEFORE INSERT ON imported_outer FOR EACH ROW EXECUTE FUNCTION import_more()")
+    s3db.execute("SET statement_timeout = '20s'")
+    s3db.execute("SELECT aws_s3.table_import_from_s3('imported_outer', '', '', %s, %s, %s)",
+                 (BUCKET, outer_key, REGION))
+    assert s3db.execute("SELECT count(*), sum(n) FROM imported_outer").fetchone() == (3, 6)
+    assert s3db.execute("SELECT count(*), sum(n) FROM imported_inner").fetchone() == (3, 300)
 
 
 def open_uploads(s3):

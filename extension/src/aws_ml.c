@@ -10,8 +10,8 @@
 
 #include "backend.h"
 #include "batch.h"
-#include "python_lock.h"
 #include "python_path.h"
+#include "s3_copy.h"
 #include "settings.h"
 
 PG_MODULE_MAGIC;
@@ -39,7 +39,7 @@ _PG_init(void)
 	batch_functions_init();
 	batch_scan_init();
 	batch_plan_init();
-	python_lock_init();
+	s3_copy_init();
 	if (process_shared_preload_libraries_in_progress)
 		python_preload();
 	backend_mark_ready();

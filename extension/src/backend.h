@@ -11,7 +11,7 @@ extern PGDLLEXPORT bool aws_ml_in_parallel_mode(void);
 extern PGDLLEXPORT bool aws_ml_interrupt_pending(void);
 extern PGDLLEXPORT int64 aws_ml_transaction_start(void);
 extern PGDLLEXPORT int64 aws_ml_statement_start(void);
-extern PGDLLEXPORT int aws_s3_transfer_pipe(bool export);
+extern PGDLLEXPORT int aws_s3_transfer_pipe(bool export, uint64 *token);
 
 extern void backend_mark_ready(void);
 

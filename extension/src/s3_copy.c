@@ -2,15 +2,23 @@
  * s3_copy.c: COPY between the server and aws_s3's transfers, through a pipe.
  *
  * The Python layer asks for a pipe (aws_s3_transfer_pipe, bound with ctypes)
- * and keeps one end on a worker thread that uploads to or downloads from S3.
- * The other end stays here until the next aws_s3._copy_* call takes it: an
- * export runs COPY (query) TO the pipe, an import COPY table FROM it. Those
- * SQL functions read and write that pipe and nothing else, so calling them
- * directly gives no access to the server's files; without a pipe they fail.
+ * and keeps one end on a thread that uploads to or downloads from S3. The
+ * other end stays here, with a random token that only the Python layer
+ * knows, until the aws_s3._copy_* call that gives the token takes it: an
+ * export runs COPY (query) TO STDOUT, whose rows this module writes into the
+ * pipe instead of sending them to the client; an import runs COPY table FROM
+ * the pipe. Those SQL functions touch no other pipe or file, and do nothing
+ * without the token; the pipe is dropped when the transaction ends.
  *
  * COPY's own code formats and parses the data, so an export is byte for byte
  * what COPY (query) TO STDOUT writes, and the caller's privileges and the
  * table's row security apply as to a COPY the caller runs.
+ *
+ * PL/Python holds Python's global interpreter lock (GIL) while the backend
+ * runs, and the transfer thread needs it to move the data. So whenever COPY
+ * waits on the pipe (full for an export, empty for an import), this module
+ * lets go of the GIL for just that wait: nothing else runs on this thread
+ * meanwhile (python_lock.c).
  */
 #include "postgres.h"
 
@@ -22,13 +30,23 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "commands/copy.h"
+#include "common/pg_prng.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "funcapi.h"
+/*
+ * libpq/libpq.h declares struct Port with the GSSAPI and OpenSSL types, whose
+ * headers the server's own may not be installed with; this file uses no Port.
+ */
+#undef ENABLE_GSS
+#undef USE_OPENSSL
+#include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
@@ -36,51 +54,94 @@
 
 #include "backend.h"
 #include "python_lock.h"
+#include "s3_copy.h"
 
 #define POLL_MILLISECONDS 100
 #define PIPE_BYTES (1024 * 1024)
 
-/* The server's end of the pipe the Python layer prepared; -1 if none. */
+/* The server's end of the pipe the Python layer prepared, -1 if none, and its token */
 static int	server_end = -1;
 static bool server_end_writes = false;
+static uint64 server_end_token = 0;
 
 /* The pipe COPY FROM is reading, for read_pipe. */
 static int	source = -1;
 
-/*
- * A new pipe for one transfer. The server keeps the write end for an export
- * and the read end for an import; the other end is returned, and belongs to
- * the caller. -1 (and errno) if there is no pipe.
- */
-int
-aws_s3_transfer_pipe(bool export)
-{
-	int			ends[2];
+/* The pipe an export's COPY writes to, for export_putmessage. */
+static int	target = -1;
 
+static void
+drop_pipe(void)
+{
 	if (server_end >= 0)
 		close(server_end);
 	server_end = -1;
+	server_end_token = 0;
+}
+
+/*
+ * A new pipe for one transfer. The server keeps the write end for an export
+ * and the read end for an import, with a new token, set in *token; the other
+ * end is returned, and belongs to the caller. -1 (and errno) if there is no
+ * pipe.
+ */
+int
+aws_s3_transfer_pipe(bool export, uint64 *token)
+{
+	int			ends[2];
+
+	drop_pipe();
 	if (pipe2(ends, O_CLOEXEC) != 0)
 		return -1;
 	/* fewer turns between COPY and the thread; the default size is fine too */
 	(void) fcntl(ends[0], F_SETPIPE_SZ, PIPE_BYTES);
+	/* an export's COPY waits for room without the GIL (write_pipe) */
+	if (export && fcntl(ends[1], F_SETFL, O_NONBLOCK) != 0)
+	{
+		close(ends[0]);
+		close(ends[1]);
+		return -1;
+	}
 	server_end_writes = export;
 	server_end = export ? ends[1] : ends[0];
+	if (!pg_strong_random(&server_end_token, sizeof(server_end_token)) || server_end_token == 0)
+	{
+		close(ends[0]);
+		drop_pipe();
+		return -1;
+	}
+	*token = server_end_token;
 	return export ? ends[0] : ends[1];
 }
 
-/* The end of the prepared pipe, now this call's to close. */
+/* A transfer's pipe never outlives its transaction. */
+static void
+drop_pipe_at_end(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		drop_pipe();
+}
+
+void
+s3_copy_init(void)
+{
+	RegisterXactCallback(drop_pipe_at_end, NULL);
+}
+
+/* The end of the prepared pipe that token names, now this call's to close. */
 static int
-take_pipe(bool writes)
+take_pipe(bool writes, int64 token)
 {
 	int			fd = server_end;
 
-	if (fd < 0 || server_end_writes != writes)
+	if (fd < 0 || server_end_writes != writes || token == 0 || (uint64) token != server_end_token)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("aws_s3: no S3 transfer is in progress"),
 				 errhint("Call aws_s3.query_export_to_s3 or aws_s3.table_import_from_s3.")));
 	server_end = -1;
+	server_end_token = 0;
 	return fd;
 }
 
@@ -149,60 +210,179 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(descriptor), values, nulls)));
 }
 
+/*
+ * Writes an export's data into its pipe: at once while the pipe has room,
+ * else waiting, without the GIL, for the transfer thread to take some.
+ * Interrupts are served while it waits.
+ */
+static void
+write_pipe(const char *data, size_t size)
+{
+	while (size > 0)
+	{
+		ssize_t		written = write(target, data, size);
+
+		if (written > 0)
+		{
+			data += written;
+			size -= written;
+			continue;
+		}
+		if (written < 0 && errno == EPIPE)
+			ereport(ERROR,
+					(errcode(ERRCODE_IO_ERROR),
+					 errmsg("aws_s3: the upload to S3 stopped")));
+		if (written < 0 && errno != EAGAIN && errno != EINTR)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("aws_s3: could not write to the upload to S3: %m")));
+		if (written < 0 && errno == EAGAIN)
+		{
+			struct pollfd wait_for = {.fd = target,.events = POLLOUT};
+
+			python_release();
+			(void) poll(&wait_for, 1, POLL_MILLISECONDS);
+			python_take_back();
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * While an export's COPY (query) TO STDOUT runs, the protocol's messages go
+ * through these: its rows (CopyData) into the pipe, its CopyOutResponse and
+ * CopyDone nowhere, anything else (a notice the query raises) to the client
+ * as before, if the session has one.
+ */
+static const PQcommMethods *client_methods = NULL;
+static bool client_connected = false;
+
+static int
+export_putmessage(char msgtype, const char *s, size_t len)
+{
+	if (msgtype == 'd')
+		write_pipe(s, len);
+	else if (msgtype != 'H' && msgtype != 'c' && client_connected)
+		return client_methods->putmessage(msgtype, s, len);
+	return 0;
+}
+
+static void
+export_putmessage_noblock(char msgtype, const char *s, size_t len)
+{
+	(void) export_putmessage(msgtype, s, len);
+}
+
+static void
+export_comm_reset(void)
+{
+	if (client_connected)
+		client_methods->comm_reset();
+}
+
+static int
+export_flush(void)
+{
+	return client_connected ? client_methods->flush() : 0;
+}
+
+static int
+export_flush_if_writable(void)
+{
+	return client_connected ? client_methods->flush_if_writable() : 0;
+}
+
+static bool
+export_is_send_pending(void)
+{
+	return client_connected && client_methods->is_send_pending();
+}
+
+static const PQcommMethods export_methods = {
+	export_comm_reset,
+	export_flush,
+	export_flush_if_writable,
+	export_is_send_pending,
+	export_putmessage,
+	export_putmessage_noblock
+};
+
+/* COPY (query) TO STDOUT with options, its rows into the pipe fd; the rows */
+static uint64
+copy_query_to(int fd, const char *sql, CopyStmt *copy)
+{
+	ParseState *pstate = make_parsestate(NULL);
+	RawStmt    *query = makeNode(RawStmt);
+	int			outer_target = target;
+	bool		outermost = (PqCommMethods != &export_methods);
+	CommandDest outer_destination = whereToSendOutput;
+	volatile uint64 rows = 0;
+
+	pstate->p_sourcetext = sql;
+	query->stmt = copy->query;
+	query->stmt_location = -1;
+	if (outermost)
+	{
+		client_methods = PqCommMethods;
+		client_connected = (whereToSendOutput == DestRemote);
+	}
+	PG_TRY();
+	{
+		CopyToState state;
+
+		target = fd;
+		PqCommMethods = &export_methods;
+		/* the protocol's path, even in a session without a client */
+		whereToSendOutput = DestRemote;
+		state = BeginCopyTo(pstate, NULL, query, InvalidOid, NULL, false, NIL, copy->options);
+		rows = DoCopyTo(state);
+		EndCopyTo(state);
+	}
+	PG_FINALLY();
+	{
+		target = outer_target;
+		whereToSendOutput = outer_destination;
+		if (outermost)
+			PqCommMethods = client_methods;
+	}
+	PG_END_TRY();
+	return rows;
+}
+
 PG_FUNCTION_INFO_V1(aws_s3_copy_query_to_pipe);
 
 /*
- * aws_s3._copy_query_to_pipe(query text, options text) RETURNS bigint:
- * COPY (query) TO the pipe with options; the rows written.
+ * aws_s3._copy_query_to_pipe(query text, options text, transfer bigint)
+ * RETURNS bigint: COPY (query) TO the pipe of the transfer with options; the
+ * rows written.
  */
 Datum
 aws_s3_copy_query_to_pipe(PG_FUNCTION_ARGS)
 {
 	volatile int fd;
 	volatile uint64 rows = 0;
-	volatile bool released = false;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("aws_s3: query must not be NULL")));
-	fd = take_pipe(true);
+	fd = take_pipe(true, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
 	PG_TRY();
 	{
-		ParseState *pstate = make_parsestate(NULL);
-		RawStmt    *query = makeNode(RawStmt);
-		CopyToState state;
-		char	   *sql;
-		CopyStmt   *copy;
-
 		/* the query on lines of its own: a trailing comment ends there */
-		sql = psprintf("COPY (\n%s\n) TO STDOUT%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
-					   with_options(PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1)));
-		copy = parse_copy(sql, false);
+		char	   *sql = psprintf("COPY (\n%s\n) TO STDOUT%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
+								   with_options(PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1)));
+		CopyStmt   *copy = parse_copy(sql, false);
+
 		if (IsA(copy->query, MergeStmt))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("MERGE not supported in COPY")));
-		pstate->p_sourcetext = sql;
-		query->stmt = copy->query;
-		query->stmt_location = -1;
-		/* the transfer thread takes what COPY writes meanwhile */
-		python_release();
-		released = true;
-		state = BeginCopyTo(pstate, NULL, query, InvalidOid,
-							psprintf("/proc/self/fd/%d", fd), false, NIL, copy->options);
-		/* COPY opened the pipe anew: this end is no longer needed */
-		close(fd);
-		fd = -1;
-		rows = DoCopyTo(state);
-		EndCopyTo(state);
+		rows = copy_query_to(fd, sql, copy);
 	}
 	PG_FINALLY();
 	{
-		if (released)
-			python_take_back();
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 	}
 	PG_END_TRY();
 	PG_RETURN_INT64((int64) rows);
@@ -235,9 +415,7 @@ read_pipe(void *buffer, int minread, int maxread)
 					 errmsg("aws_s3: could not wait for the S3 object's data: %m")));
 		if (ready <= 0)
 			continue;
-		python_release();
 		got = read(source, (char *) buffer + total, maxread - total);
-		python_take_back();
 		if (got < 0)
 		{
 			if (errno == EINTR || errno == EAGAIN)
@@ -297,23 +475,28 @@ rethrow_with_context(MemoryContext context)
 	ReThrowError(error);
 }
 
-/* COPY FROM the pipe into rel; the rows imported */
+/* COPY FROM the pipe fd into rel; the rows imported */
 static uint64
-copy_from_pipe(ParseState *pstate, Relation rel, CopyStmt *copy)
+copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
 {
 	MemoryContext context = CurrentMemoryContext;
-	uint64		rows = 0;
+	int			outer_source = source;
+	volatile uint64 rows = 0;
 
 	PG_TRY();
 	{
-		CopyFromState state = BeginCopyFrom(pstate, rel, NULL, NULL, false, read_pipe,
-											copy->attlist, copy->options);
+		CopyFromState state;
 
+		/* a trigger of rel may import too: its COPY reads its own pipe */
+		source = fd;
+		state = BeginCopyFrom(pstate, rel, NULL, NULL, false, read_pipe, copy->attlist, copy->options);
 		rows = CopyFrom(state);
 		EndCopyFrom(state);
+		source = outer_source;
 	}
 	PG_CATCH();
 	{
+		source = outer_source;
 		rethrow_with_context(context);
 	}
 	PG_END_TRY();
@@ -323,9 +506,9 @@ copy_from_pipe(ParseState *pstate, Relation rel, CopyStmt *copy)
 PG_FUNCTION_INFO_V1(aws_s3_copy_pipe_to_table);
 
 /*
- * aws_s3._copy_pipe_to_table(table_name text, column_list text, options text)
- * RETURNS bigint: COPY table_name (column_list) FROM the pipe with options;
- * the rows imported.
+ * aws_s3._copy_pipe_to_table(table_name text, column_list text, options text,
+ * transfer bigint) RETURNS bigint: COPY table_name (column_list) FROM the
+ * pipe of the transfer with options; the rows imported.
  */
 Datum
 aws_s3_copy_pipe_to_table(PG_FUNCTION_ARGS)
@@ -337,7 +520,7 @@ aws_s3_copy_pipe_to_table(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("aws_s3: table_name must not be NULL")));
-	fd = take_pipe(false);
+	fd = take_pipe(false, PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3));
 	PG_TRY();
 	{
 		ParseState *pstate = make_parsestate(NULL);
@@ -351,13 +534,11 @@ aws_s3_copy_pipe_to_table(PG_FUNCTION_ARGS)
 		pstate->p_sourcetext = sql;
 		rel = table_openrv(copy->relation, RowExclusiveLock);
 		check_copy_into(pstate, rel, copy->attlist);
-		source = fd;
-		rows = copy_from_pipe(pstate, rel, copy);
+		rows = copy_from_pipe(fd, pstate, rel, copy);
 		table_close(rel, NoLock);
 	}
 	PG_FINALLY();
 	{
-		source = -1;
 		close(fd);
 	}
 	PG_END_TRY();

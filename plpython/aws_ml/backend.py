@@ -15,7 +15,7 @@ _ACCESSORS = {
     "aws_ml_interrupt_pending": (ctypes.c_bool, ()),
     "aws_ml_transaction_start": (ctypes.c_int64, ()),
     "aws_ml_statement_start": (ctypes.c_int64, ()),
-    "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool,)),
+    "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
 }
 _module = None
 
@@ -67,12 +67,14 @@ def cancel_pending():
 
 def transfer_pipe(export):
     """A new pipe between this package and aws_s3's COPY in the module
-    (extension/src/s3_copy.c), which keeps the other end: the end to read an
-    export from, or to write an import to. The caller closes it."""
-    fd = _accessors().aws_s3_transfer_pipe(export)
+    (extension/src/s3_copy.c), which keeps the other end: (the end to read an
+    export from, or to write an import to, which the caller closes; the
+    transfer's token, as the bigint the _copy_ functions take)."""
+    token = ctypes.c_uint64()
+    fd = _accessors().aws_s3_transfer_pipe(export, ctypes.byref(token))
     if fd < 0:
         raise AwsMlError(NOT_CONFIGURED, f"could not create a pipe: {os.strerror(ctypes.get_errno())}")
-    return fd
+    return fd, ctypes.c_int64(token.value).value
 
 
 def statement_id():

@@ -66,12 +66,14 @@ def query_export_to_s3(query, s3_info, options, kms_key):
     layout = _layout(options)
     current = settings.current()
     encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
-    export = Export(clients.client_for(S3, current, region), backend.transfer_pipe(export=True),
+    pipe, token = backend.transfer_pipe(export=True)
+    export = Export(clients.client_for(S3, current, region), pipe,
                     bucket, key, encryption, current.s3_max_file_size_kb * 1024, layout)
     export.start()
     try:
-        rows = _execute("SELECT aws_s3._copy_query_to_pipe($1, $2) AS rows",
-                        ["pg_catalog.text", "pg_catalog.text"], [query, options])[0]["rows"]
+        rows = _execute("SELECT aws_s3._copy_query_to_pipe($1, $2, $3) AS rows",
+                        ["pg_catalog.text", "pg_catalog.text", "pg_catalog.int8"],
+                        [query, options, token])[0]["rows"]
         export.finish()
     except BaseException:
         try:
@@ -101,12 +103,14 @@ def table_import_from_s3(table_name, column_list, options, s3_info, credentials)
     required("table_name", table_name)
     bucket, key, region = _location(s3_info)
     client = clients.client_for(S3, settings.current(), region, _given_credentials(credentials))
-    transfer = Import(client, backend.transfer_pipe(export=False), bucket, key)
+    pipe, token = backend.transfer_pipe(export=False)
+    transfer = Import(client, pipe, bucket, key)
     transfer.start()
     try:
         transfer.opened()
-        rows = _execute("SELECT aws_s3._copy_pipe_to_table($1, $2, $3) AS rows",
-                        ["pg_catalog.text"] * 3, [table_name, column_list, options])[0]["rows"]
+        rows = _execute("SELECT aws_s3._copy_pipe_to_table($1, $2, $3, $4) AS rows",
+                        ["pg_catalog.text"] * 3 + ["pg_catalog.int8"],
+                        [table_name, column_list, options, token])[0]["rows"]
         transfer.finish()
     except BaseException:
         _raise_failure(transfer)

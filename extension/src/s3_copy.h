@@ -1,0 +1,9 @@
+/*
+ * s3_copy.h: COPY between the server and aws_s3's transfers, through a pipe.
+ */
+#ifndef AWS_ML_S3_COPY_H
+#define AWS_ML_S3_COPY_H
+
+extern void s3_copy_init(void);
+
+#endif
