@@ -43,7 +43,7 @@ AS 'MODULE_PATHNAME', 'aws_s3_copy_query_to_pipe';
 
 -- How COPY TO lays out its output with options (checked as COPY checks them).
 CREATE FUNCTION aws_s3._copy_layout(options text, OUT format text, OUT quote text, OUT escape text,
-                                    OUT header boolean)
+                                    OUT header boolean, OUT ascii_safe boolean)
 LANGUAGE C STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'aws_s3_copy_layout';

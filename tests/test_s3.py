@@ -380,12 +380,12 @@ def test_the_base_credentials_sign_by_default(s3db, emulator):
     assert emulator.counters()["s3"]["PUT"]["access_key_ids"] == {ACCESS_KEY_ID: 1}
 
 
-def rss_bytes(pid):
+def rss_bytes(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 def test_memory_stays_flat_while_exporting_1_gb(s3db, s3):
@@ -419,3 +419,66 @@ def test_an_export_that_fails_at_once_writes_nothing(s3db, s3, emulator, sql, sq
     assert diag.sqlstate == sqlstate
     assert emulator.counters().get("s3", {}) == {}  # not even an empty object, then deleted
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0
+
+
+def test_gzip_members_one_after_another_and_a_truncated_object(s3db, s3):
+    s3db.execute("CREATE TABLE IF NOT EXISTS members (n int)")
+    key = new_key(".gz")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(b"1\n2\n") + gzip.compress(b"3\n4\n"),
+                  ContentEncoding="gzip")
+    s3db.execute("SELECT aws_s3.table_import_from_s3('members', '', '', %s, %s, %s)", (BUCKET, key, REGION))
+    assert s3db.execute("SELECT array_agg(n ORDER BY n) FROM members").fetchone() == ([1, 2, 3, 4],)
+    whole = gzip.compress(b"".join(b"%d\n" % n for n in range(100000)))
+    for body in (whole[:len(whole) // 2], b"1\n2\n"):
+        key = new_key(".gz")
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body, ContentEncoding="gzip")
+        diag = sql_error(s3db, "SELECT aws_s3.table_import_from_s3('members', '', '', %s, %s, %s)",
+                         (BUCKET, key, REGION))
+        assert diag.sqlstate == "22023" and "Content-Encoding gzip" in diag.message_primary
+    assert s3db.execute("SELECT count(*) FROM members").fetchone() == (4,)
+
+
+def test_a_gzip_object_that_inflates_a_hundredfold_keeps_memory_flat(s3db, s3):
+    line = b"x" * 1_000_000 + b"\n"
+    key = new_key(".gz")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(line * 200, 9), ContentEncoding="gzip")
+    s3db.execute("CREATE TABLE IF NOT EXISTS inflated (t text)")
+    pid = s3db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    baseline = rss_bytes(pid, "RssAnon")  # not the shared buffers COPY fills
+    samples, done = [], threading.Event()
+
+    def sample():
+        while not done.wait(0.02):
+            samples.append(rss_bytes(pid, "RssAnon"))
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        s3db.execute("SELECT aws_s3.table_import_from_s3('inflated', '', '', %s, %s, %s)", (BUCKET, key, REGION))
+    finally:
+        done.set()
+        sampler.join()
+    assert s3db.execute("SELECT count(*), min(length(t)) FROM inflated").fetchone() == (200, 1_000_000)
+    # 200 MB came out of a 200 kB object, a megabyte at a time
+    assert max(samples) - baseline < 48 * 1024 * 1024, (baseline, max(samples))
+
+
+def test_hostile_arguments_are_refused_without_echoing_secrets(s3db):
+    s3db.execute("CREATE TABLE IF NOT EXISTS numbers (n int, label text)")
+    diag = sql_error(s3db, "SELECT aws_s3.query_export_to_s3('SELECT 1', 'bkt', 'k', 'evil.com/x')")
+    assert diag.sqlstate == "22023" and "region" in diag.message_primary
+    diag = sql_error(s3db, "SELECT aws_s3.table_import_from_s3('numbers', '', '', %s, 'k', %s, 'AKIAHOSTILE', "
+                           "%s, NULL)", (BUCKET, REGION, "tok-secret\nXYZ"))
+    assert diag.sqlstate == "22023" and "tok-secret" not in str(diag.message_primary) + str(diag.message_detail)
+    diag = sql_error(s3db, "SET aws_s3.max_file_size = '100GB'")
+    assert diag.sqlstate == "22023"
+
+
+def test_an_encoding_whose_characters_may_hold_a_backslash_is_not_split(s3db, s3):
+    s3db.execute("SET aws_s3.max_file_size = '1kB'")
+    sql = ("SELECT 1, repeat('p', 1100) || ',ソ' UNION ALL SELECT 2, E'first half\\nsecond half' "
+           "UNION ALL SELECT 3, 'z'")
+    options = "format csv, escape '\\', encoding 'SJIS'"
+    key = new_key()
+    expected = copy_to_stdout(s3db, sql, options)
+    assert export(s3db, sql, key, options) == (3, 1, len(expected))
+    assert object_bytes(s3, key) == expected

@@ -41,6 +41,7 @@
 #undef ENABLE_GSS
 #undef USE_OPENSSL
 #include "libpq/libpq.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_relation.h"
@@ -182,8 +183,10 @@ PG_FUNCTION_INFO_V1(aws_s3_copy_layout);
 
 /*
  * aws_s3._copy_layout(options text, OUT format text, OUT quote text,
- * OUT escape text, OUT header boolean): how COPY TO lays out its output with
- * options, which it checks as COPY does.
+ * OUT escape text, OUT header boolean, OUT ascii_safe boolean): how COPY TO
+ * lays out its output with options, which it checks as COPY does; whether
+ * its encoding, the session's or the option's, keeps every byte of a
+ * multibyte character out of ASCII's range (the server encodings do).
  */
 Datum
 aws_s3_copy_layout(PG_FUNCTION_ARGS)
@@ -193,10 +196,12 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 								  false);
 	CopyFormatOptions layout = {0};
 	TupleDesc	descriptor;
-	Datum		values[4];
-	bool		nulls[4] = {false};
+	Datum		values[5];
+	bool		nulls[5] = {false};
+	int			encoding;
 
 	ProcessCopyOptions(NULL, &layout, false, copy->options);
+	encoding = layout.file_encoding >= 0 ? layout.file_encoding : pg_get_client_encoding();
 	if (get_call_result_type(fcinfo, NULL, &descriptor) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	values[0] = CStringGetTextDatum(layout.binary ? "binary" : layout.csv_mode ? "csv" : "text");
@@ -207,6 +212,7 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 		values[2] = CStringGetTextDatum(layout.escape);
 	}
 	values[3] = BoolGetDatum(layout.header_line != COPY_HEADER_FALSE);
+	values[4] = BoolGetDatum(!PG_ENCODING_IS_CLIENT_ONLY(encoding));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(descriptor), values, nulls)));
 }
 

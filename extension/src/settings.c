@@ -67,6 +67,9 @@ static char *refused_settings = NULL;
 static char *s3_endpoint_url = NULL;
 static char *s3_role_arn = NULL;
 static int	s3_max_file_size_kb = 6 * 1024 * 1024;
+
+/* aws_s3 uploads 8 MiB parts, and S3 takes at most 10,000 parts an object */
+#define S3_MAX_FILE_SIZE_KB (10000 * 8 * 1024)
 static int	connect_timeout_ms = 5000;
 static int	request_timeout_ms = 60000;
 static int	comprehend_request_timeout_ms = 0;
@@ -268,7 +271,8 @@ settings_define(void)
 
 	DefineCustomIntVariable("aws_s3.max_file_size",
 							"Size at which aws_s3.query_export_to_s3 goes on in a new file (_part2, ...).",
-							NULL, &s3_max_file_size_kb, 6 * 1024 * 1024, 1, INT_MAX,
+							"At most 80GB: S3 takes 10,000 parts of 8 MB a file.",
+							&s3_max_file_size_kb, 6 * 1024 * 1024, 1, S3_MAX_FILE_SIZE_KB,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 
 	if (refused.len > 0)

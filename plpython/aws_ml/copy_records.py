@@ -70,9 +70,11 @@ class CsvRecords:
 
 
 def records_of(layout):
-    """The scanner for COPY's output in layout ({format, quote, escape}), or
-    None for the binary format."""
-    if layout["format"] == "binary":
+    """The scanner for COPY's output in layout ({format, quote, escape,
+    ascii_safe}), or None for the binary format and for an encoding whose
+    characters may hold bytes that look like a quote or an escape (SJIS,
+    BIG5, ...), where bytes alone do not tell where a record ends."""
+    if layout["format"] == "binary" or not layout["ascii_safe"]:
         return None
     if layout["format"] == "csv":
         return CsvRecords(layout["quote"], layout["escape"])

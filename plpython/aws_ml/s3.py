@@ -3,15 +3,20 @@ to S3 objects and S3 objects into tables. The data goes through COPY in the C
 module (extension/src/s3_copy.c), so an export is byte for byte what COPY
 (query) TO STDOUT writes, and an import is what COPY FROM reads, with the
 caller's privileges. S3 is on the other side of a pipe (s3_transfer.py)."""
-from botocore.exceptions import BotoCoreError, ClientError
+import concurrent.futures
+import functools
+import re
 
-from . import backend, clients, settings, wait
+from . import backend, clients, inflight, settings, wait
 from .arguments import required
 from .errors import AwsMlError, invalid_argument, null_argument, sql_entry
 from .s3_transfer import Export, Import
 from .services import S3
 
 _plans = {}
+_CLEANUP_SECONDS = 10
+# What botocore accepts as a region name, which becomes part of the endpoint's host name.
+_REGION = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def _execute(sql, types, values):
@@ -25,7 +30,11 @@ def _location(s3_info):
     """(bucket, key, region or None) of an aws_commons._s3_uri_1."""
     if s3_info is None:
         raise null_argument("s3_info")
-    return required("bucket", s3_info["bucket"]), required("file_path", s3_info["file_path"]), s3_info["region"]
+    region = s3_info["region"]
+    if region is not None and not _REGION.fullmatch(region):
+        raise invalid_argument(f"region {region!r} is not the name of an AWS Region",
+                               hint="Give one such as us-east-1, or NULL for aws_ml.region.")
+    return required("bucket", s3_info["bucket"]), required("file_path", s3_info["file_path"]), region
 
 
 def _given_credentials(credentials):
@@ -36,14 +45,21 @@ def _given_credentials(credentials):
     if not (credentials["access_key"] and credentials["secret_key"]):
         raise invalid_argument("credentials need both an access_key and a secret_key",
                                hint="Pass all of them, or none to use the server's.")
+    if not all(_is_token_text(value) for value in credentials.values() if value is not None):
+        # never echoed: they are secrets
+        raise invalid_argument("credentials must be printable ASCII without spaces, as AWS issues them")
     return {"AccessKeyId": credentials["access_key"], "SecretAccessKey": credentials["secret_key"],
             "SessionToken": credentials["session_token"]}
 
 
+def _is_token_text(value):
+    return value != "" and all("!" <= character <= "~" for character in value)
+
+
 def _layout(options):
-    """COPY's output format with options ({format, quote, escape, header}),
+    """COPY's output format with options ({format, quote, escape, header, ascii_safe}),
     checked as COPY checks them: before any request."""
-    return _execute("SELECT format, quote, escape, header FROM aws_s3._copy_layout($1)",
+    return _execute("SELECT format, quote, escape, header, ascii_safe FROM aws_s3._copy_layout($1)",
                     ["pg_catalog.text"], [options])[0]
 
 
@@ -85,15 +101,22 @@ def query_export_to_s3(query, s3_info, options, kms_key):
 
 
 def _discard(export):
-    """Removes what a failed export wrote: no object, no open multipart upload."""
-    for each in export.objects:
-        try:
-            each.discard(export.client)
-        except (BotoCoreError, ClientError) as error:
+    """Removes what a failed export wrote: no object, no open multipart
+    upload. The requests go out together and get _CLEANUP_SECONDS in all;
+    a WARNING names what is left."""
+    flight = inflight.Flight()
+    with wait._signals_blocked():
+        futures = {wait.pool().submit(flight.run, functools.partial(each.discard, export.client)): each
+                   for each in export.objects}
+    done, _ = concurrent.futures.wait(futures, _CLEANUP_SECONDS)
+    flight.ground()
+    for future, each in futures.items():
+        if future not in done or future.exception() is not None:
             import plpy
-            what = f"multipart upload {each.upload_id} of" if not each.complete else "object"
-            plpy.warning(f"aws_s3: could not remove the {what} s3://{each.bucket}/{each.key} of the failed "
-                         f"export: {type(error).__name__}")
+            what = f"multipart upload {each.upload_id} of" if each.upload_id and not each.complete else "object"
+            plpy.warning(f"aws_s3: could not remove the {what} s3://{each.bucket}/{each.key} of the failed export",
+                         hint="Remove it, and give the bucket a lifecycle rule that aborts incomplete "
+                              "multipart uploads.")
 
 
 @sql_entry

@@ -8,12 +8,13 @@ import os
 import select
 import threading
 import time
+import zlib
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import backend, clients, inflight, request, stats, wait
 from .copy_records import records_of
-from .errors import from_botocore
+from .errors import INVALID_PARAMETER, AwsMlError, from_botocore
 from .services import S3
 
 PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB a part, but for the last
@@ -131,6 +132,7 @@ class S3Object:
         self.upload_id = None
         self.parts = []
         self.complete = False
+        self.put_sent = False  # a PutObject went out: S3 may hold the object, complete or not
         self._buffer = bytearray()
         self._uploading = None  # (part number, the UploadPart submitted)
 
@@ -159,6 +161,7 @@ class S3Object:
 
     def close(self):
         if self.upload_id is None:
+            self.put_sent = True
             self.transfer.send("PutObject", Bucket=self.bucket, Key=self.key,
                                Body=bytes(self._buffer), **self.encryption)
         else:
@@ -172,7 +175,7 @@ class S3Object:
 
     def discard(self, client):
         """Leaves nothing of it in S3 (on the backend's thread, with client)."""
-        if self.complete:
+        if self.complete or self.put_sent:
             client.delete_object(Bucket=self.bucket, Key=self.key)
         elif self.upload_id is not None:
             client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
@@ -266,21 +269,21 @@ class Import(Transfer):
             self.finish()
 
     def move(self):
-        import zlib
         try:
             answer = self._get_object()
         finally:
             self._opened.set()
-        gunzip = zlib.decompressobj(wbits=31) if answer.get("ContentEncoding") == "gzip" else None
+        gunzip = Gunzip(self.bucket, self.key) if answer.get("ContentEncoding") == "gzip" else None
         body = answer["Body"]
         while True:
             self.check_stop()
             chunk = body.read(READ_SIZE)
             if not chunk:
                 break
-            self._write(gunzip.decompress(chunk) if gunzip else chunk)
+            for piece in gunzip.pieces(chunk) if gunzip else (chunk,):
+                self._write(piece)
         if gunzip:
-            self._write(gunzip.flush())
+            gunzip.finish()
 
     def _get_object(self):
         """GetObject on this thread: the body is read from the pipe's side, in
@@ -303,3 +306,33 @@ class Import(Transfer):
             self.wait_for_pipe(select.POLLOUT)
             written = os.write(self.pipe, view)
             view = view[written:]
+
+
+class Gunzip:
+    """An object stored with Content-Encoding gzip, decompressed as gzip -d
+    does: member after member, READ_SIZE bytes at a time whatever the ratio,
+    and refused when it ends in the middle of a member."""
+
+    def __init__(self, bucket, key):
+        self.name = f"s3://{bucket}/{key}"
+        self._member = zlib.decompressobj(wbits=31)
+
+    def pieces(self, data):
+        while data:
+            if self._member.eof:
+                self._member = zlib.decompressobj(wbits=31)
+            try:
+                piece = self._member.decompress(data, READ_SIZE)
+            except zlib.error as error:
+                raise self._invalid(f"is not gzip data ({error})") from None
+            if piece:
+                yield piece
+            data = self._member.unused_data if self._member.eof else self._member.unconsumed_tail
+
+    def finish(self):
+        if not self._member.eof:
+            raise self._invalid("ends in the middle of its gzip data")
+
+    def _invalid(self, what):
+        return AwsMlError(INVALID_PARAMETER, f"S3 object {self.name}, stored with Content-Encoding gzip, {what}",
+                          hint="Store it again, compressed whole with gzip, or without that Content-Encoding.")
