@@ -482,3 +482,16 @@ def test_an_encoding_whose_characters_may_hold_a_backslash_is_not_split(s3db, s3
     expected = copy_to_stdout(s3db, sql, options)
     assert export(s3db, sql, key, options) == (3, 1, len(expected))
     assert object_bytes(s3, key) == expected
+
+
+def test_notices_the_query_raises_reach_the_client_and_not_the_object(s3db, s3):
+    s3db.execute("CREATE OR REPLACE FUNCTION noisy(n int) RETURNS int LANGUAGE plpgsql AS "
+                 "$$BEGIN RAISE NOTICE 'row %', n; RETURN n; END$$")
+    notices = []
+    s3db.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    key = new_key()
+    assert export(s3db, "SELECT noisy(n) FROM generate_series(1, 3) n", key) == (3, 1, 6)
+    assert object_bytes(s3, key) == b"1\n2\n3\n"
+    assert notices == ["row 1", "row 2", "row 3"]
+    # the session's protocol is whole afterwards
+    assert s3db.execute("SELECT 41 + 1").fetchone() == (42,)
