@@ -5,6 +5,7 @@ import gzip
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -495,3 +496,68 @@ def test_notices_the_query_raises_reach_the_client_and_not_the_object(s3db, s3):
     assert notices == ["row 1", "row 2", "row 3"]
     # the session's protocol is whole afterwards
     assert s3db.execute("SELECT 41 + 1").fetchone() == (42,)
+
+
+@pytest.fixture(scope="module")
+def latin1_database(cluster):
+    name = f"latin1_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION aws_s3 CASCADE")
+    return name
+
+
+def test_errors_with_non_ascii_text_outside_utf8_do_not_break_python(latin1_database, connect, s3, emulator):
+    """PL/Python reads an error's texts as UTF-8: a LATIN1 é in one left it
+    broken, and the next error crashed the server."""
+    conn = connect(dbname=latin1_database)
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b'1,"caf\xe9\n')
+    conn.execute("CREATE TABLE latin (n int, t text)")
+    for sql, sqlstate in [("SELECT * FROM aws_s3.query_export_to_s3('SELECT chr(233)::int', %(b)s, 'x')", "22P02"),
+                          ("SELECT * FROM aws_s3.query_export_to_s3('SELECT 1/0', %(b)s, 'x')", "22012"),
+                          ("SELECT aws_s3.table_import_from_s3('latin', '', 'format csv', %(b)s, %(k)s, %(r)s)",
+                           "22P04"),
+                          ("SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', %(b)s, 'x', "
+                           "options := 'format ' || chr(233))", "22023")]:
+        diag = sql_error(conn, sql, {"b": BUCKET, "k": key, "r": REGION})
+        assert diag.sqlstate == sqlstate, (sql, diag.message_primary)
+    assert "\\xe9" in diag.message_primary
+    assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
+
+
+def test_a_non_ascii_quote_is_not_split_on(latin1_database, connect, s3):
+    conn = connect(dbname=latin1_database)
+    conn.execute("SET aws_s3.max_file_size = '1kB'")
+    sql = "SELECT n, repeat('line' || chr(10), 100) || 'end' FROM generate_series(1, 5) n"
+    options = "format csv, quote '" + "\u00e9" + "'"
+    key = new_key()
+    expected = copy_to_stdout(conn, sql, options)
+    assert export(conn, sql, key, options) == (5, 1, len(expected))
+    assert object_bytes(s3, key) == expected
+
+
+def test_a_refused_export_keeps_the_object_it_would_have_replaced(s3db, s3, emulator):
+    key = new_key()
+    export(s3db, "SELECT 'precious data'", key)
+    emulator.set_faults(service="s3", error_code="AccessDenied", error_status=403, error_every=1,
+                        body_contains="SECOND")
+    diag = sql_error(s3db, "SELECT aws_s3.query_export_to_s3('SELECT ''SECOND export''', %s, %s)", (BUCKET, key))
+    assert diag.sqlstate == "42501"
+    assert object_bytes(s3, key) == b"precious data\n"
+
+
+def test_failed_exports_leave_no_pipe_open(s3db, emulator):
+    pid = s3db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    export(s3db, "SELECT 1", new_key())
+
+    def pipes():
+        return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if fd.readlink().name.startswith("pipe:"))
+    before = pipes()
+    s3db.execute("SET aws_s3.role_arn = 'arn:aws:iam::123456789012:role/aws-s3-test'")
+    emulator.set_faults(service="sts", error_code="AccessDenied", error_status=403, error_every=1)
+    for _ in range(10):
+        assert sql_error(s3db, "SELECT aws_s3.query_export_to_s3('SELECT 1', %s, %s)",
+                         (BUCKET, new_key())).sqlstate == "42501"
+    assert pipes() == before

@@ -179,28 +179,86 @@ with_options(text *options)
 	return psprintf(" WITH (%s)", list);
 }
 
+/* text with every byte outside ASCII written as \xNN */
+static char *
+ascii_only(const char *text)
+{
+	StringInfoData ascii;
+
+	if (text == NULL)
+		return NULL;
+	initStringInfo(&ascii);
+	for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+	{
+		if (IS_HIGHBIT_SET(*c))
+			appendStringInfo(&ascii, "\\x%02x", *c);
+		else
+			appendStringInfoChar(&ascii, *c);
+	}
+	return ascii.data;
+}
+
+/*
+ * Throws the error being handled again as PL/Python can take it. Its
+ * context, such as COPY's "COPY t, line 2, column n", goes at the end of its
+ * DETAIL: PL/Python reports the context of its own frames instead. Outside a
+ * UTF8 database its texts are made ASCII: PL/Python reads an error's texts
+ * as UTF-8, and one that is not leaves it broken, to crash the backend at
+ * the next error.
+ */
+static void
+rethrow_for_plpython(MemoryContext context)
+{
+	ErrorData  *error;
+
+	MemoryContextSwitchTo(context);
+	error = CopyErrorData();
+	FlushErrorState();
+	if (error->context != NULL)
+		error->detail = error->detail ? psprintf("%s\n%s", error->detail, error->context) : error->context;
+	error->context = NULL;
+	if (GetDatabaseEncoding() != PG_UTF8)
+	{
+		error->message = ascii_only(error->message);
+		error->detail = ascii_only(error->detail);
+		error->hint = ascii_only(error->hint);
+	}
+	ReThrowError(error);
+}
+
 PG_FUNCTION_INFO_V1(aws_s3_copy_layout);
 
 /*
  * aws_s3._copy_layout(options text, OUT format text, OUT quote text,
  * OUT escape text, OUT header boolean, OUT ascii_safe boolean): how COPY TO
  * lays out its output with options, which it checks as COPY does; whether
- * its encoding, the session's or the option's, keeps every byte of a
- * multibyte character out of ASCII's range (the server encodings do).
+ * its records can be found in its bytes: its encoding, the session's or the
+ * option's, keeps every byte of a multibyte character out of ASCII's range
+ * (the server encodings do), and the quote and escape are ASCII.
  */
 Datum
 aws_s3_copy_layout(PG_FUNCTION_ARGS)
 {
-	CopyStmt   *copy = parse_copy(psprintf("COPY (SELECT) TO STDOUT%s",
-										   with_options(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0))),
-								  false);
+	MemoryContext context = CurrentMemoryContext;
 	CopyFormatOptions layout = {0};
 	TupleDesc	descriptor;
 	Datum		values[5];
 	bool		nulls[5] = {false};
 	int			encoding;
 
-	ProcessCopyOptions(NULL, &layout, false, copy->options);
+	PG_TRY();
+	{
+		CopyStmt   *copy = parse_copy(psprintf("COPY (SELECT) TO STDOUT%s",
+											   with_options(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0))),
+									  false);
+
+		ProcessCopyOptions(NULL, &layout, false, copy->options);
+	}
+	PG_CATCH();
+	{
+		rethrow_for_plpython(context);
+	}
+	PG_END_TRY();
 	encoding = layout.file_encoding >= 0 ? layout.file_encoding : pg_get_client_encoding();
 	if (get_call_result_type(fcinfo, NULL, &descriptor) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -212,7 +270,10 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 		values[2] = CStringGetTextDatum(layout.escape);
 	}
 	values[3] = BoolGetDatum(layout.header_line != COPY_HEADER_FALSE);
-	values[4] = BoolGetDatum(!PG_ENCODING_IS_CLIENT_ONLY(encoding));
+	/* the scanner reads the quote and escape as ASCII bytes */
+	values[4] = BoolGetDatum(!PG_ENCODING_IS_CLIENT_ONLY(encoding) &&
+							 (!layout.csv_mode || (!IS_HIGHBIT_SET(layout.quote[0]) &&
+												   !IS_HIGHBIT_SET(layout.escape[0]))));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(descriptor), values, nulls)));
 }
 
@@ -365,6 +426,7 @@ PG_FUNCTION_INFO_V1(aws_s3_copy_query_to_pipe);
 Datum
 aws_s3_copy_query_to_pipe(PG_FUNCTION_ARGS)
 {
+	MemoryContext context = CurrentMemoryContext;
 	volatile int fd;
 	volatile uint64 rows = 0;
 
@@ -386,11 +448,13 @@ aws_s3_copy_query_to_pipe(PG_FUNCTION_ARGS)
 					 errmsg("MERGE not supported in COPY")));
 		rows = copy_query_to(fd, sql, copy);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		close(fd);
+		rethrow_for_plpython(context);
 	}
 	PG_END_TRY();
+	close(fd);
 	PG_RETURN_INT64((int64) rows);
 }
 
@@ -463,29 +527,10 @@ check_copy_into(ParseState *pstate, Relation rel, List *columns)
 		PreventCommandIfReadOnly("COPY FROM");
 }
 
-/*
- * Throws the error being handled again with its context, COPY's "COPY t,
- * line 2, column n", at the end of its DETAIL: PL/Python reports the
- * context of its own frames instead.
- */
-static void
-rethrow_with_context(MemoryContext context)
-{
-	ErrorData  *error;
-
-	MemoryContextSwitchTo(context);
-	error = CopyErrorData();
-	FlushErrorState();
-	if (error->context != NULL)
-		error->detail = error->detail ? psprintf("%s\n%s", error->detail, error->context) : error->context;
-	ReThrowError(error);
-}
-
 /* COPY FROM the pipe fd into rel; the rows imported */
 static uint64
 copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
 {
-	MemoryContext context = CurrentMemoryContext;
 	int			outer_source = source;
 	volatile uint64 rows = 0;
 
@@ -503,7 +548,7 @@ copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
 	PG_CATCH();
 	{
 		source = outer_source;
-		rethrow_with_context(context);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	return rows;
@@ -519,6 +564,7 @@ PG_FUNCTION_INFO_V1(aws_s3_copy_pipe_to_table);
 Datum
 aws_s3_copy_pipe_to_table(PG_FUNCTION_ARGS)
 {
+	MemoryContext context = CurrentMemoryContext;
 	volatile int fd;
 	volatile uint64 rows = 0;
 
@@ -543,10 +589,12 @@ aws_s3_copy_pipe_to_table(PG_FUNCTION_ARGS)
 		rows = copy_from_pipe(fd, pstate, rel, copy);
 		table_close(rel, NoLock);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		close(fd);
+		rethrow_for_plpython(context);
 	}
 	PG_END_TRY();
+	close(fd);
 	PG_RETURN_INT64((int64) rows);
 }

@@ -82,9 +82,9 @@ def query_export_to_s3(query, s3_info, options, kms_key):
     layout = _layout(options)
     current = settings.current()
     encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
+    client = clients.client_for(S3, current, region)
     pipe, token = backend.transfer_pipe(export=True)
-    export = Export(clients.client_for(S3, current, region), pipe,
-                    bucket, key, encryption, current.s3_max_file_size_kb * 1024, layout)
+    export = Export(client, pipe, bucket, key, encryption, current.s3_max_file_size_kb * 1024, layout)
     export.start()
     try:
         rows = _execute("SELECT aws_s3._copy_query_to_pipe($1, $2, $3) AS rows",
@@ -110,13 +110,17 @@ def _discard(export):
                    for each in export.objects}
     done, _ = concurrent.futures.wait(futures, _CLEANUP_SECONDS)
     flight.ground()
+    import plpy
     for future, each in futures.items():
         if future not in done or future.exception() is not None:
-            import plpy
             what = f"multipart upload {each.upload_id} of" if each.upload_id and not each.complete else "object"
             plpy.warning(f"aws_s3: could not remove the {what} s3://{each.bucket}/{each.key} of the failed export",
                          hint="Remove it, and give the bucket a lifecycle rule that aborts incomplete "
                               "multipart uploads.")
+        elif each.put_unanswered:
+            plpy.warning(f"aws_s3: S3 may hold s3://{each.bucket}/{each.key} from the failed export: its PutObject "
+                         "got no answer",
+                         hint="Check the object: it is this export's start, or what was there before.")
 
 
 @sql_entry

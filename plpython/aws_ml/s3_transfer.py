@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import backend, clients, inflight, request, stats, wait
 from .copy_records import records_of
-from .errors import INVALID_PARAMETER, AwsMlError, from_botocore
+from .errors import INVALID_PARAMETER, NETWORK_FAILURE, AwsMlError, from_botocore
 from .services import S3
 
 PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB a part, but for the last
@@ -38,6 +38,7 @@ class Transfer:
         self._flight = inflight.Flight()
         self._stopping = threading.Event()
         self._succeeded = threading.Event()  # COPY finished without an error
+        self._statement = backend.statement_id()
         self._thread = threading.Thread(target=self._run, name="aws_s3", daemon=True)
 
     def start(self):
@@ -83,7 +84,8 @@ class Transfer:
                 raise Stopped() from None
 
     def check_stop(self):
-        if self._stopping.is_set() or backend.cancel_pending():
+        # the statement may also have ended by an error that skipped abandon()
+        if self._stopping.is_set() or backend.cancel_pending() or backend.statement_id() != self._statement:
             self._flight.ground()
             raise Stopped()
 
@@ -132,7 +134,7 @@ class S3Object:
         self.upload_id = None
         self.parts = []
         self.complete = False
-        self.put_sent = False  # a PutObject went out: S3 may hold the object, complete or not
+        self.put_unanswered = False  # a PutObject got no answer: S3 may hold the object, or the one before
         self._buffer = bytearray()
         self._uploading = None  # (part number, the UploadPart submitted)
 
@@ -161,9 +163,15 @@ class S3Object:
 
     def close(self):
         if self.upload_id is None:
-            self.put_sent = True
-            self.transfer.send("PutObject", Bucket=self.bucket, Key=self.key,
-                               Body=bytes(self._buffer), **self.encryption)
+            try:
+                self.transfer.send("PutObject", Bucket=self.bucket, Key=self.key,
+                                   Body=bytes(self._buffer), **self.encryption)
+            except AwsMlError as error:
+                self.put_unanswered = error.sqlstate == NETWORK_FAILURE  # else S3 refused it
+                raise
+            except Stopped:
+                self.put_unanswered = True
+                raise
         else:
             if self._buffer:
                 self._upload_part(bytes(self._buffer))
@@ -175,7 +183,7 @@ class S3Object:
 
     def discard(self, client):
         """Leaves nothing of it in S3 (on the backend's thread, with client)."""
-        if self.complete or self.put_sent:
+        if self.complete:
             client.delete_object(Bucket=self.bucket, Key=self.key)
         elif self.upload_id is not None:
             client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
