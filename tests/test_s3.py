@@ -524,6 +524,15 @@ def test_errors_with_non_ascii_text_outside_utf8_do_not_break_python(latin1_data
         diag = sql_error(conn, sql, {"b": BUCKET, "k": key, "r": REGION})
         assert diag.sqlstate == sqlstate, (sql, diag.message_primary)
     assert "\\xe9" in diag.message_primary
+    # the names an error carries too: a table's, a constraint's
+    conn.execute('CREATE TABLE "t\u00eb" (n int NOT NULL CONSTRAINT "ch\u00ebck" CHECK (n > 0))')
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"-1\n")
+    for sql, sqlstate in [("SELECT * FROM aws_s3.query_export_to_s3("
+                           "'INSERT INTO \"t\u00eb\" VALUES (NULL) RETURNING n', %(b)s, 'x')", "23502"),
+                          ("SELECT aws_s3.table_import_from_s3('\"t\u00eb\"', '', '', %(b)s, %(k)s, %(r)s)", "23514"),
+                          ("SELECT * FROM aws_s3.query_export_to_s3('SELECT 1/0', %(b)s, 'x')", "22012")]:
+        diag = sql_error(conn, sql, {"b": BUCKET, "k": key, "r": REGION})
+        assert diag.sqlstate == sqlstate, (sql, diag.message_primary)
     assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
 
 
@@ -561,3 +570,15 @@ def test_failed_exports_leave_no_pipe_open(s3db, emulator):
         assert sql_error(s3db, "SELECT aws_s3.query_export_to_s3('SELECT 1', %s, %s)",
                          (BUCKET, new_key())).sqlstate == "42501"
     assert pipes() == before
+
+
+@pytest.mark.parametrize("after", [b"2\n", b"2\n" * 2_000_000])
+def test_an_import_ends_at_the_end_of_data_marker_whatever_follows(s3db, s3, after):
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n\\.\n" + after)
+    table = f"marked_{uuid.uuid4().hex[:8]}"
+    s3db.execute(f"CREATE TABLE {table} (n int)")
+    summary = s3db.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)",
+                           (table, BUCKET, key, REGION)).fetchone()[0]
+    assert summary.startswith(f'1 rows imported into relation "{table}"')
+    assert s3db.execute(f"SELECT array_agg(n) FROM {table}").fetchone() == ([1],)

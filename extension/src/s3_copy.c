@@ -219,9 +219,16 @@ rethrow_for_plpython(MemoryContext context)
 	error->context = NULL;
 	if (GetDatabaseEncoding() != PG_UTF8)
 	{
+		/* every text PL/Python reads of it */
 		error->message = ascii_only(error->message);
 		error->detail = ascii_only(error->detail);
 		error->hint = ascii_only(error->hint);
+		error->schema_name = ascii_only(error->schema_name);
+		error->table_name = ascii_only(error->table_name);
+		error->column_name = ascii_only(error->column_name);
+		error->datatype_name = ascii_only(error->datatype_name);
+		error->constraint_name = ascii_only(error->constraint_name);
+		error->internalquery = ascii_only(error->internalquery);
 	}
 	ReThrowError(error);
 }

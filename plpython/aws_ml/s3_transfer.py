@@ -283,13 +283,16 @@ class Import(Transfer):
             self._opened.set()
         gunzip = Gunzip(self.bucket, self.key) if answer.get("ContentEncoding") == "gzip" else None
         body = answer["Body"]
-        while True:
-            self.check_stop()
-            chunk = body.read(READ_SIZE)
-            if not chunk:
-                break
-            for piece in gunzip.pieces(chunk) if gunzip else (chunk,):
-                self._write(piece)
+        try:
+            while True:
+                self.check_stop()
+                chunk = body.read(READ_SIZE)
+                if not chunk:
+                    break
+                for piece in gunzip.pieces(chunk) if gunzip else (chunk,):
+                    self._write(piece)
+        except BrokenPipeError:
+            return  # COPY stopped reading: it failed, and says why, or met the end-of-data marker \.
         if gunzip:
             gunzip.finish()
 
@@ -314,6 +317,7 @@ class Import(Transfer):
             self.wait_for_pipe(select.POLLOUT)
             written = os.write(self.pipe, view)
             view = view[written:]
+
 
 
 class Gunzip:
