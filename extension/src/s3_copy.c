@@ -392,6 +392,10 @@ copy_query_to(int fd, const char *sql, CopyStmt *copy)
 	CommandDest outer_destination = whereToSendOutput;
 	volatile uint64 rows = 0;
 
+	if (IsA(copy->query, MergeStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("MERGE not supported in COPY")));
 	pstate->p_sourcetext = sql;
 	query->stmt = copy->query;
 	query->stmt_location = -1;
@@ -421,48 +425,6 @@ copy_query_to(int fd, const char *sql, CopyStmt *copy)
 	}
 	PG_END_TRY();
 	return rows;
-}
-
-PG_FUNCTION_INFO_V1(aws_s3_copy_query_to_pipe);
-
-/*
- * aws_s3._copy_query_to_pipe(query text, options text, transfer bigint)
- * RETURNS bigint: COPY (query) TO the pipe of the transfer with options; the
- * rows written.
- */
-Datum
-aws_s3_copy_query_to_pipe(PG_FUNCTION_ARGS)
-{
-	MemoryContext context = CurrentMemoryContext;
-	volatile int fd;
-	volatile uint64 rows = 0;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("aws_s3: query must not be NULL")));
-	fd = take_pipe(true, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2));
-	PG_TRY();
-	{
-		/* the query on lines of its own: a trailing comment ends there */
-		char	   *sql = psprintf("COPY (\n%s\n) TO STDOUT%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
-								   with_options(PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1)));
-		CopyStmt   *copy = parse_copy(sql, false);
-
-		if (IsA(copy->query, MergeStmt))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("MERGE not supported in COPY")));
-		rows = copy_query_to(fd, sql, copy);
-	}
-	PG_CATCH();
-	{
-		close(fd);
-		rethrow_for_plpython(context);
-	}
-	PG_END_TRY();
-	close(fd);
-	PG_RETURN_INT64((int64) rows);
 }
 
 /*
@@ -561,6 +523,72 @@ copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
 	return rows;
 }
 
+/* COPY table FROM STDIN with options, from the pipe fd; the rows */
+static uint64
+copy_into_table(int fd, const char *sql, CopyStmt *copy)
+{
+	ParseState *pstate = make_parsestate(NULL);
+	Relation	rel;
+	uint64		rows;
+
+	pstate->p_sourcetext = sql;
+	rel = table_openrv(copy->relation, RowExclusiveLock);
+	check_copy_into(pstate, rel, copy->attlist);
+	rows = copy_from_pipe(fd, pstate, rel, copy);
+	table_close(rel, NoLock);
+	return rows;
+}
+
+/*
+ * Runs sql, a COPY from the pipe of the transfer token names (is_from) or to
+ * it, as the caller; the rows. Its errors are thrown as PL/Python can take
+ * them.
+ */
+static uint64
+copy_through_pipe(const char *sql, bool is_from, int64 token)
+{
+	MemoryContext context = CurrentMemoryContext;
+	int			fd = take_pipe(!is_from, token);
+	volatile uint64 rows = 0;
+
+	PG_TRY();
+	{
+		CopyStmt   *copy = parse_copy(sql, is_from);
+
+		rows = is_from ? copy_into_table(fd, sql, copy) : copy_query_to(fd, sql, copy);
+	}
+	PG_CATCH();
+	{
+		close(fd);
+		rethrow_for_plpython(context);
+	}
+	PG_END_TRY();
+	close(fd);
+	return rows;
+}
+
+PG_FUNCTION_INFO_V1(aws_s3_copy_query_to_pipe);
+
+/*
+ * aws_s3._copy_query_to_pipe(query text, options text, transfer bigint)
+ * RETURNS bigint: COPY (query) TO the pipe of the transfer with options; the
+ * rows written.
+ */
+Datum
+aws_s3_copy_query_to_pipe(PG_FUNCTION_ARGS)
+{
+	char	   *sql;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("aws_s3: query must not be NULL")));
+	/* the query on lines of its own: a trailing comment ends there */
+	sql = psprintf("COPY (\n%s\n) TO STDOUT%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
+				   with_options(PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1)));
+	PG_RETURN_INT64((int64) copy_through_pipe(sql, false, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2)));
+}
+
 PG_FUNCTION_INFO_V1(aws_s3_copy_pipe_to_table);
 
 /*
@@ -571,37 +599,15 @@ PG_FUNCTION_INFO_V1(aws_s3_copy_pipe_to_table);
 Datum
 aws_s3_copy_pipe_to_table(PG_FUNCTION_ARGS)
 {
-	MemoryContext context = CurrentMemoryContext;
-	volatile int fd;
-	volatile uint64 rows = 0;
+	char	   *columns = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *sql;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("aws_s3: table_name must not be NULL")));
-	fd = take_pipe(false, PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3));
-	PG_TRY();
-	{
-		ParseState *pstate = make_parsestate(NULL);
-		char	   *columns = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
-		char	   *sql = psprintf("COPY %s%s%s%s FROM STDIN%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
-								   columns[0] ? " (" : "", columns, columns[0] ? ")" : "",
-								   with_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2)));
-		CopyStmt   *copy = parse_copy(sql, true);
-		Relation	rel;
-
-		pstate->p_sourcetext = sql;
-		rel = table_openrv(copy->relation, RowExclusiveLock);
-		check_copy_into(pstate, rel, copy->attlist);
-		rows = copy_from_pipe(fd, pstate, rel, copy);
-		table_close(rel, NoLock);
-	}
-	PG_CATCH();
-	{
-		close(fd);
-		rethrow_for_plpython(context);
-	}
-	PG_END_TRY();
-	close(fd);
-	PG_RETURN_INT64((int64) rows);
+	sql = psprintf("COPY %s%s%s%s FROM STDIN%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
+				   columns[0] ? " (" : "", columns, columns[0] ? ")" : "",
+				   with_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2)));
+	PG_RETURN_INT64((int64) copy_through_pipe(sql, true, PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3)));
 }
