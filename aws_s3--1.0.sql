@@ -35,7 +35,8 @@ AS 'MODULE_PATHNAME', 'aws_ml_plan_support';
 -- COPY through the pipe of a transfer under way, named by its token, which
 -- only the aws_ml package knows; without it they do nothing.
 -- No SET search_path on these nor on the functions below: the query and the
--- table name are the caller's, resolved in the caller's search_path.
+-- table name are the caller's, resolved in the caller's search_path. The
+-- forms with a bucket, a path and a region are the s3_info forms, in SQL.
 CREATE FUNCTION aws_s3._copy_query_to_pipe(query text, options text, transfer bigint)
 RETURNS bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE
@@ -78,11 +79,9 @@ CREATE FUNCTION aws_s3.query_export_to_s3(
     OUT rows_uploaded bigint,
     OUT files_uploaded bigint,
     OUT bytes_uploaded bigint)
-LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
-SUPPORT aws_s3._plan_support
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
 AS $$
-from aws_ml.s3 import query_export_to_s3
-return query_export_to_s3(query, {"bucket": bucket, "file_path": file_path, "region": region}, options, kms_key)
+SELECT * FROM aws_s3.query_export_to_s3(query, aws_commons.create_s3_uri(bucket, file_path, region), options, kms_key)
 $$;
 
 CREATE FUNCTION aws_s3.table_import_from_s3(
@@ -110,13 +109,11 @@ CREATE FUNCTION aws_s3.table_import_from_s3(
     secret_key text DEFAULT NULL,
     session_token text DEFAULT NULL)
 RETURNS text
-LANGUAGE plpython3u VOLATILE PARALLEL UNSAFE
-SUPPORT aws_s3._plan_support
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
 AS $$
-from aws_ml.s3 import table_import_from_s3
-return table_import_from_s3(table_name, column_list, options,
-                            {"bucket": bucket, "file_path": file_path, "region": region},
-                            {"access_key": access_key, "secret_key": secret_key, "session_token": session_token})
+SELECT aws_s3.table_import_from_s3(table_name, column_list, options,
+                                   aws_commons.create_s3_uri(bucket, file_path, region),
+                                   aws_commons.create_aws_credentials(access_key, secret_key, session_token))
 $$;
 
 -- As aws_ml's: only the aws_s3 role, and those it grants to, may spend the
