@@ -105,9 +105,7 @@ def _discard(export):
     upload. The requests go out together and get _CLEANUP_SECONDS in all;
     a WARNING names what is left."""
     flight = inflight.Flight()
-    with wait._signals_blocked():
-        futures = {wait.pool().submit(flight.run, functools.partial(each.discard, export.client)): each
-                   for each in export.objects}
+    futures = {wait.submit(flight, functools.partial(each.discard, export.client)): each for each in export.objects}
     done, _ = concurrent.futures.wait(futures, _CLEANUP_SECONDS)
     flight.ground()
     import plpy

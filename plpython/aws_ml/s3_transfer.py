@@ -10,6 +10,7 @@ import threading
 import time
 import zlib
 
+from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import backend, clients, inflight, request, stats, wait
@@ -42,7 +43,7 @@ class Transfer:
         self._thread = threading.Thread(target=self._run, name="aws_s3", daemon=True)
 
     def start(self):
-        with wait._signals_blocked():
+        with wait.signals_blocked():
             self._thread.start()
 
     def _run(self):
@@ -63,11 +64,8 @@ class Transfer:
     def submit(self, operation, **params):
         """Sends an S3 request on a worker thread; answer() waits for it. It
         carries no rows (aws_ml.stats)."""
-        method = getattr(self.client, _method_name(operation))
-        with wait._signals_blocked():
-            future = wait.pool().submit(self._flight.run, lambda: request.send_now(S3, operation, method,
-                                                                                     params, 0))
-        return operation, future
+        method = getattr(self.client, xform_name(operation))
+        return operation, wait.submit(self._flight, lambda: request.send_now(S3, operation, method, params, 0))
 
     def answer(self, submitted):
         """The answer of a submitted request, once it comes, unless the
@@ -117,11 +115,6 @@ class Transfer:
         self._stopping.set()
         self._flight.ground()
         self._thread.join(_STOPPING_SECONDS)
-
-
-def _method_name(operation):
-    from botocore import xform_name
-    return xform_name(operation)
 
 
 class S3Object:

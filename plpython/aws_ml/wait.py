@@ -23,7 +23,7 @@ _interrupt_check = None
 
 
 @contextlib.contextmanager
-def _signals_blocked():
+def signals_blocked():
     """The threads started within block every signal from their first
     instruction on, as they inherit this thread's mask: PostgreSQL's signal
     handlers must run on the backend's own thread. Signals that arrive
@@ -41,6 +41,12 @@ def pool():
         if _pool is None:
             _pool = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="aws_ml")
     return _pool
+
+
+def submit(flight, task):
+    """Starts task on a worker thread, within flight; its future."""
+    with signals_blocked():  # submit may start one of the pool's threads
+        return pool().submit(flight.run, task)
 
 
 def check_for_interrupts():
@@ -65,8 +71,7 @@ def run_all(tasks, stop_on_error=False):
     error or an early return, the tasks not yet started never start and the
     requests in flight are grounded."""
     flight = inflight.Flight()
-    with _signals_blocked():  # submit starts the pool's threads
-        futures = [pool().submit(flight.run, task) for task in tasks]
+    futures = [submit(flight, task) for task in tasks]
     mode = concurrent.futures.FIRST_EXCEPTION if stop_on_error else concurrent.futures.ALL_COMPLETED
     pending = set(futures)
     try:
