@@ -17,7 +17,7 @@ class Family:
     json_key: str           # where the vector(s) are in the answer, by default
     body: Callable          # texts -> request body (JSON text)
     vectors: Callable       # (answer document, json_key, number of texts) -> vectors
-    first_vector: Callable  # request body (a dict, or None) -> the json_key of the answer's first vector
+    first_vector: Callable  # request body (text) -> the json_key of the answer's first vector
 
 
 def _titan_vectors(document, json_key, count):
@@ -28,7 +28,11 @@ def _cohere_vectors(document, json_key, count):
     return [json_path.vector(document, f"{json_key}.{index}") for index in range(count)]
 
 
-def _cohere_first_vector(body):
+def _cohere_first_vector(model_input):
+    try:
+        body = json.loads(model_input)
+    except ValueError:
+        body = None  # Bedrock refuses it: no key is needed
     # with embedding_types, the vectors are grouped by type
     return "embeddings.float.0" if isinstance(body, dict) and "embedding_types" in body else "embeddings.0"
 
@@ -55,28 +59,28 @@ def base_model_id(model_id):
     return _GEOGRAPHY.sub("", model_id, count=1)
 
 
-def family(model_id):
+def _known_family(model_id):
+    """The Family of model_id, or None."""
     base = base_model_id(model_id)
-    for candidate in FAMILIES:
-        if base.startswith(candidate.prefix):
-            return candidate
-    known = ", ".join(f"{candidate.prefix}*" for candidate in FAMILIES)
-    raise invalid_argument(f"materialize_embeddings cannot build requests for model {model_id}",
-                           hint=f"Models it knows: {known}. For another model, call "
-                                "aws_bedrock.batch_invoke_model_get_embeddings with your own request bodies.")
+    return next((candidate for candidate in FAMILIES if base.startswith(candidate.prefix)), None)
+
+
+def family(model_id):
+    found = _known_family(model_id)
+    if found is None:
+        known = ", ".join(f"{candidate.prefix}*" for candidate in FAMILIES)
+        raise invalid_argument(f"materialize_embeddings cannot build requests for model {model_id}",
+                               hint=f"Models it knows: {known}. For another model, call "
+                                    "aws_bedrock.batch_invoke_model_get_embeddings with your own request bodies.")
+    return found
 
 
 def first_vector_json_key(model_id, model_input):
     """The json_key of the first vector in the answer of model_id to
     model_input, for a call that gives none."""
-    base = base_model_id(model_id)
-    for candidate in FAMILIES:
-        if base.startswith(candidate.prefix):
-            try:
-                body = json.loads(model_input)
-            except ValueError:
-                body = None  # Bedrock refuses it: no key is needed
-            return candidate.first_vector(body)
-    raise invalid_argument(f"json_key is NULL and aws_ml does not know where model {model_id} puts its vector",
-                           hint="Pass json_key: the dotted path of the vector in the model's JSON answer, "
-                                "such as 'embedding' (Titan) or 'embeddings.0' (Cohere).")
+    found = _known_family(model_id)
+    if found is None:
+        raise invalid_argument(f"json_key is NULL and aws_ml does not know where model {model_id} puts its vector",
+                               hint="Pass json_key: the dotted path of the vector in the model's JSON answer, "
+                                    "such as 'embedding' (Titan) or 'embeddings.0' (Cohere).")
+    return found.first_vector(model_input)
