@@ -126,6 +126,22 @@ def test_pg_cancel_backend_stops_a_hanging_request(db, connect, emulator, call):
     still_usable(db, emulator, call)
 
 
+def test_a_tasks_own_timeout_error_is_raised_not_taken_for_a_wait(db):
+    """wait.run waits for its worker in slices, each ended by a TimeoutError;
+    a task that itself raises TimeoutError (as socket timeouts are) must
+    raise it, not be waited on forever. statement_timeout ends a hang."""
+    db.execute("LOAD '$libdir/plugins/aws_ml'")  # which makes the package importable
+    db.execute("SET statement_timeout = '5s'")
+    with pytest.raises(psycopg.errors.ExternalRoutineException) as caught:
+        db.execute("""DO $$
+from aws_ml import wait
+def times_out():
+    raise TimeoutError("the task's own")
+wait.run(times_out)
+$$ LANGUAGE plpython3u""")
+    assert caught.value.diag.message_primary == "TimeoutError: the task's own"
+
+
 def test_request_timeout_ms_bounds_one_request(db, emulator, call):
     db.execute(f"SET aws_ml.{call[0].service}_request_timeout_ms = 0")  # the service's own limit: none
     db.execute("SET aws_ml.request_timeout_ms = 500")

@@ -195,6 +195,7 @@ from aws_ml import backend, comprehend
 backend.setting("aws_ml.region")
 ready = backend._module.aws_ml_ready
 backend._module.aws_ml_ready = lambda: False
+backend._ready = False  # as in a backend that never saw the flag set
 try:
     comprehend.detect_sentiment("I love it", "en", None)
 finally:

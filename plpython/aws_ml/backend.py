@@ -18,6 +18,7 @@ _ACCESSORS = {
     "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
 }
 _module = None
+_ready = False
 
 
 def _bind():
@@ -37,7 +38,9 @@ def _accessors():
     """The module's accessors. The module is loaded: it made this package
     importable (extension/src/python_path.c). A module whose _PG_init failed
     is loaded but not ready: its settings may be placeholders any user set."""
-    global _module
+    global _module, _ready
+    if _ready:
+        return _module
     if _module is None:
         _module = _bind()
         if _module is None:
@@ -47,6 +50,7 @@ def _accessors():
         raise AwsMlError(NOT_CONFIGURED, "the aws_ml module did not finish loading in this backend",
                          hint="Call an aws_ml function once in the session before any parallel query, or add "
                               "'$libdir/plugins/aws_ml' to session_preload_libraries.")
+    _ready = True
     return _module
 
 

@@ -3,7 +3,6 @@ backend's thread runs COPY into or out of the pipe between them
 (extension/src/s3_copy.c). The thread's requests run on worker threads in a
 Flight (inflight.py), and it stops them at once when the statement is
 cancelled or the backend gives up on the transfer; it never calls plpy."""
-import concurrent.futures
 import os
 import select
 import threading
@@ -71,15 +70,12 @@ class Transfer:
         """The answer of a submitted request, once it comes, unless the
         statement is cancelled or the transfer stopped."""
         operation, future = submitted
-        while True:
-            try:
-                return future.result(_SLICE_SECONDS)
-            except concurrent.futures.TimeoutError:
-                self.check_stop()
-            except (BotoCoreError, ClientError) as error:
-                raise from_botocore(S3, operation, error, clients.known_secrets()) from None
-            except inflight.Grounded:
-                raise Stopped() from None
+        try:
+            return wait.result_in_slices(future, self.check_stop)
+        except (BotoCoreError, ClientError) as error:
+            raise from_botocore(S3, operation, error, clients.known_secrets()) from None
+        except inflight.Grounded:
+            raise Stopped() from None
 
     def check_stop(self):
         # the statement may also have ended by an error that skipped abandon()

@@ -5,7 +5,6 @@ request is blocked on a socket. A statement that stops early also stops the
 requests it has in flight (inflight.py). Worker threads never call plpy."""
 import concurrent.futures
 import contextlib
-import functools
 import signal
 import threading
 
@@ -20,6 +19,7 @@ MAX_WORKERS = 32
 _pool = None
 _pool_lock = threading.Lock()
 _interrupt_check = None
+_EVERY_SIGNAL = frozenset(signal.Signals)
 
 
 @contextlib.contextmanager
@@ -28,7 +28,7 @@ def signals_blocked():
     instruction on, as they inherit this thread's mask: PostgreSQL's signal
     handlers must run on the backend's own thread. Signals that arrive
     meanwhile wait until the mask is restored."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _EVERY_SIGNAL)
     try:
         yield
     finally:
@@ -64,6 +64,27 @@ def check_for_interrupts():
     plpy.execute(_interrupt_check)
 
 
+def result_in_slices(future, between):
+    """future's result; waits in short slices and calls between() after each
+    slice that ended without it (between raises to stop waiting)."""
+    while True:
+        try:
+            return future.result(_SLICE_SECONDS)
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the task's own TimeoutError
+                raise
+            between()
+
+
+def _land(flight, pending):
+    """Stops the tasks of flight still pending: those not started never start,
+    the requests in flight are grounded and given a moment to end."""
+    for future in pending:
+        future.cancel()
+    flight.ground()
+    concurrent.futures.wait(pending, _LANDING_SECONDS)
+
+
 def run_all(tasks, stop_on_error=False):
     """Runs each of tasks (callables) on a worker thread and waits while
     PostgreSQL can cancel the statement; returns the futures, in order. Waits
@@ -83,14 +104,17 @@ def run_all(tasks, stop_on_error=False):
                 check_for_interrupts()
     finally:
         if pending:
-            for future in pending:
-                future.cancel()
-            flight.ground()
-            concurrent.futures.wait(pending, _LANDING_SECONDS)
+            _land(flight, pending)
     return futures
 
 
 def run(function, *args, **kwargs):
-    """Runs function on a worker thread and returns its result, cancellably."""
-    [future] = run_all([functools.partial(function, *args, **kwargs)])
-    return future.result()
+    """Runs function on a worker thread and returns its result, cancellably:
+    run_all for one task, without the bookkeeping of many (a call a row)."""
+    flight = inflight.Flight()
+    future = submit(flight, lambda: function(*args, **kwargs))
+    try:
+        return result_in_slices(future, check_for_interrupts)
+    finally:
+        if not future.done():
+            _land(flight, [future])
