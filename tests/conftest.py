@@ -71,10 +71,14 @@ def cluster(emulator):
     server.stop()
 
 
-def create_database(cluster, name=None, extension_sql="CREATE EXTENSION aws_ml CASCADE"):
+LATIN1 = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+
+
+def create_database(cluster, name=None, extension_sql="CREATE EXTENSION aws_ml CASCADE", options=""):
+    """options: CREATE DATABASE's, such as LATIN1."""
     name = name or f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" {options}')
     if extension_sql:
         with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
             conn.execute(extension_sql)

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import ACCESS_KEY_ID, REGION, counter, create_database
+from tests.conftest import ACCESS_KEY_ID, LATIN1, REGION, counter, create_database
 
 BUCKET = "aws-s3-tests"
 ROWS_SQL = ("SELECT n, CASE WHEN n % 7 = 0 THEN NULL ELSE 'text ' || n END AS t, "
@@ -500,12 +500,7 @@ def test_notices_the_query_raises_reach_the_client_and_not_the_object(s3db, s3):
 
 @pytest.fixture(scope="module")
 def latin1_database(cluster):
-    name = f"latin1_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION aws_s3 CASCADE")
-    return name
+    return create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE", options=LATIN1)
 
 
 def test_errors_with_non_ascii_text_outside_utf8_do_not_break_python(latin1_database, connect, s3, emulator):

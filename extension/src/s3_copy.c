@@ -54,6 +54,7 @@
 #include "utils/rls.h"
 
 #include "backend.h"
+#include "plpython_errors.h"
 #include "python_lock.h"
 #include "s3_copy.h"
 
@@ -177,25 +178,6 @@ with_options(text *options)
 	if (list[strspn(list, " \t\r\n")] == '\0')
 		return "";
 	return psprintf(" WITH (%s)", list);
-}
-
-/* text with every byte outside ASCII written as \xNN */
-static char *
-ascii_only(const char *text)
-{
-	StringInfoData ascii;
-
-	if (text == NULL)
-		return NULL;
-	initStringInfo(&ascii);
-	for (const unsigned char *c = (const unsigned char *) text; *c; c++)
-	{
-		if (IS_HIGHBIT_SET(*c))
-			appendStringInfo(&ascii, "\\x%02x", *c);
-		else
-			appendStringInfoChar(&ascii, *c);
-	}
-	return ascii.data;
 }
 
 /*

@@ -6,7 +6,7 @@ opens; settings and pending cancels are read here instead."""
 import ctypes
 import os
 
-from .errors import NOT_CONFIGURED, AwsMlError
+from . import errors
 
 _ACCESSORS = {
     "aws_ml_ready": (ctypes.c_bool, ()),
@@ -16,6 +16,8 @@ _ACCESSORS = {
     "aws_ml_transaction_start": (ctypes.c_int64, ()),
     "aws_ml_statement_start": (ctypes.c_int64, ()),
     "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
+    "aws_ml_guard_errors": (ctypes.c_void_p, ()),
+    "aws_ml_unguard_errors": (None, (ctypes.c_void_p,)),
 }
 _module = None
 _ready = False
@@ -44,10 +46,10 @@ def _accessors():
     if _module is None:
         _module = _bind()
         if _module is None:
-            raise AwsMlError(NOT_CONFIGURED, "the aws_ml module in $libdir/plugins lacks this package's accessors",
+            raise errors.AwsMlError(errors.NOT_CONFIGURED, "the aws_ml module in $libdir/plugins lacks this package's accessors",
                              hint="Reinstall the extension (make install), then reconnect.")
     if not _module.aws_ml_ready():
-        raise AwsMlError(NOT_CONFIGURED, "the aws_ml module did not finish loading in this backend",
+        raise errors.AwsMlError(errors.NOT_CONFIGURED, "the aws_ml module did not finish loading in this backend",
                          hint="Call an aws_ml function once in the session before any parallel query, or add "
                               "'$libdir/plugins/aws_ml' to session_preload_libraries.")
     _ready = True
@@ -58,6 +60,17 @@ def setting(name):
     """A setting's value as text; None when it does not exist."""
     value = _accessors().aws_ml_setting(name.encode())
     return None if value is None else value.decode()
+
+
+def guard_errors():
+    """Until unguard_errors(guard), errors raised beneath are made readable by
+    PL/Python outside UTF8 (extension/src/plpython_errors.c); the guard."""
+    return _accessors().aws_ml_guard_errors()
+
+
+def unguard_errors(guard):
+    if guard is not None:
+        _accessors().aws_ml_unguard_errors(guard)
 
 
 def in_parallel_mode():
@@ -77,7 +90,7 @@ def transfer_pipe(export):
     token = ctypes.c_uint64()
     fd = _accessors().aws_s3_transfer_pipe(export, ctypes.byref(token))
     if fd < 0:
-        raise AwsMlError(NOT_CONFIGURED, f"could not create a pipe: {os.strerror(ctypes.get_errno())}")
+        raise errors.AwsMlError(errors.NOT_CONFIGURED, f"could not create a pipe: {os.strerror(ctypes.get_errno())}")
     return fd, ctypes.c_int64(token.value).value
 
 

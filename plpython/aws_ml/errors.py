@@ -4,7 +4,7 @@ HINT when there is something to do (DESIGN.md, decision 5)."""
 import functools
 import re
 
-from . import stats
+from . import backend, stats
 
 INVALID_PARAMETER = "22023"
 NULL_VALUE = "22004"
@@ -95,15 +95,20 @@ class AwsMlError(Exception):
 
 
 def sql_entry(function):
-    """Marks an entry point from SQL: one SQL call in the stats, and AwsMlError
-    reported as a PostgreSQL error with its SQLSTATE, DETAIL and HINT."""
+    """Marks an entry point from SQL: one SQL call in the stats, AwsMlError
+    reported as a PostgreSQL error with its SQLSTATE, DETAIL and HINT, and the
+    errors of the SQL it runs readable by PL/Python in every encoding."""
     @functools.wraps(function)
     def entry(*args, **kwargs):
         stats.begin_sql_call()
+        guard = None
         try:
+            guard = backend.guard_errors()
             return function(*args, **kwargs)
         except AwsMlError as error:
             raise _sql_error(error) from None
+        finally:
+            backend.unguard_errors(guard)
     return entry
 
 

@@ -82,10 +82,30 @@ _COLUMNS = (
 _TABLES = (
     "WITH RECURSIVE tree(relid) AS (SELECT $1::pg_catalog.oid UNION ALL SELECT i.inhrelid "
     "FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid) "
-    "SELECT c.oid AS relid, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
-    "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) AS name, c.relkind AS kind "
+    "SELECT c.oid AS relid, n.nspname AS schema, c.relname AS relname, pg_catalog.quote_ident(n.nspname) "
+    "OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) AS name, c.relkind AS kind "
     "FROM tree JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relid "
     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace")
+
+
+def sql_identifier(name):
+    """name quoted as an identifier, in ASCII: PL/Python hands a query's text
+    to PostgreSQL as UTF-8 whatever the database's encoding, so a non-ASCII
+    character is written as a Unicode escape (U&"..."), which PostgreSQL
+    converts to the database's encoding."""
+    quoted = name.replace('"', '""')
+    if quoted.isascii():
+        return f'"{quoted}"'
+    escaped = "".join(c if c.isascii() else f"\\{ord(c):04X}" if ord(c) <= 0xFFFF else f"\\+{ord(c):06X}"
+                      for c in quoted.replace("\\", "\\\\"))
+    return f'U&"{escaped}"'
+
+
+def _quote_ident(name):
+    """name as pg_catalog.quote_ident writes it, for messages (plpy.quote_ident
+    reads its argument as UTF-8 whatever the database's encoding)."""
+    import plpy
+    return plpy.execute(plpy.prepare("SELECT pg_catalog.quote_ident($1) AS name", ["pg_catalog.text"]), [name])[0]["name"]
 
 
 class Target:
@@ -93,25 +113,28 @@ class Target:
     (Output each) out; the first output column NULL marks a row still to do.
     Only this table's own rows (ONLY), whatever its children."""
 
-    def __init__(self, procedure, relid, name, input_column, output_columns, outputs):
+    def __init__(self, procedure, table, input_column, output_columns, outputs):
+        """table: its row of _TABLES."""
         import plpy
         self.procedure = procedure
-        self.table = name
+        self.table = table["name"]
+        self.sql_table = f"{sql_identifier(table['schema'])}.{sql_identifier(table['relname'])}"
+        relid = table["relid"]
         columns = {row["name"]: row for row in plpy.execute(plpy.prepare(_COLUMNS, ["pg_catalog.oid"]), [relid])}
         for column in (input_column, *output_columns):
             if column not in columns:
                 raise AwsMlError(UNDEFINED_COLUMN,
-                                 f"{procedure}: {self.table} has no column {plpy.quote_ident(column)}")
+                                 f"{procedure}: {self.table} has no column {_quote_ident(column)}")
         if columns[input_column]["category"] != _TEXT_CATEGORY:
             raise AwsMlError(DATATYPE_MISMATCH, f"{procedure} reads text, and column "
-                             f"{plpy.quote_ident(input_column)} of {self.table} is "
+                             f"{_quote_ident(input_column)} of {self.table} is "
                              f"{columns[input_column]['full_type']}",
                              hint="Give a text or varchar column; for another type, add a generated column "
                                   "that casts it to text.")
         for column, output in zip(output_columns, outputs):
             row = columns[column]
             if row["scaled"] or not output.accepts(row):
-                raise AwsMlError(DATATYPE_MISMATCH, f"{procedure}: column {plpy.quote_ident(column)} of "
+                raise AwsMlError(DATATYPE_MISMATCH, f"{procedure}: column {_quote_ident(column)} of "
                                  f"{self.table} is {row['full_type']}, which would not hold its results whole",
                                  hint=f"Give a column of {output.wanted}.")
         self.stamped = TIMESTAMP_COLUMN in columns
@@ -120,8 +143,8 @@ class Target:
                              f"{TIMESTAMP_COLUMN}, and that column of {self.table} is "
                              f"{columns[TIMESTAMP_COLUMN]['full_type']}",
                              hint="Make it timestamp with time zone, or rename it.")
-        self.input = plpy.quote_ident(input_column)
-        self.outputs = [plpy.quote_ident(column) for column in output_columns]
+        self.input = sql_identifier(input_column)
+        self.outputs = [sql_identifier(column) for column in output_columns]
         self.output_types = [output.sql_type for output in outputs]
 
     def _to_do(self):
@@ -129,11 +152,11 @@ class Target:
         return f"{self.outputs[0]} IS NULL AND {self.input} OPERATOR(pg_catalog.~) $1"
 
     def count_sql(self):
-        return f"SELECT pg_catalog.count(*) AS rows FROM ONLY {self.table} WHERE {self._to_do()}"
+        return f"SELECT pg_catalog.count(*) AS rows FROM ONLY {self.sql_table} WHERE {self._to_do()}"
 
     def select_sql(self):
         """$2: the ctid after which to look, $3: ctids not to take, $4: rows."""
-        return (f"SELECT ctid AS row_id, {self.input} AS input FROM ONLY {self.table} WHERE {self._to_do()} "
+        return (f"SELECT ctid AS row_id, {self.input} AS input FROM ONLY {self.sql_table} WHERE {self._to_do()} "
                 f"AND ctid OPERATOR(pg_catalog.>) $2 AND ctid OPERATOR(pg_catalog.<>) ALL ($3) "
                 f"LIMIT $4 FOR UPDATE SKIP LOCKED")
 
@@ -142,7 +165,7 @@ class Target:
         assignments = [f"{column} = ${index}" for index, column in enumerate(self.outputs, 2)]
         if self.stamped:
             assignments.append(f"{TIMESTAMP_COLUMN} = pg_catalog.now()")
-        return f"UPDATE ONLY {self.table} SET {', '.join(assignments)} WHERE ctid OPERATOR(pg_catalog.=) $1"
+        return f"UPDATE ONLY {self.sql_table} SET {', '.join(assignments)} WHERE ctid OPERATOR(pg_catalog.=) $1"
 
 
 def targets(procedure, table_name, input_column, output_columns, outputs):
@@ -158,7 +181,7 @@ def targets(procedure, table_name, input_column, output_columns, outputs):
         if table["kind"] not in ("r", "p"):
             what = "is not a table" if table is tables[0] else f"has {table['name']}, which is not a plain table"
             raise AwsMlError(WRONG_OBJECT_TYPE, f"{procedure} fills tables, and {tables[0]['name']} {what}")
-    return [Target(procedure, table["relid"], table["name"], input_column, output_columns, outputs)
+    return [Target(procedure, table, input_column, output_columns, outputs)
             for table in tables if table["kind"] == "r"]
 
 

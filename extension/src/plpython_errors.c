@@ -1,0 +1,153 @@
+/*
+ * plpython_errors.c: errors PL/Python can take, in every database encoding.
+ *
+ * PL/Python turns an error raised under plpy.execute, plpy.prepare or
+ * plpy.commit into a Python exception by reading the error's texts as UTF-8,
+ * whatever the database's encoding. Outside a UTF8 database a text with a
+ * non-ASCII character (a table or constraint name, a value in "Failing row
+ * contains", a trigger's message, a translated message) is not UTF-8: the
+ * conversion fails with "could not convert SPI error to Python exception",
+ * leaves Python's state broken, and the next error crashes the server.
+ *
+ * So outside UTF8 every aws_ml entry point from SQL guards the errors raised
+ * beneath it (aws_ml_guard_errors, bound with ctypes): an error context
+ * callback that, when an ERROR carries a non-ASCII text, raises it again with
+ * every text PL/Python reads made ASCII (\xNN for each byte). PostgreSQL
+ * treats an error raised in a context callback as an error during error
+ * processing: the new error replaces the first.
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/memutils.h"
+
+#include "plpython_errors.h"
+
+static MemoryContext guard_context = NULL;
+
+/* set while the error raised again runs through the callbacks */
+static bool raising_again = false;
+
+/* text with every byte outside ASCII written as \xNN */
+char *
+ascii_only(const char *text)
+{
+	StringInfoData ascii;
+
+	if (text == NULL)
+		return NULL;
+	initStringInfo(&ascii);
+	for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+	{
+		if (IS_HIGHBIT_SET(*c))
+			appendStringInfo(&ascii, "\\x%02x", *c);
+		else
+			appendStringInfoChar(&ascii, *c);
+	}
+	return ascii.data;
+}
+
+static bool
+is_ascii(const char *text)
+{
+	if (text == NULL)
+		return true;
+	for (const unsigned char *c = (const unsigned char *) text; *c; c++)
+	{
+		if (IS_HIGHBIT_SET(*c))
+			return false;
+	}
+	return true;
+}
+
+/* Every text of error that PL/Python reads is ASCII. */
+static bool
+readable_by_plpython(ErrorData *error)
+{
+	return is_ascii(error->message) && is_ascii(error->detail) && is_ascii(error->hint) &&
+		is_ascii(error->internalquery) && is_ascii(error->schema_name) &&
+		is_ascii(error->table_name) && is_ascii(error->column_name) &&
+		is_ascii(error->datatype_name) && is_ascii(error->constraint_name);
+}
+
+static void
+raise_readable_error(void *arg)
+{
+	ErrorData  *error;
+
+	if (raising_again)
+	{
+		raising_again = false;
+		return;
+	}
+	MemoryContextReset(guard_context);
+	MemoryContextSwitchTo(guard_context);
+	error = CopyErrorData();
+	if (error->elevel != ERROR || readable_by_plpython(error))
+	{
+		MemoryContextSwitchTo(ErrorContext);
+		return;
+	}
+	raising_again = true;
+	ereport(ERROR,
+			errcode(error->sqlerrcode),
+			errmsg_internal("%s", ascii_only(error->message)),
+			error->detail ? errdetail_internal("%s", ascii_only(error->detail)) : 0,
+			error->hint ? errhint("%s", ascii_only(error->hint)) : 0,
+			error->internalquery ?
+			internalerrquery(ascii_only(error->internalquery)) : 0,
+			error->schema_name ?
+			err_generic_string(PG_DIAG_SCHEMA_NAME, ascii_only(error->schema_name)) : 0,
+			error->table_name ?
+			err_generic_string(PG_DIAG_TABLE_NAME, ascii_only(error->table_name)) : 0,
+			error->column_name ?
+			err_generic_string(PG_DIAG_COLUMN_NAME, ascii_only(error->column_name)) : 0,
+			error->datatype_name ?
+			err_generic_string(PG_DIAG_DATATYPE_NAME, ascii_only(error->datatype_name)) : 0,
+			error->constraint_name ?
+			err_generic_string(PG_DIAG_CONSTRAINT_NAME, ascii_only(error->constraint_name)) : 0);
+}
+
+/*
+ * Guards the errors raised from now on until aws_ml_unguard_errors(guard):
+ * returns the guard, or NULL in a UTF8 database, where there is nothing to
+ * do. The caller (the Python layer) unguards before it returns to PL/Python.
+ */
+void *
+aws_ml_guard_errors(void)
+{
+	ErrorContextCallback *guard;
+
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return NULL;
+	if (guard_context == NULL)
+		guard_context = AllocSetContextCreate(TopMemoryContext, "aws_ml error guard",
+											  ALLOCSET_SMALL_SIZES);
+	guard = MemoryContextAlloc(TopMemoryContext, sizeof(ErrorContextCallback));
+	guard->callback = raise_readable_error;
+	guard->arg = NULL;
+	guard->previous = error_context_stack;
+	error_context_stack = guard;
+	raising_again = false;
+	return guard;
+}
+
+/*
+ * Takes guard off the error context stack. An error caught since it was
+ * pushed may have restored the stack to below it already.
+ */
+void
+aws_ml_unguard_errors(void *guard)
+{
+	for (ErrorContextCallback **link = &error_context_stack; *link != NULL;
+		 link = &(*link)->previous)
+	{
+		if (*link == guard)
+		{
+			*link = ((ErrorContextCallback *) guard)->previous;
+			break;
+		}
+	}
+	pfree(guard);
+}

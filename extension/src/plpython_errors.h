@@ -1,0 +1,13 @@
+/*
+ * plpython_errors.h: errors made readable by PL/Python outside UTF8.
+ */
+#ifndef AWS_ML_PLPYTHON_ERRORS_H
+#define AWS_ML_PLPYTHON_ERRORS_H
+
+extern char *ascii_only(const char *text);
+
+/* bound by the Python layer (plpython/aws_ml/backend.py) */
+extern PGDLLEXPORT void *aws_ml_guard_errors(void);
+extern PGDLLEXPORT void aws_ml_unguard_errors(void *guard);
+
+#endif

@@ -1,0 +1,93 @@
+"""aws_ml in a database whose encoding is not UTF8 (LATIN1 here). PL/Python
+hands query texts to PostgreSQL as UTF-8 and reads an error's texts as
+UTF-8, whatever the database's encoding: backfills must quote non-ASCII
+names so that they survive, and an error with a non-ASCII text must reach
+SQL with its SQLSTATE instead of breaking PL/Python, which crashed the
+server at the next error."""
+import psycopg
+import pytest
+
+from tests.conftest import LATIN1, counter, create_database
+
+
+@pytest.fixture(scope="module")
+def latin1_database(cluster):
+    name = create_database(cluster, options=LATIN1)
+    yield name
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def latin1(connect, latin1_database, emulator):
+    emulator.reset()
+    return connect(dbname=latin1_database)
+
+
+def sql_error(conn, sql):
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(sql)
+    return caught.value.diag
+
+
+def still_whole(conn):
+    """The session and PL/Python still work: another error, then a call."""
+    assert sql_error(conn, "SELECT aws_comprehend.detect_sentiment('x', 'xx')").sqlstate == "22023"
+    assert conn.execute("SELECT (aws_comprehend.detect_sentiment('I love it', 'en')).sentiment").fetchone() == (
+        "POSITIVE",)
+
+
+def test_a_backfill_fills_a_table_and_columns_named_outside_ascii(latin1, emulator):
+    latin1.execute('CREATE TABLE "r\u00e9sum\u00e9s" (id int, "t\u00ebxt" text, "s\u00e9ntiment" text, '
+                   '"c\u00f6nfidence" real)')
+    latin1.execute('INSERT INTO "r\u00e9sum\u00e9s" VALUES (1, \'I love this caf\u00e9\'), '
+                   "(2, 'I hate this place')")
+    latin1.execute("CALL aws_comprehend.materialize_sentiment('\"r\u00e9sum\u00e9s\"', 't\u00ebxt', 'en', "
+                   "'s\u00e9ntiment', 'c\u00f6nfidence')")
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 2
+    rows = latin1.execute('SELECT "s\u00e9ntiment", "c\u00f6nfidence" = (aws_comprehend.detect_sentiment('
+                          '"t\u00ebxt", \'en\')).confidence FROM "r\u00e9sum\u00e9s" ORDER BY id').fetchall()
+    assert rows == [("POSITIVE", True), ("NEGATIVE", True)]
+    # a message names them as quote_ident does
+    diag = sql_error(latin1, "CALL aws_comprehend.materialize_sentiment('\"r\u00e9sum\u00e9s\"', 'n\u00f6', 'en')")
+    assert diag.sqlstate == "42703"
+    assert diag.message_primary == 'aws_ml: materialize_sentiment: public."r\u00e9sum\u00e9s" has no column "n\u00f6"'
+
+
+def test_an_error_with_non_ascii_text_reaches_sql_with_its_sqlstate(latin1):
+    latin1.execute('CREATE TABLE "t\u00eb" (id int, body text, '
+                   'sentiment text CONSTRAINT "ch\u00ebck" CHECK (sentiment <> \'NEGATIVE\'), confidence real)')
+    latin1.execute('INSERT INTO "t\u00eb" VALUES (1, \'I hate this caf\u00e9\')')
+    for _ in range(2):
+        diag = sql_error(latin1, "CALL aws_comprehend.materialize_sentiment('\"t\u00eb\"', 'body', 'en')")
+        assert diag.sqlstate == "23514"
+        assert 'relation "t\\xeb" violates check constraint "ch\\xebck"' in diag.message_primary
+        assert diag.message_detail.startswith("Failing row contains (1, I hate this caf\\xe9, NEGATIVE, ")
+    still_whole(latin1)
+
+
+def test_a_deferred_trigger_failing_at_a_batch_commit(latin1):
+    latin1.execute("CREATE TABLE notes (id int, body text, sentiment text, confidence real)")
+    latin1.execute("INSERT INTO notes VALUES (1, 'I love it')")
+    latin1.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$BEGIN RAISE EXCEPTION 'refus\u00e9 \u00e0 la validation'; END$$")
+    latin1.execute("CREATE CONSTRAINT TRIGGER at_commit AFTER UPDATE ON notes DEFERRABLE INITIALLY DEFERRED "
+                   "FOR EACH ROW EXECUTE FUNCTION refuse()")
+    diag = sql_error(latin1, "CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    assert (diag.sqlstate, diag.message_primary) == (
+        "P0001", "spiexceptions.RaiseException: refus\\xe9 \\xe0 la validation")
+    assert latin1.execute("SELECT sentiment FROM notes").fetchone() == (None,)
+    still_whole(latin1)
+
+
+@pytest.mark.parametrize("encoding", ["LATIN1", "UTF8"])
+def test_a_backfill_quotes_names_with_quotes_and_backslashes(encoding, latin1, db, emulator):
+    conn = latin1 if encoding == "LATIN1" else db
+    name = 'we"ird\\ t\u00eb' + ("" if encoding == "LATIN1" else "\U0001f600")
+    quoted = '"' + name.replace('"', '""') + '"'
+    conn.execute(f"DROP TABLE IF EXISTS {quoted}")
+    conn.execute(f"CREATE TABLE {quoted} ({quoted} text, sentiment text, confidence real)")
+    conn.execute(f"INSERT INTO {quoted} VALUES ('I love it')")
+    conn.execute("CALL aws_comprehend.materialize_sentiment(%s, %s, 'en')", (quoted, name))
+    assert conn.execute(f"SELECT sentiment FROM {quoted}").fetchall() == [("POSITIVE",)]
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 1
