@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.cluster import pg_bindir
-from tests.conftest import new_cluster
+from tests.conftest import new_cluster, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 CALL = "SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en')"
@@ -155,6 +155,30 @@ def test_a_session_keeps_its_install_when_make_install_runs_again(installed_in_p
             [after] = imported_from(new)
     assert after != before
     assert Path(before).exists() and Path(after) == (libdir / "aws_ml-python" / "0.1.0").resolve()
+
+
+def test_make_install_keeps_every_install_a_session_still_holds(installed_in_prefix):
+    """Three installs under one session: it keeps importing from the first,
+    lazily too (aws_ml.bedrock), because make install keeps the installs that
+    a backend holds open besides the previous one; a fourth, once the session
+    has ended, removes the first."""
+    (root, _, libdir), _, connect = installed_in_prefix
+    base = libdir / "aws_ml-python"
+    with connect() as running:
+        running.execute("CREATE EXTENSION aws_ml CASCADE")
+        assert running.execute(CALL).fetchone() == ("POSITIVE",)
+        [first] = imported_from(running)
+        pid = running.info.backend_pid
+        make("install", DESTDIR=root)
+        make("install", DESTDIR=root)
+        assert running.execute(EMBED).fetchone() == (1536,)
+        assert imported_from(running) == [first]
+        installs = {path for path in base.iterdir() if not path.is_symlink()}
+        assert len(installs) == 3 and Path(first) in installs
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the session's backend to exit")
+    make("install", DESTDIR=root)
+    remaining = {path for path in base.iterdir() if not path.is_symlink()}
+    assert len(remaining) == 2 and Path(first) not in remaining
 
 
 def test_the_package_and_its_install_need_no_newer_python_than_pyproject_says():

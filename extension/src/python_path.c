@@ -11,7 +11,9 @@
  * function's planner support function (and by the procedures' LOAD), has
  * put on Python's path. Each backend resolves the link once, when it loads
  * the module: it keeps the install it started with when `make install`
- * switches the link, and never mixes two.
+ * switches the link, and never mixes two. It holds that directory open for
+ * its life, so that `make install` sees it in use and keeps it: the backend
+ * imports parts of the package lazily, long after it started.
  *
  * PL/Python may not have started Python yet: then the directory goes into
  * PYTHONPATH, which Python reads when it starts. Once it has, the directory
@@ -22,6 +24,7 @@
 #include "postgres.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 
@@ -123,7 +126,8 @@ python_path_init(void)
 	PythonApi	api;
 
 	snprintf(link, sizeof(link), "%s/aws_ml-python/%s", pkglib_path, AWS_ML_VERSION);
-	if (realpath(link, package_dir) == NULL)
+	if (realpath(link, package_dir) == NULL ||
+		open(package_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("aws_ml: the Python package of the aws_ml module is not installed at \"%s\": %m", link),
