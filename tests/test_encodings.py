@@ -91,3 +91,55 @@ def test_a_backfill_quotes_names_with_quotes_and_backslashes(encoding, latin1, d
     conn.execute("CALL aws_comprehend.materialize_sentiment(%s, %s, 'en')", (quoted, name))
     assert conn.execute(f"SELECT sentiment FROM {quoted}").fetchall() == [("POSITIVE",)]
     assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 1
+
+
+@pytest.fixture
+def database_in(cluster, connect, emulator):
+    """database_in(encoding): a connection to a new database in that encoding, with aws_ml."""
+    names = []
+
+    def make(encoding):
+        names.append(create_database(cluster, options=LATIN1.replace("LATIN1", encoding)))
+        return connect(dbname=names[-1], client_encoding="UTF8")
+    emulator.reset()
+    yield make
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_sql_ascii_takes_names_and_errors_as_the_client_wrote_them(database_in, emulator):
+    """SQL_ASCII keeps the bytes a client sends, UTF-8 here: names need no
+    escapes (PostgreSQL cannot convert them to SQL_ASCII), and an error
+    whose texts are valid UTF-8 reaches SQL as it is."""
+    conn = database_in("SQL_ASCII")
+    conn.execute('CREATE TABLE "t\u00ebst" (id int, "b\u00f6dy" text, sentiment text '
+                 'CONSTRAINT "p\u00f6sitive" CHECK (sentiment <> \'NEGATIVE\'), confidence real)')
+    conn.execute('INSERT INTO "t\u00ebst" VALUES (1, \'I love this caf\u00e9\')')
+    conn.execute("CALL aws_comprehend.materialize_sentiment('\"t\u00ebst\"', 'b\u00f6dy', 'en')")
+    assert conn.execute('SELECT sentiment FROM "t\u00ebst"').fetchall() == [("POSITIVE",)]
+    conn.execute('INSERT INTO "t\u00ebst" VALUES (2, \'I hate this caf\u00e9\')')
+    diag = sql_error(conn, "CALL aws_comprehend.materialize_sentiment('\"t\u00ebst\"', 'b\u00f6dy', 'en')")
+    assert diag.sqlstate == "23514"
+    assert 'relation "t\u00ebst" violates check constraint "p\u00f6sitive"' in diag.message_primary
+    assert diag.message_detail.startswith("Failing row contains (2, I hate this caf\u00e9, NEGATIVE, ")
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 2
+
+
+def test_a_column_whose_name_converts_to_another_is_refused(database_in):
+    """EUC_JP has two characters for U+2252: the NEC extension's 0xADF0 and
+    JIS's 0xA2E2. PL/Python gives both as U+2252, which PostgreSQL converts
+    back to JIS's: a backfill naming a column with NEC's would write another
+    column or none. (A client in UTF8 cannot tell them apart either: the
+    names are made in SQL.)"""
+    conn = database_in("EUC_JP")
+    nec = "convert_from('\\xadf0', 'EUC_JP')"
+    conn.execute(f"""DO $$BEGIN
+        EXECUTE format('CREATE TABLE notes (id int, %I text, sentiment text, confidence real)', {nec});
+        EXECUTE format('INSERT INTO notes (id, %I) VALUES (1, ''I love it'')', {nec});
+    END$$""")
+    diag = sql_error(conn, f"CALL aws_comprehend.materialize_sentiment('notes', {nec}, 'en')")
+    assert (diag.sqlstate, diag.message_primary) == (
+        "0A000", "aws_ml: materialize_sentiment: public.notes and its columns cannot be named in SQL in this "
+                 "database's encoding (EUC_JP): a character of a name converts to another")
+    assert conn.execute("SELECT sentiment FROM notes").fetchall() == [(None,)]

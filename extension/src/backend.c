@@ -10,6 +10,7 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
@@ -40,6 +41,12 @@ const char *
 aws_ml_setting(const char *name)
 {
 	return GetConfigOption(name, true, false);
+}
+
+const char *
+aws_ml_database_encoding(void)
+{
+	return GetDatabaseEncodingName();
 }
 
 bool

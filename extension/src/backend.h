@@ -7,6 +7,7 @@
 
 extern PGDLLEXPORT bool aws_ml_ready(void);
 extern PGDLLEXPORT const char *aws_ml_setting(const char *name);
+extern PGDLLEXPORT const char *aws_ml_database_encoding(void);
 extern PGDLLEXPORT bool aws_ml_in_parallel_mode(void);
 extern PGDLLEXPORT bool aws_ml_interrupt_pending(void);
 extern PGDLLEXPORT int64 aws_ml_transaction_start(void);

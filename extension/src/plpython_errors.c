@@ -11,10 +11,12 @@
  *
  * So outside UTF8 every aws_ml entry point from SQL guards the errors raised
  * beneath it (aws_ml_guard_errors, bound with ctypes): an error context
- * callback that, when an ERROR carries a non-ASCII text, raises it again with
- * every text PL/Python reads made ASCII (\xNN for each byte). PostgreSQL
- * treats an error raised in a context callback as an error during error
- * processing: the new error replaces the first.
+ * callback that, when an ERROR carries a text PL/Python cannot take, raises
+ * it again with every text PL/Python reads made ASCII (\xNN for each byte
+ * outside ASCII). PostgreSQL treats an error raised in a context callback as
+ * an error during error processing: the new error replaces the first. In
+ * SQL_ASCII, whose texts are bytes as they came, PL/Python takes valid UTF-8;
+ * in other encodings only ASCII is the same in UTF-8.
  */
 #include "postgres.h"
 
@@ -49,10 +51,12 @@ ascii_only(const char *text)
 }
 
 static bool
-is_ascii(const char *text)
+readable_text(const char *text)
 {
 	if (text == NULL)
 		return true;
+	if (GetDatabaseEncoding() == PG_SQL_ASCII)
+		return pg_verify_mbstr(PG_UTF8, text, strlen(text), true);
 	for (const unsigned char *c = (const unsigned char *) text; *c; c++)
 	{
 		if (IS_HIGHBIT_SET(*c))
@@ -61,14 +65,15 @@ is_ascii(const char *text)
 	return true;
 }
 
-/* Every text of error that PL/Python reads is ASCII. */
+/* Whether PL/Python reads every text of error as it is. */
 static bool
 readable_by_plpython(ErrorData *error)
 {
-	return is_ascii(error->message) && is_ascii(error->detail) && is_ascii(error->hint) &&
-		is_ascii(error->internalquery) && is_ascii(error->schema_name) &&
-		is_ascii(error->table_name) && is_ascii(error->column_name) &&
-		is_ascii(error->datatype_name) && is_ascii(error->constraint_name);
+	return readable_text(error->message) && readable_text(error->detail) &&
+		readable_text(error->hint) && readable_text(error->internalquery) &&
+		readable_text(error->schema_name) && readable_text(error->table_name) &&
+		readable_text(error->column_name) && readable_text(error->datatype_name) &&
+		readable_text(error->constraint_name);
 }
 
 static void
@@ -93,6 +98,8 @@ raise_readable_error(void *arg)
 	ereport(ERROR,
 			errcode(error->sqlerrcode),
 			errmsg_internal("%s", ascii_only(error->message)),
+			error->cursorpos ? errposition(error->cursorpos) : 0,
+			error->internalpos ? internalerrposition(error->internalpos) : 0,
 			error->detail ? errdetail_internal("%s", ascii_only(error->detail)) : 0,
 			error->hint ? errhint("%s", ascii_only(error->hint)) : 0,
 			error->internalquery ?

@@ -16,6 +16,7 @@ _ACCESSORS = {
     "aws_ml_transaction_start": (ctypes.c_int64, ()),
     "aws_ml_statement_start": (ctypes.c_int64, ()),
     "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
+    "aws_ml_database_encoding": (ctypes.c_char_p, ()),
     "aws_ml_guard_errors": (ctypes.c_void_p, ()),
     "aws_ml_unguard_errors": (None, (ctypes.c_void_p,)),
 }
@@ -60,6 +61,11 @@ def setting(name):
     """A setting's value as text; None when it does not exist."""
     value = _accessors().aws_ml_setting(name.encode())
     return None if value is None else value.decode()
+
+
+def database_encoding():
+    """The name of the database's encoding, as getdatabaseencoding() gives it."""
+    return _accessors().aws_ml_database_encoding().decode()
 
 
 def guard_errors():

@@ -13,6 +13,7 @@ search_path (PostgreSQL forbids COMMIT in a procedure with a SET clause), so
 every function, operator and type here is schema-qualified."""
 from dataclasses import dataclass
 
+from . import sql_names
 from .arguments import NOT_BLANK_PATTERN, in_range, required
 from .errors import AwsMlError
 from .progress import Progress
@@ -67,7 +68,7 @@ EMBEDDING_OUTPUTS = (
 )
 
 _COLUMNS = (
-    "SELECT a.attname AS name, t.typcategory AS category, "
+    "SELECT a.attname AS name, a.attnum, t.typcategory AS category, "
     "pg_catalog.format_type(a.atttypid, a.atttypmod) AS full_type, pg_catalog.format_type(a.atttypid, NULL) AS type, "
     "CASE WHEN a.atttypmod OPERATOR(pg_catalog.>=) 4 AND t.typcategory OPERATOR(pg_catalog.=) 'S' "
     "THEN a.atttypmod OPERATOR(pg_catalog.-) 4 END AS length, "
@@ -88,26 +89,6 @@ _TABLES = (
     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace")
 
 
-def sql_identifier(name):
-    """name quoted as an identifier, in ASCII: PL/Python hands a query's text
-    to PostgreSQL as UTF-8 whatever the database's encoding, so a non-ASCII
-    character is written as a Unicode escape (U&"..."), which PostgreSQL
-    converts to the database's encoding."""
-    quoted = name.replace('"', '""')
-    if quoted.isascii():
-        return f'"{quoted}"'
-    escaped = "".join(c if c.isascii() else f"\\{ord(c):04X}" if ord(c) <= 0xFFFF else f"\\+{ord(c):06X}"
-                      for c in quoted.replace("\\", "\\\\"))
-    return f'U&"{escaped}"'
-
-
-def _quote_ident(name):
-    """name as pg_catalog.quote_ident writes it, for messages (plpy.quote_ident
-    reads its argument as UTF-8 whatever the database's encoding)."""
-    import plpy
-    return plpy.execute(plpy.prepare("SELECT pg_catalog.quote_ident($1) AS name", ["pg_catalog.text"]), [name])[0]["name"]
-
-
 class Target:
     """A table whose rows procedure fills: input_column in, output_columns
     (Output each) out; the first output column NULL marks a row still to do.
@@ -118,23 +99,23 @@ class Target:
         import plpy
         self.procedure = procedure
         self.table = table["name"]
-        self.sql_table = f"{sql_identifier(table['schema'])}.{sql_identifier(table['relname'])}"
+        self.sql_table = f"{sql_names.identifier(table['schema'])}.{sql_names.identifier(table['relname'])}"
         relid = table["relid"]
         columns = {row["name"]: row for row in plpy.execute(plpy.prepare(_COLUMNS, ["pg_catalog.oid"]), [relid])}
         for column in (input_column, *output_columns):
             if column not in columns:
                 raise AwsMlError(UNDEFINED_COLUMN,
-                                 f"{procedure}: {self.table} has no column {_quote_ident(column)}")
+                                 f"{procedure}: {self.table} has no column {sql_names.quote_ident(column)}")
         if columns[input_column]["category"] != _TEXT_CATEGORY:
             raise AwsMlError(DATATYPE_MISMATCH, f"{procedure} reads text, and column "
-                             f"{_quote_ident(input_column)} of {self.table} is "
+                             f"{sql_names.quote_ident(input_column)} of {self.table} is "
                              f"{columns[input_column]['full_type']}",
                              hint="Give a text or varchar column; for another type, add a generated column "
                                   "that casts it to text.")
         for column, output in zip(output_columns, outputs):
             row = columns[column]
             if row["scaled"] or not output.accepts(row):
-                raise AwsMlError(DATATYPE_MISMATCH, f"{procedure}: column {_quote_ident(column)} of "
+                raise AwsMlError(DATATYPE_MISMATCH, f"{procedure}: column {sql_names.quote_ident(column)} of "
                                  f"{self.table} is {row['full_type']}, which would not hold its results whole",
                                  hint=f"Give a column of {output.wanted}.")
         self.stamped = TIMESTAMP_COLUMN in columns
@@ -143,8 +124,11 @@ class Target:
                              f"{TIMESTAMP_COLUMN}, and that column of {self.table} is "
                              f"{columns[TIMESTAMP_COLUMN]['full_type']}",
                              hint="Make it timestamp with time zone, or rename it.")
-        self.input = sql_identifier(input_column)
-        self.outputs = [sql_identifier(column) for column in output_columns]
+        sql_names.refuse_unless_written_whole(
+            f"{procedure}: {self.table} and its columns", relid, table["schema"], table["relname"],
+            {columns[column]["attnum"]: column for column in (input_column, *output_columns)})
+        self.input = sql_names.identifier(input_column)
+        self.outputs = [sql_names.identifier(column) for column in output_columns]
         self.output_types = [output.sql_type for output in outputs]
 
     def _to_do(self):
