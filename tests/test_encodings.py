@@ -143,3 +143,25 @@ def test_a_column_whose_name_converts_to_another_is_refused(database_in):
         "0A000", "aws_ml: materialize_sentiment: public.notes and its columns cannot be named in SQL in this "
                  "database's encoding (EUC_JP): a character of a name converts to another")
     assert conn.execute("SELECT sentiment FROM notes").fetchall() == [(None,)]
+
+
+def test_an_aws_message_with_characters_the_database_lacks(latin1):
+    """PL/Python refuses to hand PostgreSQL a text it cannot convert to the
+    database's encoding (22P05): the AWS message is kept, those characters
+    written as escapes."""
+    # JSON's escapes: the client cannot send these characters in LATIN1 either
+    diag = sql_error(latin1, "SELECT aws_bedrock.invoke_model('cohere.embed-english-v3', 'application/json', "
+                             "'application/json', '{\"texts\": [\"a\"], \"input_type\": "
+                             "\"caf\u00e9 \\u20ac\\ud83d\\ude00\"}')")
+    assert diag.sqlstate == "22023"
+    assert diag.message_primary.startswith("aws_ml: Bedrock InvokeModel failed: ")
+    assert "caf\u00e9 \\u20ac\\U0001f600 is not a valid enum value" in diag.message_primary
+    still_whole(latin1)
+
+
+def test_a_setting_in_the_database_encoding_is_read(latin1, emulator):
+    latin1.execute("SET aws_ml.region = 'eu-w\u00e9st-1'")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+        latin1.execute("SELECT aws_comprehend.detect_sentiment('I love it', 'en')")
+    assert caught.value.diag.message_primary.startswith("aws_ml: the AWS Region 'eu-w\u00e9st-1' ")
+    assert emulator.counters() == {}

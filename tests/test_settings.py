@@ -203,3 +203,20 @@ finally:
 $$ LANGUAGE plpython3u""")
     assert "did not finish loading" in caught.value.diag.message_primary
     assert emulator.counters() == {}
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("aws_ml.region", "eu-w\u00e9st-1", "aws_ml: the AWS Region 'eu-w\u00e9st-1' (aws_ml.region or AWS_REGION) is not "
+                                         "the name of an AWS Region"),
+    ("aws_ml.endpoint_url", "localhost:4566", "aws_ml: aws_ml.endpoint_url 'localhost:4566' is not an http or https "
+                                              "URL"),
+    ("aws_ml.comprehend_endpoint_url", "http://h\u00f6st", "aws_ml: aws_ml.comprehend_endpoint_url 'http://h\u00f6st' "
+                                                           "is not an http or https URL"),
+])
+def test_a_malformed_region_or_endpoint_is_a_configuration_error(db, emulator, setting, value, message):
+    """botocore raised its own errors for these (38000, its text untranslated)."""
+    db.execute("SELECT set_config(%s, %s, false)", (setting, value))
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+        db.execute("SELECT aws_comprehend.detect_sentiment('I love it', 'en')")
+    assert caught.value.diag.message_primary == message
+    assert emulator.counters() == {}

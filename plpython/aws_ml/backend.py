@@ -60,12 +60,40 @@ def _accessors():
 def setting(name):
     """A setting's value as text; None when it does not exist."""
     value = _accessors().aws_ml_setting(name.encode())
-    return None if value is None else value.decode()
+    return None if value is None else value.decode(_codec(), "backslashreplace")
 
 
 def database_encoding():
     """The name of the database's encoding, as getdatabaseencoding() gives it."""
     return _accessors().aws_ml_database_encoding().decode()
+
+
+# Python's codecs for PostgreSQL's server encodings but UTF8 and SQL_ASCII.
+_CODECS = {
+    **{f"LATIN{n}": f"iso8859_{part}" for n, part in zip(range(1, 11), (1, 2, 3, 4, 9, 10, 13, 14, 15, 16))},
+    **{f"ISO_8859_{n}": f"iso8859_{n}" for n in (5, 6, 7, 8)},
+    **{f"WIN{n}": f"cp{n}" for n in (866, 874, *range(1250, 1259))},
+    "KOI8R": "koi8_r", "KOI8U": "koi8_u", "EUC_JP": "euc_jp", "EUC_JIS_2004": "euc_jis_2004", "EUC_KR": "euc_kr",
+    "EUC_CN": "gb2312", "GBK": "gbk", "GB18030": "gb18030", "UHC": "cp949", "JOHAB": "johab", "BIG5": "cp950",
+    "SJIS": "cp932", "SHIFT_JIS_2004": "shift_jis_2004",
+}
+
+
+def _codec():
+    """Python's codec for the database's encoding (ASCII for one it lacks);
+    SQL_ASCII's bytes are taken as UTF-8, as PL/Python takes them."""
+    encoding = database_encoding()
+    return "utf-8" if encoding in ("UTF8", "SQL_ASCII") else _CODECS.get(encoding, "ascii")
+
+
+def in_database_encoding(text):
+    """text with each character the database's encoding lacks written as a
+    Python escape (\\u20ac): PL/Python refuses to hand PostgreSQL a text it
+    cannot convert (22P05), and an AWS message may hold any character."""
+    if text is None or text.isascii():
+        return text
+    codec = _codec()
+    return text.encode(codec, "backslashreplace").decode(codec)
 
 
 def guard_errors():

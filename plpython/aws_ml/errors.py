@@ -122,10 +122,10 @@ def _sql_error(error):
     if _sql_error_class is None:
         import plpy
         _sql_error_class = type("aws_ml", (plpy.Error,), {"__module__": "builtins"})
-    sql_error = _sql_error_class(error.full_message())
+    sql_error = _sql_error_class(backend.in_database_encoding(error.full_message()))
     sql_error.sqlstate = error.sqlstate
-    sql_error.detail = error.detail
-    sql_error.hint = error.hint
+    sql_error.detail = backend.in_database_encoding(error.detail)
+    sql_error.hint = backend.in_database_encoding(error.hint)
     return sql_error
 
 

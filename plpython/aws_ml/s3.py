@@ -5,7 +5,6 @@ module (extension/src/s3_copy.c), so an export is byte for byte what COPY
 caller's privileges. S3 is on the other side of a pipe (s3_transfer.py)."""
 import concurrent.futures
 import functools
-import re
 
 from . import backend, clients, inflight, settings, wait
 from .arguments import required
@@ -15,8 +14,6 @@ from .services import S3
 
 _plans = {}
 _CLEANUP_SECONDS = 10
-# What botocore accepts as a region name, which becomes part of the endpoint's host name.
-_REGION = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def _execute(sql, types, values):
@@ -31,7 +28,7 @@ def _location(s3_info):
     if s3_info is None:
         raise null_argument("s3_info")
     region = s3_info["region"]
-    if region is not None and not _REGION.fullmatch(region):
+    if region is not None and not settings.REGION.fullmatch(region):
         raise invalid_argument(f"region {region!r} is not the name of an AWS Region",
                                hint="Give one such as us-east-1, or NULL for aws_ml.region.")
     return required("bucket", s3_info["bucket"]), required("file_path", s3_info["file_path"]), region

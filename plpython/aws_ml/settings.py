@@ -7,6 +7,7 @@ the server configuration sets region, endpoints, roles and the services'
 time limits.
 """
 import os
+import re
 from dataclasses import dataclass
 
 from . import backend
@@ -20,6 +21,9 @@ _NAMES = (
     "comprehend_request_timeout_ms", "sagemaker_request_timeout_ms", "bedrock_request_timeout_ms",
     "max_attempts", "statement_cache", "max_concurrency",
 )
+# What botocore accepts as a region name, which becomes part of the endpoint's host name.
+REGION = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_URL = re.compile(r"https?://[!-~]+", re.ASCII | re.IGNORECASE)
 # aws_s3's settings: (field, setting)
 _S3_NAMES = (("s3_endpoint_url", "aws_s3.endpoint_url"), ("s3_role_arn", "aws_s3.role_arn"),
              ("s3_max_file_size_kb", "aws_s3.max_file_size"))
@@ -49,7 +53,14 @@ class Settings:
     s3_max_file_size_kb: int  # an export goes on in a new file beyond this size
 
     def endpoint_for(self, service):
-        return getattr(self, f"{service.setting}_endpoint_url") or self.endpoint_url or None
+        field = f"{service.setting}_endpoint_url"
+        url = getattr(self, field) or self.endpoint_url or None
+        if url is not None and not _URL.fullmatch(url):
+            setting = dict(_S3_NAMES).get(field) or f"aws_ml.{field if getattr(self, field) else 'endpoint_url'}"
+            raise AwsMlError(NOT_CONFIGURED, f"{setting} {url!r} is not an http or https URL",
+                             hint="Set it to a URL such as https://comprehend.us-east-1.amazonaws.com, or empty "
+                                  "for the service's own endpoint.")
+        return url
 
     def request_timeout_ms_for(self, service):
         """The service's own time limit for one answer, else request_timeout_ms."""
@@ -64,6 +75,9 @@ class Settings:
             raise AwsMlError(NOT_CONFIGURED, "no AWS Region is configured",
                              hint="Set aws_ml.region in postgresql.conf (or AWS_REGION in the "
                                   "server's environment) and reload the configuration.")
+        if not REGION.fullmatch(region):
+            raise AwsMlError(NOT_CONFIGURED, f"the AWS Region {region!r} (aws_ml.region or AWS_REGION) is not the "
+                             "name of an AWS Region", hint="Set aws_ml.region to one such as us-east-1.")
         return region
 
 
