@@ -79,6 +79,7 @@ readable_by_plpython(ErrorData *error)
 static void
 raise_readable_error(void *arg)
 {
+	MemoryContext previous_context;
 	ErrorData  *error;
 
 	if (raising_again)
@@ -87,11 +88,11 @@ raise_readable_error(void *arg)
 		return;
 	}
 	MemoryContextReset(guard_context);
-	MemoryContextSwitchTo(guard_context);
+	previous_context = MemoryContextSwitchTo(guard_context);
 	error = CopyErrorData();
 	if (error->elevel != ERROR || readable_by_plpython(error))
 	{
-		MemoryContextSwitchTo(ErrorContext);
+		MemoryContextSwitchTo(previous_context);
 		return;
 	}
 	raising_again = true;
