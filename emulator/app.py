@@ -49,7 +49,7 @@ class EmulatorApp:
             service = self.moto
             operation = service.operation(request)
         name = signer.service
-        plan = self.faults.plan(name, request.get_data())
+        plan = self.faults.plan(name, request.get_data(), operation)
         counted = self.counters.request(name, operation, signer.access_key_id, _client_pid(request))
         try:
             return self._answer(request, signer, service, operation, counted, plan)

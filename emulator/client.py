@@ -90,7 +90,8 @@ class Emulator:
         error_first) answers that AWS error code, with error_status (any 4xx
         or 5xx, default 500).
         body_contains: the fault applies only to requests whose body holds
-        that text."""
+        that text; operation: only to that operation's requests (S3's: its
+        HTTP method)."""
         return self._call("PUT", "faults", {"service": service, **fault})
 
     def faults(self):

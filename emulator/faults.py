@@ -17,6 +17,7 @@ _FIELDS = {
     "drop_every": int,
     "error_code": str,
     "body_contains": str,
+    "operation": str,
 }
 ERROR_STATUSES = (500, 503)  # without error_code: the service's own 5xx codes
 
@@ -46,9 +47,9 @@ class _Fault:
         for name, kind in _FIELDS.items():
             if spec.get(name) is None:
                 continue
-            if name == "body_contains":
+            if name in ("body_contains", "operation"):
                 if not isinstance(spec[name], str) or not spec[name]:
-                    raise FaultSpecError("body_contains must be a non-empty string")
+                    raise FaultSpecError(f"{name} must be a non-empty string")
                 self.spec[name] = spec[name]
                 continue
             if kind is str:
@@ -78,8 +79,9 @@ class _Fault:
         every = self.spec.get(name)
         return every is not None and self.seen % every == 0
 
-    def applies_to(self, body):
-        return "body_contains" not in self.spec or self.spec["body_contains"].encode() in body
+    def applies_to(self, operation, body):
+        return (self.spec.get("operation", operation) == operation
+                and ("body_contains" not in self.spec or self.spec["body_contains"].encode() in body))
 
     def plan(self):
         """Called under the injector's lock, once per request of the service
@@ -122,14 +124,15 @@ class FaultInjector:
         with self._lock:
             self._faults = {}
 
-    def plan(self, service, body=b""):
+    def plan(self, service, body=b"", operation=None):
         """The combined plan of the service's own fault and the "*" fault, for
-        a request with body."""
+        a request of operation (for the REST services moto serves, S3: its
+        HTTP method) with body."""
         combined = Plan()
         with self._lock:
             for key in (service, "*"):
                 fault = self._faults.get(key)
-                if fault is None or not fault.applies_to(body):
+                if fault is None or not fault.applies_to(operation, body):
                     continue
                 plan = fault.plan()
                 combined.delay_seconds += plan.delay_seconds

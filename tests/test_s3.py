@@ -329,6 +329,26 @@ def test_a_cancelled_export_leaves_no_object_and_no_upload(s3db, s3, emulator, c
     assert [upload for upload in open_uploads(s3) if upload["Key"] == key] == []
 
 
+def test_the_cleanup_of_a_failed_export_is_bounded(s3db, s3, emulator):
+    """S3 does not answer the cleanup (AbortMultipartUpload, a DELETE): the
+    export's own error still reaches SQL within the cleanup's 10 s, after a
+    WARNING that names the upload left open."""
+    key = new_key()
+    emulator.set_faults(service="s3", hang_seconds=60, operation="DELETE")
+    warnings = []
+    s3db.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
+    started = time.monotonic()
+    diag = sql_error(s3db, "SELECT aws_s3.query_export_to_s3(%s, %s, %s)",
+                     ("SELECT n, repeat('x', 200), 1 / (100000 - n) FROM generate_series(1, 100000) n", BUCKET, key))
+    assert time.monotonic() - started < 30
+    assert diag.sqlstate == "22012"
+    [upload] = [upload for upload in open_uploads(s3) if upload["Key"] == key]
+    assert warnings == [f"aws_s3: could not remove the multipart upload {upload['UploadId']} of "
+                        f"s3://{BUCKET}/{key} of the failed export"]
+    emulator.clear_faults()
+    s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"])
+
+
 def test_a_failed_export_removes_its_finished_files(s3db, s3):
     s3db.execute("SET aws_s3.max_file_size = '1kB'")
     key = new_key()

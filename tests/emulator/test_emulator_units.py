@@ -90,6 +90,13 @@ def test_body_contains_limits_a_fault_to_the_requests_holding_that_text():
     assert faults.plan("bedrock", b'{"inputText": "quick one"}').delay_seconds == 0
 
 
+def test_operation_limits_a_fault_to_that_operations_requests():
+    faults = FaultInjector()
+    faults.set({"service": "s3", "hang_seconds": 30, "operation": "DELETE"})
+    assert faults.plan("s3", b"", "DELETE").delay_seconds == 30
+    assert faults.plan("s3", b"", "PUT").delay_seconds == 0
+
+
 def test_outcome_of_a_request_from_before_a_reset_is_not_counted():
     counters = Counters()
     hanging = counters.request("comprehend", "DetectSentiment", "AKIA1")
