@@ -165,3 +165,22 @@ def test_a_setting_in_the_database_encoding_is_read(latin1, emulator):
         latin1.execute("SELECT aws_comprehend.detect_sentiment('I love it', 'en')")
     assert caught.value.diag.message_primary.startswith("aws_ml: the AWS Region 'eu-w\u00e9st-1' ")
     assert emulator.counters() == {}
+
+
+def test_the_copies_of_an_error_made_readable_are_freed(latin1):
+    """The guard copies an error to rewrite it: its memory must not outlive
+    the error (a 10 MB message kept about 78 MB for the session's life)."""
+    latin1.execute("CREATE TABLE big (id int, body text, sentiment text, confidence real)")
+    latin1.execute("INSERT INTO big VALUES (1, 'I love it')")
+    latin1.execute("CREATE FUNCTION refuse_big() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+                   "RAISE EXCEPTION '%', repeat(chr(233), TG_ARGV[0]::int); END$$")
+
+    def guard_bytes_after_an_error_of(characters):
+        latin1.execute("DROP TRIGGER IF EXISTS refuse_big ON big")
+        latin1.execute(f"CREATE TRIGGER refuse_big BEFORE UPDATE ON big FOR EACH ROW "
+                       f"EXECUTE FUNCTION refuse_big({characters})")
+        diag = sql_error(latin1, "CALL aws_comprehend.materialize_sentiment('big', 'body', 'en')")
+        assert (diag.sqlstate, diag.message_primary[-8:]) == ("P0001", "\\xe9" * 2)
+        return latin1.execute("SELECT sum(total_bytes) FROM pg_backend_memory_contexts "
+                              "WHERE name = 'aws_ml error guard'").fetchone()[0]
+    assert guard_bytes_after_an_error_of(10_000_000) == guard_bytes_after_an_error_of(10)

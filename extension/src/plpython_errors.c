@@ -84,15 +84,17 @@ raise_readable_error(void *arg)
 
 	if (raising_again)
 	{
+		/* the error raised again holds copies of its texts: free ours */
 		raising_again = false;
+		MemoryContextReset(guard_context);
 		return;
 	}
-	MemoryContextReset(guard_context);
 	previous_context = MemoryContextSwitchTo(guard_context);
 	error = CopyErrorData();
 	if (error->elevel != ERROR || readable_by_plpython(error))
 	{
 		MemoryContextSwitchTo(previous_context);
+		MemoryContextReset(guard_context);
 		return;
 	}
 	raising_again = true;
@@ -158,4 +160,5 @@ aws_ml_unguard_errors(void *guard)
 		}
 	}
 	pfree(guard);
+	MemoryContextReset(guard_context);
 }
