@@ -141,8 +141,30 @@ def test_a_column_whose_name_converts_to_another_is_refused(database_in):
     diag = sql_error(conn, f"CALL aws_comprehend.materialize_sentiment('notes', {nec}, 'en')")
     assert (diag.sqlstate, diag.message_primary) == (
         "0A000", "aws_ml: materialize_sentiment: public.notes and its columns cannot be named in SQL in this "
-                 "database's encoding (EUC_JP): a character of a name converts to another")
+                 "database's encoding (EUC_JP): a character of a name converts to another, or another table or "
+                 "column has a name that is the same in Unicode")
     assert conn.execute("SELECT sentiment FROM notes").fetchall() == [(None,)]
+
+
+def test_a_table_whose_name_is_another_tables_in_unicode_is_refused(database_in):
+    """Tables named with EUC_JP's NEC and JIS characters for U+2252: PL/Python
+    gives the procedure either name as U+2252, which resolves to the JIS one.
+    The backfill must not fill a table the caller may not have meant."""
+    conn = database_in("EUC_JP")
+    for code, body in (("\\xadf0", "I love the NEC table"), ("\\xa2e2", "I hate the JIS table")):
+        conn.execute(f"""DO $$BEGIN
+            EXECUTE format('CREATE TABLE %I (id int, body text, sentiment text, confidence real)',
+                           convert_from('{code}', 'EUC_JP'));
+            EXECUTE format('INSERT INTO %I VALUES (1, %L)', convert_from('{code}', 'EUC_JP'), '{body}');
+        END$$""")
+    conn.execute("CREATE FUNCTION sentiment_of(t regclass) RETURNS text LANGUAGE plpgsql AS "
+                 "$$DECLARE s text; BEGIN EXECUTE format('SELECT sentiment FROM %s', t) INTO s; RETURN s; END$$")
+    for code in ("\\xadf0", "\\xa2e2"):
+        diag = sql_error(conn, f"CALL aws_comprehend.materialize_sentiment(convert_from('{code}', 'EUC_JP')::regclass, "
+                               "'body', 'en')")
+        assert diag.sqlstate == "0A000"
+    assert conn.execute("SELECT sentiment_of(convert_from('\\xadf0', 'EUC_JP')::regclass), "
+                        "sentiment_of(convert_from('\\xa2e2', 'EUC_JP')::regclass)").fetchone() == (None, None)
 
 
 def test_an_aws_message_with_characters_the_database_lacks(latin1):

@@ -124,7 +124,7 @@ class Target:
                              f"{TIMESTAMP_COLUMN}, and that column of {self.table} is "
                              f"{columns[TIMESTAMP_COLUMN]['full_type']}",
                              hint="Make it timestamp with time zone, or rename it.")
-        sql_names.refuse_unless_written_whole(
+        sql_names.refuse_unless_named_exactly(
             f"{procedure}: {self.table} and its columns", relid, table["schema"], table["relname"],
             {columns[column]["attnum"]: column for column in (input_column, *output_columns)})
         self.input = sql_names.identifier(input_column)

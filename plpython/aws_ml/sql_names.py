@@ -30,24 +30,36 @@ def identifier(name):
                             lambda code: f"\\{code:04X}" if code <= 0xFFFF else f"\\+{code:06X}") + '"'
 
 
-# The names of a table ($1), its schema's and those of its columns $2, in order.
+# Whether the names of a table ($1), of its schema and of its columns $2 (in
+# order) are those {written}, and whether no other table of the schema and no
+# other column of the table has a name with the same Unicode.
 _CATALOG_NAMES = (
     "SELECT ARRAY[n.nspname::pg_catalog.text, c.relname::pg_catalog.text] OPERATOR(pg_catalog.||) "
     "ARRAY(SELECT a.attname::pg_catalog.text FROM pg_catalog.unnest($2::pg_catalog.int2[]) WITH ORDINALITY "
     "AS k(attnum, i) JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid "
     "AND a.attnum OPERATOR(pg_catalog.=) k.attnum ORDER BY k.i) OPERATOR(pg_catalog.=) "
-    "ARRAY[{written}]::pg_catalog.text[] AS whole FROM pg_catalog.pg_class c "
-    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "ARRAY[{written}]::pg_catalog.text[] AS whole, "
+    "NOT EXISTS (SELECT FROM pg_catalog.pg_class o WHERE o.relnamespace OPERATOR(pg_catalog.=) c.relnamespace "
+    "AND o.oid OPERATOR(pg_catalog.<>) c.oid AND pg_catalog.convert_to(o.relname::pg_catalog.text, 'UTF8') "
+    "OPERATOR(pg_catalog.=) pg_catalog.convert_to(c.relname::pg_catalog.text, 'UTF8')) "
+    "AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attribute o "
+    "ON o.attrelid OPERATOR(pg_catalog.=) a.attrelid AND o.attnum OPERATOR(pg_catalog.<>) a.attnum "
+    "WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.=) ANY ($2) "
+    "AND o.attnum OPERATOR(pg_catalog.>) 0 AND NOT o.attisdropped "
+    "AND pg_catalog.convert_to(o.attname::pg_catalog.text, 'UTF8') "
+    "OPERATOR(pg_catalog.=) pg_catalog.convert_to(a.attname::pg_catalog.text, 'UTF8')) AS unique "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
     "WHERE c.oid OPERATOR(pg_catalog.=) $1")
 
 
-def refuse_unless_written_whole(what, relid, schema, table, columns):
+def refuse_unless_named_exactly(what, relid, schema, table, columns):
     """Raises unless identifier() writes the names of table relid, of its
-    schema and of its columns ({attnum: name}) so that they name them. The
-    names PL/Python gave are the catalog's, converted to Unicode; each is
-    written with escapes in a literal, which PostgreSQL converts back as it
-    converts U&"..." identifiers, and compared with the catalog's.
-    what: how to name them in the error."""
+    schema and of its columns ({attnum: name}) so that they name them and
+    nothing else. PL/Python gave those names converted to Unicode: a name
+    that another table or column shares in Unicode may not be the one the
+    caller meant. Each is written with escapes in a literal, which
+    PostgreSQL converts back as it converts U&"..." identifiers, and compared
+    with the catalog's. what: how to name them in the error."""
     import plpy
     names = [schema, table, *columns.values()]
     if all(name.isascii() for name in names) or not _escaping():
@@ -56,10 +68,12 @@ def refuse_unless_written_whole(what, relid, schema, table, columns):
                                         lambda code: f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}")
                         + "'" for name in names)
     plan = plpy.prepare(_CATALOG_NAMES.format(written=written), ["pg_catalog.oid", "pg_catalog.int2[]"])
-    if not plpy.execute(plan, [relid, list(columns)])[0]["whole"]:
+    found = plpy.execute(plan, [relid, list(columns)])[0]
+    if not (found["whole"] and found["unique"]):
         raise AwsMlError(FEATURE_NOT_SUPPORTED,
                          f"{what} cannot be named in SQL in this database's encoding "
-                         f"({backend.database_encoding()}): a character of a name converts to another",
+                         f"({backend.database_encoding()}): a character of a name converts to another, or another "
+                         "table or column has a name that is the same in Unicode",
                          hint="Rename them with characters that have a Unicode code point of their own, "
                               "or use a UTF8 database.")
 
