@@ -47,12 +47,13 @@ def _accessors():
     if _module is None:
         _module = _bind()
         if _module is None:
-            raise errors.AwsMlError(errors.NOT_CONFIGURED, "the aws_ml module in $libdir/plugins lacks this package's accessors",
-                             hint="Reinstall the extension (make install), then reconnect.")
+            raise errors.AwsMlError(errors.NOT_CONFIGURED,
+                                    "the aws_ml module in $libdir/plugins lacks this package's accessors",
+                                    hint="Reinstall the extension (make install), then reconnect.")
     if not _module.aws_ml_ready():
         raise errors.AwsMlError(errors.NOT_CONFIGURED, "the aws_ml module did not finish loading in this backend",
-                         hint="Call an aws_ml function once in the session before any parallel query, or add "
-                              "'$libdir/plugins/aws_ml' to session_preload_libraries.")
+                                hint="Call an aws_ml function once in the session before any parallel query, or "
+                                     "add '$libdir/plugins/aws_ml' to session_preload_libraries.")
     _ready = True
     return _module
 
@@ -124,7 +125,8 @@ def transfer_pipe(export):
     token = ctypes.c_uint64()
     fd = _accessors().aws_s3_transfer_pipe(export, ctypes.byref(token))
     if fd < 0:
-        raise errors.AwsMlError(errors.NOT_CONFIGURED, f"could not create a pipe: {os.strerror(ctypes.get_errno())}")
+        raise errors.AwsMlError(errors.NOT_CONFIGURED,
+                                f"could not create a pipe: {os.strerror(ctypes.get_errno())}")
     return fd, ctypes.c_int64(token.value).value
 
 
