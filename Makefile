@@ -11,7 +11,7 @@ DATA = extension/aws_commons.control extension/aws_commons--1.0.sql extension/aw
 	aws_ml--1.0.sql aws_ml--1.0--2.0.sql aws_s3--1.0.sql
 MODULE_big = aws_ml
 OBJS = extension/src/aws_ml.o extension/src/backend.o extension/src/settings.o extension/src/python_path.o extension/src/python_lock.o extension/src/plpython_errors.o \
-	extension/src/csv.o extension/src/invoke_endpoint.o extension/src/s3_copy.o \
+	extension/src/csv.o extension/src/invoke_endpoint.o extension/src/s3_copy.o extension/src/unicode_names.o \
 	extension/src/batch_functions.o extension/src/batch_plan.o extension/src/batch_scan.o
 
 # pg_regress suites (make installcheck): plans and EXPLAIN; they send no request.

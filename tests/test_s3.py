@@ -551,6 +551,37 @@ def test_errors_with_non_ascii_text_outside_utf8_do_not_break_python(latin1_data
     assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
 
 
+def test_an_import_refuses_a_table_or_column_named_like_another_in_unicode(cluster, connect, s3):
+    """EUC_JP has two characters for U+2252, the NEC extension's 0xADF0 and
+    JIS's 0xA2E2; PL/Python gives table_import_from_s3 either as U+2252,
+    which reaches COPY as JIS's. (A client in UTF8 cannot tell them apart:
+    the names are made in SQL.)"""
+    conn = connect(dbname=create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE",
+                                          options=LATIN1.replace("LATIN1", "EUC_JP")), client_encoding="UTF8")
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+    nec, jis = "convert_from('\\xadf0', 'EUC_JP')", "convert_from('\\xa2e2', 'EUC_JP')"
+    conn.execute(f"""DO $$BEGIN
+        EXECUTE format('CREATE TABLE %I (n int)', {nec});
+        EXECUTE format('CREATE TABLE %I (n int)', {jis});
+        EXECUTE format('CREATE TABLE columns (%I int, %I int)', {nec}, {jis});
+    END$$""")
+    conn.execute("CREATE FUNCTION rows_of(t regclass) RETURNS bigint LANGUAGE plpgsql AS "
+                 "$$DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM %s', t) INTO n; RETURN n; END$$")
+    for table, columns in ((f"quote_ident({nec})", "''"), ("'columns'", f"quote_ident({jis})")):
+        diag = sql_error(conn, f"SELECT aws_s3.table_import_from_s3({table}, {columns}, '', %s, %s, %s)",
+                         (BUCKET, key, REGION))
+        assert diag.sqlstate == "0A000"
+        assert "shares its name in Unicode with another table or column" in diag.message_primary
+    assert conn.execute(f"SELECT rows_of({nec}::regclass), rows_of({jis}::regclass), rows_of('columns')"
+                        ).fetchone() == (0, 0, 0)
+    # names no other shares in Unicode
+    conn.execute('CREATE TABLE "\u65e5" ("\u6708" int)')
+    conn.execute("SELECT aws_s3.table_import_from_s3('\"\u65e5\"', '\"\u6708\"', '', %s, %s, %s)",
+                 (BUCKET, key, REGION))
+    assert conn.execute('SELECT "\u6708" FROM "\u65e5"').fetchall() == [(1,)]
+
+
 def test_a_non_ascii_quote_is_not_split_on(latin1_database, connect, s3):
     conn = connect(dbname=latin1_database)
     conn.execute("SET aws_s3.max_file_size = '1kB'")

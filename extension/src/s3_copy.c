@@ -57,6 +57,7 @@
 #include "plpython_errors.h"
 #include "python_lock.h"
 #include "s3_copy.h"
+#include "unicode_names.h"
 
 #define POLL_MILLISECONDS 100
 #define PIPE_BYTES (1024 * 1024)
@@ -515,6 +516,7 @@ copy_into_table(int fd, const char *sql, CopyStmt *copy)
 
 	pstate->p_sourcetext = sql;
 	rel = table_openrv(copy->relation, RowExclusiveLock);
+	refuse_names_shared_in_unicode(rel, copy->attlist);
 	check_copy_into(pstate, rel, copy->attlist);
 	rows = copy_from_pipe(fd, pstate, rel, copy);
 	table_close(rel, NoLock);
