@@ -12,6 +12,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "mb/pg_wchar.h"
 #include "nodes/value.h"
@@ -31,13 +32,35 @@ is_ascii(const char *name)
 	return true;
 }
 
+/* name in UTF-8; NULL when a character of it has no Unicode code point */
+static char *
+in_unicode(const char *name)
+{
+	Oid			proc = FindDefaultConversionProc(GetDatabaseEncoding(), PG_UTF8);
+	int			length = strlen(name);
+	int			size = length * MAX_CONVERSION_GROWTH + 1;
+	unsigned char *utf8 = palloc(size);
+
+	if (!OidIsValid(proc) ||
+		pg_do_encoding_conversion_buf(proc, GetDatabaseEncoding(), PG_UTF8,
+									  (unsigned char *) name, length, utf8, size, true) < length)
+		return NULL;
+	return (char *) utf8;
+}
+
 /* Whether two names differ, and are the same in Unicode. */
 static bool
 same_in_unicode(const char *name, const char *other)
 {
-	return strcmp(name, other) != 0 &&
-		strcmp(pg_server_to_any(name, strlen(name), PG_UTF8),
-			   pg_server_to_any(other, strlen(other), PG_UTF8)) == 0;
+	char	   *name_in_unicode;
+	char	   *other_in_unicode;
+
+	if (strcmp(name, other) == 0)
+		return false;
+	name_in_unicode = in_unicode(name);
+	other_in_unicode = in_unicode(other);
+	return name_in_unicode != NULL && other_in_unicode != NULL &&
+		strcmp(name_in_unicode, other_in_unicode) == 0;
 }
 
 static bool
