@@ -61,7 +61,10 @@ def _accessors():
 def setting(name):
     """A setting's value as text; None when it does not exist."""
     value = _accessors().aws_ml_setting(name.encode())
-    return None if value is None else value.decode(_codec(), "backslashreplace")
+    if value is None:
+        return None
+    # every call reads every setting: an ASCII value needs no lookup of the encoding
+    return value.decode("ascii") if value.isascii() else value.decode(_codec(), "backslashreplace")
 
 
 def database_encoding():
