@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "common/string.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/memutils.h"
@@ -57,12 +58,7 @@ readable_text(const char *text)
 		return true;
 	if (GetDatabaseEncoding() == PG_SQL_ASCII)
 		return pg_verify_mbstr(PG_UTF8, text, strlen(text), true);
-	for (const unsigned char *c = (const unsigned char *) text; *c; c++)
-	{
-		if (IS_HIGHBIT_SET(*c))
-			return false;
-	}
-	return true;
+	return pg_is_ascii(text);
 }
 
 /* Whether PL/Python reads every text of error as it is. */

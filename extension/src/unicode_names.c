@@ -14,6 +14,7 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "common/string.h"
 #include "mb/pg_wchar.h"
 #include "nodes/value.h"
 #include "utils/fmgroids.h"
@@ -21,83 +22,71 @@
 
 #include "unicode_names.h"
 
-static bool
-is_ascii(const char *name)
-{
-	for (const unsigned char *c = (const unsigned char *) name; *c; c++)
-	{
-		if (IS_HIGHBIT_SET(*c))
-			return false;
-	}
-	return true;
-}
-
-/* name in UTF-8; NULL when a character of it has no Unicode code point */
+/* name in UTF-8 by proc; NULL when a character of it has no Unicode code point */
 static char *
-in_unicode(const char *name)
+in_unicode(Oid proc, const char *name)
 {
-	Oid			proc = FindDefaultConversionProc(GetDatabaseEncoding(), PG_UTF8);
 	int			length = strlen(name);
 	int			size = length * MAX_CONVERSION_GROWTH + 1;
 	unsigned char *utf8 = palloc(size);
 
-	if (!OidIsValid(proc) ||
-		pg_do_encoding_conversion_buf(proc, GetDatabaseEncoding(), PG_UTF8,
+	if (pg_do_encoding_conversion_buf(proc, GetDatabaseEncoding(), PG_UTF8,
 									  (unsigned char *) name, length, utf8, size, true) < length)
 		return NULL;
 	return (char *) utf8;
 }
 
-/* Whether two names differ, and are the same in Unicode. */
+/* Whether other differs from name, whose UTF-8 is name_in_unicode, and is the same in Unicode. */
 static bool
-same_in_unicode(const char *name, const char *other)
+same_in_unicode(Oid proc, const char *name, const char *name_in_unicode, const char *other)
 {
-	char	   *name_in_unicode;
 	char	   *other_in_unicode;
 
 	if (strcmp(name, other) == 0)
 		return false;
-	name_in_unicode = in_unicode(name);
-	other_in_unicode = in_unicode(other);
-	return name_in_unicode != NULL && other_in_unicode != NULL &&
-		strcmp(name_in_unicode, other_in_unicode) == 0;
+	other_in_unicode = in_unicode(proc, other);
+	return other_in_unicode != NULL && strcmp(name_in_unicode, other_in_unicode) == 0;
 }
 
 static bool
-table_shares_name(Relation rel)
+table_shares_name(Oid proc, Relation rel)
 {
 	const char *name = RelationGetRelationName(rel);
+	char	   *name_in_unicode;
 	Relation	pg_class;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tuple;
 	bool		shared = false;
 
-	if (is_ascii(name))
+	if (pg_is_ascii(name) || (name_in_unicode = in_unicode(proc, name)) == NULL)
 		return false;
 	pg_class = table_open(RelationRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(RelationGetNamespace(rel)));
 	scan = systable_beginscan(pg_class, InvalidOid, false, NULL, 1, &key);
 	while (!shared && HeapTupleIsValid(tuple = systable_getnext(scan)))
-		shared = same_in_unicode(name, NameStr(((Form_pg_class) GETSTRUCT(tuple))->relname));
+		shared = same_in_unicode(proc, name, name_in_unicode,
+								 NameStr(((Form_pg_class) GETSTRUCT(tuple))->relname));
 	systable_endscan(scan);
 	table_close(pg_class, AccessShareLock);
 	return shared;
 }
 
 static bool
-column_shares_name(Relation rel, const char *name)
+column_shares_name(Oid proc, Relation rel, const char *name)
 {
 	TupleDesc	columns = RelationGetDescr(rel);
+	char	   *name_in_unicode;
 
-	if (is_ascii(name))
+	if (pg_is_ascii(name) || (name_in_unicode = in_unicode(proc, name)) == NULL)
 		return false;
 	for (int i = 0; i < columns->natts; i++)
 	{
 		Form_pg_attribute column = TupleDescAttr(columns, i);
 
-		if (!column->attisdropped && same_in_unicode(name, NameStr(column->attname)))
+		if (!column->attisdropped &&
+			same_in_unicode(proc, name, name_in_unicode, NameStr(column->attname)))
 			return true;
 	}
 	return false;
@@ -113,13 +102,17 @@ void
 refuse_names_shared_in_unicode(Relation rel, List *column_names)
 {
 	ListCell   *cell;
+	Oid			proc;
 	bool		shared;
 
 	if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
 		return;
-	shared = table_shares_name(rel);
+	proc = FindDefaultConversionProc(GetDatabaseEncoding(), PG_UTF8);
+	if (!OidIsValid(proc))
+		return;
+	shared = table_shares_name(proc, rel);
 	foreach(cell, column_names)
-		shared = shared || column_shares_name(rel, strVal(lfirst(cell)));
+		shared = shared || column_shares_name(proc, rel, strVal(lfirst(cell)));
 	if (shared)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
