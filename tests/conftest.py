@@ -71,11 +71,13 @@ def cluster(emulator):
     server.stop()
 
 
-LATIN1 = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+def in_encoding(encoding):
+    """CREATE DATABASE's options for a database in encoding."""
+    return f"ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
 
 
 def create_database(cluster, name=None, extension_sql="CREATE EXTENSION aws_ml CASCADE", options=""):
-    """options: CREATE DATABASE's, such as LATIN1."""
+    """options: CREATE DATABASE's, such as in_encoding("LATIN1")."""
     name = name or f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" {options}')

@@ -7,12 +7,12 @@ server at the next error."""
 import psycopg
 import pytest
 
-from tests.conftest import LATIN1, counter, create_database
+from tests.conftest import counter, create_database, in_encoding
 
 
 @pytest.fixture(scope="module")
 def latin1_database(cluster):
-    name = create_database(cluster, options=LATIN1)
+    name = create_database(cluster, options=in_encoding("LATIN1"))
     yield name
     with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
@@ -99,7 +99,7 @@ def database_in(cluster, connect, emulator):
     names = []
 
     def make(encoding):
-        names.append(create_database(cluster, options=LATIN1.replace("LATIN1", encoding)))
+        names.append(create_database(cluster, options=in_encoding(encoding)))
         return connect(dbname=names[-1], client_encoding="UTF8")
     emulator.reset()
     yield make

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import ACCESS_KEY_ID, LATIN1, REGION, counter, create_database
+from tests.conftest import ACCESS_KEY_ID, REGION, counter, create_database, in_encoding
 
 BUCKET = "aws-s3-tests"
 ROWS_SQL = ("SELECT n, CASE WHEN n % 7 = 0 THEN NULL ELSE 'text ' || n END AS t, "
@@ -520,7 +520,7 @@ def test_notices_the_query_raises_reach_the_client_and_not_the_object(s3db, s3):
 
 @pytest.fixture(scope="module")
 def latin1_database(cluster):
-    return create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE", options=LATIN1)
+    return create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE", options=in_encoding("LATIN1"))
 
 
 def test_errors_with_non_ascii_text_outside_utf8_do_not_break_python(latin1_database, connect, s3, emulator):
@@ -557,7 +557,7 @@ def test_an_import_refuses_a_table_or_column_named_like_another_in_unicode(clust
     which reaches COPY as JIS's. (A client in UTF8 cannot tell them apart:
     the names are made in SQL.)"""
     conn = connect(dbname=create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE",
-                                          options=LATIN1.replace("LATIN1", "EUC_JP")), client_encoding="UTF8")
+                                          options=in_encoding("EUC_JP")), client_encoding="UTF8")
     key = new_key()
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
     nec, jis = "convert_from('\\xadf0', 'EUC_JP')", "convert_from('\\xa2e2', 'EUC_JP')"
