@@ -33,7 +33,7 @@ static MemoryContext guard_context = NULL;
 static bool raising_again = false;
 
 /* text with every byte outside ASCII written as \xNN */
-char *
+static char *
 ascii_only(const char *text)
 {
 	StringInfoData ascii;
@@ -72,6 +72,27 @@ readable_by_plpython(ErrorData *error)
 		readable_text(error->constraint_name);
 }
 
+/*
+ * Makes the texts of error that PL/Python cannot read ASCII, every text it
+ * reads, in place; whether it did. Nothing to do in a UTF8 database.
+ */
+bool
+make_readable_by_plpython(ErrorData *error)
+{
+	if (GetDatabaseEncoding() == PG_UTF8 || readable_by_plpython(error))
+		return false;
+	error->message = ascii_only(error->message);
+	error->detail = ascii_only(error->detail);
+	error->hint = ascii_only(error->hint);
+	error->internalquery = ascii_only(error->internalquery);
+	error->schema_name = ascii_only(error->schema_name);
+	error->table_name = ascii_only(error->table_name);
+	error->column_name = ascii_only(error->column_name);
+	error->datatype_name = ascii_only(error->datatype_name);
+	error->constraint_name = ascii_only(error->constraint_name);
+	return true;
+}
+
 static void
 raise_readable_error(void *arg)
 {
@@ -87,7 +108,7 @@ raise_readable_error(void *arg)
 	}
 	previous_context = MemoryContextSwitchTo(guard_context);
 	error = CopyErrorData();
-	if (error->elevel != ERROR || readable_by_plpython(error))
+	if (error->elevel != ERROR || !make_readable_by_plpython(error))
 	{
 		MemoryContextSwitchTo(previous_context);
 		MemoryContextReset(guard_context);
@@ -96,23 +117,18 @@ raise_readable_error(void *arg)
 	raising_again = true;
 	ereport(ERROR,
 			errcode(error->sqlerrcode),
-			errmsg_internal("%s", ascii_only(error->message)),
+			errmsg_internal("%s", error->message),
 			error->cursorpos ? errposition(error->cursorpos) : 0,
 			error->internalpos ? internalerrposition(error->internalpos) : 0,
-			error->detail ? errdetail_internal("%s", ascii_only(error->detail)) : 0,
-			error->hint ? errhint("%s", ascii_only(error->hint)) : 0,
-			error->internalquery ?
-			internalerrquery(ascii_only(error->internalquery)) : 0,
-			error->schema_name ?
-			err_generic_string(PG_DIAG_SCHEMA_NAME, ascii_only(error->schema_name)) : 0,
-			error->table_name ?
-			err_generic_string(PG_DIAG_TABLE_NAME, ascii_only(error->table_name)) : 0,
-			error->column_name ?
-			err_generic_string(PG_DIAG_COLUMN_NAME, ascii_only(error->column_name)) : 0,
-			error->datatype_name ?
-			err_generic_string(PG_DIAG_DATATYPE_NAME, ascii_only(error->datatype_name)) : 0,
+			error->detail ? errdetail_internal("%s", error->detail) : 0,
+			error->hint ? errhint("%s", error->hint) : 0,
+			error->internalquery ? internalerrquery(error->internalquery) : 0,
+			error->schema_name ? err_generic_string(PG_DIAG_SCHEMA_NAME, error->schema_name) : 0,
+			error->table_name ? err_generic_string(PG_DIAG_TABLE_NAME, error->table_name) : 0,
+			error->column_name ? err_generic_string(PG_DIAG_COLUMN_NAME, error->column_name) : 0,
+			error->datatype_name ? err_generic_string(PG_DIAG_DATATYPE_NAME, error->datatype_name) : 0,
 			error->constraint_name ?
-			err_generic_string(PG_DIAG_CONSTRAINT_NAME, ascii_only(error->constraint_name)) : 0);
+			err_generic_string(PG_DIAG_CONSTRAINT_NAME, error->constraint_name) : 0);
 }
 
 /*

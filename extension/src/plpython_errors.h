@@ -4,7 +4,7 @@
 #ifndef AWS_ML_PLPYTHON_ERRORS_H
 #define AWS_ML_PLPYTHON_ERRORS_H
 
-extern char *ascii_only(const char *text);
+extern bool make_readable_by_plpython(ErrorData *error);
 
 /* bound by the Python layer (plpython/aws_ml/backend.py) */
 extern PGDLLEXPORT void *aws_ml_guard_errors(void);

@@ -184,10 +184,9 @@ with_options(text *options)
 /*
  * Throws the error being handled again as PL/Python can take it. Its
  * context, such as COPY's "COPY t, line 2, column n", goes at the end of its
- * DETAIL: PL/Python reports the context of its own frames instead. Outside a
- * UTF8 database its texts are made ASCII: PL/Python reads an error's texts
- * as UTF-8, and one that is not leaves it broken, to crash the backend at
- * the next error.
+ * DETAIL: PL/Python reports the context of its own frames instead. Its
+ * texts are made readable by PL/Python (plpython_errors.c): ReThrowError
+ * runs no context callback, so the guard does not see it.
  */
 static void
 rethrow_for_plpython(MemoryContext context)
@@ -200,19 +199,7 @@ rethrow_for_plpython(MemoryContext context)
 	if (error->context != NULL)
 		error->detail = error->detail ? psprintf("%s\n%s", error->detail, error->context) : error->context;
 	error->context = NULL;
-	if (GetDatabaseEncoding() != PG_UTF8)
-	{
-		/* every text PL/Python reads of it */
-		error->message = ascii_only(error->message);
-		error->detail = ascii_only(error->detail);
-		error->hint = ascii_only(error->hint);
-		error->schema_name = ascii_only(error->schema_name);
-		error->table_name = ascii_only(error->table_name);
-		error->column_name = ascii_only(error->column_name);
-		error->datatype_name = ascii_only(error->datatype_name);
-		error->constraint_name = ascii_only(error->constraint_name);
-		error->internalquery = ascii_only(error->internalquery);
-	}
+	make_readable_by_plpython(error);
 	ReThrowError(error);
 }
 
