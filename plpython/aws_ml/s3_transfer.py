@@ -19,7 +19,6 @@ from .services import S3
 
 PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB a part, but for the last
 READ_SIZE = 1024 * 1024
-_SLICE_SECONDS = 0.05
 _STOPPING_SECONDS = 5
 
 
@@ -86,7 +85,7 @@ class Transfer:
     def wait_for_pipe(self, events):
         poller = select.poll()
         poller.register(self.pipe, events)
-        while not poller.poll(_SLICE_SECONDS * 1000):
+        while not poller.poll(wait.SLICE_SECONDS * 1000):
             self.check_stop()
 
     def finish(self):
@@ -94,7 +93,7 @@ class Transfer:
         raises its error."""
         self._succeeded.set()
         while self._thread.is_alive():
-            self._thread.join(_SLICE_SECONDS)
+            self._thread.join(wait.SLICE_SECONDS)
             wait.check_for_interrupts()
         self.raise_error()
 
@@ -209,7 +208,7 @@ class Export(Transfer):
             self._take(chunk)
         # The pipe also ends when COPY fails: the last file is made only once
         # COPY succeeded, so that S3 never holds the start of a failed export.
-        while not self._succeeded.wait(_SLICE_SECONDS):
+        while not self._succeeded.wait(wait.SLICE_SECONDS):
             self.check_stop()
         if not self.objects[-1].complete:
             self.objects[-1].close()
@@ -260,7 +259,7 @@ class Import(Transfer):
 
     def opened(self):
         """Waits, cancellably, for GetObject's answer; raises its error."""
-        while not self._opened.wait(_SLICE_SECONDS):
+        while not self._opened.wait(wait.SLICE_SECONDS):
             wait.check_for_interrupts()
         if self.size is None:
             self.finish()
@@ -306,7 +305,6 @@ class Import(Transfer):
             self.wait_for_pipe(select.POLLOUT)
             written = os.write(self.pipe, view)
             view = view[written:]
-
 
 
 class Gunzip:

@@ -10,7 +10,8 @@ import threading
 
 from . import backend, inflight
 
-_SLICE_SECONDS = 0.05
+# How long a wait goes on before it checks for a cancel again.
+SLICE_SECONDS = 0.05
 # How long a stopping statement waits for its grounded requests to end: a
 # request whose socket was shut down ends at once, one in a retry's backoff
 # ends when the backoff does (and sends nothing more).
@@ -69,7 +70,7 @@ def result_in_slices(future, between):
     slice that ended without it (between raises to stop waiting)."""
     while True:
         try:
-            return future.result(_SLICE_SECONDS)
+            return future.result(SLICE_SECONDS)
         except concurrent.futures.TimeoutError:
             if future.done():  # the task's own TimeoutError
                 raise
@@ -97,7 +98,7 @@ def run_all(tasks, stop_on_error=False):
     pending = set(futures)
     try:
         while pending:
-            done, pending = concurrent.futures.wait(pending, _SLICE_SECONDS, mode)
+            done, pending = concurrent.futures.wait(pending, SLICE_SECONDS, mode)
             if stop_on_error and any(not f.cancelled() and f.exception() for f in done):
                 break
             if pending:
