@@ -10,16 +10,16 @@ EXTENSION = aws_ml aws_s3
 DATA = extension/aws_commons.control extension/aws_commons--1.0.sql extension/aws_commons--1.0--1.1.sql \
 	aws_ml--1.0.sql aws_ml--1.0--2.0.sql aws_s3--1.0.sql
 MODULE_big = aws_ml
-OBJS = extension/src/aws_ml.o extension/src/backend.o extension/src/settings.o extension/src/python_path.o extension/src/python_lock.o extension/src/plpython_errors.o \
-	extension/src/csv.o extension/src/invoke_endpoint.o extension/src/s3_copy.o extension/src/unicode_names.o \
-	extension/src/batch_functions.o extension/src/batch_plan.o extension/src/batch_scan.o
+# One folder per feature under extension/src: batch mode, aws_s3's COPY, the
+# Python plumbing, SageMaker's input; headers are included by folder.
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/src/*.c extension/src/*/*.c)))
 
 # pg_regress suites (make installcheck): plans and EXPLAIN; they send no request.
 REGRESS = batch_mode
 REGRESS_OPTS = --inputdir=tests/regress --outputdir=tests/regress
 
 AWS_ML_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-PG_CPPFLAGS = -DAWS_ML_VERSION='"$(AWS_ML_VERSION)"' -Werror=implicit-function-declaration -Wall -Wextra \
+PG_CPPFLAGS = -I$(srcdir)/extension/src -DAWS_ML_VERSION='"$(AWS_ML_VERSION)"' -Werror=implicit-function-declaration -Wall -Wextra \
 	-Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 PG_CONFIG ?= pg_config
@@ -28,7 +28,7 @@ include $(PGXS)
 
 PYTHON_DIR = $(pkglibdir)/aws_ml-python
 # the module looks for the package of its own version
-extension/src/python_path.o: pyproject.toml
+extension/src/python/python_path.o: pyproject.toml
 
 # The interpreter plpython3u runs: the one whose libpython the handler links.
 PLPYTHON_SO = $(pkglibdir)/plpython3$(DLSUFFIX)

@@ -51,7 +51,7 @@ from aws_ml.comprehend import detect_sentiment
 return detect_sentiment(input_text, language_code, max_rows_per_batch)
 $$;
 
--- Batch mode's forms of the row functions (extension/src/batch_scan.c): one
+-- Batch mode's forms of the row functions (extension/src/batch/batch_scan.c): one
 -- array per argument, one element per row of a batch; one result row per
 -- element, up to the first row whose call fails because of its input, which
 -- the batching node evaluates row by row when the query reaches it.

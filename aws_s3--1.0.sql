@@ -2,7 +2,7 @@
 -- the signatures of RDS and Aurora. The function bodies import the aws_ml
 -- Python package (aws_ml.s3), which the C module (MODULE_PATHNAME, loaded at
 -- plan time by the planner support function) has made importable. The data
--- goes through COPY in the C module (extension/src/s3_copy.c).
+-- goes through COPY in the C module (extension/src/s3/s3_copy.c).
 \echo Use "CREATE EXTENSION aws_s3" to load this file. \quit
 
 -- The administrative role, as aws_ml's: a role of that name that can log in

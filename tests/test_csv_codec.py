@@ -1,4 +1,4 @@
-"""The CSV codec of aws_sagemaker (extension/src/csv.c) through SQL, and the
+"""The CSV codec of aws_sagemaker (extension/src/sagemaker/csv.c) through SQL, and the
 request batching arithmetic (plpython/aws_ml/batching.py): whatever the
 values, Python's csv module reads back exactly the fields that went in."""
 import csv

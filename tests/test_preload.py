@@ -1,6 +1,6 @@
 """shared_preload_libraries = '$libdir/plugins/aws_ml': the postmaster loads
 the package, botocore and the services' models before it forks the backends
-(extension/src/python_path.c, aws_ml/preload.py)."""
+(extension/src/python/python_path.c, aws_ml/preload.py)."""
 import psycopg
 import pytest
 

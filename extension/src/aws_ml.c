@@ -8,10 +8,10 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "backend.h"
-#include "batch.h"
-#include "python_path.h"
-#include "s3_copy.h"
+#include "python/backend.h"
+#include "batch/batch.h"
+#include "python/python_path.h"
+#include "s3/s3_copy.h"
 #include "settings.h"
 
 PG_MODULE_MAGIC;

@@ -26,7 +26,7 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 
-#include "batch.h"
+#include "batch/batch.h"
 #include "settings.h"
 
 /* aws_ml.statement_cache */

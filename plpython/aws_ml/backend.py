@@ -1,5 +1,5 @@
 """The PostgreSQL backend this package runs in, read through the accessors the
-aws_ml C module exports (extension/src/backend.c), never through the server's
+aws_ml C module exports (extension/src/python/backend.c), never through the server's
 own symbols. PostgreSQL 15 refuses, during a parallel operation (in the
 workers and in the leader alike), the subtransaction that every plpy.execute
 opens; settings and pending cancels are read here instead."""
@@ -39,7 +39,7 @@ def _bind():
 
 def _accessors():
     """The module's accessors. The module is loaded: it made this package
-    importable (extension/src/python_path.c). A module whose _PG_init failed
+    importable (extension/src/python/python_path.c). A module whose _PG_init failed
     is loaded but not ready: its settings may be placeholders any user set."""
     global _module, _ready
     if _ready:
@@ -102,7 +102,7 @@ def in_database_encoding(text):
 
 def guard_errors():
     """Until unguard_errors(guard), errors raised beneath are made readable by
-    PL/Python outside UTF8 (extension/src/plpython_errors.c); the guard."""
+    PL/Python outside UTF8 (extension/src/python/plpython_errors.c); the guard."""
     return _accessors().aws_ml_guard_errors()
 
 
@@ -122,7 +122,7 @@ def cancel_pending():
 
 def transfer_pipe(export):
     """A new pipe between this package and aws_s3's COPY in the module
-    (extension/src/s3_copy.c), which keeps the other end: (the end to read an
+    (extension/src/s3/s3_copy.c), which keeps the other end: (the end to read an
     export from, or to write an import to, which the caller closes; the
     transfer's token, as the bigint the _copy_ functions take)."""
     token = ctypes.c_uint64()

@@ -1,4 +1,4 @@
-"""Batch mode's calls (extension/src/batch_scan.c): the answers for the rows
+"""Batch mode's calls (extension/src/batch/batch_scan.c): the answers for the rows
 of a batch, in order, up to the first row whose call fails because of its
 input. The node evaluates that row row by row when the query reaches it, so
 that its error is the row function's own, raised where row-by-row

@@ -1,6 +1,6 @@
 """aws_s3's functions, with the signatures of RDS and Aurora: query results
 to S3 objects and S3 objects into tables. The data goes through COPY in the C
-module (extension/src/s3_copy.c), so an export is byte for byte what COPY
+module (extension/src/s3/s3_copy.c), so an export is byte for byte what COPY
 (query) TO STDOUT writes, and an import is what COPY FROM reads, with the
 caller's privileges. S3 is on the other side of a pipe (s3_transfer.py)."""
 import concurrent.futures

@@ -1,6 +1,6 @@
 """The S3 side of aws_s3's transfers, on a thread of its own while the
 backend's thread runs COPY into or out of the pipe between them
-(extension/src/s3_copy.c). The thread's requests run on worker threads in a
+(extension/src/s3/s3_copy.c). The thread's requests run on worker threads in a
 Flight (inflight.py), and it stops them at once when the statement is
 cancelled or the backend gives up on the transfer; it never calls plpy."""
 import os

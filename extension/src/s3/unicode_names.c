@@ -20,7 +20,7 @@
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 
-#include "unicode_names.h"
+#include "s3/unicode_names.h"
 
 /* name in UTF-8 by proc; NULL when a character of it has no Unicode code point */
 static char *

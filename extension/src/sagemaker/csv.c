@@ -14,7 +14,7 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "csv.h"
+#include "sagemaker/csv.h"
 
 void
 csv_type_init(CsvType *type, Oid typid, MemoryContext context)

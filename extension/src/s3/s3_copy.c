@@ -53,11 +53,11 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 
-#include "backend.h"
-#include "plpython_errors.h"
-#include "python_lock.h"
-#include "s3_copy.h"
-#include "unicode_names.h"
+#include "python/backend.h"
+#include "python/plpython_errors.h"
+#include "python/python_lock.h"
+#include "s3/s3_copy.h"
+#include "s3/unicode_names.h"
 
 #define POLL_MILLISECONDS 100
 #define PIPE_BYTES (1024 * 1024)

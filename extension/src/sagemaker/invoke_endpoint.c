@@ -19,7 +19,7 @@
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
-#include "csv.h"
+#include "sagemaker/csv.h"
 
 PG_FUNCTION_INFO_V1(aws_sagemaker_invoke_endpoint);
 PG_FUNCTION_INFO_V1(aws_sagemaker_batch_invoke_endpoint);

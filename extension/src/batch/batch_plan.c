@@ -43,7 +43,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "batch.h"
+#include "batch/batch.h"
 
 bool		batch_mode = true;
 

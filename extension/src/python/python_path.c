@@ -31,7 +31,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "python_path.h"
+#include "python/python_path.h"
 
 /* libpython's C API, as this module calls it: objects as opaque pointers */
 typedef void *PyObjectRef;

@@ -13,7 +13,7 @@
 
 #include <dlfcn.h>
 
-#include "python_lock.h"
+#include "python/python_lock.h"
 
 typedef void *PyThreadStateRef;
 

@@ -24,7 +24,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "batch.h"
+#include "batch/batch.h"
 
 const BatchFunction batch_functions[NUM_BATCH_FUNCTIONS] = {
 	[BATCH_DETECT_SENTIMENT] = {

@@ -45,8 +45,8 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
-#include "batch.h"
-#include "csv.h"
+#include "batch/batch.h"
+#include "sagemaker/csv.h"
 
 /* Rows a batch holds when no max_rows_per_batch says otherwise (Aurora: the optimizer chooses). */
 #define AUTOMATIC_BATCH_ROWS 1000

@@ -14,7 +14,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-#include "backend.h"
+#include "python/backend.h"
 
 static bool ready = false;
 

@@ -25,7 +25,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/memutils.h"
 
-#include "plpython_errors.h"
+#include "python/plpython_errors.h"
 
 static MemoryContext guard_context = NULL;
 
