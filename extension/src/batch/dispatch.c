@@ -1,0 +1,200 @@
+/*
+ * dispatch.c: the answers of the calls a batching node serves.
+ *
+ * PostgreSQL evaluates the calls as it would row by row; only the function
+ * each call's expression step calls is redirected: to redirected_call,
+ * which returns the answer the node holds for the row being evaluated if
+ * the call's arguments are exactly those asked about, raises the error of
+ * a request that failed for it, and otherwise calls the function itself,
+ * which makes the row's own request. An answer can therefore only ever be
+ * the one the same input gets. The node's own expressions are redirected
+ * when it starts; its parent Agg's, once the executor has started the
+ * plan. Plans with such a node are not JIT-compiled (plan.c), so the
+ * interpreter's steps are all there is to redirect; a step the node does
+ * not find (an expression compiled later, as a hash aggregate's that
+ * spills, or an EvalPlanQual recheck's) simply makes its call row by row.
+ */
+#include "postgres.h"
+
+#include "executor/execExpr.h"
+#include "executor/nodeAgg.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/datum.h"
+
+#include "batch/node.h"
+#include "batch/sites.h"
+
+static bool
+same_arguments(BatchSite *held, int row, FunctionCallInfo fcinfo)
+{
+	for (int i = 0; i < held->nargs; i++)
+	{
+		Size		at = (Size) row * held->nargs + i;
+
+		if (fcinfo->args[i].isnull != held->arg_nulls[at])
+			return false;
+		if (!fcinfo->args[i].isnull &&
+			!datumIsEqual(fcinfo->args[i].value, held->arg_values[at], held->argbyval[i], held->arglen[i]))
+			return false;
+	}
+	return true;
+}
+
+static Datum
+redirected_call(PG_FUNCTION_ARGS)
+{
+	SiteCall   *context = (SiteCall *) fcinfo->context;
+	BatchSite  *site = context->site;
+	BatchSite  *held = site->held;
+	BatchScanState *node = site->node;
+	int			row = node->current;
+	Datum		result;
+
+	if (row >= 0 && row < node->nrows && fcinfo->nargs == held->nargs && held->answer != NULL)
+	{
+		Answer		answer = held->answer[row];
+
+		if (answer == ANSWER_READY && same_arguments(held, row, fcinfo))
+		{
+			fcinfo->isnull = held->nulls[row];
+			return held->nulls[row] ? (Datum) 0 : datumCopy(held->values[row], site->resultbyval, site->resultlen);
+		}
+		if (answer == ANSWER_FAILED && !context->speculative && same_arguments(held, row, fcinfo))
+			ReThrowError(held->errors[row]);
+	}
+	if (context->speculative)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("aws_ml: a call evaluated ahead found no answer")));
+
+	/* row by row: the function as the call would have it */
+	fcinfo->context = NULL;
+	PG_TRY();
+	{
+		result = site->function(fcinfo);
+	}
+	PG_FINALLY();
+	{
+		fcinfo->context = (Node *) context;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static bool
+is_function_step(ExprState *state, ExprEvalStep *op)
+{
+	switch (ExecEvalStepOp(state, op))
+	{
+		case EEOP_FUNCEXPR:
+		case EEOP_FUNCEXPR_STRICT:
+		case EEOP_FUNCEXPR_FUSAGE:
+		case EEOP_FUNCEXPR_STRICT_FUSAGE:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * The site a step's call belongs to: the live call itself (identity), or,
+ * in the expressions evaluated ahead, which planning copied, the first
+ * site whose planned call is equal to it. NULL: none.
+ */
+static BatchSite *
+site_of(BatchScanState *node, FuncExpr *call, bool ahead)
+{
+	for (int i = 0; i < node->nsites; i++)
+	{
+		BatchSite  *site = &node->sites[i];
+
+		if (ahead ? equal(site->planned, call) : site->call == call)
+			return site;
+	}
+	return NULL;
+}
+
+/*
+ * Redirects the calls of state that belong to node's sites: live (the
+ * evaluation the query sees) or ahead (asking ahead's). Returns the
+ * indexes of the sites found.
+ */
+Bitmapset *
+batch_redirect(ExprState *state, BatchScanState *node, bool ahead)
+{
+	Bitmapset  *found = NULL;
+
+	if (state == NULL)
+		return NULL;
+	for (int i = 0; i < state->steps_len; i++)
+	{
+		ExprEvalStep *op = &state->steps[i];
+		BatchSite  *site;
+
+		if (!is_function_step(state, op) || op->d.func.finfo->fn_expr == NULL ||
+			!IsA(op->d.func.finfo->fn_expr, FuncExpr))
+			continue;
+		site = site_of(node, (FuncExpr *) op->d.func.finfo->fn_expr, ahead);
+		if (site == NULL || op->d.func.fcinfo_data->context != NULL)
+			continue;
+		if (site->function == NULL)
+			site->function = op->d.func.fn_addr;
+		else if (site->function != op->d.func.fn_addr)
+			continue;
+		op->d.func.fn_addr = redirected_call;
+		op->d.func.fcinfo_data->context = (Node *) (ahead ? &site->ahead : &site->live);
+		site->redirected |= !ahead;
+		found = bms_add_member(found, site - node->sites);
+	}
+	return found;
+}
+
+/* Marks the sites whose answers are to be asked for: those of a call redirected. */
+void
+batch_mark_wanted(BatchScanState *node)
+{
+	for (int i = 0; i < node->nsites; i++)
+	{
+		if (node->sites[i].redirected)
+			node->sites[i].held->wanted = true;
+	}
+}
+
+/* Redirects the calls in the aggregates' arguments of agg, which node serves. */
+static void
+attach_aggregates(BatchScanState *node, AggState *agg)
+{
+	Agg		   *plan = (Agg *) agg->ss.ps.plan;
+	List	   *calls = batch_calls_of_aggregates(plan->plan.targetlist, plan->plan.qual);
+	ListCell   *lc;
+
+	if (node->off || list_length(calls) != node->nsites)
+		return;
+	foreach(lc, calls)
+		node->sites[foreach_current_index(lc)].call = lfirst(lc);
+	for (int phase = 0; phase < agg->numphases; phase++)
+		(void) batch_redirect(agg->phases[phase].evaltrans, node, false);
+	batch_mark_wanted(node);
+}
+
+static bool
+attach_walker(PlanState *planstate, void *context)
+{
+	PlanState  *child;
+
+	if (planstate == NULL)
+		return false;
+	child = outerPlanState(planstate);
+	if (IsA(planstate, AggState) && child != NULL && IsA(child->plan, CustomScan) &&
+		((CustomScan *) child->plan)->methods == &batch_scan_methods &&
+		((BatchScanState *) child)->serves == BATCH_SERVES_PARENT)
+		attach_aggregates((BatchScanState *) child, (AggState *) planstate);
+	return planstate_tree_walker(planstate, attach_walker, context);
+}
+
+void
+batch_attach_parents(PlanState *root)
+{
+	if (root != NULL)
+		(void) attach_walker(root, NULL);
+}
