@@ -1,0 +1,126 @@
+"""Where batch mode departs from row by row, as the differential test
+(tests/test_batch_differential.py) found it: each test fails on the code it
+was found on, and passes once batch mode gives row by row's answers, side
+effects, errors and bill there. Run in a session that has already made a
+call (the `db` fixture's)."""
+import psycopg
+import pytest
+
+from tests.test_batch_differential import documents
+
+
+@pytest.fixture
+def forty(db):
+    """40 notes, distinct texts; g takes 0, 1, 2 in no order."""
+    db.execute("DROP TABLE IF EXISTS dv_forty, dv_sink")
+    db.execute("DROP SEQUENCE IF EXISTS dv_seq")
+    db.execute("CREATE TABLE dv_forty AS SELECT n id, (n * 7) % 3 g, 'note ' || n body FROM generate_series(1, 40) n")
+    db.execute("CREATE TABLE dv_sink (x bigint, y bigint, sentiment text)")
+    db.execute("CREATE SEQUENCE dv_seq")
+    yield db
+    db.execute("DROP TABLE dv_forty, dv_sink")
+    db.execute("DROP SEQUENCE dv_seq")
+
+
+def both_ways(conn, *statements):
+    """The rows of the last of statements, run row by row, then in batch
+    mode, each time in a transaction rolled back, after dv_seq restarts."""
+    results = []
+    for mode in ("off", "on"):
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"SET LOCAL aws_ml.batch_mode = {mode}")
+            conn.execute("SELECT setval('dv_seq', 1, false)")
+            for statement in statements:
+                cursor = conn.execute(statement)
+            results.append(cursor.fetchall())
+    return results
+
+
+BELOW = ("SELECT x, nextval('dv_seq') y, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+         "FROM (SELECT nextval('dv_seq') x, body FROM dv_forty WHERE id <= 3 OFFSET 0) s")
+
+
+@pytest.mark.parametrize("sql", [
+    f"INSERT INTO dv_sink {BELOW} RETURNING x, y",
+    f"SELECT array_agg(x || ':' || y) FROM ({BELOW}) z",
+], ids=["insert_select", "aggregate"])
+def test_a_volatile_expression_below_the_batching_node_keeps_its_place_in_row_order(forty, sql):
+    """Row by row evaluates the subquery's nextval and the select list's for
+    row 1 (1, 2), then for row 2 (3, 4); batch mode evaluated the subquery's
+    for the whole batch first (1, 4; 2, 5; 3, 6): plan.c puts the node
+    under a parent that reads all its rows (INSERT, an aggregate) whatever
+    is volatile below it."""
+    row_by_row, batched = both_ways(forty, sql)
+    assert batched == row_by_row
+
+
+def test_a_query_that_fails_evaluates_nothing_volatile_past_its_failing_row(forty):
+    """Row 1 divides by zero: row by row has called nextval once; batch mode
+    had read 25 rows of the subquery below the batching node first (under
+    the Sort, which would read them all, plan.c reads ahead whatever is
+    volatile below), and the sequence shows 25."""
+    sql = ("SELECT x, 1 / (id - 1), (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+           "FROM (SELECT nextval('dv_seq') x, id, body FROM dv_forty OFFSET 0) s ORDER BY 3")
+    called = []
+    for mode in ("off", "on"):
+        forty.execute(f"SET aws_ml.batch_mode = {mode}")
+        forty.execute("SELECT setval('dv_seq', 1, false)")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            forty.execute(sql)
+        called.append(forty.execute("SELECT last_value FROM dv_seq").fetchone())
+    assert called[1] == called[0] == (1,)
+
+
+def test_a_cursor_declared_without_scroll_fetches_backward(forty):
+    """PostgreSQL makes a cursor declared without SCROLL or NO SCROLL
+    scrollable when its plan can scan backward; with a batching node in it,
+    which cannot, FETCH BACKWARD fails (55000, "cursor can only scan
+    forward") where row by row returns the row."""
+    row_by_row, batched = both_ways(
+        forty, "DECLARE c CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM dv_forty",
+        "FETCH 3 FROM c", "FETCH BACKWARD 1 FROM c")
+    assert batched == row_by_row
+
+
+def test_where_current_of_finds_the_row_below_a_one_time_filter(forty):
+    """An uncorrelated subquery in WHERE makes a Result with a One-Time
+    Filter between the batching node and the Seq Scan; scan.c's
+    scanned_relation takes the table only from a scan right below the node,
+    and WHERE CURRENT OF, which does not look inside a Custom Scan, fails
+    (24000, "not a simply updatable scan") where row by row updates row 1."""
+    row_by_row, batched = both_ways(
+        forty, "DECLARE c CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM dv_forty "
+        "WHERE (SELECT true)", "FETCH 1 FROM c", "UPDATE dv_forty SET body = 'x' WHERE CURRENT OF c RETURNING id")
+    assert batched == row_by_row == [(1,)]
+
+
+def test_order_by_with_limit_keeps_row_by_rows_rows_of_equal_key(forty):
+    """Row by row, the Limit bounds its Sort, which keeps the first 5 rows of
+    g = 0 (top-N heapsort): ids 3, 6, 9, 12, 15. In batch mode the batching
+    node between the Limit and the Sort (Limit, AwsMlBatch, Result, Sort)
+    hides the bound, the Sort sorts all 40 rows (quicksort), and other rows
+    of g = 0 come first."""
+    sql = "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM dv_forty ORDER BY g LIMIT 5"
+    row_by_row, batched = both_ways(forty, sql)
+    assert batched == row_by_row
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment, "
+    "(aws_comprehend.detect_sentiment(body || '!', 'en')).sentiment FROM dv_forty LIMIT (SELECT 1)",
+    "SELECT (aws_comprehend.detect_sentiment(b, 'en')).sentiment FROM (SELECT "
+    "(aws_comprehend.detect_sentiment(body, 'en')).sentiment || body b FROM dv_forty OFFSET 0) s LIMIT (SELECT 1)",
+], ids=["two_calls_a_row", "nested_queries"])
+def test_an_early_stop_pays_at_most_twice_row_by_row_plus_one_request(forty, emulator, sql):
+    """One row used: row by row sends 2 documents; batch mode sent 50 (the
+    bound: 2 x 2 + 25 = 29). Each call site (each batching node) reads at
+    most twice its rows used plus 25, but the 25 is paid once a site: two
+    calls a row, or a batching node reading from another, pay it twice."""
+    bills = []
+    for mode in ("off", "on"):
+        forty.execute(f"SET aws_ml.batch_mode = {mode}")
+        emulator.reset()
+        assert len(forty.execute(sql).fetchall()) == 1
+        bills.append(documents(emulator.counters())["comprehend"])
+    assert bills[0] == 2
+    assert bills[1] <= 2 * bills[0] + 25
