@@ -36,8 +36,8 @@ TABLES = ("fz_a", "fz_b", "fz_p")  # fz_p: fz_a's rows, partitioned by g
 # Parts of the grammar a run may leave out (AWS_ML_DIFFERENTIAL_WITHOUT), to look past a divergence filed.
 FEATURES = frozenset({
     "volatile", "volatile_below", "errors", "subquery", "join", "lateral", "cte", "setop", "grouping", "window",
-    "limit", "ties", "cursor", "backward", "current_of", "dml", "loop", "prepared", "fresh_session", "parallel",
-    "comprehend", "sagemaker", "bedrock", "wrappers",
+    "limit", "ties", "cursor", "implicit_scroll", "current_of", "dml", "loop", "prepared", "fresh_session", "parallel",
+    "comprehend", "sagemaker", "bedrock", "wrappers", "max_rows_column",
 })
 # Not drawn under a parallel plan: what depends on the order rows come in, which differs from run to run, and
 # subqueries run again for each outer row, each run launching workers that load the Python stack (0.3 s).
@@ -196,7 +196,7 @@ class Grammar:
 
     def max_rows(self, scope):
         """max_rows_per_batch: NULL, a constant, or (not a constant) a column's."""
-        columns = scope.of_kind("int")
+        columns = scope.of_kind("int") if self.has("max_rows_column") else []
         return self.pick(("NULL", "3", "10", "1") + ((f"NULLIF({self.pick(columns)}, 0)",) if columns else ()))
 
     def comprehend_text(self, scope, depth):
@@ -263,7 +263,7 @@ class Grammar:
 
     def window_function(self, kind, scope, depth):
         rows = Scope(columns=scope.window_rows, calls=scope.calls)
-        partition = f"PARTITION BY {self.expr('int', rows, 0)} " if self.chance(50) else ""
+        partition = f"PARTITION BY {self.expr('int', rows, 1)} " if self.chance(50) else ""
         order = f"ORDER BY {self.expr(self.pick(('int', 'text', 'float')), rows, depth)}"
         frame = self.pick(("", " ROWS BETWEEN 1 PRECEDING AND CURRENT ROW",
                            " ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING"))
@@ -536,9 +536,13 @@ class Grammar:
         return [Statement(f"PREPARE fz_p AS {query}", "status"), Statement("EXECUTE fz_p", compare),
                 Statement("EXECUTE fz_p", compare), Statement("DEALLOCATE fz_p", "status")], False
 
-    def fetches(self, count):
+    def fetches(self, count, scroll):
+        """count moves of the cursor fz_c, declared with scroll ("SCROLL ",
+        "NO SCROLL " or ""): backward too, unless it is declared without
+        either and "implicit_scroll" is left out (PostgreSQL makes such a
+        cursor scrollable when its plan can scan backward)."""
         moves = ["FETCH {n} FROM fz_c", "FETCH NEXT FROM fz_c", "MOVE {n} IN fz_c", "FETCH ALL FROM fz_c"]
-        if self.has("backward"):
+        if scroll or self.has("implicit_scroll"):
             moves += ["FETCH BACKWARD {n} FROM fz_c", "FETCH PRIOR FROM fz_c", "FETCH ABSOLUTE {n} FROM fz_c",
                       "FETCH FIRST FROM fz_c"]
         statements = []
@@ -548,11 +552,11 @@ class Grammar:
         return statements
 
     def cursor(self):
-        scroll = self.pick(("", "NO SCROLL ", "SCROLL ")) if self.has("backward") else self.pick(("", "NO SCROLL "))
+        scroll = self.pick(("", "NO SCROLL ", "SCROLL "))
         hold = self.pick(("", "WITH HOLD "))
         query = self.top_query()
         return [Statement(f"DECLARE fz_c {scroll}CURSOR {hold}FOR {query}", "status"),
-                *self.fetches(self.pick((1, 2, 3, 4))), Statement("CLOSE fz_c", "status")]
+                *self.fetches(self.pick((1, 2, 3, 4)), scroll), Statement("CLOSE fz_c", "status")]
 
     def current_of(self):
         """A cursor over fz_a, and UPDATE or DELETE ... WHERE CURRENT OF it."""
@@ -562,7 +566,7 @@ class Grammar:
         lock = " FOR UPDATE" if self.chance(30) else ""
         statements = [Statement(f"DECLARE fz_c CURSOR FOR SELECT {items} FROM fz_a{where}{lock}", "status")]
         for _ in range(self.pick((1, 2, 3))):
-            statements += self.fetches(1)
+            statements += self.fetches(1, scroll="")
             if self.chance(70):
                 statements.append(Statement(
                     f"UPDATE fz_a SET body = {self.expr('text', table, 2)}, x = {self.expr('float', table, 1)} "
