@@ -36,6 +36,17 @@ def both_ways(conn, *statements):
     return results
 
 
+def documents_both_ways(conn, emulator, sql):
+    """(rows, Comprehend's documents) of sql row by row, then in batch mode."""
+    results = []
+    for mode in ("off", "on"):
+        conn.execute(f"SET aws_ml.batch_mode = {mode}")
+        emulator.reset()
+        rows = conn.execute(sql).fetchall()
+        results.append((rows, documents(emulator.counters())["comprehend"]))
+    return results
+
+
 BELOW = ("SELECT x, nextval('dv_seq') y, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
          "FROM (SELECT nextval('dv_seq') x, body FROM dv_forty WHERE id <= 3 OFFSET 0) s")
 
@@ -116,11 +127,21 @@ def test_an_early_stop_pays_at_most_twice_row_by_row_plus_one_request(forty, emu
     bound: 2 x 2 + 25 = 29). Each call site (each batching node) reads at
     most twice its rows used plus 25, but the 25 is paid once a site: two
     calls a row, or a batching node reading from another, pay it twice."""
-    bills = []
-    for mode in ("off", "on"):
-        forty.execute(f"SET aws_ml.batch_mode = {mode}")
-        emulator.reset()
-        assert len(forty.execute(sql).fetchall()) == 1
-        bills.append(documents(emulator.counters())["comprehend"])
-    assert bills[0] == 2
-    assert bills[1] <= 2 * bills[0] + 25
+    (rows, row_by_row), (batched_rows, batched) = documents_both_ways(forty, emulator, sql)
+    assert len(batched_rows) == len(rows) == 1
+    assert row_by_row == 2
+    assert batched <= 2 * row_by_row + 25
+
+
+def test_an_input_asked_again_with_another_max_rows_per_batch_is_sent_once(forty, emulator):
+    """Each note ten times, with max_rows_per_batch 1 to 10: row by row
+    sends each of the 40 notes once (the statement cache answers the
+    other nine); batch mode sent 380. The Python layer
+    (comprehend._score, sagemaker._invoke) groups a batch's rows by
+    (language or endpoint, max rows per request) and merges identical
+    inputs only within a group, so a note goes out once a group."""
+    sql = ("SELECT count((aws_comprehend.detect_sentiment(body, 'en', k)).sentiment) "
+           "FROM dv_forty, generate_series(1, 10 + 0 * id) k")
+    (rows, row_by_row), (batched_rows, batched) = documents_both_ways(forty, emulator, sql)
+    assert batched_rows == rows == [(400,)]
+    assert batched == row_by_row == 40
