@@ -85,7 +85,7 @@ class Scope:
 @dataclass
 class Statement:
     sql: str
-    compare: str = "multiset"   # "ordered", "multiset", or "status" (no rows)
+    compare: str = "multiset"   # "ordered", "multiset", "status" (no rows) or "copy" (COPY TO's text)
 
 
 @dataclass
@@ -577,10 +577,28 @@ class Grammar:
 
     def dml(self):
         """UPDATE (of fz_a or the partitioned fz_p, with a join or not), DELETE,
-        INSERT ... SELECT, CREATE TABLE AS."""
+        INSERT ... SELECT (ON CONFLICT DO UPDATE too), MERGE, CREATE TABLE AS,
+        COPY (query) TO."""
         table = Scope(columns=tuple(self.columns_of("t")), exact=True)
         target = self.pick(("fz_a", "fz_p"))
-        shape = self.pick(("update", "delete", "insert", "create_table_as", "update_join"))
+        shape = self.pick(("update", "delete", "insert", "create_table_as", "update_join", "upsert", "merge",
+                           "copy"))
+        if shape == "upsert":
+            conflicting = Scope(columns=tuple(self.columns_of("fz_b") + self.columns_of("excluded")), exact=True)
+            return [Statement(f"INSERT INTO fz_b SELECT * FROM ({self.top_query()}) s WHERE s.id IS NOT NULL "
+                              f"ON CONFLICT (id) DO UPDATE SET body = {self.expr('text', conflicting, 2)} "
+                              "RETURNING *")]
+        if shape == "merge":
+            both = Scope(columns=tuple(self.columns_of("t") + self.columns_of("s")), exact=True)
+            matched = (f"WHEN MATCHED AND {self.expr('bool', both, 1)} THEN UPDATE SET body = "
+                       f"{self.expr('text', both, 2)}")
+            deleted = " WHEN MATCHED THEN DELETE" if self.chance(30) else ""
+            source = Scope(columns=tuple(self.columns_of("s")), exact=True)
+            inserted = f"WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.g, {self.expr('text', source, 1)}, s.x, s.y)"
+            return [Statement(f"MERGE INTO {target} t USING ({self.query(1)}) s ON t.id = s.id {matched}{deleted} "
+                              f"{inserted}", "status")]
+        if shape == "copy":
+            return [Statement(f"COPY ({self.top_query()}) TO STDOUT", "copy")]
         if shape == "update":
             where = f" WHERE {self.expr('bool', table, 2)}" if self.chance(70) else ""
             return [Statement(f"UPDATE {target} t SET body = {self.expr('text', table, 2)}, "
