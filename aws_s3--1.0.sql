@@ -42,9 +42,9 @@ RETURNS bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'aws_s3_copy_query_to_pipe';
 
--- How COPY TO lays out its output with options (checked as COPY checks them).
-CREATE FUNCTION aws_s3._copy_layout(options text, OUT format text, OUT quote text, OUT escape text,
-                                    OUT header boolean, OUT ascii_safe boolean)
+-- How COPY lays out its data with options (checked as COPY FROM, or TO, checks them).
+CREATE FUNCTION aws_s3._copy_layout(options text, is_from boolean, OUT format text, OUT quote text,
+                                    OUT escape text, OUT header boolean, OUT ascii_safe boolean)
 LANGUAGE C STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'aws_s3_copy_layout';

@@ -53,11 +53,11 @@ def _is_token_text(value):
     return value != "" and all("!" <= character <= "~" for character in value)
 
 
-def _layout(options):
-    """COPY's output format with options ({format, quote, escape, header, ascii_safe}),
-    checked as COPY checks them: before any request."""
-    return _execute("SELECT format, quote, escape, header, ascii_safe FROM aws_s3._copy_layout($1)",
-                    ["pg_catalog.text"], [options])[0]
+def _layout(options, is_from):
+    """COPY's data format with options ({format, quote, escape, header, ascii_safe}),
+    checked as COPY FROM (is_from) or TO checks them: before any request."""
+    return _execute("SELECT format, quote, escape, header, ascii_safe FROM aws_s3._copy_layout($1, $2)",
+                    ["pg_catalog.text", "pg_catalog.bool"], [options, is_from])[0]
 
 
 def _raise_failure(transfer):
@@ -76,7 +76,7 @@ def query_export_to_s3(query, s3_info, options, kms_key):
     s3_info's object with options; SSE-KMS with kms_key."""
     required("query", query)
     bucket, key, region = _location(s3_info)
-    layout = _layout(options)
+    layout = _layout(options, False)
     current = settings.current()
     encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
     client = clients.client_for(S3, current, region)
@@ -124,6 +124,7 @@ def table_import_from_s3(table_name, column_list, options, s3_info, credentials)
     summary of it."""
     required("table_name", table_name)
     bucket, key, region = _location(s3_info)
+    _layout(options, True)
     client = clients.client_for(S3, settings.current(), region, _given_credentials(credentials))
     pipe, token = backend.transfer_pipe(export=False)
     transfer = Import(client, pipe, bucket, key)

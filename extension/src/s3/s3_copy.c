@@ -56,6 +56,7 @@
 #include "python/backend.h"
 #include "python/plpython_errors.h"
 #include "python/python_lock.h"
+#include "s3/copy_arguments.h"
 #include "s3/s3_copy.h"
 #include "s3/unicode_names.h"
 
@@ -148,39 +149,6 @@ take_pipe(bool writes, int64 token)
 	return fd;
 }
 
-/* The one COPY statement sql holds, checked to have the given direction. */
-static CopyStmt *
-parse_copy(const char *sql, bool is_from)
-{
-	List	   *statements = raw_parser(sql, RAW_PARSE_DEFAULT);
-	CopyStmt   *copy;
-
-	if (list_length(statements) != 1 ||
-		!IsA(linitial_node(RawStmt, statements)->stmt, CopyStmt))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("aws_s3: the arguments must make exactly one COPY statement")));
-	copy = (CopyStmt *) linitial_node(RawStmt, statements)->stmt;
-	if (copy->is_from != is_from || copy->filename != NULL || copy->is_program ||
-		copy->whereClause != NULL || (is_from ? copy->relation == NULL : copy->query == NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("aws_s3: the arguments must make exactly one COPY statement %s",
-						is_from ? "from the S3 object into the table" : "of the query to the S3 object")));
-	return copy;
-}
-
-/* COPY's WITH clause for options as AWS takes them: NULL or blank for none */
-static char *
-with_options(text *options)
-{
-	char	   *list = options ? text_to_cstring(options) : "";
-
-	if (list[strspn(list, " \t\r\n")] == '\0')
-		return "";
-	return psprintf(" WITH (%s)", list);
-}
-
 /*
  * Throws the error being handled again as PL/Python can take it. Its
  * context, such as COPY's "COPY t, line 2, column n", goes at the end of its
@@ -206,9 +174,10 @@ rethrow_for_plpython(MemoryContext context)
 PG_FUNCTION_INFO_V1(aws_s3_copy_layout);
 
 /*
- * aws_s3._copy_layout(options text, OUT format text, OUT quote text,
- * OUT escape text, OUT header boolean, OUT ascii_safe boolean): how COPY TO
- * lays out its output with options, which it checks as COPY does; whether
+ * aws_s3._copy_layout(options text, is_from boolean, OUT format text,
+ * OUT quote text, OUT escape text, OUT header boolean, OUT ascii_safe
+ * boolean): how COPY lays out its data with options, which it checks as
+ * COPY FROM (is_from) or COPY TO does; whether
  * its records can be found in its bytes: its encoding, the session's or the
  * option's, keeps every byte of a multibyte character out of ASCII's range
  * (the server encodings do), and the quote and escape are ASCII.
@@ -225,11 +194,8 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		CopyStmt   *copy = parse_copy(psprintf("COPY (SELECT) TO STDOUT%s",
-											   with_options(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0))),
-									  false);
-
-		ProcessCopyOptions(NULL, &layout, false, copy->options);
+		parse_copy_options(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
+						   !PG_ARGISNULL(1) && PG_GETARG_BOOL(1), &layout);
 	}
 	PG_CATCH();
 	{
@@ -353,22 +319,16 @@ static const PQcommMethods export_methods = {
 
 /* COPY (query) TO STDOUT with options, its rows into the pipe fd; the rows */
 static uint64
-copy_query_to(int fd, const char *sql, CopyStmt *copy)
+copy_query_to(int fd, const char *query_text, List *options)
 {
 	ParseState *pstate = make_parsestate(NULL);
-	RawStmt    *query = makeNode(RawStmt);
+	RawStmt    *query = parse_export_query(query_text);
 	int			outer_target = target;
 	bool		outermost = (PqCommMethods != &export_methods);
 	CommandDest outer_destination = whereToSendOutput;
 	volatile uint64 rows = 0;
 
-	if (IsA(copy->query, MergeStmt))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("MERGE not supported in COPY")));
-	pstate->p_sourcetext = sql;
-	query->stmt = copy->query;
-	query->stmt_location = -1;
+	pstate->p_sourcetext = query_text;
 	if (outermost)
 	{
 		client_methods = PqCommMethods;
@@ -376,13 +336,16 @@ copy_query_to(int fd, const char *sql, CopyStmt *copy)
 	}
 	PG_TRY();
 	{
+		ArgumentErrors argument;
 		CopyToState state;
 
 		target = fd;
 		PqCommMethods = &export_methods;
 		/* the protocol's path, even in a session without a client */
 		whereToSendOutput = DestRemote;
-		state = BeginCopyTo(pstate, NULL, query, InvalidOid, NULL, false, NIL, copy->options);
+		begin_argument_errors(&argument, query_text, 0);
+		state = BeginCopyTo(pstate, NULL, query, InvalidOid, NULL, false, NIL, options);
+		end_argument_errors(&argument);
 		rows = DoCopyTo(state);
 		EndCopyTo(state);
 	}
@@ -468,7 +431,7 @@ check_copy_into(ParseState *pstate, Relation rel, List *columns)
 
 /* COPY FROM the pipe fd into rel; the rows imported */
 static uint64
-copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
+copy_from_pipe(int fd, ParseState *pstate, Relation rel, List *columns, List *options)
 {
 	int			outer_source = source;
 	volatile uint64 rows = 0;
@@ -479,7 +442,7 @@ copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
 
 		/* a trigger of rel may import too: its COPY reads its own pipe */
 		source = fd;
-		state = BeginCopyFrom(pstate, rel, NULL, NULL, false, read_pipe, copy->attlist, copy->options);
+		state = BeginCopyFrom(pstate, rel, NULL, NULL, false, read_pipe, columns, options);
 		rows = CopyFrom(state);
 		EndCopyFrom(state);
 		source = outer_source;
@@ -493,40 +456,64 @@ copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
 	return rows;
 }
 
-/* COPY table FROM STDIN with options, from the pipe fd; the rows */
+/* COPY table_name (column_list) FROM STDIN with options, from the pipe fd; the rows */
 static uint64
-copy_into_table(int fd, const char *sql, CopyStmt *copy)
+copy_into_table(int fd, const char *table_name, const char *column_list, List *options)
 {
 	ParseState *pstate = make_parsestate(NULL);
+	List	   *columns;
+	RangeVar   *table = parse_import_target(table_name, column_list, &columns);
 	Relation	rel;
 	uint64		rows;
 
-	pstate->p_sourcetext = sql;
-	rel = table_openrv(copy->relation, RowExclusiveLock);
-	refuse_names_shared_in_unicode(rel, copy->attlist);
-	check_copy_into(pstate, rel, copy->attlist);
-	rows = copy_from_pipe(fd, pstate, rel, copy);
+	rel = table_openrv(table, RowExclusiveLock);
+	refuse_names_shared_in_unicode(rel, columns);
+	check_copy_into(pstate, rel, columns);
+	rows = copy_from_pipe(fd, pstate, rel, columns, options);
 	table_close(rel, NoLock);
 	return rows;
 }
 
-/*
- * Runs sql, a COPY from the pipe of the transfer token names (is_from) or to
- * it, as the caller; the rows. Its errors are thrown as PL/Python can take
- * them.
- */
+/* The text of the function's argument n, NULL for NULL */
+#define TEXT_ARG_OR_NULL(n) (PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n)))
+
+/* An export's COPY from the arguments of _copy_query_to_pipe; the rows */
 static uint64
-copy_through_pipe(const char *sql, bool is_from, int64 token)
+export_query(int fd, FunctionCallInfo fcinfo)
+{
+	return copy_query_to(fd, TEXT_ARG_OR_NULL(0), parse_copy_options(TEXT_ARG_OR_NULL(1), false, NULL));
+}
+
+/* An import's COPY from the arguments of _copy_pipe_to_table; the rows */
+static uint64
+import_into_table(int fd, FunctionCallInfo fcinfo)
+{
+	return copy_into_table(fd, TEXT_ARG_OR_NULL(0), TEXT_ARG_OR_NULL(1),
+						   parse_copy_options(TEXT_ARG_OR_NULL(2), true, NULL));
+}
+
+/*
+ * Runs copy, the COPY of an export or an import that the arguments of the
+ * SQL function ask for, with the pipe of the transfer its last argument
+ * names, as the caller; the rows. Its first argument must not be NULL.
+ * Errors are thrown as PL/Python can take them.
+ */
+static Datum
+copy_through_pipe(FunctionCallInfo fcinfo, bool export, const char *first_argument,
+				  uint64 (*copy) (int fd, FunctionCallInfo fcinfo))
 {
 	MemoryContext context = CurrentMemoryContext;
-	int			fd = take_pipe(!is_from, token);
+	int			token_argument = PG_NARGS() - 1;
+	int			fd = take_pipe(export, PG_ARGISNULL(token_argument) ? 0 : PG_GETARG_INT64(token_argument));
 	volatile uint64 rows = 0;
 
 	PG_TRY();
 	{
-		CopyStmt   *copy = parse_copy(sql, is_from);
-
-		rows = is_from ? copy_into_table(fd, sql, copy) : copy_query_to(fd, sql, copy);
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("aws_s3: %s must not be NULL", first_argument)));
+		rows = copy(fd, fcinfo);
 	}
 	PG_CATCH();
 	{
@@ -535,7 +522,7 @@ copy_through_pipe(const char *sql, bool is_from, int64 token)
 	}
 	PG_END_TRY();
 	close(fd);
-	return rows;
+	PG_RETURN_INT64((int64) rows);
 }
 
 PG_FUNCTION_INFO_V1(aws_s3_copy_query_to_pipe);
@@ -548,16 +535,7 @@ PG_FUNCTION_INFO_V1(aws_s3_copy_query_to_pipe);
 Datum
 aws_s3_copy_query_to_pipe(PG_FUNCTION_ARGS)
 {
-	char	   *sql;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("aws_s3: query must not be NULL")));
-	/* the query on lines of its own: a trailing comment ends there */
-	sql = psprintf("COPY (\n%s\n) TO STDOUT%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
-				   with_options(PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1)));
-	PG_RETURN_INT64((int64) copy_through_pipe(sql, false, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2)));
+	return copy_through_pipe(fcinfo, true, "query", export_query);
 }
 
 PG_FUNCTION_INFO_V1(aws_s3_copy_pipe_to_table);
@@ -570,15 +548,5 @@ PG_FUNCTION_INFO_V1(aws_s3_copy_pipe_to_table);
 Datum
 aws_s3_copy_pipe_to_table(PG_FUNCTION_ARGS)
 {
-	char	   *columns = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *sql;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("aws_s3: table_name must not be NULL")));
-	sql = psprintf("COPY %s%s%s%s FROM STDIN%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
-				   columns[0] ? " (" : "", columns, columns[0] ? ")" : "",
-				   with_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2)));
-	PG_RETURN_INT64((int64) copy_through_pipe(sql, true, PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3)));
+	return copy_through_pipe(fcinfo, false, "table_name", import_into_table);
 }
