@@ -7,9 +7,10 @@ import gzip
 import subprocess
 import uuid
 
+import psycopg
 import pytest
 
-from tests.conftest import REGION, counter
+from tests.conftest import ACCESS_KEY_ID, REGION, counter
 from tests.s3_support import (BUCKET, copy_to_stdout, export, new_key, object_bytes, s3,  # noqa: F401 (fixtures)
                               s3_database, s3db, sql_error)
 
@@ -29,10 +30,10 @@ def new_table(conn, columns):
     return name
 
 
-def test_the_rds_guides_imports_run_verbatim(cluster, s3_database, s3db, s3):
+def test_the_rds_guides_imports_run_verbatim(cluster, s3_database, s3db, s3, emulator):
     """The RDS guide's import examples, names changed: '(format csv)' with a
     psql variable from create_s3_uri, a custom delimiter and a column list,
-    and a gzip-encoded file."""
+    a gzip-encoded file, and credentials with an empty session token."""
     s3.put_object(Bucket=BUCKET, Key="rds/sample_file.csv", Body=b"1,one\n2,two\n")
     s3.put_object(Bucket=BUCKET, Key="rds/dashes.txt", Body=b"1-a-b-c\n")
     s3.put_object(Bucket=BUCKET, Key="rds/test-data.gz", Body=gzip.compress(b"3,three\n"), ContentEncoding="gzip")
@@ -65,9 +66,17 @@ SELECT aws_s3.table_import_from_s3(
  't1', '', '(format csv)',
  '{BUCKET}', 'rds/test-data.gz', '{REGION}'
 );
+
+SELECT aws_s3.table_import_from_s3(
+   't1', '', '(format csv)',
+   :'s3_uri',
+   aws_commons.create_aws_credentials('AKIASAMPLEACCESSKEY1', 'sample_secret_key', '')
+);
 """)
-    assert s3db.execute("SELECT n, label FROM t1 ORDER BY n").fetchall() == [(1, "one"), (2, "two"), (3, "three")]
+    assert s3db.execute("SELECT n, label FROM t1 ORDER BY n").fetchall() == [
+        (1, "one"), (1, "one"), (2, "two"), (2, "two"), (3, "three")]
     assert s3db.execute("SELECT * FROM test").fetchall() == [(1, "a", None, "b", "c")]
+    assert emulator.counters()["s3"]["GET"]["access_key_ids"]["AKIASAMPLEACCESSKEY1"] == 1
 
 
 def test_the_rds_guides_exports_run_verbatim(cluster, s3_database, s3db, s3):
@@ -210,3 +219,28 @@ def test_a_table_name_may_list_its_columns(s3db, s3):
     table = new_table(s3db, "a int DEFAULT 7, b text")
     s3db.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)", (f"{table} (b)", BUCKET, key, REGION))
     assert s3db.execute(f"SELECT * FROM {table}").fetchall() == [(7, "x")]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT aws_s3.table_import_from_s3(%(t)s, '', '', %(b)s, %(k)s, %(r)s, 'AKIAEMPTYTOKEN000001', 'secret', '')",
+    "SELECT aws_s3.table_import_from_s3(%(t)s, '', '', aws_commons.create_s3_uri(%(b)s, %(k)s, %(r)s), "
+    "aws_commons.create_aws_credentials('AKIAEMPTYTOKEN000001', 'secret', ''))",
+])
+def test_an_empty_session_token_is_no_token(s3db, s3, emulator, sql):
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+    table = new_table(s3db, "n int")
+    s3db.execute(sql, {"t": table, "b": BUCKET, "k": key, "r": REGION})
+    assert emulator.counters()["s3"]["GET"]["access_key_ids"] == {"AKIAEMPTYTOKEN000001": 1}
+    assert s3db.execute(f"SELECT n FROM {table}").fetchall() == [(1,)]
+
+
+def test_empty_credentials_are_the_servers(s3db, s3, emulator):
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+    table = new_table(s3db, "n int")
+    s3db.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s, '', '', '')", (table, BUCKET, key, REGION))
+    assert list(emulator.counters()["s3"]["GET"]["access_key_ids"]) == [ACCESS_KEY_ID]
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        s3db.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s, '', '', 'token')",
+                     (table, BUCKET, key, REGION))

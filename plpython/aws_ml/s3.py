@@ -36,17 +36,20 @@ def _location(s3_info):
 
 def _given_credentials(credentials):
     """An aws_commons._aws_credentials_1 as botocore's credentials, or None
-    when the call gives none."""
-    if credentials is None or not any(credentials.values()):
+    when the call gives none: NULL or empty key and secret. An empty session
+    token is no token, as AWS's guide passes it."""
+    if credentials is None:
         return None
-    if not (credentials["access_key"] and credentials["secret_key"]):
+    key, secret, token = credentials["access_key"], credentials["secret_key"], credentials["session_token"] or None
+    if not (key or secret or token):
+        return None
+    if not (key and secret):
         raise invalid_argument("credentials need both an access_key and a secret_key",
                                hint="Pass all of them, or none to use the server's.")
-    if not all(_is_token_text(value) for value in credentials.values() if value is not None):
+    if not all(_is_token_text(value) for value in (key, secret, token) if value is not None):
         # never echoed: they are secrets
         raise invalid_argument("credentials must be printable ASCII without spaces, as AWS issues them")
-    return {"AccessKeyId": credentials["access_key"], "SecretAccessKey": credentials["secret_key"],
-            "SessionToken": credentials["session_token"]}
+    return {"AccessKeyId": key, "SecretAccessKey": secret, "SessionToken": token}
 
 
 def _is_token_text(value):
