@@ -78,6 +78,28 @@ static int	bedrock_request_timeout_ms = 300000;
 static int	max_attempts = 5;
 static int	statement_cache = STATEMENT_CACHE_ON;
 
+/*
+ * aws_ml.batch_mode and Aurora's apg_enable_function_migration are one
+ * switch: batch mode (batch.h's batch_mode) is on while both are on. Each
+ * keeps its own value, which PostgreSQL sets, stacks, resets and shows as
+ * any setting's; their hooks, called before the new value is stored, keep
+ * batch_mode their conjunction.
+ */
+static bool batch_mode_setting = true;
+static bool function_migration = true;
+
+static void
+assign_batch_mode(bool newval, void *extra)
+{
+	batch_mode = newval && function_migration;
+}
+
+static void
+assign_function_migration(bool newval, void *extra)
+{
+	batch_mode = batch_mode_setting && newval;
+}
+
 /* The GUC record of name, a placeholder or a defined setting; NULL if none. */
 static struct config_generic *
 find_setting(const char *name)
@@ -262,8 +284,14 @@ settings_define(void)
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("aws_ml.batch_mode",
 							 "Send the aws_ml calls of a query in batches, as Aurora's batch mode does.",
-							 NULL, &batch_mode, true,
-							 PGC_USERSET, 0, NULL, NULL, NULL);
+							 NULL, &batch_mode_setting, true,
+							 PGC_USERSET, 0, NULL, assign_batch_mode, NULL);
+	DefineCustomBoolVariable("apg_enable_function_migration",
+							 "Aurora's name for aws_ml.batch_mode: batch mode is on while both are on.",
+							 "Settable only where the aws_ml module is loaded (docs/batch-mode.md).",
+							 &function_migration, true,
+							 PGC_USERSET, GUC_DISALLOW_IN_FILE | GUC_DISALLOW_IN_AUTO_FILE,
+							 NULL, assign_function_migration, NULL);
 	DefineCustomIntVariable("aws_ml.max_concurrency",
 							"Requests of one batch sent at the same time.",
 							NULL, &max_concurrency, 4, 1, 32,
