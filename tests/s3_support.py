@@ -1,6 +1,7 @@
 """What the aws_s3 test modules share: a database with aws_s3, a bucket in
 the emulator's S3, and exports and errors through SQL."""
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -54,3 +55,15 @@ def sql_error(conn, sql, params=None):
     with pytest.raises(psycopg.Error) as caught:
         conn.execute(sql, params)
     return caught.value.diag
+
+
+def transfer_process(backend_pid):
+    """The pid of the backend's transfer process, or None."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == backend_pid:
+            return int(stat.parent.name)
+    return None

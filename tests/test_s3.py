@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ACCESS_KEY_ID, REGION, counter, create_database, in_encoding
 from tests.s3_support import (BUCKET, copy_to_stdout, export, new_key, object_bytes, s3,  # noqa: F401 (fixtures)
-                              s3_database, s3db, sql_error)
+                              s3_database, s3db, sql_error, transfer_process)
 
 ROWS_SQL = ("SELECT n, CASE WHEN n % 7 = 0 THEN NULL ELSE 'text ' || n END AS t, "
             "'a,b \"quoted\"' || E'\\n' || 'next line|' || n AS tricky, n * 1.5 AS x "
@@ -365,14 +365,16 @@ def rss_bytes(pid, field="VmRSS"):
 
 
 def test_memory_stays_flat_while_exporting_1_gb(s3db, s3):
+    """In the backend and in its transfer process."""
     pid = s3db.execute("SELECT pg_backend_pid()").fetchone()[0]
     export(s3db, "SELECT repeat('x', 1023) FROM generate_series(1, 20000)", new_key())  # warmed up: 20 MB
-    baseline = rss_bytes(pid)
+    processes = (pid, transfer_process(pid))
+    baselines = [rss_bytes(each) for each in processes]
     samples, done = [], threading.Event()
 
     def sample():
         while not done.wait(0.1):
-            samples.append(rss_bytes(pid))
+            samples.append([rss_bytes(each) for each in processes])
     sampler = threading.Thread(target=sample)
     sampler.start()
     key = new_key()
@@ -385,7 +387,8 @@ def test_memory_stays_flat_while_exporting_1_gb(s3db, s3):
     s3.delete_object(Bucket=BUCKET, Key=key)
     assert len(samples) > 10
     # a part being uploaded, the next one filling, the pipe: not the gigabyte
-    assert max(samples) - baseline < 48 * 1024 * 1024, (baseline, max(samples))
+    for baseline, peak in zip(baselines, map(max, zip(*samples))):
+        assert peak - baseline < 48 * 1024 * 1024, (baselines, peak)
 
 
 @pytest.mark.parametrize("sql, sqlstate", [("SELECT 1 / 0", "22012"), ("SELECT FROM WHERE", "42601")])

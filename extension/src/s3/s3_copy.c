@@ -2,23 +2,25 @@
  * s3_copy.c: COPY between the server and aws_s3's transfers, through a pipe.
  *
  * The Python layer asks for a pipe (aws_s3_transfer_pipe, bound with ctypes)
- * and keeps one end on a thread that uploads to or downloads from S3. The
- * other end stays here, with a random token that only the Python layer
- * knows, until the aws_s3._copy_* call that gives the token takes it: an
- * export runs COPY (query) TO STDOUT, whose rows this module writes into the
- * pipe instead of sending them to the client; an import runs COPY table FROM
- * the pipe. Those SQL functions touch no other pipe or file, and do nothing
- * without the token; the pipe is dropped when the transaction ends.
+ * and hands one end to the backend's transfer process, which uploads to or
+ * downloads from S3 (aws_ml/transfer_process.py). The other end stays here,
+ * with a random token that only the Python layer knows, until the
+ * aws_s3._copy_* call that gives the token takes it: an export runs COPY
+ * (query) TO STDOUT, whose rows this module writes into the pipe instead of
+ * sending them to the client; an import runs COPY table FROM the pipe. Those
+ * SQL functions touch no other pipe or file, and do nothing without the
+ * token; the pipe is dropped when the transaction ends. Their arguments are
+ * parsed each on its own (copy_arguments.c).
  *
  * COPY's own code formats and parses the data, so an export is byte for byte
  * what COPY (query) TO STDOUT writes, and the caller's privileges and the
  * table's row security apply as to a COPY the caller runs.
  *
  * PL/Python holds Python's global interpreter lock (GIL) while the backend
- * runs, and the transfer thread needs it to move the data. So whenever COPY
- * waits on the pipe (full for an export, empty for an import), this module
- * lets go of the GIL for just that wait: nothing else runs on this thread
- * meanwhile (python_lock.c).
+ * runs. Whenever COPY waits on the pipe (full for an export, empty for an
+ * import), this module lets go of it for just that wait, so that the
+ * backend's own request threads (a batch-mode query's next batch) run
+ * meanwhile: nothing else runs on this thread then (python_lock.c).
  */
 #include "postgres.h"
 
@@ -222,7 +224,7 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 
 /*
  * Writes an export's data into its pipe: at once while the pipe has room,
- * else waiting, without the GIL, for the transfer thread to take some.
+ * else waiting, without the GIL, for the transfer process to take some.
  * Interrupts are served while it waits.
  */
 static void
@@ -377,7 +379,7 @@ read_pipe(void *buffer, int minread, int maxread)
 		int			ready;
 
 		CHECK_FOR_INTERRUPTS();
-		/* the transfer thread writes into the pipe meanwhile */
+		/* the backend's request threads may run meanwhile */
 		python_release();
 		ready = poll(&wait_for, 1, POLL_MILLISECONDS);
 		python_take_back();
