@@ -73,8 +73,22 @@ static uint64 server_end_token = 0;
 /* The pipe COPY FROM is reading, for read_pipe. */
 static int	source = -1;
 
-/* The pipe an export's COPY writes to, for export_putmessage. */
-static int	target = -1;
+/*
+ * An export's pipe and the rows not yet written into it: a write a row
+ * would cost the backend a system call each, and wake the transfer process
+ * for each.
+ */
+#define PIPE_WRITE_BYTES (128 * 1024)
+
+typedef struct ExportTarget
+{
+	int			fd;
+	char	   *pending;		/* PIPE_WRITE_BYTES at most */
+	size_t		used;
+} ExportTarget;
+
+/* The export whose COPY runs, for export_putmessage. */
+static ExportTarget *target = NULL;
 
 static void
 drop_pipe(void)
@@ -228,11 +242,11 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
  * Interrupts are served while it waits.
  */
 static void
-write_pipe(const char *data, size_t size)
+write_pipe(int fd, const char *data, size_t size)
 {
 	while (size > 0)
 	{
-		ssize_t		written = write(target, data, size);
+		ssize_t		written = write(fd, data, size);
 
 		if (written > 0)
 		{
@@ -250,7 +264,7 @@ write_pipe(const char *data, size_t size)
 					 errmsg("aws_s3: could not write to the upload to S3: %m")));
 		if (written < 0 && errno == EAGAIN)
 		{
-			struct pollfd wait_for = {.fd = target,.events = POLLOUT};
+			struct pollfd wait_for = {.fd = fd,.events = POLLOUT};
 
 			python_release();
 			(void) poll(&wait_for, 1, POLL_MILLISECONDS);
@@ -269,11 +283,29 @@ write_pipe(const char *data, size_t size)
 static const PQcommMethods *client_methods = NULL;
 static bool client_connected = false;
 
+/* Writes what the export's COPY has written so far into its pipe. */
+static void
+flush_target(void)
+{
+	write_pipe(target->fd, target->pending, target->used);
+	target->used = 0;
+}
+
 static int
 export_putmessage(char msgtype, const char *s, size_t len)
 {
 	if (msgtype == 'd')
-		write_pipe(s, len);
+	{
+		if (target->used + len > PIPE_WRITE_BYTES)
+			flush_target();
+		if (len >= PIPE_WRITE_BYTES)
+			write_pipe(target->fd, s, len);
+		else
+		{
+			memcpy(target->pending + target->used, s, len);
+			target->used += len;
+		}
+	}
 	else if (msgtype != 'H' && msgtype != 'c' && client_connected)
 		return client_methods->putmessage(msgtype, s, len);
 	return 0;
@@ -325,7 +357,8 @@ copy_query_to(int fd, const char *query_text, List *options)
 {
 	ParseState *pstate = make_parsestate(NULL);
 	RawStmt    *query = parse_export_query(query_text);
-	int			outer_target = target;
+	ExportTarget *outer_target = target;
+	ExportTarget export = {fd, palloc(PIPE_WRITE_BYTES), 0};
 	bool		outermost = (PqCommMethods != &export_methods);
 	CommandDest outer_destination = whereToSendOutput;
 	volatile uint64 rows = 0;
@@ -341,7 +374,7 @@ copy_query_to(int fd, const char *query_text, List *options)
 		ArgumentErrors argument;
 		CopyToState state;
 
-		target = fd;
+		target = &export;
 		PqCommMethods = &export_methods;
 		/* the protocol's path, even in a session without a client */
 		whereToSendOutput = DestRemote;
@@ -350,6 +383,7 @@ copy_query_to(int fd, const char *query_text, List *options)
 		end_argument_errors(&argument);
 		rows = DoCopyTo(state);
 		EndCopyTo(state);
+		flush_target();
 	}
 	PG_FINALLY();
 	{
