@@ -4,6 +4,7 @@ import writes an S3 object into the pipe its COPY FROM reads. Requests run
 on worker threads in a Flight (inflight.py), stopped at once when the
 backend gives the transfer up; each is recorded for the backend's
 aws_ml.stats()."""
+import collections
 import concurrent.futures
 import os
 import select
@@ -22,6 +23,7 @@ from .errors import INVALID_PARAMETER, NETWORK_FAILURE, AwsMlError, from_botocor
 from .services import S3
 
 PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB a part, but for the last
+PARTS_IN_FLIGHT = 2
 READ_SIZE = 1024 * 1024
 CLEANUP_SECONDS = 10
 _LIFECYCLE_HINT = ("Remove it, and give the bucket a lifecycle rule that aborts incomplete multipart uploads.")
@@ -151,28 +153,44 @@ class S3Object:
         self.export, self.key = export, key
         self.size = 0
         self.upload_id = None
-        self.parts = []
-        self.buffer = bytearray()
+        self.parts_sent = 0
+        self.parts = []  # those S3 took: {ETag, PartNumber}
+        # the part filling, handed to its request when full: PART_SIZE bytes,
+        # or a small file's size to begin with (it grows past it)
+        self.buffer, self.filled = None, 0
         self.complete = False
         self.put_unanswered = False  # a PutObject got no answer: S3 may hold the object, or the one before
 
     def write(self, data):
-        self.buffer += data
-        self.size += len(data)
-        while len(self.buffer) >= PART_SIZE:
-            self.export.upload_part(self, bytes(memoryview(self.buffer)[:PART_SIZE]))
-            del self.buffer[:PART_SIZE]
+        view = memoryview(data)
+        self.size += len(view)
+        while view:
+            if self.buffer is None:
+                self.buffer = bytearray(min(PART_SIZE, self.export.max_file_size))
+            taken = min(len(view), PART_SIZE - self.filled)
+            self.buffer[self.filled:self.filled + taken] = view[:taken]
+            self.filled += taken
+            view = view[taken:]
+            if self.filled == PART_SIZE:
+                self.export.upload_part(self, self.buffer)
+                self.buffer, self.filled = None, 0
+
+    def pending(self):
+        """The bytes of the part filling."""
+        if self.buffer is None or self.filled == len(self.buffer):
+            return self.buffer or b""
+        return bytes(memoryview(self.buffer)[:self.filled])
 
     def seal(self):
         """The file is whole and another follows: its last part goes too."""
-        if self.buffer or self.upload_id is None:
-            self.export.upload_part(self, bytes(self.buffer))
-        self.buffer = bytearray()
+        if self.filled or self.upload_id is None:
+            self.export.upload_part(self, self.pending())
+        self.buffer, self.filled = None, 0
 
     def completion(self):
         """The request that makes the file visible, whole: (operation, parameters)."""
         if self.upload_id is None:
-            return "PutObject", {"Bucket": self.export.bucket, "Key": self.key, "Body": bytes(self.buffer),
+            return "PutObject", {"Bucket": self.export.bucket, "Key": self.key, "Body": self.pending(),
                                  **self.export.encryption}
         return "CompleteMultipartUpload", {
             "Bucket": self.export.bucket, "Key": self.key, "UploadId": self.upload_id,
@@ -182,9 +200,9 @@ class S3Object:
 class Export:
     """Uploads what COPY TO writes: file_path, then file_path_part2, ...
     each going on in the next at the first record end past max_file_size
-    bytes; a header record starts every file. One part uploads while the
-    next fills. Nothing is visible before the backend commits, once COPY
-    has succeeded: then every file is completed at once."""
+    bytes; a header record starts every file. PARTS_IN_FLIGHT parts upload
+    while the next fills. Nothing is visible before the backend commits,
+    once COPY has succeeded: then every file is completed at once."""
 
     def __init__(self, requests, pipe, job):
         self.requests, self.pipe = requests, pipe
@@ -194,7 +212,7 @@ class Export:
         self.header = bytearray() if job["layout"]["header"] and self.records else None
         self._header_done = self.header is None
         self.objects = []
-        self._uploading = None  # (the object, its part number, the UploadPart submitted)
+        self._uploading = collections.deque()  # (the object, its part number, the UploadPart submitted)
 
     def run(self, committed):
         """Uploads until the pipe ends, then completes every file once the
@@ -247,29 +265,31 @@ class Export:
         current.write(data)
 
     def upload_part(self, target, data):
-        """Sends data as target's next part, once the part before (of any
-        file) is in: one part uploads at a time."""
-        self._uploaded()
+        """Sends data as target's next part, once fewer than
+        PARTS_IN_FLIGHT (of any file) are on their way."""
+        while len(self._uploading) >= PARTS_IN_FLIGHT:
+            self._uploaded()
         if target.upload_id is None:
             target.upload_id = self.requests.send("CreateMultipartUpload", Bucket=self.bucket, Key=target.key,
                                                   **self.encryption)["UploadId"]
-        number = len(target.parts) + 1
-        self._uploading = target, number, self.requests.submit(
-            "UploadPart", Bucket=self.bucket, Key=target.key, UploadId=target.upload_id, PartNumber=number, Body=data)
+        target.parts_sent += 1
+        self._uploading.append((target, target.parts_sent, self.requests.submit(
+            "UploadPart", Bucket=self.bucket, Key=target.key, UploadId=target.upload_id,
+            PartNumber=target.parts_sent, Body=data)))
 
     def _uploaded(self):
-        if self._uploading is not None:
-            target, number, submitted = self._uploading
-            self._uploading = None
-            target.parts.append({"ETag": self.requests.answer(submitted)["ETag"], "PartNumber": number})
+        """Waits for the oldest part on its way."""
+        target, number, submitted = self._uploading.popleft()
+        target.parts.append({"ETag": self.requests.answer(submitted)["ETag"], "PartNumber": number})
 
     def _complete(self):
         """Completes every file at once; raises the first failure (the files
         completed meanwhile stay so: discard() names them)."""
         last = self.objects[-1]
-        if last.upload_id is not None and last.buffer:
+        if last.upload_id is not None and last.filled:
             last.seal()
-        self._uploaded()
+        while self._uploading:
+            self._uploaded()
         submitted = [(each, self.requests.submit(operation, **params))
                      for each, (operation, params) in ((each, each.completion()) for each in self.objects)]
         failure = None
