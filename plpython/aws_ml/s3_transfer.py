@@ -79,6 +79,7 @@ class Requests:
             "needs-retry", stats.throttle_observer(S3, lambda service, operation: self.throttles.append(operation)))
         inflight.track(self.client)
         self.flight = inflight.Flight()
+        self._lasting = inflight.Flight()
         self.stopping = threading.Event()
         self.records = []  # [operation, milliseconds, retries, failed]
         self.throttles = []  # the operation of each attempt S3 throttled
@@ -97,10 +98,12 @@ class Requests:
         finally:
             self.records.append([operation, (time.monotonic() - started) * 1000, retries, failed])
 
-    def submit(self, operation, **params):
-        """Sends an S3 request on a worker thread; answer() waits for it."""
+    def submit(self, operation, lasting=False, **params):
+        """Sends an S3 request on a worker thread; answer() waits for it.
+        lasting: a stop does not cut it, as the cleanup needs its answer."""
         method = getattr(self.client, xform_name(operation))
-        return operation, params, wait.submit(self.flight, lambda: self.timed(operation, lambda: method(**params)))
+        return operation, params, wait.submit(self._lasting if lasting else self.flight,
+                                              lambda: self.timed(operation, lambda: method(**params)))
 
     def answer(self, submitted):
         """The answer of a submitted request, once it comes, unless the
@@ -139,6 +142,7 @@ class Requests:
         futures = {wait.submit(flight, task): what for task, what in tasks.items()}
         done, _ = concurrent.futures.wait(futures, CLEANUP_SECONDS)
         flight.ground()
+        self._lasting.ground()
         return {what: (future.exception() if future in done else None)
                 for future, what in futures.items() if future not in done or future.exception() is not None}
 
@@ -153,6 +157,7 @@ class S3Object:
         self.export, self.key = export, key
         self.size = 0
         self.upload_id = None
+        self.creating = None  # its CreateMultipartUpload, submitted
         self.parts_sent = 0
         self.parts = []  # those S3 took: {ETag, PartNumber}
         # the part filling, handed to its request when full: PART_SIZE bytes,
@@ -270,8 +275,10 @@ class Export:
         while len(self._uploading) >= PARTS_IN_FLIGHT:
             self._uploaded()
         if target.upload_id is None:
-            target.upload_id = self.requests.send("CreateMultipartUpload", Bucket=self.bucket, Key=target.key,
-                                                  **self.encryption)["UploadId"]
+            # a stop must not lose the upload S3 may have created: discard() aborts it
+            target.creating = self.requests.submit("CreateMultipartUpload", lasting=True, Bucket=self.bucket,
+                                                   Key=target.key, **self.encryption)
+            target.upload_id = self.requests.answer(target.creating)["UploadId"]
         target.parts_sent += 1
         self._uploading.append((target, target.parts_sent, self.requests.submit(
             "UploadPart", Bucket=self.bucket, Key=target.key, UploadId=target.upload_id,
@@ -310,13 +317,11 @@ class Export:
         completed: aborts its uploads (never deletes a key: the object there
         is what was there before, or another session's). The WARNINGs
         (message, hint) for what is left."""
-        open_uploads = [each for each in self.objects if each.upload_id is not None and not each.complete]
-        requests, client, bucket = self.requests, self.requests.client, self.bucket
-        left = requests.cleanup({
-            (lambda each=each: requests.timed("AbortMultipartUpload", lambda: client.abort_multipart_upload(
-                Bucket=bucket, Key=each.key, UploadId=each.upload_id))): each for each in open_uploads})
+        uploads = [each for each in self.objects if each.creating is not None and not each.complete]
+        left = self.requests.cleanup({(lambda each=each: self._abort(each)): each for each in uploads})
+        bucket = self.bucket
         warnings = [(f"aws_s3: could not remove the multipart upload {each.upload_id} of s3://{bucket}/{each.key} "
-                     "of the failed export", _LIFECYCLE_HINT) for each in open_uploads if each in left]
+                     "of the failed export", _LIFECYCLE_HINT) for each in uploads if each in left]
         warnings += [(f"aws_s3: the failed export completed s3://{bucket}/{each.key} before it failed: the file "
                       "holds the export's data", "Export again, or remove the file.")
                      for each in self.objects if each.complete]
@@ -324,6 +329,22 @@ class Export:
                       "no answer", "Check the object: it is this export's data, or what was there before.")
                      for each in self.objects if each.put_unanswered]
         return warnings
+
+    def _abort(self, each):
+        """Aborts each's upload, once its creation (under way when the
+        transfer stopped) has answered."""
+        if each.upload_id is None:
+            try:
+                each.upload_id = each.creating[2].result()["UploadId"]
+            except (BotoCoreError, ClientError):
+                return  # S3 created none
+        try:
+            self.requests.timed("AbortMultipartUpload", lambda: self.requests.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=each.key, UploadId=each.upload_id))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
+            each.complete = True  # its completion was under way when the transfer stopped, and went through
 
 
 class Import:
