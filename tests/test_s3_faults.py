@@ -227,6 +227,7 @@ def test_an_export_whose_transfer_process_is_killed_fails(s3db, s3, emulator, lo
     error = exporting.join().error
     assert (error.sqlstate, error.diag.message_primary) == ("58000",
                                                             "aws_ml: the aws_s3 transfer process ended unexpectedly")
+    assert error.diag.message_detail == "It was killed by signal 9 (SIGKILL)."
     assert files_under(s3, key) == {}
     [upload] = open_uploads(s3, key)
     s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"])

@@ -9,6 +9,7 @@ backend ends."""
 import collections
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,8 +37,13 @@ def interpreter():
     return os.path.join(sys.base_exec_prefix, "bin", f"python{sys.version_info.major}.{sys.version_info.minor}")
 
 
-def _ended_unexpectedly():
-    return AwsMlError(SYSTEM_ERROR, "the aws_s3 transfer process ended unexpectedly",
+def _ended_unexpectedly(process):
+    """The error of a transfer whose process ended before it (process.end()
+    has reaped it, if it could)."""
+    status = process.popen.returncode
+    detail = (None if status is None else f"It exited with status {status}." if status >= 0
+              else f"It was killed by signal {-status} ({signal.Signals(-status).name}).")
+    return AwsMlError(SYSTEM_ERROR, "the aws_s3 transfer process ended unexpectedly", detail,
                       hint="The server log may say why; try again.")
 
 
@@ -134,7 +140,7 @@ class Transfer:
         """The transfer process ended before the transfer did."""
         _end_process(self.process)
         self.ended = True
-        self.failure = self.failure or _ended_unexpectedly()
+        self.failure = self.failure or _ended_unexpectedly(self.process)
 
     def finish(self):
         """Once COPY has succeeded: the transfer's result, when it has ended
@@ -194,7 +200,7 @@ def start(kind, pipe, **job):
                 pass
             # an idle process ended as it was handed the transfer: once more, with a new one
             _end_process(transfer.process)
-        raise _ended_unexpectedly()
+        raise _ended_unexpectedly(transfer.process)
     finally:
         os.close(pipe)
 
