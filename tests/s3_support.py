@@ -58,12 +58,13 @@ def sql_error(conn, sql, params=None):
 
 
 def transfer_process(backend_pid):
-    """The pid of the backend's transfer process, or None."""
+    """The pid of the backend's transfer process, or None (an idle one that
+    ended is a zombie until the backend's next transfer)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
         except OSError:
             continue
-        if int(fields[1]) == backend_pid:
+        if int(parent) == backend_pid and state != "Z":
             return int(stat.parent.name)
     return None
