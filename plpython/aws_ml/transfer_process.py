@@ -83,9 +83,13 @@ class _Process:
             self._mailboxes[message["job"]].append(message)
         return mailbox.popleft()
 
+    def release(self, number):
+        """Transfer number has ended."""
+        self._mailboxes.pop(number, None)
+
     def forget(self, number):
         """Transfer number's messages to come are dropped: the backend stopped waiting for it."""
-        self._mailboxes.pop(number, None)
+        self.release(number)
         self._forgotten.add(number)
 
     def end(self):
@@ -122,6 +126,7 @@ class Transfer:
         if "done" in message or "aborted" in message:
             _record(message)
             self.result, self.ended = message.get("done"), True
+            self.process.release(self.number)
 
     def _receive(self, timeout):
         try:
@@ -188,7 +193,7 @@ def start(kind, pipe, **job):
     global _process
     number = next(_numbers)
     try:
-        for attempt in range(2):
+        for _ in range(2):
             if _process is None:
                 _process = _Process()
             transfer = Transfer(_process, number)
