@@ -22,9 +22,15 @@ AWS_ML_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 PG_CPPFLAGS = -I$(srcdir)/extension/src -DAWS_ML_VERSION='"$(AWS_ML_VERSION)"' -Werror=implicit-function-declaration -Wall -Wextra \
 	-Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
+# Each object's header dependencies (foo.d beside foo.o), so that a changed
+# header rebuilds what includes it.
+PG_CFLAGS += -MMD -MP
+EXTRA_CLEAN = $(OBJS:.o=.d)
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+-include $(OBJS:.o=.d)
 
 PYTHON_DIR = $(pkglibdir)/aws_ml-python
 # the module looks for the package of its own version

@@ -18,6 +18,7 @@
 
 #include "executor/execExpr.h"
 #include "executor/nodeAgg.h"
+#include "pgstat.h"
 #include "nodes/nodeFuncs.h"
 #include "utils/datum.h"
 
@@ -40,6 +41,25 @@ same_arguments(BatchSite *held, int row, FunctionCallInfo fcinfo)
 	return true;
 }
 
+/*
+ * A call answered from the batch is still a call of the function in
+ * pg_stat_user_functions. A function with a SET clause (every aws_ml
+ * function) is called through fmgr's security wrapper, which counts it
+ * (its step never does): count it here instead, as the wrapper would.
+ */
+static void
+count_call(BatchSite *site)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+	PgStat_FunctionCallUsage usage;
+
+	if (!site->counts_its_calls)
+		return;
+	InitFunctionCallInfoData(*fcinfo, &site->counted, 0, InvalidOid, NULL, NULL);
+	pgstat_init_function_usage(fcinfo, &usage);
+	pgstat_end_function_usage(&usage, true);
+}
+
 static Datum
 redirected_call(PG_FUNCTION_ARGS)
 {
@@ -56,6 +76,8 @@ redirected_call(PG_FUNCTION_ARGS)
 
 		if (answer == ANSWER_READY && same_arguments(held, row, fcinfo))
 		{
+			if (!context->speculative)
+				count_call(site);
 			fcinfo->isnull = held->nulls[row];
 			return held->nulls[row] ? (Datum) 0 : datumCopy(held->values[row], site->resultbyval, site->resultlen);
 		}
@@ -138,7 +160,11 @@ batch_redirect(ExprState *state, BatchScanState *node, bool ahead)
 		if (site == NULL || op->d.func.fcinfo_data->context != NULL)
 			continue;
 		if (site->function == NULL)
+		{
 			site->function = op->d.func.fn_addr;
+			/* fmgr's security wrapper: the step never counts the call, the wrapper does */
+			site->counts_its_calls = op->d.func.finfo->fn_stats == TRACK_FUNC_ALL;
+		}
 		else if (site->function != op->d.func.fn_addr)
 			continue;
 		op->d.func.fn_addr = redirected_call;

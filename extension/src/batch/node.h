@@ -45,6 +45,8 @@ typedef struct BatchSite
 	bool		redirected;		/* found among the steps evaluated */
 	bool		wanted;			/* it, or a site sharing its answers, is redirected */
 	PGFunction	function;		/* the call's own function */
+	bool		counts_its_calls;	/* its function counts its calls itself */
+	FmgrInfo	counted;		/* the function as pg_stat_user_functions counts it */
 	bool		strict;
 	int16		resultlen;
 	bool		resultbyval;
@@ -68,6 +70,7 @@ typedef struct BatchSite
 	char	   *answer;			/* Answer */
 	Datum	   *arg_values;		/* nrows * nargs */
 	bool	   *arg_nulls;
+	Datum	   *csv_lines;		/* SageMaker's model inputs as the request's CSV row */
 	Datum	   *values;
 	bool	   *nulls;
 	ErrorData **errors;

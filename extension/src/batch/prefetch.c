@@ -243,6 +243,20 @@ copy_value(BatchScanState *node, Datum value, bool isnull, bool byval, int16 len
 	return value;
 }
 
+/* SageMaker's model inputs of row as one CSV row, as the row's call writes them (it may fail: an empty array). */
+static Datum
+csv_line_of(BatchScanState *node, BatchSite *site, int row)
+{
+	int			first = batch_functions[site->kind].nargs - 1;
+	Size		at = (Size) row * site->nargs + first;
+	CsvRow		csv;
+	text	   *line;
+
+	csv_row_init(&csv);
+	line = csv_line(&csv, site->input_types, &site->arg_values[at], &site->arg_nulls[at], site->nargs - first);
+	return copy_value(node, PointerGetDatum(line), false, false, -1);
+}
+
 /* Evaluates site's condition and arguments for the loaded row: ANSWER_ASKED if it makes the call. */
 static void
 evaluate_site(BatchScanState *node, BatchSite *site, ExprContext *econtext, int row)
@@ -268,7 +282,14 @@ evaluate_site(BatchScanState *node, BatchSite *site, ExprContext *econtext, int 
 		site->arg_values[at] = copy_value(node, value, site->arg_nulls[at], site->argbyval[i], site->arglen[i]);
 		any_null |= site->arg_nulls[at];
 	}
-	site->answer[row] = site->strict && any_null ? ANSWER_SKIPPED : ANSWER_ASKED;
+	if (site->strict && any_null)
+	{
+		site->answer[row] = ANSWER_SKIPPED;
+		return;
+	}
+	if (site->input_types)
+		site->csv_lines[row] = csv_line_of(node, site, row);
+	site->answer[row] = ANSWER_ASKED;
 }
 
 typedef struct Stage
@@ -341,9 +362,10 @@ evaluate_ahead(BatchScanState *node, Bitmapset *sites, bool parallel, int from)
 
 		if (error == NULL)
 			break;
-		/* the row's own evaluation raises it, if the query gets there */
+		/* the row's own evaluation raises it, if the query gets there: nothing after it is asked for before */
 		FreeErrorData(error);
 		skip(node, sites, node->ahead_row, stage.loading ? -1 : node->ahead_site);
+		node->ask_limit = Min(node->ask_limit, node->ahead_row);
 		if (stage.loading)
 		{
 			node->ahead_row++;
@@ -449,7 +471,6 @@ build_request(BatchScanState *node, Request *request, int *rows, int count)
 	Size		limit = Min((Size) work_mem * 1024, MaxAllocSize / 4);
 	Datum	   *values[BATCH_MAX_ARGS];
 	bool	   *nulls[BATCH_MAX_ARGS];
-	CsvRow		csv;
 	Size		bytes = 0;
 	int			n;
 	int			lbound = 1;
@@ -459,8 +480,6 @@ build_request(BatchScanState *node, Request *request, int *rows, int count)
 		values[i] = palloc(sizeof(Datum) * count);
 		nulls[i] = palloc(sizeof(bool) * count);
 	}
-	if (function->csv_inputs)
-		csv_row_init(&csv);
 	for (n = 0; n < count && (n == 0 || bytes < limit); n++)
 	{
 		Size		at = (Size) rows[n] * site->nargs;
@@ -469,8 +488,7 @@ build_request(BatchScanState *node, Request *request, int *rows, int count)
 		{
 			if (function->csv_inputs && i == function->nargs - 1)
 			{
-				values[i][n] = PointerGetDatum(csv_line(&csv, site->input_types, &site->arg_values[at + i],
-														&site->arg_nulls[at + i], site->nargs - i));
+				values[i][n] = site->csv_lines[rows[n]];
 				nulls[i][n] = false;
 				bytes += VARSIZE(DatumGetPointer(values[i][n]));
 				continue;

@@ -21,6 +21,8 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/extensible.h"
@@ -29,6 +31,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
+#include "pgstat.h"
 
 #include "batch/node.h"
 #include "batch/sites.h"
@@ -37,6 +41,24 @@
 #define MAX_BATCH_ROWS 1000
 /* Documents a Comprehend request carries: the batch's first size, and the bill's slack. */
 #define FIRST_BATCH_ROWS 25
+
+/*
+ * The track_functions level from which a call of function counts, as fmgr
+ * sets it for the function itself: a C function's with track_functions =
+ * all, another language's unless it is off.
+ */
+static int
+tracked_from(Oid function)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	int			level;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", function);
+	level = ((Form_pg_proc) GETSTRUCT(tuple))->prolang == ClanguageId ? TRACK_FUNC_PL : TRACK_FUNC_OFF;
+	ReleaseSysCache(tuple);
+	return level;
+}
 
 static void
 init_site(BatchScanState *node, BatchSite *site, List *private, int n, List *planned)
@@ -52,6 +74,8 @@ init_site(BatchScanState *node, BatchSite *site, List *private, int n, List *pla
 	site->planned = lsecond(planned);
 	site->nargs = list_length(site->planned->args);
 	site->strict = func_strict(site->planned->funcid);
+	site->counted.fn_oid = site->planned->funcid;
+	site->counted.fn_stats = tracked_from(site->planned->funcid);
 	get_typlenbyval(exprType((Node *) site->planned), &site->resultlen, &site->resultbyval);
 	site->live.type = T_ExtensibleNode;
 	site->live.site = site;
@@ -207,6 +231,8 @@ allocate_answers(BatchScanState *node)
 		site->answer = palloc0(sizeof(char) * n);
 		site->arg_values = palloc0(sizeof(Datum) * n * Max(site->nargs, 1));
 		site->arg_nulls = palloc0(sizeof(bool) * n * Max(site->nargs, 1));
+		if (site->input_types)
+			site->csv_lines = palloc0(sizeof(Datum) * n);
 		site->values = palloc0(sizeof(Datum) * n);
 		site->nulls = palloc0(sizeof(bool) * n);
 		site->errors = palloc0(sizeof(ErrorData *) * n);
