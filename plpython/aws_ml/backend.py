@@ -18,6 +18,7 @@ _ACCESSORS = {
     "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
     "aws_ml_database_encoding": (ctypes.c_char_p, ()),
     "aws_ml_guard_errors": (ctypes.c_void_p, ()),
+    "aws_ml_processes_sharing_requests": (ctypes.c_int, ()),
     "aws_ml_unguard_errors": (None, (ctypes.c_void_p,)),
 }
 _module = None
@@ -109,6 +110,12 @@ def guard_errors():
 def unguard_errors(guard):
     if guard is not None:
         _accessors().aws_ml_unguard_errors(guard)
+
+
+def processes_sharing_requests():
+    """The processes of a parallel query that share aws_ml.max_concurrency
+    while a batch is asked for (0: this process alone)."""
+    return _accessors().aws_ml_processes_sharing_requests()
 
 
 def in_parallel_mode():

@@ -89,7 +89,9 @@ class AwsMlError(Exception):
         self.about_input = sqlstate in _INPUT_SQLSTATES if about_input is None else about_input
 
     def full_message(self):
-        if self.ordinality is None:
+        """The message, naming the input it is about (a failure of the service
+        or the network is about no input of the batch)."""
+        if self.ordinality is None or not self.about_input:
             return self.message
         return f"{self.message} (the input at ordinality {self.ordinality})"
 

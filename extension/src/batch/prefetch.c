@@ -31,6 +31,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "utils/array.h"
 #include "utils/datum.h"
@@ -39,6 +40,7 @@
 #include "utils/resowner.h"
 
 #include "batch/node.h"
+#include "python/backend.h"
 #include "batch/sites.h"
 
 /* ---------------------------------------------------------------------
@@ -389,20 +391,17 @@ typedef struct Request
 	int			answered;
 } Request;
 
-typedef struct RequestContext
-{
-	BatchSite  *site;
-	int			count;
-} RequestContext;
-
 static void
 request_context(void *arg)
 {
-	RequestContext *context = arg;
-	const BatchFunction *function = &batch_functions[context->site->kind];
+	Request    *request = arg;
+	BatchSite  *site = request->site;
+	const BatchFunction *function = &batch_functions[site->kind];
+	int64		first = site->node->fetched - site->node->nrows + 1;
 
-	errcontext("aws_ml batch mode: %s.%s for a batch of %d rows", function->schema, function->name,
-			   context->count);
+	errcontext("aws_ml batch mode: %s.%s asked ahead for %d rows, the node's rows " INT64_FORMAT " to " INT64_FORMAT,
+			   function->schema, function->name, request->count, first + request->rows[0],
+			   first + request->rows[request->count - 1]);
 }
 
 /* Calls the batch-mode form for request's rows; keeps the answers it gives, in order. */
@@ -415,7 +414,6 @@ call_rows_function(BatchScanState *node, ExprContext *econtext, void *arg)
 	LOCAL_FCINFO(fcinfo, BATCH_MAX_ARGS);
 	ReturnSetInfo rsinfo = {T_ReturnSetInfo};
 	ErrorContextCallback error_context;
-	RequestContext context = {site, request->count};
 
 	rsinfo.econtext = econtext;
 	rsinfo.allowedModes = SFRM_ValuePerCall;
@@ -427,7 +425,7 @@ call_rows_function(BatchScanState *node, ExprContext *econtext, void *arg)
 		fcinfo->args[i].isnull = false;
 	}
 	error_context.callback = request_context;
-	error_context.arg = &context;
+	error_context.arg = request;
 	error_context.previous = error_context_stack;
 	error_context_stack = &error_context;
 	for (;;)
@@ -623,17 +621,26 @@ batch_prefetch(BatchScanState *node, int from)
 	bool		asked = true;
 
 	node->ask_limit = node->nrows;
-	for (int stage = 1; stage <= BATCH_MAX_STAGES && asked; stage++)
+	backend_share_requests(node->shared ? node->shared->nworkers + (parallel_leader_participation ? 1 : 0) : 0);
+	PG_TRY();
 	{
-		Bitmapset  *sites = sites_of_stage(node, stage, parallel);
-		int			i = -1;
+		for (int stage = 1; stage <= BATCH_MAX_STAGES && asked; stage++)
+		{
+			Bitmapset  *sites = sites_of_stage(node, stage, parallel);
+			int			i = -1;
 
-		if (sites == NULL)
-			continue;
-		evaluate_ahead(node, sites, parallel, from);
-		while (asked && (i = bms_next_member(sites, i)) >= 0)
-			asked = ask_service(node, &node->sites[i], parallel, from);
+			if (sites == NULL)
+				continue;
+			evaluate_ahead(node, sites, parallel, from);
+			while (asked && (i = bms_next_member(sites, i)) >= 0)
+				asked = ask_service(node, &node->sites[i], parallel, from);
+		}
 	}
+	PG_FINALLY();
+	{
+		backend_share_requests(0);
+	}
+	PG_END_TRY();
 	node->current = -1;
 	node->resume_row = node->ask_limit < node->nrows ? node->ask_limit + 1 : -1;
 }

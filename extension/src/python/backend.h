@@ -13,7 +13,9 @@ extern PGDLLEXPORT bool aws_ml_interrupt_pending(void);
 extern PGDLLEXPORT int64 aws_ml_transaction_start(void);
 extern PGDLLEXPORT int64 aws_ml_statement_start(void);
 extern PGDLLEXPORT int aws_s3_transfer_pipe(bool export, uint64 *token);
+extern PGDLLEXPORT int aws_ml_processes_sharing_requests(void);
 
 extern void backend_mark_ready(void);
+extern void backend_share_requests(int processes);
 
 #endif
