@@ -68,13 +68,13 @@ def test_a_call_in_an_aggregate_over_nextval_evaluates_nextval_once_a_row(small,
     assert results[0] == results[1] == ([(20, 20)], (40,))
 
 
-def test_a_volatile_group_key_beside_a_call_in_an_aggregate_logs_once_a_row(small, emulator):
+def test_a_volatile_group_key_read_by_a_call_in_an_aggregate_logs_once_a_row(small, emulator):
     small.execute("DROP TABLE IF EXISTS seen")
     small.execute("CREATE TABLE seen (id int)")
     small.execute("CREATE OR REPLACE FUNCTION seen(i int) RETURNS int VOLATILE LANGUAGE sql AS "
                   "$$ INSERT INTO seen VALUES (i) RETURNING i % 3 $$")
-    sql = ("SELECT seen(id), count((aws_comprehend.detect_sentiment(body, 'en')).sentiment) FROM small "
-           "GROUP BY 1 ORDER BY 1")
+    sql = ("SELECT k, count((aws_comprehend.detect_sentiment('I love ' || k, 'en')).sentiment) "
+           "FROM (SELECT seen(id) AS k FROM small) x GROUP BY k ORDER BY k")
     logs = []
     for mode in ("off", "on"):
         small.execute("TRUNCATE seen")
@@ -158,8 +158,9 @@ def test_an_inner_unique_nested_loop_keeps_its_join_filter(small, emulator):
     small.execute("DROP TABLE IF EXISTS labels")
     small.execute("CREATE TABLE labels (label text PRIMARY KEY, score int)")
     small.execute("INSERT INTO labels VALUES ('a', 1), ('b', 2), ('c', 3)")
-    small.execute("CREATE OR REPLACE FUNCTION lbl(t text) RETURNS text IMMUTABLE LANGUAGE sql COST 100000 "
-                  "AS $$ SELECT (ARRAY['a', 'b', 'c'])[1 + length($1) % 3] $$")
+    # PL/pgSQL, not inlined: its cost puts the call's condition first in the join filter
+    small.execute("CREATE OR REPLACE FUNCTION lbl(t text) RETURNS text IMMUTABLE LANGUAGE plpgsql COST 100000 "
+                  "AS $$ BEGIN RETURN (ARRAY['a', 'b', 'c'])[1 + length(t) % 3]; END $$")
     setup = [f"SET {name} = off" for name in ("enable_hashjoin", "enable_mergejoin", "enable_indexscan",
                                                "enable_bitmapscan")]
     sql = ("SELECT a.id, l.score FROM small a JOIN labels l ON l.label = lbl(a.body) AND "
@@ -209,12 +210,12 @@ def notes(conn):
 
 F = "(aws_comprehend.detect_sentiment(body, 'en')).sentiment"
 EARLY_STOPS = {
-    "limit_over_a_filter": f"SELECT id FROM notes2 WHERE {F} = 'POSITIVE' LIMIT 5",
+    "limit_over_a_filter": f"SELECT id FROM notes2 WHERE {F} = 'NEGATIVE' LIMIT 5",
     "limit_the_plan_cannot_see": f"SELECT id FROM notes2 WHERE {F} = 'NEGATIVE' LIMIT (SELECT 3)",
     "exists": f"SELECT EXISTS (SELECT 1 FROM notes2 WHERE {F} = 'NEGATIVE')",
     "correlated_exists": f"SELECT o.id, EXISTS (SELECT 1 FROM notes2 WHERE notes2.id > o.id * 10 AND {F} = "
                          "'NEGATIVE') FROM notes2 o WHERE o.id <= 3",
-    "in": f"SELECT 150 IN (SELECT id FROM notes2 WHERE {F} = 'NEGATIVE')",
+    "any": f"SELECT 100 <= ANY (SELECT id FROM notes2 WHERE {F} = 'NEGATIVE')",
     "limit_above_a_join": f"SELECT a.id FROM notes2 a JOIN notes2 b USING (id) WHERE {F.replace('body', 'a.body')} "
                           "= 'NEGATIVE' LIMIT (SELECT 2)",
     "union_all": f"SELECT * FROM (SELECT {F} FROM notes2 UNION ALL SELECT 'x') u LIMIT (SELECT 7)",
@@ -262,15 +263,20 @@ def test_a_comprehend_that_always_fails_gets_row_by_rows_requests(small, emulato
     assert results[0] == results[1] == ("38000", 5)  # aws_ml.max_attempts
 
 
-def test_one_refused_bedrock_row_costs_at_most_twice_row_by_row(small, emulator):
-    small.execute("SET aws_ml.max_concurrency = 32")
+def test_one_refused_bedrock_row_costs_at_most_the_requests_in_flight_beside_it(conn, emulator):
+    """Row 50 of 200 is refused, 32 requests at a time: row by row sends 50;
+    batch mode at most those and the requests in flight when the refusal came."""
+    conn.execute("SET aws_ml.max_concurrency = 32")
+    conn.execute("DROP TABLE IF EXISTS docs200")
+    conn.execute("CREATE TABLE docs200 AS SELECT n AS id, 'document ' || n AS body FROM generate_series(1, 200) n")
     sql = (f"SELECT id, aws_bedrock.invoke_model_get_embeddings('{TITAN}', 'application/json', 'embedding', "
-           "CASE WHEN id = 30 THEN '{\"inputText\": \"\"}' ELSE json_build_object('inputText', body)::text END) "
-           "FROM small")
-    row_by_row, batched = both_ways(small, emulator, sql)
+           "CASE WHEN id = 50 THEN '{\"inputText\": \"\"}' ELSE json_build_object('inputText', body)::text END) "
+           "FROM docs200")
+    row_by_row, batched = both_ways(conn, emulator, sql)
     assert batched[0] == row_by_row[0] and row_by_row[0][0] == "22023"
-    assert row_by_row[1] == 30
-    assert batched[1] <= 2 * row_by_row[1] + 25
+    assert row_by_row[1] == 50
+    assert batched[1] <= 50 + 32
+    conn.execute("DROP TABLE docs200")
 
 
 # --- 8. Statistics and EXPLAIN count as row by row ----------------------------
