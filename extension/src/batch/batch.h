@@ -14,11 +14,13 @@
  * itself otherwise.
  *
  * functions.c  which functions batch, and their batch-mode forms
- * plan.c       where the node goes, in finished plans (planner and executor hooks)
+ * plan.c       where the node goes, in finished plans (planner and executor hooks),
+ *              with read_ahead.c and shapes.c
  * sites.c      the calls a node serves, their arguments and the conditions under which a row makes them
  * dispatch.c   the calls' answers: a call finds its row's answer, or makes its request
  * scan.c       the node: reads batches ahead, returns rows
- * prefetch.c   a batch's speculative evaluation and its requests
+ * prefetch.c   a batch's calls worked out ahead, stage by stage
+ * ask.c        asking the service for them
  * explain.c    EXPLAIN's lines and the parallel workers' counts
  */
 #ifndef AWS_ML_BATCH_H
@@ -60,6 +62,7 @@ extern const BatchFunction batch_functions[NUM_BATCH_FUNCTIONS];
 /* functions.c */
 extern void batch_functions_init(void);
 extern int	batch_function_kind(Oid funcid);
+extern bool batch_is_call(Node *node);
 extern bool batch_functions_in(List *inval_items);
 extern Oid	batch_rows_function(BatchFunctionKind kind);
 

@@ -134,6 +134,13 @@ batch_function_kind(Oid funcid)
 	return -1;
 }
 
+/* Whether node is a call of a function batch mode batches. */
+bool
+batch_is_call(Node *node)
+{
+	return IsA(node, FuncExpr) && batch_function_kind(((FuncExpr *) node)->funcid) >= 0;
+}
+
 /*
  * Whether a plan may call a function batch mode batches, from its
  * dependencies: the planner records one for every user-defined function a

@@ -142,8 +142,16 @@ typedef struct BatchScanState
 } BatchScanState;
 
 /* prefetch.c */
+typedef void (*BatchAttempt) (BatchScanState *node, ExprContext *econtext, void *arg);
+
 extern void batch_prefetch(BatchScanState *node, int from);
 extern void batch_site_init_ahead(BatchScanState *node, BatchSite *site, List *planned);
+extern ErrorData *batch_in_subtransaction(BatchScanState *node, BatchAttempt attempt, void *arg,
+										  MemoryContext error_memory);
+extern Datum batch_copy_value(BatchScanState *node, Datum value, bool isnull, bool byval, int16 len);
+
+/* ask.c */
+extern bool batch_ask_service(BatchScanState *node, BatchSite *site, bool parallel, int from);
 
 /* dispatch.c */
 extern Bitmapset *batch_redirect(ExprState *state, BatchScanState *node, bool ahead);
