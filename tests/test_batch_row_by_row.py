@@ -132,20 +132,25 @@ def test_a_row_the_query_reaches_fails_it_with_row_by_rows_error(events, emulato
 
 # --- 3. WHERE CURRENT OF ---------------------------------------------------
 
-def test_where_current_of_updates_the_row_the_cursor_is_on(small, emulator):
+@pytest.mark.parametrize("scroll", ["NO SCROLL", ""], ids=["batched", "scrollable"])
+def test_where_current_of_updates_the_row_the_cursor_is_on(small, emulator, scroll):
     small.execute("ALTER TABLE small ADD COLUMN sentiment text")
-    small.execute("""CREATE OR REPLACE FUNCTION score_small() RETURNS void LANGUAGE plpgsql AS $$
-        DECLARE r record; c CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM small;
+    small.execute(f"""CREATE OR REPLACE FUNCTION score_small() RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE r record; c {scroll} CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment
+                                   FROM small;
         BEGIN FOR r IN c LOOP UPDATE small SET sentiment = r.sentiment || r.id WHERE CURRENT OF c; END LOOP; END $$""")
     for mode in ("on", "off"):
         small.execute("UPDATE small SET sentiment = NULL")
         small.execute(f"SET aws_ml.batch_mode = {mode}")
+        emulator.reset()
         small.execute("SELECT score_small()")
         assert small.execute("SELECT count(*) FROM small WHERE sentiment = 'POSITIVE' || id").fetchone() == (40,)
+        if mode == "on" and scroll:
+            assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 0
     with small.transaction():
         small.execute("SET aws_ml.batch_mode = on")
-        small.execute("DECLARE c CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
-                      "FROM small")
+        small.execute(f"DECLARE c {scroll} CURSOR FOR SELECT id, "
+                      "(aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM small")
         assert small.execute("FETCH 3 FROM c").fetchall()[-1][0] == 3
         small.execute("UPDATE small SET sentiment = 'third' WHERE CURRENT OF c")
     assert small.execute("SELECT id FROM small WHERE sentiment = 'third'").fetchall() == [(3,)]
@@ -235,16 +240,18 @@ def test_an_early_stop_pays_at_most_twice_row_by_row_plus_25(notes, emulator, sq
 
 
 def test_a_cursor_fetching_a_few_rows_pays_for_them_and_one_batch(notes, emulator):
+    """A cursor declared NO SCROLL is batched; one declared without it, which
+    PostgreSQL makes scrollable, makes its calls row by row."""
     sent = []
-    for mode in ("off", "on"):
+    for mode, scroll in (("off", ""), ("on", "NO SCROLL"), ("on", "")):
         notes.execute(f"SET aws_ml.batch_mode = {mode}")
         emulator.reset()
         with notes.transaction():
-            notes.execute(f"DECLARE c CURSOR FOR SELECT id, {F} FROM notes2")
+            notes.execute(f"DECLARE c {scroll} CURSOR FOR SELECT id, {F} FROM notes2")
             assert len(notes.execute("FETCH 3 FROM c").fetchall()) == 3
             notes.execute("CLOSE c")
         sent.append(documents(emulator))
-    assert sent == [3, 25]
+    assert sent == [3, 25, 3]
 
 
 # --- 7. A failing service costs what row by row pays -------------------------

@@ -69,6 +69,9 @@ extern Oid	batch_rows_function(BatchFunctionKind kind);
 /* aws_ml.batch_mode */
 extern bool batch_mode;
 
+/* Documents a query may ask for beyond twice those row by row asks for: one request's worth. */
+#define BATCH_BILL_SLACK 25
+
 /* The Custom Scan's name in EXPLAIN and in serialized plans. */
 #define BATCH_SCAN_NAME "AwsMlBatch"
 
@@ -93,8 +96,8 @@ typedef enum BatchServes
 /*
  * What plan.c puts into a CustomScan's custom_private (a list of Integers)
  * and custom_exprs: custom_private holds, in order, how it serves its calls,
- * the number of the child's columns, the number of computed columns, and
- * the rows a Limit right above it takes (0: not known); then, for each call
+ * the number of the child's columns and the number of computed columns;
+ * then, for each call
  * it serves (in the order of sites.c's walk), its kind, its stage (calls
  * whose conditions or arguments need other calls' answers come in later
  * stages; 0: never asked ahead), its flags and the earlier site whose
@@ -105,8 +108,7 @@ typedef enum BatchServes
 #define BATCH_PRIVATE_SERVES 0
 #define BATCH_PRIVATE_CHILD_COLUMNS 1
 #define BATCH_PRIVATE_COMPUTED_COLUMNS 2
-#define BATCH_PRIVATE_BOUND 3
-#define BATCH_PRIVATE_SITES 4
+#define BATCH_PRIVATE_SITES 3
 #define BATCH_PRIVATE_PER_SITE 4
 
 /* A call's flags. */

@@ -203,24 +203,74 @@ attach_aggregates(BatchScanState *node, AggState *agg)
 	batch_mark_wanted(node);
 }
 
+/* The documents a row of node may have asked for: one a site whose answers it asks for. */
+int
+batch_document_sites(BatchScanState *node)
+{
+	int			count = 0;
+
+	for (int i = 0; i < node->nsites; i++)
+	{
+		BatchSite  *site = &node->sites[i];
+
+		count += site->held == site && site->wanted && (site->flags & BATCH_SITE_SPECULABLE);
+	}
+	return count;
+}
+
+static bool
+is_batch_node(PlanState *planstate)
+{
+	return planstate != NULL && IsA(planstate->plan, CustomScan) &&
+		((CustomScan *) planstate->plan)->methods == &batch_scan_methods;
+}
+
+typedef struct Attach
+{
+	List	   *nodes;			/* the batching nodes found */
+	int			documents;		/* their document sites */
+} Attach;
+
+/* Each batching node learns the Agg whose calls it serves, or the Limit it passes the bound of. */
 static bool
 attach_walker(PlanState *planstate, void *context)
 {
+	Attach	   *attach = context;
 	PlanState  *child;
 
 	if (planstate == NULL)
 		return false;
 	child = outerPlanState(planstate);
-	if (IsA(planstate, AggState) && child != NULL && IsA(child->plan, CustomScan) &&
-		((CustomScan *) child->plan)->methods == &batch_scan_methods &&
-		((BatchScanState *) child)->serves == BATCH_SERVES_PARENT)
-		attach_aggregates((BatchScanState *) child, (AggState *) planstate);
+	if (is_batch_node(child))
+	{
+		BatchScanState *node = (BatchScanState *) child;
+
+		if (IsA(planstate, AggState) && node->serves == BATCH_SERVES_PARENT)
+			attach_aggregates(node, (AggState *) planstate);
+		if (IsA(planstate, LimitState))
+			node->limit = (LimitState *) planstate;
+	}
+	if (is_batch_node(planstate))
+		attach->nodes = lappend(attach->nodes, planstate);
 	return planstate_tree_walker(planstate, attach_walker, context);
 }
 
+/*
+ * Once the executor has started a plan: the nodes that serve their parents'
+ * calls find them, and the plan's batching nodes share the bill's slack,
+ * one request's worth, among the documents a row of each may ask for.
+ */
 void
 batch_attach_parents(PlanState *root)
 {
-	if (root != NULL)
-		(void) attach_walker(root, NULL);
+	Attach		attach = {NIL, 0};
+	ListCell   *lc;
+
+	if (root == NULL)
+		return;
+	(void) attach_walker(root, &attach);
+	foreach(lc, attach.nodes)
+		attach.documents += batch_document_sites(lfirst(lc));
+	foreach(lc, attach.nodes)
+		((BatchScanState *) lfirst(lc))->slack = Max(1, BATCH_BILL_SLACK / Max(attach.documents, 1));
 }

@@ -107,8 +107,9 @@ typedef struct BatchScanState
 	int			nsites;
 	BatchSite  *sites;
 	bool		off;			/* aws_ml.batch_mode was off when it started: row by row */
-	int			bound;			/* rows a Limit right above takes; 0: not known */
+	LimitState *limit;			/* a Limit right above it, whose bound it passes on */
 	int			cap;			/* rows a batch holds at most */
+	int			slack;			/* the rows beyond twice those used it may read: its share of 25 */
 	TupleTableSlot *child_row;
 	ExprContext *ahead_context; /* asking ahead's evaluation */
 	ExprContext *rows_context;	/* the batch-mode forms' set-returning protocol */
@@ -127,7 +128,8 @@ typedef struct BatchScanState
 	/* the bill: rows read from the child and rows the query used, over every scan */
 	int64		fetched;
 	int64		processed;
-	int64		scan_processed; /* since the last rescan */
+	int64		scan_fetched;	/* since the last rescan */
+	int64		scan_processed;
 
 	/* asking ahead: where it is, so that an error resumes after its row */
 	int			ahead_row;
@@ -156,6 +158,7 @@ extern bool batch_ask_service(BatchScanState *node, BatchSite *site, bool parall
 /* dispatch.c */
 extern Bitmapset *batch_redirect(ExprState *state, BatchScanState *node, bool ahead);
 extern void batch_mark_wanted(BatchScanState *node);
+extern int	batch_document_sites(BatchScanState *node);
 
 /* scan.c */
 extern void batch_load_row(BatchScanState *node, int row);

@@ -69,8 +69,8 @@ CustomScan *
 batch_make_scan(NewNode *node, Rewrite *rewrite)
 {
 	CustomScan *scan = makeNode(CustomScan);
-	List	   *private = list_make4(makeInteger(node->serves), makeInteger(list_length(node->child->targetlist)),
-									 makeInteger(list_length(node->computed)), makeInteger(0));
+	List	   *private = list_make3(makeInteger(node->serves), makeInteger(list_length(node->child->targetlist)),
+									 makeInteger(list_length(node->computed)));
 	ListCell   *lc;
 
 	copy_plan_fields(&scan->scan.plan, node->source, rewrite);
@@ -223,58 +223,27 @@ has_batch_scan(Plan *plan)
 	return found;
 }
 
-/* The rows a Limit node will take, 0 when not known at plan time. */
-static int
-limit_bound(Limit *limit)
-{
-	int64		bound = 0;
-
-	if (limit->limitOption != LIMIT_OPTION_COUNT || limit->limitCount == NULL ||
-		!IsA(limit->limitCount, Const) || ((Const *) limit->limitCount)->constisnull)
-		return 0;
-	bound = DatumGetInt64(((Const *) limit->limitCount)->constvalue);
-	if (limit->limitOffset != NULL)
-	{
-		if (!IsA(limit->limitOffset, Const))
-			return 0;
-		if (!((Const *) limit->limitOffset)->constisnull)
-			bound += DatumGetInt64(((Const *) limit->limitOffset)->constvalue);
-	}
-	return (int) Min(Max(bound, 0), PG_INT32_MAX);
-}
-
-typedef struct ChildWalk
-{
-	Plan	   *parent;
-	bool		all_read;
-	Rewrite    *rewrite;
-} ChildWalk;
-
-static Plan *rewrite_plan(Plan *plan, bool all_read, Rewrite *rewrite);
+static Plan *rewrite_plan(Plan *plan, Rewrite *rewrite);
 
 static void
 rewrite_child(Plan **child, void *context)
 {
-	ChildWalk  *walk = context;
-
-	*child = rewrite_plan(*child, batch_reads_all_of_child(walk->parent, *child, walk->all_read), walk->rewrite);
+	*child = rewrite_plan(*child, context);
 }
 
-/* all_read: plan's rows are all read whenever any is (its parent reads them all). */
 static Plan *
-rewrite_plan(Plan *plan, bool all_read, Rewrite *rewrite)
+rewrite_plan(Plan *plan, Rewrite *rewrite)
 {
-	ChildWalk	walk = {plan, all_read, rewrite};
 	Plan	   *lateral;
 
 	if (plan == NULL)
 		return NULL;
 	check_stack_depth();
 	if (IsA(plan, NestLoop) &&
-		(lateral = batch_lateral_function((NestLoop *) plan, all_read, rewrite, rewrite_plan)) != NULL)
+		(lateral = batch_lateral_function((NestLoop *) plan, rewrite, rewrite_plan)) != NULL)
 		return lateral;
 	rewrite->under_gather += IsA(plan, Gather) || IsA(plan, GatherMerge);
-	batch_for_each_child(plan, rewrite_child, &walk);
+	batch_for_each_child(plan, rewrite_child, rewrite);
 	if (IsA(plan, Agg))
 		batch_aggregates((Agg *) plan, rewrite);
 	rewrite->under_gather -= IsA(plan, Gather) || IsA(plan, GatherMerge);
@@ -282,20 +251,16 @@ rewrite_plan(Plan *plan, bool all_read, Rewrite *rewrite)
 	/* a merge join marks and restores its inner side; B cannot */
 	if (IsA(plan, MergeJoin) && !((MergeJoin *) plan)->skip_mark_restore && is_batch_scan(innerPlan(plan)))
 		innerPlan(plan) = material_over(innerPlan(plan), rewrite);
-	if (IsA(plan, Limit) && is_batch_scan(outerPlan(plan)))
-	{
-		CustomScan *scan = (CustomScan *) outerPlan(plan);
-
-		intVal(list_nth(scan->custom_private, BATCH_PRIVATE_BOUND)) = limit_bound((Limit *) plan);
-	}
-	return batch_own(plan, all_read, rewrite);
+	return batch_own(plan, rewrite);
 }
 
 /*
  * Rewrites stmt in place; whether it changed it. A cursor that may fetch
- * backward (SCROLL) is left as it is: a batching node cannot go back, and
- * a Material node above it would hide the table's scan from WHERE
- * CURRENT OF.
+ * backward is left as it is: a batching node cannot go back, and a
+ * Material node above it would hide the table's scan from WHERE CURRENT
+ * OF. That is a SCROLL cursor, and one declared without NO SCROLL
+ * (DECLARE, a PL/pgSQL cursor variable), which PostgreSQL makes scrollable
+ * when its plan can scan backward.
  */
 static bool
 rewrite_statement(PlannedStmt *stmt, bool backward)
@@ -314,9 +279,9 @@ rewrite_statement(PlannedStmt *stmt, bool backward)
 	}
 	rewrite.next_plan_node_id = highest + 1;
 
-	stmt->planTree = rewrite_plan(stmt->planTree, stmt->commandType != CMD_SELECT, &rewrite);
+	stmt->planTree = rewrite_plan(stmt->planTree, &rewrite);
 	foreach(lc, stmt->subplans)
-		lfirst(lc) = rewrite_plan(lfirst(lc), false, &rewrite);
+		lfirst(lc) = rewrite_plan(lfirst(lc), &rewrite);
 	if (!rewrite.changed)
 		return false;
 	/* the interpreter's calls are redirected (dispatch.c), not compiled ones */
@@ -332,7 +297,8 @@ batch_planner(Query *parse, const char *query_string, int cursor_options, ParamL
 		: standard_planner(parse, query_string, cursor_options, bound_params);
 
 	if (batch_mode && !IsParallelWorker())
-		rewrite_statement(stmt, (cursor_options & CURSOR_OPT_SCROLL) != 0);
+		rewrite_statement(stmt, (cursor_options & CURSOR_OPT_SCROLL) ||
+						  ((cursor_options & CURSOR_OPT_FAST_PLAN) && !(cursor_options & CURSOR_OPT_NO_SCROLL)));
 	return stmt;
 }
 

@@ -41,14 +41,11 @@ extern void batch_for_each_child(Plan *plan, void (*walker) (Plan **, void *), v
 
 /* read_ahead.c */
 extern bool batch_reads_ahead_unobservably(Plan *plan, Rewrite *rewrite);
-extern bool batch_reads_ahead_below(Plan *plan, List *tlist, List *joinqual, List *qual, bool all_read,
-									Rewrite *rewrite);
-extern bool batch_reads_all_of_child(Plan *plan, Plan *child, bool all_read);
+extern bool batch_reads_ahead_below(Plan *plan, List *tlist, List *joinqual, List *qual, Rewrite *rewrite);
 
 /* shapes.c */
-extern Plan *batch_own(Plan *plan, bool all_read, Rewrite *rewrite);
-extern Plan *batch_lateral_function(NestLoop *join, bool all_read, Rewrite *rewrite,
-									Plan *(*rewrite_child) (Plan *, bool, Rewrite *));
+extern Plan *batch_own(Plan *plan, Rewrite *rewrite);
+extern Plan *batch_lateral_function(NestLoop *join, Rewrite *rewrite, Plan *(*rewrite_child) (Plan *, Rewrite *));
 extern void batch_aggregates(Agg *agg, Rewrite *rewrite);
 
 #endif

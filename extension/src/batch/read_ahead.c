@@ -4,11 +4,12 @@
  * A batching node reads a batch of rows from its child before the query
  * uses them. That is unobservable when what the child evaluates for each
  * row has no effect but aws_ml's own requests (whose bill scan.c bounds),
- * and when it neither locks nor writes; or when everything above the node
- * reads all its rows anyway (an UPDATE, a plain or hashed aggregate, a
- * sort). A node that reads its whole input before its first row (a sort, a
- * hash, a plain or hashed aggregate) ends the walk down; so does a Gather,
- * whose workers read ahead of the query anyway.
+ * and when it neither locks nor writes: anything volatile evaluated there
+ * would run for rows the query may never use, and ahead of what the query
+ * evaluates above for the rows before them. A node that reads its whole
+ * input before its first row (a sort, a hash, a plain or hashed aggregate)
+ * ends the walk down; so does a Gather, whose workers read ahead of the
+ * query anyway.
  */
 #include "postgres.h"
 
@@ -198,54 +199,18 @@ batch_reads_ahead_unobservably(Plan *plan, Rewrite *rewrite)
 	return read_ahead.unobservable;
 }
 
-/* Whether plan reads all of its child's rows whenever its own rows are all read. */
-bool
-batch_reads_all_of_child(Plan *plan, Plan *child, bool all_read)
-{
-	switch (nodeTag(plan))
-	{
-		case T_Sort:
-		case T_Hash:
-		case T_ModifyTable:
-			return true;
-		case T_Agg:
-			return ((Agg *) plan)->aggstrategy == AGG_PLAIN || ((Agg *) plan)->aggstrategy == AGG_HASHED || all_read;
-		case T_SetOp:
-			return ((SetOp *) plan)->strategy == SETOP_HASHED || all_read;
-		case T_NestLoop:
-		case T_HashJoin:
-			return child == outerPlan(plan) ? all_read : IsA(plan, HashJoin);
-		case T_Result:
-		case T_ProjectSet:
-		case T_Material:
-		case T_IncrementalSort:
-		case T_Unique:
-		case T_Group:
-		case T_WindowAgg:
-		case T_Append:
-		case T_MergeAppend:
-		case T_SubqueryScan:
-			return all_read;
-		default:
-			return false;
-	}
-}
-
-
 /*
  * Whether reading ahead of the query from N' is unobservable: N' evaluates
  * its leaves (tlist), the quals it keeps and its own other expressions,
  * then its children's.
  */
 bool
-batch_reads_ahead_below(Plan *plan, List *tlist, List *joinqual, List *qual, bool all_read, Rewrite *rewrite)
+batch_reads_ahead_below(Plan *plan, List *tlist, List *joinqual, List *qual, Rewrite *rewrite)
 {
 	ReadAhead	read_ahead = {rewrite, true};
 	bool		known;
 	List	   *exprs;
 
-	if (all_read)
-		return true;
 	exprs = node_expressions(plan, &known);
 	linitial(exprs) = tlist;
 	lsecond(exprs) = qual;

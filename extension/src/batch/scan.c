@@ -12,8 +12,9 @@
  * The bill: the rows a batch reads are rows whose calls may be asked for
  * before the query has used them. Batches start small and grow with the
  * rows the query has used, over every rescan of the node: the rows read
- * never exceed twice the rows used plus one request's worth (25), however
- * early the query stops. A batch holds at most 1,000 rows (Aurora: "the
+ * never exceed twice the rows used plus the node's slack, its share of one
+ * request's worth (25 documents) among all the calls the plan asks ahead,
+ * however early the query stops. A batch holds at most 1,000 rows (Aurora: "the
  * optimizer chooses"), a constant max_rows_per_batch's, and work_mem of
  * rows. Under aws_ml.batch_mode = off at execution it reads one row at a
  * time and redirects nothing: row by row.
@@ -39,8 +40,6 @@
 
 /* Rows a batch holds at most when no max_rows_per_batch says otherwise. */
 #define MAX_BATCH_ROWS 1000
-/* Documents a Comprehend request carries: the batch's first size, and the bill's slack. */
-#define FIRST_BATCH_ROWS 25
 
 /*
  * The track_functions level from which a call of function counts, as fmgr
@@ -123,12 +122,12 @@ begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 	node->serves = intVal(list_nth(private, BATCH_PRIVATE_SERVES));
 	node->nchild = intVal(list_nth(private, BATCH_PRIVATE_CHILD_COLUMNS));
 	node->ncomputed = intVal(list_nth(private, BATCH_PRIVATE_COMPUTED_COLUMNS));
-	node->bound = intVal(list_nth(private, BATCH_PRIVATE_BOUND));
 	node->nsites = list_length(scan->custom_exprs);
 	node->sites = palloc0(sizeof(BatchSite) * Max(node->nsites, 1));
 	node->off = !batch_mode;
 	node->current = -1;
 	node->cap = MAX_BATCH_ROWS;
+	node->slack = BATCH_BILL_SLACK;
 
 	node->computed = palloc0(sizeof(ExprState *) * Max(node->ncomputed, 1));
 	node->computed_ahead = palloc0(sizeof(ExprState *) * Max(node->ncomputed, 1));
@@ -202,18 +201,39 @@ batch_load_row(BatchScanState *node, int row)
 	}
 }
 
-/* The rows the next batch reads: as many as keep the rows read within twice the rows used plus 25. */
+/*
+ * The rows a Limit right above takes in this scan, passed on to the child
+ * (a Sort then keeps only those, as under the Limit itself); 0: no bound.
+ */
+static int64
+limit_bound(BatchScanState *node)
+{
+	int64		bound;
+
+	if (node->limit == NULL || node->limit->noCount)
+		return 0;
+	bound = node->limit->count + node->limit->offset;
+	if (node->scan_fetched == 0 && node->css.ss.ps.qual == NULL)
+		ExecSetTupleBound(bound, outerPlanState(node));
+	return bound;
+}
+
+/*
+ * The rows the next batch reads: as many as keep the rows read within
+ * twice the rows used plus the node's slack.
+ */
 static int
 next_batch_rows(BatchScanState *node)
 {
 	int64		rows;
+	int64		bound;
 
 	if (node->off)
 		return 1;
-	rows = 2 * node->processed + FIRST_BATCH_ROWS - node->fetched;
+	rows = 2 * node->processed + node->slack - node->fetched;
 	rows = Min(Max(rows, 1), node->cap);
-	if (node->bound > 0)
-		rows = Min(rows, Max(node->bound - node->scan_processed, 1));
+	if ((bound = limit_bound(node)) > 0)
+		rows = Min(rows, Max(bound - node->scan_processed, 1));
 	return (int) rows;
 }
 
@@ -300,6 +320,7 @@ fill_batch(BatchScanState *node)
 		node->nrows++;
 	}
 	node->fetched += node->nrows;
+	node->scan_fetched += node->nrows;
 	if (node->nrows == 0 || node->off)
 		return;
 	caller = MemoryContextSwitchTo(node->batch_context);
@@ -400,6 +421,7 @@ rescan_batch_scan(CustomScanState *css)
 
 	forget_batch(node);
 	node->child_done = false;
+	node->scan_fetched = 0;
 	node->scan_processed = 0;
 	if (child->chgParam == NULL)
 		ExecReScan(child);

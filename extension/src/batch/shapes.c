@@ -138,7 +138,7 @@ evaluates_expressions(Plan *plan)
 
 /* N becomes B over N' (N changed in place), or stays as it is. */
 Plan *
-batch_own(Plan *plan, bool all_read, Rewrite *rewrite)
+batch_own(Plan *plan, Rewrite *rewrite)
 {
 	NewNode		node = {BATCH_SERVES_OWN};
 	Leaves		leaves = {NIL};
@@ -172,7 +172,7 @@ batch_own(Plan *plan, bool all_read, Rewrite *rewrite)
 		joinqual = IsA(plan, NestLoop) || IsA(plan, MergeJoin) || IsA(plan, HashJoin) ? ((Join *) plan)->joinqual : NIL;
 		qual = list_truncate(list_copy(plan->qual), kept - njoinquals);
 	}
-	if (!batch_any_speculable(node.sites) || !batch_reads_ahead_below(plan, leaves.tlist, joinqual, qual, all_read, rewrite))
+	if (!batch_any_speculable(node.sites) || !batch_reads_ahead_below(plan, leaves.tlist, joinqual, qual, rewrite))
 		return plan;
 
 	/* N': the leaves, and the quals it keeps */
@@ -305,8 +305,7 @@ join_columns(Node *node, FunctionValue *function)
  * batched.
  */
 Plan *
-batch_lateral_function(NestLoop *join, bool all_read, Rewrite *rewrite,
-					   Plan *(*rewrite_child) (Plan *, bool, Rewrite *))
+batch_lateral_function(NestLoop *join, Rewrite *rewrite, Plan *(*rewrite_child) (Plan *, Rewrite *))
 {
 	FunctionValue function = {0};
 	NewNode		node = {BATCH_SERVES_OWN};
@@ -348,9 +347,9 @@ batch_lateral_function(NestLoop *join, bool all_read, Rewrite *rewrite,
 		reads_nest_param((Node *) node.quals, &function))
 		return NULL;
 	node.sites = batch_sites_of_own(node.computed, node.quals, node.targetlist);
-	if (!batch_any_speculable(node.sites) || !(all_read || batch_reads_ahead_unobservably(outer, rewrite)))
+	if (!batch_any_speculable(node.sites) || !batch_reads_ahead_unobservably(outer, rewrite))
 		return NULL;
-	node.child = rewrite_child(outer, all_read, rewrite);
+	node.child = rewrite_child(outer, rewrite);
 	node.source = &join->join.plan;
 	return (Plan *) batch_make_scan(&node, rewrite);
 }
@@ -365,13 +364,12 @@ batch_aggregates(Agg *agg, Rewrite *rewrite)
 {
 	NewNode		node = {BATCH_SERVES_PARENT};
 	Plan	   *child = outerPlan(agg);
-	bool		child_all_read = agg->aggstrategy == AGG_PLAIN || agg->aggstrategy == AGG_HASHED;
 	ListCell   *lc;
 
 	if (child == NULL || (!batch_calls_in((Node *) agg->plan.targetlist) && !batch_calls_in((Node *) agg->plan.qual)))
 		return;
 	node.sites = batch_sites_of_aggregates(agg->plan.targetlist, agg->plan.qual);
-	if (!batch_any_speculable(node.sites) || !(child_all_read || batch_reads_ahead_unobservably(child, rewrite)))
+	if (!batch_any_speculable(node.sites) || !batch_reads_ahead_unobservably(child, rewrite))
 		return;
 	/* B returns the child's rows as they are: the Agg's Vars still point at the same columns */
 	foreach(lc, child->targetlist)
