@@ -22,9 +22,10 @@
  * every program the server starts (archive_command, COPY ... TO PROGRAM)
  * would inherit it, and a Python among them would import this package's
  * pinned boto3 and botocore. PL/Python may not have started Python yet when
- * the module loads: then the first PL/Python function the backend calls
- * (an fmgr hook) has PL/Python start it, with an empty inline block, and
- * the directory is put on its path before the function runs.
+ * the module loads: then the first PL/Python function or DO block the
+ * backend runs (an fmgr hook) has PL/Python start it, with an empty DO
+ * block of its own, and the directory is put on its path before the code
+ * runs.
  */
 #include "postgres.h"
 
@@ -34,12 +35,12 @@
 #include <stdlib.h>
 
 #include "access/htup_details.h"
+#include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "commands/proclang.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
-#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "python/python_path.h"
@@ -125,20 +126,26 @@ put_on_python_path(const PythonApi *api)
 	on_python_path = true;
 }
 
+/* Whether calling function runs PL/Python code: a plpython3u function or its DO blocks' handler. */
 static bool
-is_plpython_function(Oid function)
+runs_plpython(Oid function)
 {
-	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
-	bool		plpython = false;
+	HeapTuple	language = SearchSysCache1(LANGNAME, CStringGetDatum("plpython3u"));
+	HeapTuple	procedure;
+	Form_pg_language plpython;
+	bool		runs = false;
 
-	if (HeapTupleIsValid(tuple))
-	{
-		char	   *language = get_language_name(((Form_pg_proc) GETSTRUCT(tuple))->prolang, true);
-
-		plpython = language != NULL && strcmp(language, "plpython3u") == 0;
-		ReleaseSysCache(tuple);
-	}
-	return plpython;
+	if (!HeapTupleIsValid(language))
+		return false;
+	plpython = (Form_pg_language) GETSTRUCT(language);
+	runs = plpython->laninline == function;
+	procedure = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	if (!runs && HeapTupleIsValid(procedure))
+		runs = ((Form_pg_proc) GETSTRUCT(procedure))->prolang == plpython->oid;
+	if (HeapTupleIsValid(procedure))
+		ReleaseSysCache(procedure);
+	ReleaseSysCache(language);
+	return runs;
 }
 
 /* Has PL/Python start Python, as it does for its first function: an empty DO block. */
@@ -156,20 +163,20 @@ start_python(void)
 	DirectFunctionCall1(inline_handler, PointerGetDatum(block));
 }
 
-/* Until the package is on the path, every PL/Python function calls the hook. */
+/* Until the package is on the path, every call of PL/Python code calls the hook. */
 static bool
 python_path_needs_fmgr_hook(Oid function)
 {
 	if (next_needs_fmgr_hook && next_needs_fmgr_hook(function))
 		return true;
-	return !on_python_path && is_plpython_function(function);
+	return !on_python_path && runs_plpython(function);
 }
 
-/* Before the first PL/Python function runs: Python started, the package on its path. */
+/* Before the first PL/Python code runs: Python started, the package on its path. */
 static void
 python_path_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 {
-	if (event == FHET_START && !on_python_path && is_plpython_function(flinfo->fn_oid))
+	if (event == FHET_START && !on_python_path && runs_plpython(flinfo->fn_oid))
 	{
 		PythonApi	api;
 
