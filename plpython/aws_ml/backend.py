@@ -22,6 +22,7 @@ _ACCESSORS = {
     "aws_ml_unguard_errors": (None, (ctypes.c_void_p,)),
     "aws_ml_run_as_owner": (ctypes.c_void_p, (ctypes.c_uint32,)),
     "aws_ml_end_run_as_owner": (None, (ctypes.c_void_p,)),
+    "aws_ml_stop_threads_at_exit": (None, ()),
 }
 _module = None
 _ready = False
@@ -126,6 +127,12 @@ def running_as(owner):
         yield
     finally:
         _accessors().aws_ml_end_run_as_owner(saved)
+
+
+def stop_threads_at_exit():
+    """Has the process run wait.stop_threads before it exits, on FATAL too
+    (extension/src/python/python_exit.c); on the backend's thread."""
+    _accessors().aws_ml_stop_threads_at_exit()
 
 
 def in_parallel_mode():
