@@ -13,9 +13,9 @@ the write, and the row would be selected and paid for again and again). On
 a table the caller does not own, the statements run as the table's owner
 in a security-restricted operation (backend.running_as), so that the
 table's own code (triggers, rules, index and generated expressions,
-policies) never runs with the caller's privileges. A ctid addresses a row within one table only, so a
-table with inheritance children or partitions is filled table by table, each
-with ONLY. Every identifier is quoted; the procedures cannot have SET
+policies) never runs with the caller's privileges. A ctid addresses a row
+within one table only, so a table with inheritance children or partitions
+is filled table by table, each with ONLY. Every identifier is quoted; the procedures cannot have SET
 search_path (PostgreSQL forbids COMMIT in a procedure with a SET clause), so
 every function, operator and type here is schema-qualified."""
 import contextlib
