@@ -115,26 +115,6 @@ def unguard_errors(guard):
         _accessors().aws_ml_unguard_errors(guard)
 
 
-@contextlib.contextmanager
-def running_as(owner):
-    """Within: this backend runs as the role owner (an OID) in a
-    security-restricted operation, as PostgreSQL's maintenance commands run a
-    table's code as its owner (extension/src/python/run_as_owner.c)."""
-    saved = _accessors().aws_ml_run_as_owner(owner)
-    if saved is None:
-        raise errors.AwsMlError(errors.OUT_OF_MEMORY, "aws_ml: out of memory")
-    try:
-        yield
-    finally:
-        _accessors().aws_ml_end_run_as_owner(saved)
-
-
-def stop_threads_at_exit():
-    """Has the process run wait.stop_threads before it exits, on FATAL too
-    (extension/src/python/python_exit.c); on the backend's thread."""
-    _accessors().aws_ml_stop_threads_at_exit()
-
-
 def in_parallel_mode():
     return _accessors().aws_ml_in_parallel_mode()
 
@@ -162,3 +142,23 @@ def statement_id():
     leader's): the start times of it and of its transaction."""
     accessors = _accessors()
     return accessors.aws_ml_transaction_start(), accessors.aws_ml_statement_start()
+
+
+@contextlib.contextmanager
+def running_as(owner):
+    """Within: this backend runs as the role owner (an OID) in a
+    security-restricted operation, as PostgreSQL's maintenance commands run a
+    table's code as its owner (extension/src/python/run_as_owner.c)."""
+    saved = _accessors().aws_ml_run_as_owner(owner)
+    if saved is None:
+        raise errors.AwsMlError(errors.OUT_OF_MEMORY, "aws_ml: out of memory")
+    try:
+        yield
+    finally:
+        _accessors().aws_ml_end_run_as_owner(saved)
+
+
+def stop_threads_at_exit():
+    """Has the process run wait.stop_threads before it exits, on FATAL too
+    (extension/src/python/python_exit.c); on the backend's thread."""
+    _accessors().aws_ml_stop_threads_at_exit()
