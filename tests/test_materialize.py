@@ -331,7 +331,7 @@ OBSTACLES = {
         "UPDATE {table} SET sentiment = NULL WHERE id = NEW.id; RETURN NULL; END $$; "
         "CREATE TRIGGER clear_again AFTER UPDATE ON {table} FOR EACH ROW WHEN (NEW.sentiment IS NOT NULL) "
         "EXECUTE FUNCTION clear_again()",
-        "the table's code wrote it again, without its answer", 5),
+        "the table's code wrote it again after its UPDATE", 5),
     "a DO INSTEAD rule takes the UPDATE": (
         "CREATE RULE no_updates AS ON UPDATE TO {table} DO INSTEAD NOTHING", "a DO INSTEAD rule", 0),
 }

@@ -296,7 +296,7 @@ def _write(table, update, answered, rows, outputs, unsent):
     kept = {row["row_id"] for row in plpy.execute(answered, [list(new_versions)])}
     for new_version, row_id in new_versions.items():
         if new_version not in kept:
-            raise _not_answered(table, row_id, "the table's code wrote it again, without its answer")
+            raise _not_answered(table, row_id, "the table's code wrote it again after its UPDATE")
     return len(new_versions)
 
 
