@@ -141,16 +141,7 @@ def login_role(cluster, database):
         return name
     yield make
     with psycopg.connect(cluster.conninfo(database), autocommit=True) as conn:
-        schemas = [row[0] for row in conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname IN ('aws_comprehend', 'aws_sagemaker', 'aws_bedrock')")]
         for name in created:
-            # DROP OWNED does not revoke what aws_ml granted (a member granted
-            # it, with aws_ml's grant option): revoke as aws_ml.
-            conn.execute("SET ROLE aws_ml")
-            for schema in schemas:
-                conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM {name}")
-                conn.execute(f"REVOKE ALL ON ALL ROUTINES IN SCHEMA {schema} FROM {name}")
-            conn.execute("RESET ROLE")
             conn.execute(f"REASSIGN OWNED BY {name} TO postgres")
             conn.execute(f"DROP OWNED BY {name}")
             conn.execute(f"DROP ROLE {name}")

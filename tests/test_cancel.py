@@ -16,6 +16,7 @@ import pytest
 
 from emulator.client import Emulator
 from tests.conftest import counter, new_cluster, wait_until
+from tests.test_materialize import run_in_thread
 
 HANG_SECONDS = 30
 TITAN_INPUT = json.dumps({"inputText": "PostgreSQL I/O monitoring views"})
@@ -280,3 +281,58 @@ def test_a_stopped_backend_ends_its_https_requests(tls_server, stop):
     if stop == "pg_cancel_backend":
         assert call.run(conn) == answer
     conn.close()
+
+
+def total_requests(emulator):
+    return sum(o["requests"] for operations in emulator.counters().values() for o in operations.values())
+
+
+def terminate_once(server, emulator, sql, params, started):
+    """Runs sql on a new connection, terminates its backend once started(),
+    and waits for the backend to have exited; the requests the emulator had
+    seen from it by then."""
+    conn = psycopg.connect(server.conninfo(), autocommit=True, options="-c log_min_messages=debug1")
+    pid = conn.info.backend_pid
+    running, errors = run_in_thread(conn, sql, params)
+    try:
+        wait_until(started, "the statement's requests to be in flight")
+        with psycopg.connect(server.conninfo(), autocommit=True) as other:
+            assert other.execute("SELECT pg_terminate_backend(%s, 30000)", (pid,)).fetchone() == (True,)
+            exited = total_requests(emulator)
+    finally:
+        running.join()
+        conn.close()
+    assert errors, "the statement finished before it was terminated"
+    assert f"[{pid}] DEBUG:  aws_ml: stopped this process's threads before it exits (0 still running)" \
+        in server.server_log()
+    return exited
+
+
+def test_a_terminated_backend_stops_its_threads_before_it_exits(tls_server):
+    """pg_terminate_backend during HTTPS requests (a Bedrock batch, 32 at a
+    time) and during an aws_s3 export's uploads: each backend stops its
+    threads before it exits, so none is inside OpenSSL when the process's
+    exit cleans OpenSSL up (the postmaster would report the crash and
+    restart every backend), and the emulator sees no request of it after."""
+    tls_emulator, server = tls_server
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS aws_s3")
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=tls_emulator.url, region_name="us-east-1",
+                      aws_access_key_id="AKIATESTDIRECTCLIENT", aws_secret_access_key="direct-client-secret",
+                      verify=server.environment["AWS_CA_BUNDLE"])
+    s3.create_bucket(Bucket="exits")
+    batch = (EMBED.replace(", 4)", ", 32)"), (titan_inputs(2000, "exit"),))
+    export = ("SELECT * FROM aws_s3.query_export_to_s3('SELECT repeat(''x'', 1000) FROM generate_series(1, 200000)', "
+              "aws_commons.create_s3_uri('exits', 'big.csv', 'us-east-1'))", None)
+    for round in range(4):
+        for sql, params, started in (
+                (*batch, lambda: in_flight(tls_emulator, "bedrock")[0] >= 16),
+                (*export, lambda: counter(tls_emulator.counters(), "s3", "PUT") >= 1)):
+            tls_emulator.reset()
+            tls_emulator.set_faults(service="bedrock", latency_ms=5, latency_jitter_ms=20)
+            exited = terminate_once(server, tls_emulator, sql, params, started)
+            wait_until(lambda: in_flight(tls_emulator, "bedrock")[0] == 0, "the requests to end", seconds=2)
+            assert total_requests(tls_emulator) == exited
+    tls_emulator.clear_faults()
+    assert "terminated by signal" not in server.server_log()

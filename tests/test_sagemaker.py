@@ -315,6 +315,26 @@ def test_composite_elements_whose_type_lost_a_column(db, emulator):
     db.execute("DROP TABLE shrunk")
 
 
+def test_composite_elements_whose_type_changes_within_the_statement(db):
+    """A function the query calls alters the row type between two rows: the
+    second row is written with the type's new columns, not the first row's."""
+    db.execute("DROP TYPE IF EXISTS altered CASCADE")
+    db.execute("CREATE TYPE altered AS (a int, b int)")
+    db.execute("""CREATE FUNCTION altered_rows(i int) RETURNS altered[] LANGUAGE plpgsql AS $$
+        DECLARE result altered[];
+        BEGIN
+            IF i = 2 THEN ALTER TYPE altered ADD ATTRIBUTE c text; END IF;
+            EXECUTE format('SELECT ARRAY[ROW(%s, %s%s)::altered]', i, i, CASE WHEN i = 2 THEN ', ''x''' ELSE '' END)
+                INTO result;
+            RETURN result;
+        END $$""")
+    try:
+        got = db.execute("SELECT aws_sagemaker._csv_rows(altered_rows(i)) FROM generate_series(1, 2) i").fetchall()
+        assert got == [(["1,1\n"],), (["2,2,x\n"],)]
+    finally:
+        db.execute("DROP TYPE altered CASCADE")
+
+
 @pytest.mark.parametrize("rows", [["1,2\n3,4\n", ""], ["1,2\n", ""], ["1,2"], ['"a\nb"\n"c"\n']])
 def test_csv_elements_that_are_not_one_row_are_refused(db, emulator, rows):
     diag = sql_error(db, "SELECT aws_sagemaker._invoke_endpoint_csv('echo-row-count', 10, %s)", (rows,))

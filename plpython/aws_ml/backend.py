@@ -3,6 +3,7 @@ aws_ml C module exports (extension/src/python/backend.c), never through the serv
 own symbols. PostgreSQL 15 refuses, during a parallel operation (in the
 workers and in the leader alike), the subtransaction that every plpy.execute
 opens; settings and pending cancels are read here instead."""
+import contextlib
 import ctypes
 import os
 
@@ -20,6 +21,9 @@ _ACCESSORS = {
     "aws_ml_guard_errors": (ctypes.c_void_p, ()),
     "aws_ml_processes_sharing_requests": (ctypes.c_int, ()),
     "aws_ml_unguard_errors": (None, (ctypes.c_void_p,)),
+    "aws_ml_run_as_owner": (ctypes.c_void_p, (ctypes.c_uint32,)),
+    "aws_ml_end_run_as_owner": (None, (ctypes.c_void_p,)),
+    "aws_ml_stop_threads_at_exit": (None, ()),
 }
 _module = None
 _ready = False
@@ -145,3 +149,23 @@ def statement_id():
     leader's): the start times of it and of its transaction."""
     accessors = _accessors()
     return accessors.aws_ml_transaction_start(), accessors.aws_ml_statement_start()
+
+
+@contextlib.contextmanager
+def running_as(owner):
+    """Within: this backend runs as the role owner (an OID) in a
+    security-restricted operation, as PostgreSQL's maintenance commands run a
+    table's code as its owner (extension/src/python/run_as_owner.c)."""
+    saved = _accessors().aws_ml_run_as_owner(owner)
+    if saved is None:
+        raise errors.AwsMlError(errors.OUT_OF_MEMORY, "aws_ml: out of memory")
+    try:
+        yield
+    finally:
+        _accessors().aws_ml_end_run_as_owner(saved)
+
+
+def stop_threads_at_exit():
+    """Has the process run wait.stop_threads before it exits, on FATAL too
+    (extension/src/python/python_exit.c); on the backend's thread."""
+    _accessors().aws_ml_stop_threads_at_exit()

@@ -1,6 +1,6 @@
 """aws_comprehend: sentiment from Amazon Comprehend."""
 from . import batch_rows, materialize
-from .arguments import batch_limit, is_blank, one_dimensional, required
+from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
 from .errors import AwsMlError, at_ordinality, sql_entry, sqlstate_for
 from .request import Requests
 from .services import COMPREHEND
@@ -36,7 +36,9 @@ def detect_sentiment_rows(input_texts, language_codes, max_rows_per_batch):
     """Batch mode's detect_sentiment: (sentiment, confidence) per row of the
     arrays (one element per row of a batch), as detect_sentiment answers
     each, up to the first row that fails (batch_rows)."""
-    return batch_rows.answers(_rows_sentiments, list(zip(input_texts, language_codes, max_rows_per_batch)))
+    return batch_rows.answers(_rows_sentiments, batch_rows_of(
+        "aws_comprehend._detect_sentiment_rows", input_text=input_texts, language_code=language_codes,
+        max_rows_per_batch=max_rows_per_batch))
 
 
 def _rows_sentiments(rows):

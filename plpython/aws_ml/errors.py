@@ -14,6 +14,7 @@ UNDEFINED_OBJECT = "42704"
 THROTTLED = "53400"
 NETWORK_FAILURE = "58030"
 SERVICE_FAILED = "38000"
+OUT_OF_MEMORY = "53200"
 
 _THROTTLING_CODES = frozenset((
     "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",

@@ -2,7 +2,9 @@
 backend's thread runs COPY into or out of the pipe between them
 (extension/src/s3/s3_copy.c). The thread's requests run on worker threads in a
 Flight (inflight.py), and it stops them at once when the statement is
-cancelled or the backend gives up on the transfer; it never calls plpy."""
+cancelled or the backend gives up on the transfer; it never calls plpy, nor
+anything of the server: the backend's thread tells it to stop (abandon(),
+or its Flight grounded before the process exits)."""
 import os
 import select
 import threading
@@ -12,7 +14,7 @@ import zlib
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import backend, clients, inflight, request, stats, wait
+from . import clients, inflight, request, stats, wait
 from .copy_records import records_of
 from .errors import INVALID_PARAMETER, NETWORK_FAILURE, AwsMlError, from_botocore
 from .services import S3
@@ -37,10 +39,10 @@ class Transfer:
         self._flight = inflight.Flight()
         self._stopping = threading.Event()
         self._succeeded = threading.Event()  # COPY finished without an error
-        self._statement = backend.statement_id()
         self._thread = threading.Thread(target=self._run, name="aws_s3", daemon=True)
 
     def start(self):
+        wait.pool()  # made on this, the backend's, thread: the transfer's requests run there
         with wait.signals_blocked():
             self._thread.start()
 
@@ -77,8 +79,7 @@ class Transfer:
             raise Stopped() from None
 
     def check_stop(self):
-        # the statement may also have ended by an error that skipped abandon()
-        if self._stopping.is_set() or backend.cancel_pending() or backend.statement_id() != self._statement:
+        if self._stopping.is_set() or self._flight.grounded:
             self._flight.ground()
             raise Stopped()
 
