@@ -106,6 +106,23 @@ from aws_ml.bedrock import materialize_embeddings
 materialize_embeddings(table_name, input_column, embedding_column, model_id, json_key, batch_size, max_concurrency)
 $$;
 
+-- Internal: see aws_comprehend._materialize_sentiment_shards.
+CREATE PROCEDURE aws_bedrock._materialize_embeddings_shards(
+    shards regclass[],
+    input_column name,
+    embedding_column name,
+    model_id varchar,
+    json_key text,
+    batch_size int,
+    max_concurrency int,
+    INOUT outcome jsonb DEFAULT NULL)
+LANGUAGE plpython3u SECURITY INVOKER
+AS $$
+plpy.execute("LOAD 'MODULE_PATHNAME'")
+from aws_ml.bedrock import materialize_embeddings_shards
+return materialize_embeddings_shards(shards, input_column, embedding_column, model_id, json_key, batch_size, max_concurrency)
+$$;
+
 REVOKE ALL ON ALL ROUTINES IN SCHEMA aws_bedrock FROM PUBLIC;
 GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_bedrock TO aws_ml WITH GRANT OPTION;
 GRANT USAGE ON SCHEMA aws_bedrock TO aws_ml WITH GRANT OPTION;

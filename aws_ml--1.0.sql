@@ -185,6 +185,25 @@ from aws_ml.comprehend import materialize_sentiment
 materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size)
 $$;
 
+-- Internal: materialize_sentiment of a Citus distributed table runs this on
+-- each node that holds some of its shards, which it fills one after another;
+-- it answers with the rows filled and the error that stopped it, if any
+-- (aws_ml.distributed).
+CREATE PROCEDURE aws_comprehend._materialize_sentiment_shards(
+    shards regclass[],
+    text_column name,
+    language_code varchar,
+    sentiment_column name,
+    confidence_column name,
+    batch_size int,
+    INOUT outcome jsonb DEFAULT NULL)
+LANGUAGE plpython3u SECURITY INVOKER
+AS $$
+plpy.execute("LOAD 'MODULE_PATHNAME'")
+from aws_ml.comprehend import materialize_sentiment_shards
+return materialize_sentiment_shards(shards, text_column, language_code, sentiment_column, confidence_column, batch_size)
+$$;
+
 -- No one but the aws_ml role (and those it grants to) may spend the server's
 -- AWS credentials. PostgreSQL has no negative grants: REVOKE USAGE ON SCHEMA
 -- ... FROM tenant shuts out a tenant that was granted USAGE directly.

@@ -8,19 +8,19 @@ ctid: the row lock taken by the SELECT is held until the batch commits, so no
 one can update, delete or move the row in between and its ctid stays valid
 (no primary key needed). A ctid addresses a row within one table only, so a
 table with inheritance children or partitions is filled table by table, each
-with ONLY. Every identifier is quoted; the procedures cannot have SET
-search_path (PostgreSQL forbids COMMIT in a procedure with a SET clause), so
-every function, operator and type here is schema-qualified."""
+with ONLY; Citus tables as distributed.py says. Every identifier is quoted;
+the procedures cannot have SET search_path (PostgreSQL forbids COMMIT in a
+procedure with a SET clause), so every function, operator and type here is
+schema-qualified."""
 from dataclasses import dataclass
 
-from . import sql_names
+from . import distributed, sql_names
 from .arguments import NOT_BLANK_PATTERN, in_range, required
 from .errors import AwsMlError
 from .progress import Progress
 
 TIMESTAMP_COLUMN = "materialized_at"
 MAX_BATCH_SIZE = 10_000
-_FIRST_TID = "(0,0)"  # before every row: offsets start at 1
 _TEXT_CATEGORY = "S"
 UNDEFINED_TABLE = "42P01"
 UNDEFINED_COLUMN = "42703"
@@ -92,7 +92,9 @@ _TABLES = (
 class Target:
     """A table whose rows procedure fills: input_column in, output_columns
     (Output each) out; the first output column NULL marks a row still to do.
-    Only this table's own rows (ONLY), whatever its children."""
+    Only this table's own rows (ONLY), whatever its children. shards: for a
+    distributed table (Citus), its shards, which their nodes fill; address:
+    how the rows of a table filled here are named."""
 
     def __init__(self, procedure, table, input_column, output_columns, outputs):
         """table: its row of _TABLES."""
@@ -130,6 +132,7 @@ class Target:
         self.input = sql_names.identifier(input_column)
         self.outputs = [sql_names.identifier(column) for column in output_columns]
         self.output_types = [output.sql_type for output in outputs]
+        self.shards, self.address = distributed.placement(procedure, relid, self.table)
 
     def _to_do(self):
         """$1: NOT_BLANK_PATTERN."""
@@ -139,17 +142,20 @@ class Target:
         return f"SELECT pg_catalog.count(*) AS rows FROM ONLY {self.sql_table} WHERE {self._to_do()}"
 
     def select_sql(self):
-        """$2: the ctid after which to look, $3: ctids not to take, $4: rows."""
-        return (f"SELECT ctid AS row_id, {self.input} AS input FROM ONLY {self.sql_table} WHERE {self._to_do()} "
-                f"AND ctid OPERATOR(pg_catalog.>) $2 AND ctid OPERATOR(pg_catalog.<>) ALL ($3) "
+        """$2: the address after which to look, $3: addresses not to take, $4: rows."""
+        address = self.address
+        return (f"SELECT {address.expression} AS row_id, {self.input} AS input FROM ONLY {self.sql_table} "
+                f"WHERE {self._to_do()} AND {address.after} "
+                f"AND {address.expression} OPERATOR(pg_catalog.<>) ALL ($3){address.order_by} "
                 f"LIMIT $4 FOR UPDATE SKIP LOCKED")
 
     def update_sql(self):
-        """$1: the ctid, $2...: the output columns' values."""
+        """$1: the row's address, $2...: the output columns' values."""
         assignments = [f"{column} = ${index}" for index, column in enumerate(self.outputs, 2)]
         if self.stamped:
             assignments.append(f"{TIMESTAMP_COLUMN} = pg_catalog.now()")
-        return f"UPDATE ONLY {self.sql_table} SET {', '.join(assignments)} WHERE ctid OPERATOR(pg_catalog.=) $1"
+        return (f"UPDATE ONLY {self.sql_table} SET {', '.join(assignments)} "
+                f"WHERE {self.address.expression} OPERATOR(pg_catalog.=) $1")
 
 
 def targets(procedure, table_name, input_column, output_columns, outputs):
@@ -169,41 +175,44 @@ def targets(procedure, table_name, input_column, output_columns, outputs):
             for table in tables if table["kind"] == "r"]
 
 
-def _tid_order(ctid):
-    block, offset = ctid.strip("()").split(",")
-    return int(block), int(offset)
-
-
-def backfill(procedure, tables, batch_size, score):
+def backfill(procedure, tables, batch_size, score, shard_call):
     """Fills the to-do rows of tables (Targets), batch_size rows per
-    transaction. score: the inputs of a batch -> one tuple of output values
-    per input, or None for an input it did not send (left as it is, not taken
-    again by this run)."""
+    transaction; answers how many it filled. score: the inputs of a batch ->
+    one tuple of output values per input, or None for an input it did not
+    send (left as it is, not taken again by this run). shard_call: the same
+    backfill on the shards of a node (distributed.ShardCall)."""
     import plpy
     in_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
     _commit_or_explain(procedure)  # inside a transaction block COMMIT fails: now, before any request
-    plans = [(table, plpy.prepare(table.select_sql(), ["pg_catalog.text", "pg_catalog.tid", "pg_catalog.tid[]",
-                                                       "pg_catalog.int4"]), _prepare_update(table))
-             for table in tables]
+    here = [table for table in tables if table.shards is None]
+    plans = [(table, plpy.prepare(table.select_sql(), ["pg_catalog.text", table.address.sql_type,
+                                                       table.address.array_type(), "pg_catalog.int4"]),
+              _prepare_update(table))
+             for table in here]
     total = sum(plpy.execute(plpy.prepare(table.count_sql(), ["pg_catalog.text"]), [NOT_BLANK_PATTERN])[0]["rows"]
                 for table in tables)
     progress = Progress(procedure, total)
     for table, select, update in plans:
         _fill(table, select, update, batch_size, score, progress)
+    shards = [shard for table in tables if table.shards for shard in table.shards]
+    if shards:
+        progress.advance(distributed.fill_on_nodes(procedure, shard_call, shards))
     progress.finish()
+    return progress.done
 
 
 def _fill(table, select, update, batch_size, score, progress):
     import plpy
-    after, unsent = _FIRST_TID, []
+    address = table.address
+    after, unsent = address.first, []
     while True:
         rows = plpy.execute(select, [NOT_BLANK_PATTERN, after, unsent, batch_size])
         if not rows:
-            if after == _FIRST_TID:
+            if after == address.first:
                 return
             # Rows this pass went by (inserted behind it, or unlocked since) are
             # found by one more pass from the start.
-            after = _FIRST_TID
+            after = address.first
             continue
         try:
             outputs = score([row["input"] for row in rows])
@@ -217,7 +226,7 @@ def _fill(table, select, update, batch_size, score, progress):
                 raise _not_updated(table, row["row_id"])
             else:
                 done += 1
-        after = max((row["row_id"] for row in rows), key=_tid_order)
+        after = address.last(rows)
         plpy.commit()
         progress.advance(done)
 
@@ -237,7 +246,7 @@ def _prepare_update(table):
     cannot take the procedure's output."""
     import plpy
     try:
-        return plpy.prepare(table.update_sql(), ["pg_catalog.tid", *table.output_types])
+        return plpy.prepare(table.update_sql(), [table.address.sql_type, *table.output_types])
     except plpy.SPIError as error:
         raise AwsMlError(error.sqlstate, f"{table.procedure} cannot write its results to {table.table}: "
                          f"{error.args[0]}") from None
@@ -245,7 +254,7 @@ def _prepare_update(table):
 
 def _not_updated(table, row_id):
     return AwsMlError(NOT_IN_PREREQUISITE_STATE,
-                      f"{table.procedure} stopped at the row at ctid {row_id} of {table.table}: "
+                      f"{table.procedure} stopped at the row at {table.address.label(row_id)} of {table.table}: "
                       "its UPDATE changed no row",
                       hint="A rule (DO INSTEAD) or a BEFORE UPDATE trigger of the table skips the update. "
                            "This batch's results are lost; the batches before it are committed.")
@@ -254,9 +263,9 @@ def _not_updated(table, row_id):
 def _stopped(table, rows, error):
     """error of a batch's requests, naming the row it is about (else the batch)."""
     if error.ordinality is not None:
-        where = f"the row at ctid {rows[error.ordinality - 1]['row_id']}"
+        where = f"the row at {table.address.label(rows[error.ordinality - 1]['row_id'])}"
     else:
-        where = f"a batch of {len(rows)} rows from ctid {rows[0]['row_id']}"
+        where = f"a batch of {len(rows)} rows from {table.address.label(rows[0]['row_id'])}"
     resume = "The batches before it are committed; CALL again to go on with the rows still to do."
     return AwsMlError(error.sqlstate, f"{table.procedure} stopped at {where} of {table.table}: {error.message}",
                       error.detail, f"{error.hint} {resume}" if error.hint else resume)
