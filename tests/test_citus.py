@@ -65,7 +65,7 @@ def text(i, language="en"):
     return f"note {i}: {mood}."
 
 
-def make_table(conn, name, columns, rows, distributed=True):
+def make_table(conn, name, columns, rows, distributed=True, shards=SHARDS):
     """name (id int PRIMARY KEY, columns...) holding rows (tuples of the
     columns after id, the rest NULL), distributed by id, a reference table
     (distributed="reference") or plain."""
@@ -74,7 +74,9 @@ def make_table(conn, name, columns, rows, distributed=True):
     if distributed == "reference":
         conn.execute(f"SELECT create_reference_table('{name}')")
     elif distributed:
-        conn.execute(f"SELECT create_distributed_table('{name}', 'id', shard_count => {SHARDS})")
+        conn.execute(f"SELECT create_distributed_table('{name}', 'id', shard_count => {shards})")
+    if not rows:
+        return name
     filled = [row[0] for row in conn.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 ORDER BY attnum LIMIT %s",
         (name, 1 + len(rows[0])))]
@@ -217,7 +219,7 @@ FROM {table}"""
 def test_both_bedrock_calls_in_the_select_list_and_aggregates_over_them(coordinator, emulator):
     bodies = [(f"Document {i} says that PostgreSQL {('scales out', 'batches requests', 'stores vectors')[i % 3]}.",)
               for i in range(60)]
-    make_table(coordinator, "docs", "body text", bodies)
+    make_table(coordinator, "docs", "body text", bodies, shards=8)
     make_table(coordinator, "docs_plain", "body text", bodies, distributed=False)
     query = BEDROCK_QUERY + " ORDER BY id"
     plain = coordinator.execute(query.format(table="docs_plain")).fetchall()
@@ -281,8 +283,8 @@ def test_the_clinician_update_in_its_documented_form_fills_each_row_once_and_aga
     coordinator.execute(CLINICIAN_NOTES_UPDATE)  # verbatim on a plain table: the answers to match
     coordinator.execute("RESET search_path")
 
-    emulator.set_faults(service="comprehend", latency_ms=20)
     emulator.reset()
+    emulator.set_faults(service="comprehend", latency_ms=20)
     with citus.connect() as runner:
         error = cancel_when(runner, coordinator,
                             lambda: counter(emulator.counters(), "comprehend", "BatchDetectSentiment") >= 10,
@@ -291,8 +293,7 @@ def test_the_clinician_update_in_its_documented_form_fills_each_row_once_and_aga
     wait_until(lambda: requests_answered(emulator, "comprehend", "BatchDetectSentiment"), "the requests in flight")
     assert coordinator.execute("SELECT count(*) FROM clinician_notes WHERE sentiment IS NOT NULL").fetchone() == (0,)
 
-    emulator.clear_faults()
-    emulator.reset()
+    emulator.reset()  # and its faults
     assert coordinator.execute(DOCUMENTED_CLINICIAN_UPDATE).rowcount == eligible
     assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == eligible
     assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 0
@@ -350,8 +351,8 @@ def test_a_backfill_of_a_distributed_table_fills_each_row_once_on_the_workers_an
 
     def requests():
         return counter(emulator.counters(), backfill.service, backfill.operation)
-    emulator.set_faults(service=backfill.service, latency_ms=20)
     emulator.reset()
+    emulator.set_faults(service=backfill.service, latency_ms=20)
     with citus.connect() as runner:
         error = cancel_when(runner, coordinator, lambda: requests() >= 20, backfill.call)
     assert error.sqlstate == "57014"
@@ -363,8 +364,7 @@ def test_a_backfill_of_a_distributed_table_fills_each_row_once_on_the_workers_an
     assert 0 < done_first < eligible
     assert 0 <= sent_first - done_first <= len(citus.workers) * backfill.batch_size  # a batch a node, at most
 
-    emulator.clear_faults()
-    emulator.reset()
+    emulator.reset()  # and its faults
     to_do = rows_per_shard(coordinator, "notes", f"{backfill.output} IS NULL AND btrim(body) <> ''")
     nodes = node_of_shards(coordinator, "notes")
     coordinator.execute(backfill.call)
@@ -477,7 +477,7 @@ def settings_restored(citus):
 
 
 def test_a_worker_without_a_region_fails_the_query_with_55000(citus, coordinator, emulator, settings_restored):
-    make_table(coordinator, "notes", "body text", [(text(i),) for i in range(100)])
+    make_table(coordinator, "notes", "body text", [(text(i),) for i in range(100)], shards=4)
     set_on(citus, citus.workers[:1], "aws_ml.region", "")
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
         coordinator.execute("SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM notes")
@@ -488,7 +488,7 @@ def test_a_worker_without_a_region_fails_the_query_with_55000(citus, coordinator
 def test_a_backfill_refuses_workers_whose_settings_differ_from_the_callers(citus, coordinator, emulator,
                                                                            settings_restored):
     make_table(coordinator, "notes", f"body text, {BACKFILLS['materialize_sentiment'].columns}",
-               [(text(i),) for i in range(100)])
+               [(text(i),) for i in range(100)], shards=4)
     set_on(citus, citus.workers[1:], "aws_ml.comprehend_role_arn", "arn:aws:iam::123456789012:role/other")
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
         coordinator.execute(BACKFILLS["materialize_sentiment"].call)
@@ -499,10 +499,130 @@ def test_a_backfill_refuses_workers_whose_settings_differ_from_the_callers(citus
 
 
 def test_a_role_set_on_every_node_signs_every_workers_requests(citus, coordinator, emulator, settings_restored):
-    make_table(coordinator, "notes", "body text", [(text(i),) for i in range(400)])
+    make_table(coordinator, "notes", "body text", [(text(i),) for i in range(400)], shards=4)
     set_on(citus, citus.nodes, "aws_ml.comprehend_role_arn", "arn:aws:iam::123456789012:role/aurora-comprehend")
     coordinator.execute("SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM notes").fetchall()
     counters = emulator.counters()
     assert set(counters["sts"]["AssumeRole"]["access_key_ids"]) == {ACCESS_KEY_ID}
     signed_by = counters["comprehend"]["BatchDetectSentiment"]["access_key_ids"]
     assert ACCESS_KEY_ID not in signed_by and all(key.startswith("ASIA") for key in signed_by)
+
+
+def test_a_member_of_aws_ml_runs_the_query_and_a_backfill_through_every_node_and_others_cannot(
+        citus, coordinator, emulator):
+    for role in ("analyst", "tenant"):
+        coordinator.execute(f"DROP OWNED BY {role}" if coordinator.execute(
+            "SELECT FROM pg_roles WHERE rolname = %s", (role,)).fetchone() else "SELECT")
+        coordinator.execute(f"DROP ROLE IF EXISTS {role}")
+        coordinator.execute(f"CREATE ROLE {role} LOGIN")
+    coordinator.execute("GRANT aws_ml TO analyst")
+    coordinator.execute("GRANT CREATE ON SCHEMA public TO analyst")
+    with citus.connect(user="analyst") as analyst:
+        make_table(analyst, "analyst_notes", f"body text, {BACKFILLS['materialize_sentiment'].columns}",
+                   [(text(i),) for i in range(500)])
+        analyst.execute("GRANT SELECT ON analyst_notes TO tenant")
+        emulator.reset()
+        analyst.execute("SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM analyst_notes").fetchall()
+        analyst.execute(BACKFILLS["materialize_sentiment"].call.replace("'notes'", "'analyst_notes'"))
+        assert analyst.execute("SELECT count(sentiment) FROM analyst_notes").fetchone() == (400,)
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 2 * 400
+    emulator.reset()
+    with citus.connect(user="tenant") as tenant:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            tenant.execute("SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM analyst_notes")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            tenant.execute("CALL aws_comprehend._materialize_sentiment_shards(ARRAY['analyst_notes'::regclass], "
+                           "'body', 'en', 'sentiment', 'confidence', 100)")
+    assert emulator.counters() == {}
+
+
+def test_names_that_need_quoting_reach_the_shards_whole(coordinator, emulator):
+    table = '"Notes ""of"" l\'été, 1"'
+    coordinator.execute(f"DROP TABLE IF EXISTS {table}")
+    coordinator.execute(f'CREATE TABLE {table} (id int PRIMARY KEY, "Bo,dy" text, "s""" varchar, c real)')
+    coordinator.execute(f"SELECT create_distributed_table($${table}$$, 'id', shard_count => 4)")
+    coordinator.execute(f'INSERT INTO {table} SELECT i, \'text \' || i FROM generate_series(1, 100) i')
+    coordinator.execute("CALL aws_comprehend.materialize_sentiment(%s, 'Bo,dy', 'en', 's\"', 'c')", (table,))
+    assert coordinator.execute(f'SELECT count("s""") FROM {table}').fetchone() == (100,)
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 100
+
+
+def test_the_shards_procedure_called_directly_checks_its_arguments(coordinator, emulator):
+    with pytest.raises(psycopg.errors.NullValueNotAllowed):
+        coordinator.execute("CALL aws_comprehend._materialize_sentiment_shards(NULL, 'body', 'en', 'sentiment', "
+                            "'confidence', 100)")
+    coordinator.execute("BEGIN")
+    with pytest.raises(psycopg.errors.InvalidTransactionTermination) as caught:
+        coordinator.execute("CALL aws_comprehend._materialize_sentiment_shards(ARRAY['pg_class'::regclass], 'relname', "
+                            "'en', 'sentiment', 'confidence', 100)")
+    assert caught.value.diag.message_primary == ("aws_ml: materialize_sentiment commits every batch, so it cannot run "
+                                                 "inside a transaction block")
+    coordinator.execute("ROLLBACK")
+    assert emulator.counters() == {}
+
+
+BEFORE_FIRST_CALL = """DO $$
+import sys
+plpy.notice(f"{'aws_ml.comprehend' in sys.modules} {'botocore.client' in sys.modules}")
+$$ LANGUAGE plpython3u"""
+
+
+def test_a_new_backend_on_a_worker_has_the_package_before_its_first_call(citus):
+    for worker in citus.workers:
+        with citus.connect(node=worker) as conn:
+            notices = []
+            conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+            conn.execute(BEFORE_FIRST_CALL)
+            assert notices == ["True True"]
+        assert "could not preload" not in worker.server_log()
+
+
+def test_requests_in_flight_add_up_over_the_workers_and_their_shard_tasks(citus, coordinator, emulator):
+    make_table(coordinator, "notes", "body text", [(f"note {i}: I love it.",) for i in range(1600)], shards=4)
+    emulator.reset()
+    emulator.set_faults(service="comprehend", latency_ms=100)
+    coordinator.execute("SET citus.max_adaptive_executor_pool_size = 1")  # one shard task at a time on each worker
+    coordinator.execute("SET citus.propagate_set_commands = 'local'")
+    with coordinator.transaction():
+        coordinator.execute("SET LOCAL aws_ml.max_concurrency = 2")  # on the workers too
+        coordinator.execute("SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM notes").fetchall()
+    in_flight = counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "max_in_flight")
+    assert in_flight == len(citus.workers) * 1 * 2
+
+
+def test_an_export_of_a_query_over_a_distributed_table_and_the_documented_import_into_one(
+        citus, coordinator, emulator, aws_client):
+    coordinator.execute("CREATE EXTENSION IF NOT EXISTS aws_s3 CASCADE")
+    aws_client("s3").create_bucket(Bucket="citus-exports")
+    feedback = [(text(i),) for i in range(500)]
+    make_table(coordinator, "support", "feedback text", feedback)
+    make_table(coordinator, "support_plain", "feedback text", feedback, distributed=False)
+    query = ("SELECT id, feedback, s.sentiment, s.confidence FROM {table}, "
+             "aws_comprehend.detect_sentiment(feedback, 'en') s ORDER BY id")
+    with coordinator.cursor() as cursor:
+        with cursor.copy(f"COPY ({query.format(table='support_plain')}) TO STDOUT WITH (format csv)") as copy:
+            expected = b"".join(bytes(chunk) for chunk in copy)
+    emulator.reset()
+    assert coordinator.execute(
+        "SELECT rows_uploaded, files_uploaded FROM aws_s3.query_export_to_s3(%s, "
+        "aws_commons.create_s3_uri('citus-exports', 'support.csv', 'us-east-1'), 'format csv')",
+        (query.format(table="support"),)).fetchone() == (500, 1)
+    assert aws_client("s3").get_object(Bucket="citus-exports", Key="support.csv")["Body"].read() == expected
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 400
+
+    import_from = ("SELECT aws_s3.table_import_from_s3({}, '', 'format csv', "
+                   "aws_commons.create_s3_uri('citus-exports', 'support.csv', 'us-east-1'))")
+    make_table(coordinator, "scored", "feedback text, sentiment varchar, confidence real", [])
+    emulator.reset()
+    with pytest.raises(psycopg.errors.FeatureNotSupported) as caught:
+        coordinator.execute(import_from.format("'scored'"))
+    assert caught.value.diag.message_primary.startswith("aws_ml: aws_s3.table_import_from_s3 cannot import into "
+                                                        "scored, a Citus table: ")
+    assert emulator.counters() == {}
+    with coordinator.transaction():  # the documented form
+        coordinator.execute("CREATE TEMP TABLE scored_import (LIKE scored) ON COMMIT DROP")
+        coordinator.execute(import_from.format("'scored_import'"))
+        coordinator.execute("INSERT INTO scored SELECT * FROM scored_import")
+    assert coordinator.execute("SELECT count(*), count(DISTINCT id), count(sentiment) FROM scored").fetchone() == \
+        (500, 500, 400)
+    assert sum(rows_per_shard(coordinator, "scored").values()) == 500

@@ -214,7 +214,8 @@ def materialize_embeddings(table_name, input_column, embedding_column, model_id,
 def materialize_embeddings_shards(shards, *arguments):
     """CALL aws_bedrock._materialize_embeddings_shards: materialize_embeddings
     on the shards of a Citus table placed on this node (distributed.py)."""
-    return distributed.fill_shards(shards, lambda shard: _materialize_embeddings(shard, *arguments))
+    return distributed.fill_shards("materialize_embeddings", shards,
+                                   lambda shard: _materialize_embeddings(shard, *arguments))
 
 
 def _materialize_embeddings(table_name, input_column, embedding_column, model_id, json_key, batch_size,

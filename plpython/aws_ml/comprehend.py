@@ -125,7 +125,8 @@ def materialize_sentiment(table_name, text_column, language_code, sentiment_colu
 def materialize_sentiment_shards(shards, *arguments):
     """CALL aws_comprehend._materialize_sentiment_shards: materialize_sentiment
     on the shards of a Citus table placed on this node (distributed.py)."""
-    return distributed.fill_shards(shards, lambda shard: _materialize_sentiment(shard, *arguments))
+    return distributed.fill_shards("materialize_sentiment", shards,
+                                   lambda shard: _materialize_sentiment(shard, *arguments))
 
 
 def _materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size):

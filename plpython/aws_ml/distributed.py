@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 
 from . import row_address
+from .arguments import required
 from .errors import NOT_CONFIGURED, AwsMlError
 
 FEATURE_NOT_SUPPORTED = "0A000"
@@ -34,6 +35,8 @@ _SETTINGS = ("SELECT pg_catalog.json_build_object(" + ", ".join(
     for name in SHARED_SETTINGS) + ")::pg_catalog.text AS settings")
 
 _HAS_CITUS = "SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus'"
+_NAMED = ("SELECT FROM pg_catalog.pg_dist_partition "
+          "WHERE logicalrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)")
 _REPLICATED = ("SELECT repmodel OPERATOR(pg_catalog.=) 't' AS replicated FROM pg_catalog.pg_dist_partition "
                "WHERE logicalrelid OPERATOR(pg_catalog.=) $1")
 _SHARDS = (
@@ -86,6 +89,14 @@ def placement(procedure, relid, table):
         raise AwsMlError(FEATURE_NOT_SUPPORTED, f"{procedure} fills each shard of {table} on its node, and some "
                          "of its shards have several copies", hint="Fill it with an UPDATE (docs/scaling.md).")
     return [Shard(shard["name"], shard["host"], shard["port"]) for shard in shards], row_address.CTID
+
+
+def managed_by_citus(table_name):
+    """Whether the table that table_name (text) names is a Citus table:
+    distributed, reference or Citus-managed local."""
+    import plpy
+    return bool(plpy.execute(_HAS_CITUS)) and bool(plpy.execute(plpy.prepare(_NAMED, ["pg_catalog.text"]),
+                                                                [table_name]))
 
 
 def fill_on_nodes(procedure, call, shards):
@@ -143,11 +154,15 @@ def _refuse_other_settings(procedure, nodes):
                              hint="Set them the same on every node (docs/scaling.md), then CALL again.")
 
 
-def fill_shards(shards, fill):
+def fill_shards(procedure, shards, fill):
     """On a node: fill(shard) (answering the rows filled) for each of shards;
     answers the procedure's output row: the outcome for fill_on_nodes, as
-    JSON. The batch an error stops is rolled back; a cancel is raised."""
+    JSON. The batch an error stops is rolled back; a cancel is raised, as is
+    a call that cannot commit (in a transaction block)."""
     import plpy
+    from .materialize import commit_or_explain  # which imports this module
+    required("shards", shards)
+    commit_or_explain(procedure)
     done = 0
     try:
         for shard in shards:

@@ -183,7 +183,7 @@ def backfill(procedure, tables, batch_size, score, shard_call):
     backfill on the shards of a node (distributed.ShardCall)."""
     import plpy
     in_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-    _commit_or_explain(procedure)  # inside a transaction block COMMIT fails: now, before any request
+    commit_or_explain(procedure)  # inside a transaction block COMMIT fails: now, before any request
     here = [table for table in tables if table.shards is None]
     plans = [(table, plpy.prepare(table.select_sql(), ["pg_catalog.text", table.address.sql_type,
                                                        table.address.array_type(), "pg_catalog.int4"]),
@@ -231,7 +231,7 @@ def _fill(table, select, update, batch_size, score, progress):
         progress.advance(done)
 
 
-def _commit_or_explain(procedure):
+def commit_or_explain(procedure):
     import plpy
     try:
         plpy.commit()
