@@ -18,7 +18,8 @@ from psycopg import sql
 
 from tests.citus_cluster import CitusCluster
 from tests.cluster import pg_bindir
-from tests.conftest import ACCESS_KEY_ID, counter, new_cluster, wait_until
+from tests.conftest import ACCESS_KEY_ID, ROOT, counter, new_cluster, wait_until
+from tests.test_docs import run_sql_blocks
 from tests.reference import ANALYZE_COMPANY, CLASSIFY_EVENT_2, CLASSIFY_EVENT_4, CLINICIAN_NOTES_UPDATE, \
     REGRESSION_MODEL
 
@@ -626,3 +627,13 @@ def test_an_export_of_a_query_over_a_distributed_table_and_the_documented_import
     assert coordinator.execute("SELECT count(*), count(DISTINCT id), count(sentiment) FROM scored").fetchone() == \
         (500, 500, 400)
     assert sum(rows_per_shard(coordinator, "scored").values()) == 500
+
+
+def test_the_sql_of_docs_scaling_md_runs_on_the_cluster(citus, coordinator, emulator, aws_client,
+                                                        settings_restored):
+    aws_client("s3").create_bucket(Bucket="my-training-bucket")
+    coordinator.execute("DROP SCHEMA IF EXISTS docs_scaling CASCADE")
+    coordinator.execute("CREATE SCHEMA docs_scaling")
+    run_sql_blocks(ROOT / "docs" / "scaling.md", citus.coordinator.bindir / "psql", citus.coordinator.conninfo(),
+                   prologue="SET search_path = docs_scaling, public;\n")
+    coordinator.execute("DROP SCHEMA docs_scaling CASCADE")
