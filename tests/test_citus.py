@@ -126,12 +126,17 @@ def test_create_extension_propagates_to_every_worker_with_the_role_and_grants(ci
                                 ).fetchone() == (True, True, False)
 
 
-@pytest.fixture
-def support(coordinator):
+@pytest.fixture(scope="module")
+def support_tables(citus):
     """The reference's support table, 3,000 rows, distributed and plain."""
     feedback = [(text(i),) for i in range(3000)]
-    make_table(coordinator, "support", "feedback text", feedback)
-    make_table(coordinator, "support_plain", "feedback text", feedback, distributed=False)
+    with citus.connect() as conn:
+        make_table(conn, "support", "feedback text", feedback)
+        make_table(conn, "support_plain", "feedback text", feedback, distributed=False)
+
+
+@pytest.fixture
+def support(support_tables, coordinator):
     return coordinator
 
 
@@ -596,18 +601,18 @@ def test_an_export_of_a_query_over_a_distributed_table_and_the_documented_import
     coordinator.execute("CREATE EXTENSION IF NOT EXISTS aws_s3 CASCADE")
     aws_client("s3").create_bucket(Bucket="citus-exports")
     feedback = [(text(i),) for i in range(500)]
-    make_table(coordinator, "support", "feedback text", feedback)
-    make_table(coordinator, "support_plain", "feedback text", feedback, distributed=False)
+    make_table(coordinator, "feedback", "feedback text", feedback)
+    make_table(coordinator, "feedback_plain", "feedback text", feedback, distributed=False)
     query = ("SELECT id, feedback, s.sentiment, s.confidence FROM {table}, "
              "aws_comprehend.detect_sentiment(feedback, 'en') s ORDER BY id")
     with coordinator.cursor() as cursor:
-        with cursor.copy(f"COPY ({query.format(table='support_plain')}) TO STDOUT WITH (format csv)") as copy:
+        with cursor.copy(f"COPY ({query.format(table='feedback_plain')}) TO STDOUT WITH (format csv)") as copy:
             expected = b"".join(bytes(chunk) for chunk in copy)
     emulator.reset()
     assert coordinator.execute(
         "SELECT rows_uploaded, files_uploaded FROM aws_s3.query_export_to_s3(%s, "
         "aws_commons.create_s3_uri('citus-exports', 'support.csv', 'us-east-1'), 'format csv')",
-        (query.format(table="support"),)).fetchone() == (500, 1)
+        (query.format(table="feedback"),)).fetchone() == (500, 1)
     assert aws_client("s3").get_object(Bucket="citus-exports", Key="support.csv")["Body"].read() == expected
     assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 400
 
@@ -634,6 +639,24 @@ def test_the_sql_of_docs_scaling_md_runs_on_the_cluster(citus, coordinator, emul
     aws_client("s3").create_bucket(Bucket="my-training-bucket")
     coordinator.execute("DROP SCHEMA IF EXISTS docs_scaling CASCADE")
     coordinator.execute("CREATE SCHEMA docs_scaling")
+    # 8 shards rather than 32: the same SQL, fewer worker backends to start
     run_sql_blocks(ROOT / "docs" / "scaling.md", citus.coordinator.bindir / "psql", citus.coordinator.conninfo(),
-                   prologue="SET search_path = docs_scaling, public;\n")
+                   prologue="SET search_path = docs_scaling, public;\nSET citus.shard_count = 8;\n")
     coordinator.execute("DROP SCHEMA docs_scaling CASCADE")
+
+
+def test_a_backfill_of_a_partitioned_distributed_table_fills_every_partitions_shards(citus, coordinator, emulator):
+    coordinator.execute("DROP TABLE IF EXISTS events_by_month")
+    coordinator.execute("CREATE TABLE events_by_month (id int, month int, body text, sentiment varchar, "
+                        "confidence real, PRIMARY KEY (id, month)) PARTITION BY LIST (month)")
+    for month in (1, 2, 3):
+        coordinator.execute(f"CREATE TABLE events_month_{month} PARTITION OF events_by_month FOR VALUES IN ({month})")
+    coordinator.execute("SELECT create_distributed_table('events_by_month', 'id', shard_count => 4)")
+    coordinator.execute("INSERT INTO events_by_month SELECT i, 1 + i % 3, 'event ' || i || ': I love it' "
+                        "FROM generate_series(1, 300) i")
+    emulator.reset()
+    coordinator.execute("CALL aws_comprehend.materialize_sentiment('events_by_month', 'body', 'en')")
+    assert coordinator.execute("SELECT month, count(sentiment) FROM events_by_month GROUP BY 1 ORDER BY 1"
+                               ).fetchall() == [(1, 100), (2, 100), (3, 100)]
+    assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 300
+    assert len(emulator.counters()["comprehend"]["BatchDetectSentiment"]["pids"]) == len(citus.workers)
