@@ -660,3 +660,22 @@ def test_a_backfill_of_a_partitioned_distributed_table_fills_every_partitions_sh
                                ).fetchall() == [(1, 100), (2, 100), (3, 100)]
     assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "items") == 300
     assert len(emulator.counters()["comprehend"]["BatchDetectSentiment"]["pids"]) == len(citus.workers)
+
+
+def test_a_nodes_own_error_reaches_the_caller_with_its_sqlstate_and_the_batch_is_rolled_back(
+        citus, coordinator, emulator):
+    make_table(coordinator, "notes", f"body text, {BACKFILLS['materialize_sentiment'].columns}",
+               [("I love it.",) if i == 7 else (f"note {i}: it is fine.",) for i in range(200)], shards=4)
+    coordinator.execute("ALTER TABLE notes ADD CONSTRAINT not_positive CHECK (sentiment <> 'POSITIVE')")
+    with pytest.raises(psycopg.errors.CheckViolation) as caught:
+        coordinator.execute(BACKFILLS["materialize_sentiment"].call)
+    assert caught.value.diag.message_primary.startswith('aws_ml: new row for relation "notes_')
+    assert 'violates check constraint "not_positive_' in caught.value.diag.message_primary
+    assert caught.value.diag.message_detail.startswith("Failing row contains (7, I love it., POSITIVE, ")
+    assert caught.value.diag.message_primary.endswith(
+        tuple(f"(on node 127.0.0.1:{worker.port})" for worker in citus.workers))
+    shard_of_7 = coordinator.execute("SELECT get_shard_id_for_distribution_column('notes', 7)").fetchone()[0]
+    in_that_shard = rows_per_shard(coordinator, "notes")[shard_of_7]
+    # the shard's one batch (100 rows, or fewer) rolled back: none of its rows filled
+    filled = rows_per_shard(coordinator, "notes", "sentiment IS NOT NULL")
+    assert shard_of_7 not in filled and in_that_shard <= 100

@@ -174,6 +174,8 @@ def fill_shards(procedure, shards, fill):
     except plpy.SPIError as error:
         if error.sqlstate == QUERY_CANCELED:
             raise
-        stopped = {"sqlstate": error.sqlstate, "message": error.args[0], "detail": error.detail, "hint": error.hint}
+        # spidata: (sqlerrcode, detail, hint, query, position, ...)
+        detail, hint = error.spidata[1:3] if hasattr(error, "spidata") else (None, None)
+        stopped = {"sqlstate": error.sqlstate, "message": error.args[0], "detail": detail, "hint": hint}
     plpy.rollback()
     return (json.dumps({"done": done, "error": stopped}),)
