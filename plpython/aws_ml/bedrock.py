@@ -2,7 +2,7 @@
 call or many inputs concurrently (Bedrock has no batch request)."""
 import json
 
-from . import batch_rows, embedding_models, json_path, materialize, request
+from . import batch_rows, distributed, embedding_models, json_path, materialize, request
 from .arguments import batch_rows_of, header_value, in_range, is_blank, one_dimensional, required
 from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_ordinality, sql_entry
 from .services import BEDROCK
@@ -210,6 +210,20 @@ def materialize_embeddings(table_name, input_column, embedding_column, model_id,
                            max_concurrency):
     """CALL aws_bedrock.materialize_embeddings: fills the embedding column of
     the rows that have input text and no embedding yet."""
+    _materialize_embeddings(table_name, input_column, embedding_column, model_id, json_key, batch_size,
+                            max_concurrency)
+
+
+@sql_entry
+def materialize_embeddings_shards(shards, *arguments):
+    """CALL aws_bedrock._materialize_embeddings_shards: materialize_embeddings
+    on the shards of a Citus table placed on this node (distributed.py)."""
+    return distributed.fill_shards("materialize_embeddings", shards,
+                                   lambda shard: _materialize_embeddings(shard, *arguments))
+
+
+def _materialize_embeddings(table_name, input_column, embedding_column, model_id, json_key, batch_size,
+                            max_concurrency):
     for name, value in (("input_column", input_column), ("embedding_column", embedding_column),
                         ("model_id", model_id)):
         required(name, value)
@@ -217,6 +231,9 @@ def materialize_embeddings(table_name, input_column, embedding_column, model_id,
     embedding_models.family(model_id)
     tables = materialize.targets("materialize_embeddings", table_name, input_column, (embedding_column,),
                                  materialize.EMBEDDING_OUTPUTS)
-    materialize.backfill("materialize_embeddings", tables, batch_size,
-                         lambda texts: [None if vector is None else (vector,)
-                                        for vector in embeddings(model_id, texts, json_key, max_concurrency)])
+    return materialize.backfill(
+        "materialize_embeddings", tables, batch_size,
+        lambda texts: [None if vector is None else (vector,)
+                       for vector in embeddings(model_id, texts, json_key, max_concurrency)],
+        distributed.ShardCall("aws_bedrock._materialize_embeddings_shards",
+                              (input_column, embedding_column, model_id, json_key, batch_size, max_concurrency)))

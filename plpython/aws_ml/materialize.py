@@ -15,20 +15,21 @@ in a security-restricted operation (backend.running_as), so that the
 table's own code (triggers, rules, index and generated expressions,
 policies) never runs with the caller's privileges. A ctid addresses a row
 within one table only, so a table with inheritance children or partitions
-is filled table by table, each with ONLY. Every identifier is quoted; the procedures cannot have SET
-search_path (PostgreSQL forbids COMMIT in a procedure with a SET clause), so
-every function, operator and type here is schema-qualified."""
+is filled table by table, each with ONLY; Citus tables as distributed.py
+says (a reference table's rows by primary key, row_address.py). Every
+identifier is quoted; the procedures cannot have SET search_path
+(PostgreSQL forbids COMMIT in a procedure with a SET clause), so every
+function, operator and type here is schema-qualified."""
 import contextlib
 from dataclasses import dataclass
 
-from . import backend, sql_names
+from . import backend, distributed, sql_names
 from .arguments import NOT_BLANK_PATTERN, in_range, required
 from .errors import AwsMlError
 from .progress import Progress
 
 TIMESTAMP_COLUMN = "materialized_at"
 MAX_BATCH_SIZE = 10_000
-_FIRST_TID = "(0,0)"  # before every row: offsets start at 1
 _TEXT_CATEGORY = "S"
 UNDEFINED_TABLE = "42P01"
 UNDEFINED_COLUMN = "42703"
@@ -112,7 +113,9 @@ _CALLER_MAY = (
 class Target:
     """A table whose rows procedure fills: input_column in, output_columns
     (Output each) out; the first output column NULL marks a row still to do.
-    Only this table's own rows (ONLY), whatever its children."""
+    Only this table's own rows (ONLY), whatever its children. shards: for a
+    distributed table (Citus), its shards, which their nodes fill; address:
+    how the rows of a table filled here are named."""
 
     def __init__(self, procedure, table, input_column, output_columns, outputs):
         """table: its row of _TABLES."""
@@ -154,6 +157,7 @@ class Target:
         self.owner = None if table["owned"] else table["owner"]
         if self.owner is not None:
             self._check_the_caller_may(relid, input_column, output_columns)
+        self.shards, self.address = distributed.placement(procedure, relid, self.table)
 
     def _check_the_caller_may(self, relid, input_column, output_columns):
         """What PostgreSQL checks of the caller when the statements run as the
@@ -187,24 +191,27 @@ class Target:
         return f"SELECT pg_catalog.count(*) AS rows FROM ONLY {self.sql_table} WHERE {self._to_do()}"
 
     def select_sql(self):
-        """$2: the ctid after which to look, $3: ctids not to take, $4: rows."""
-        return (f"SELECT ctid AS row_id, {self.input} AS input FROM ONLY {self.sql_table} WHERE {self._to_do()} "
-                f"AND ctid OPERATOR(pg_catalog.>) $2 AND ctid OPERATOR(pg_catalog.<>) ALL ($3) "
+        """$2: the address after which to look, $3: addresses not to take, $4: rows."""
+        address = self.address
+        return (f"SELECT {address.expression} AS row_id, {self.input} AS input FROM ONLY {self.sql_table} "
+                f"WHERE {self._to_do()} AND {address.after} "
+                f"AND {address.expression} OPERATOR(pg_catalog.<>) ALL ($3){address.order_by} "
                 f"LIMIT $4 FOR UPDATE SKIP LOCKED")
 
     def update_sql(self):
-        """$1: the ctid, $2...: the output columns' values. Returns where the
-        row's new version is and whether it holds its answer."""
+        """$1: the row's address, $2...: the output columns' values. Returns
+        the address of the row's new version and whether it holds its answer."""
         assignments = [f"{column} = ${index}" for index, column in enumerate(self.outputs, 2)]
         if self.stamped:
             assignments.append(f"{TIMESTAMP_COLUMN} = pg_catalog.now()")
-        return (f"UPDATE ONLY {self.sql_table} SET {', '.join(assignments)} WHERE ctid OPERATOR(pg_catalog.=) $1 "
-                f"RETURNING ctid AS row_id, {self.outputs[0]} IS NOT NULL AS answered")
+        return (f"UPDATE ONLY {self.sql_table} SET {', '.join(assignments)} "
+                f"WHERE {self.address.expression} OPERATOR(pg_catalog.=) $1 "
+                f"RETURNING {self.address.expression} AS row_id, {self.outputs[0]} IS NOT NULL AS answered")
 
     def answered_sql(self):
-        """$1: the ctids of rows' new versions; those still holding their answer."""
-        return (f"SELECT ctid AS row_id FROM ONLY {self.sql_table} WHERE ctid OPERATOR(pg_catalog.=) ANY ($1) "
-                f"AND {self.outputs[0]} IS NOT NULL")
+        """$1: the addresses of rows' new versions; those still holding their answer."""
+        return (f"SELECT {self.address.expression} AS row_id FROM ONLY {self.sql_table} "
+                f"WHERE {self.address.expression} OPERATOR(pg_catalog.=) ANY ($1) AND {self.outputs[0]} IS NOT NULL")
 
 
 def targets(procedure, table_name, input_column, output_columns, outputs):
@@ -224,23 +231,20 @@ def targets(procedure, table_name, input_column, output_columns, outputs):
             for table in tables if table["kind"] == "r"]
 
 
-def _tid_order(ctid):
-    block, offset = ctid.strip("()").split(",")
-    return int(block), int(offset)
-
-
-def backfill(procedure, tables, batch_size, score):
+def backfill(procedure, tables, batch_size, score, shard_call):
     """Fills the to-do rows of tables (Targets), batch_size rows per
-    transaction. score: the inputs of a batch -> one tuple of output values
-    per input, or None for an input it did not send (left as it is, not taken
-    again by this run)."""
+    transaction; answers how many it filled. score: the inputs of a batch ->
+    one tuple of output values per input, or None for an input it did not
+    send (left as it is, not taken again by this run). shard_call: the same
+    backfill on the shards of a node (distributed.ShardCall)."""
     import plpy
     in_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-    _commit_or_explain(procedure)  # inside a transaction block COMMIT fails: now, before any request
-    plans = [(table, plpy.prepare(table.select_sql(), ["pg_catalog.text", "pg_catalog.tid", "pg_catalog.tid[]",
-                                                       "pg_catalog.int4"]), _prepare_update(table),
-              plpy.prepare(table.answered_sql(), ["pg_catalog.tid[]"]))
-             for table in tables]
+    commit_or_explain(procedure)  # inside a transaction block COMMIT fails: now, before any request
+    here = [table for table in tables if table.shards is None]
+    plans = [(table, plpy.prepare(table.select_sql(), ["pg_catalog.text", table.address.sql_type,
+                                                       table.address.array_type(), "pg_catalog.int4"]),
+              _prepare_update(table), plpy.prepare(table.answered_sql(), [table.address.array_type()]))
+             for table in here]
     total = 0
     for table in tables:
         with table.running_its_code():
@@ -249,21 +253,26 @@ def backfill(procedure, tables, batch_size, score):
     progress = Progress(procedure, total)
     for table, select, update, answered in plans:
         _fill(table, select, update, answered, batch_size, score, progress)
+    shards = [shard for table in tables if table.shards for shard in table.shards]
+    if shards:
+        progress.advance(distributed.fill_on_nodes(procedure, shard_call, shards))
     progress.finish()
+    return progress.done
 
 
 def _fill(table, select, update, answered, batch_size, score, progress):
     import plpy
-    after, unsent = _FIRST_TID, []
+    address = table.address
+    after, unsent = address.first, []
     while True:
         with table.running_its_code():
             rows = plpy.execute(select, [NOT_BLANK_PATTERN, after, unsent, batch_size])
         if not rows:
-            if after == _FIRST_TID:
+            if after == address.first:
                 return
             # Rows this pass went by (inserted behind it, or unlocked since) are
             # found by one more pass from the start.
-            after = _FIRST_TID
+            after = address.first
             continue
         try:
             outputs = score([row["input"] for row in rows])
@@ -271,7 +280,7 @@ def _fill(table, select, update, answered, batch_size, score, progress):
             raise _stopped(table, rows, error) from None
         with table.running_its_code():
             written = _write(table, update, answered, rows, outputs, unsent)
-        after = max((row["row_id"] for row in rows), key=_tid_order)
+        after = address.last(rows)
         plpy.commit()
         progress.advance(written)
 
@@ -281,7 +290,7 @@ def _write(table, update, answered, rows, outputs, unsent):
     unsent); how many rows took their answer, or the 55000 of the first
     that did not."""
     import plpy
-    new_versions = {}  # the ctid of a row's new version -> the row's
+    new_versions = {}  # the address of a row's new version -> the row's
     for row, output in zip(rows, outputs):
         if output is None:
             unsent.append(row["row_id"])
@@ -300,7 +309,7 @@ def _write(table, update, answered, rows, outputs, unsent):
     return len(new_versions)
 
 
-def _commit_or_explain(procedure):
+def commit_or_explain(procedure):
     import plpy
     try:
         plpy.commit()
@@ -317,7 +326,7 @@ def _prepare_update(table):
     UPDATE: no row would take its answer, refused before any request."""
     import plpy
     try:
-        return plpy.prepare(table.update_sql(), ["pg_catalog.tid", *table.output_types])
+        return plpy.prepare(table.update_sql(), [table.address.sql_type, *table.output_types])
     except plpy.SPIError as error:
         if error.sqlstate == FEATURE_NOT_SUPPORTED:
             raise AwsMlError(NOT_IN_PREREQUISITE_STATE,
@@ -330,7 +339,7 @@ def _prepare_update(table):
 
 def _not_answered(table, row_id, why):
     return AwsMlError(NOT_IN_PREREQUISITE_STATE,
-                      f"{table.procedure} stopped at the row at ctid {row_id} of {table.table}: {why}",
+                      f"{table.procedure} stopped at the row at {table.address.label(row_id)} of {table.table}: {why}",
                       hint="A trigger, rule or policy of the table skips the UPDATE, or sets the output back to "
                            "NULL: the row would be sent again and again. This batch's results are lost; the "
                            "batches before it are committed.")
@@ -339,9 +348,9 @@ def _not_answered(table, row_id, why):
 def _stopped(table, rows, error):
     """error of a batch's requests, naming the row it is about (else the batch)."""
     if error.ordinality is not None:
-        where = f"the row at ctid {rows[error.ordinality - 1]['row_id']}"
+        where = f"the row at {table.address.label(rows[error.ordinality - 1]['row_id'])}"
     else:
-        where = f"a batch of {len(rows)} rows from ctid {rows[0]['row_id']}"
+        where = f"a batch of {len(rows)} rows from {table.address.label(rows[0]['row_id'])}"
     resume = "The batches before it are committed; CALL again to go on with the rows still to do."
     return AwsMlError(error.sqlstate, f"{table.procedure} stopped at {where} of {table.table}: {error.message}",
                       error.detail, f"{error.hint} {resume}" if error.hint else resume)

@@ -6,7 +6,7 @@ caller's privileges. S3 is on the other side of a pipe (s3_transfer.py)."""
 import concurrent.futures
 import functools
 
-from . import backend, clients, inflight, settings, wait
+from . import backend, clients, distributed, inflight, settings, wait
 from .arguments import required
 from .errors import AwsMlError, invalid_argument, null_argument, sql_entry
 from .s3_transfer import Export, Import
@@ -14,6 +14,7 @@ from .services import S3
 
 _plans = {}
 _CLEANUP_SECONDS = 10
+FEATURE_NOT_SUPPORTED = "0A000"
 
 
 def _execute(sql, types, values):
@@ -123,6 +124,12 @@ def table_import_from_s3(table_name, column_list, options, s3_info, credentials)
     """COPY table_name (column_list) FROM s3_info's object with options; AWS's
     summary of it."""
     required("table_name", table_name)
+    if distributed.managed_by_citus(table_name):
+        raise AwsMlError(FEATURE_NOT_SUPPORTED, f"aws_s3.table_import_from_s3 cannot import into {table_name}, a "
+                         "Citus table: its COPY runs inside the server, where Citus does not see it, and would "
+                         "write only this node's own relation",
+                         hint="Import into a plain table, then INSERT INTO the Citus table SELECT from it "
+                              "(docs/scaling.md).")
     bucket, key, region = _location(s3_info)
     client = clients.client_for(S3, settings.current(), region, _given_credentials(credentials))
     pipe, token = backend.transfer_pipe(export=False)

@@ -38,8 +38,10 @@ SELECT is(pg_get_function_result('aws_bedrock._invoke_model_get_embeddings_rows(
 
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'f'), 6,
           'aws_bedrock has the four functions and their two batch-mode forms');
-SELECT is(ARRAY(SELECT proname::text FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'p'),
-          ARRAY['materialize_embeddings'], 'aws_bedrock has one procedure, materialize_embeddings');
+SELECT is(ARRAY(SELECT proname::text FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'p'
+                ORDER BY proname),
+          ARRAY['_materialize_embeddings_shards', 'materialize_embeddings'],
+          'aws_bedrock has two procedures, materialize_embeddings and its form for the shards of a Citus node');
 
 SELECT is_empty($$
     SELECT p.oid::regprocedure FROM pg_proc p
@@ -72,7 +74,8 @@ SELECT is_empty($$
            OR btrim(p.prosrc, E'\n') <> CASE p.prokind WHEN 'p' THEN E'plpy.execute("LOAD ''$libdir/plugins/aws_ml''")\n'
                                                        ELSE '' END
                                      || 'from aws_ml.bedrock import ' || ltrim(p.proname, '_') || E'\n'
-                                     || CASE p.prokind WHEN 'f' THEN 'return ' ELSE '' END || ltrim(p.proname, '_')
+                                     || CASE p.prorettype WHEN 'void'::regtype THEN '' ELSE 'return ' END
+                                     || ltrim(p.proname, '_')
                                      || substring(btrim(p.prosrc, E'\n') from '\([^\n]*\)$'))
 $$, 'every aws_bedrock body is one import and one call of its namesake, a procedure''s after loading the module');
 
