@@ -61,8 +61,8 @@ def test_reference_classify_event_two_arguments_verbatim(schema, emulator):
     events_table(schema)
     rows = schema.execute("SELECT id, classify_event(event_type, event_day) FROM events ORDER BY id").fetchall()
     assert rows == [(i, linear(coef, 3, t, days(d))) for i, t, d, _ in EVENTS]
-    # batch mode: the 200 rows in one request
-    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes") == [len(EVENTS)]
+    # batch mode: the 200 rows in batches of 25, 50, 100 and 25, a request each
+    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes") == [25, 50, 100, 25]
 
 
 def test_reference_classify_event_with_batch_size_verbatim(schema, emulator):
