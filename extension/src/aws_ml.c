@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -11,12 +13,11 @@
 #include "python/backend.h"
 #include "batch/batch.h"
 #include "python/python_path.h"
+#include "python/python_preload.h"
 #include "s3/s3_copy.h"
 #include "settings.h"
 
 PG_MODULE_MAGIC;
-
-void		_PG_init(void);
 
 void
 _PG_init(void)

@@ -22,6 +22,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/detoast.h"
 #include "access/parallel.h"
 #include "catalog/pg_language.h"

@@ -6,6 +6,5 @@
 #define AWS_ML_PYTHON_PATH_H
 
 extern void python_path_init(void);
-extern void python_preload(void);
 
 #endif
