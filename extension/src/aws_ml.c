@@ -11,6 +11,7 @@
 #include "miscadmin.h"
 
 #include "python/backend.h"
+#include "python/deliberate_errors.h"
 #include "batch/batch.h"
 #include "python/python_path.h"
 #include "python/python_preload.h"
@@ -41,6 +42,7 @@ _PG_init(void)
 	batch_scan_init();
 	batch_plan_init();
 	s3_copy_init();
+	deliberate_errors_init();
 	if (process_shared_preload_libraries_in_progress)
 		python_preload();
 	backend_mark_ready();

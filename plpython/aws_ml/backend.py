@@ -19,6 +19,7 @@ _ACCESSORS = {
     "aws_ml_database_encoding": (ctypes.c_char_p, ()),
     "aws_ml_guard_errors": (ctypes.c_void_p, ()),
     "aws_ml_unguard_errors": (None, (ctypes.c_void_p,)),
+    "aws_ml_raising": (None, (ctypes.c_char_p, ctypes.c_char_p)),
 }
 _module = None
 _ready = False
@@ -86,7 +87,10 @@ _CODECS = {
 def _codec():
     """Python's codec for the database's encoding (ASCII for one it lacks);
     SQL_ASCII's bytes are taken as UTF-8, as PL/Python takes them."""
-    encoding = database_encoding()
+    return _codec_of(database_encoding())
+
+
+def _codec_of(encoding):
     return "utf-8" if encoding in ("UTF8", "SQL_ASCII") else _CODECS.get(encoding, "ascii")
 
 
@@ -109,6 +113,18 @@ def guard_errors():
 def unguard_errors(guard):
     if guard is not None:
         _accessors().aws_ml_unguard_errors(guard)
+
+
+def announce_error(plpython_message, sql_message):
+    """Tells the module the error about to be raised to PL/Python: the
+    message PL/Python will make of it, and the one SQL is to read
+    (extension/src/python/deliberate_errors.c)."""
+    module = _module or _bind()  # also where the module's load did not finish
+    if module is None:  # the module lacks the accessor: PL/Python's form stays
+        return
+    codec = _codec_of(module.aws_ml_database_encoding().decode())
+    module.aws_ml_raising(plpython_message.encode(codec, "backslashreplace"),
+                          sql_message.encode(codec, "backslashreplace"))
 
 
 def in_parallel_mode():
