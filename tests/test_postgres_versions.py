@@ -17,6 +17,8 @@ import pytest
 from tests.cluster import Cluster, pg_bindir
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # builds for 15 and 18, clusters of 18
+
 BACKEND_PY = (ROOT / "plpython" / "aws_ml" / "backend.py").read_text()
 
 
@@ -214,3 +216,10 @@ def test_on_18_the_module_preloads_without_pl_python(pg18):
                 conn.execute("SET aws_ml.region = 'eu-west-1'")
     finally:
         cluster.stop()
+
+
+def test_every_version_difference_is_in_the_compatibility_header():
+    testing_the_version = {path.relative_to(ROOT / "extension" / "src").as_posix()
+                           for path in (ROOT / "extension" / "src").rglob("*.[ch]")
+                           if "PG_VERSION_NUM" in path.read_text()}
+    assert testing_the_version == {"compat.h", "s3/copy_to_callback.c"}

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from tests.cluster import pg_bindir
-from tests.conftest import ROOT, new_cluster
-from tests.test_cancel import CALLS, HANG_SECONDS, assert_nothing_left_in_flight, cancel_after
+from tests.conftest import ROOT, new_cluster, requests_in_flight, stop_when
+from tests.test_cancel import CALLS, HANG_SECONDS, assert_nothing_left_in_flight
 
 # What a session's Python holds before its first aws_ml call, and its random state.
 BEFORE_FIRST_CALL = """DO $$
@@ -62,8 +62,8 @@ def test_a_cancel_still_stops_a_hanging_request(preloaded, emulator, connect):
         answer = call.run(conn)
         emulator.reset()
         emulator.set_faults(service=call.service, hang_seconds=HANG_SECONDS)
-        timer = cancel_after(lambda: psycopg.connect(preloaded.conninfo(), autocommit=True),
-                             conn.info.backend_pid, 1.0)
+        timer = stop_when(lambda: psycopg.connect(preloaded.conninfo(), autocommit=True), conn.info.backend_pid,
+                          requests_in_flight(emulator, call.service, 1), "the request to hang")
         try:
             with pytest.raises(psycopg.errors.QueryCanceled):
                 call.run(conn)
