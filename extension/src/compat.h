@@ -80,25 +80,15 @@ find_option(const char *name, bool create_placeholders, bool skip_errors, int el
 #endif
 
 /*
- * COPY (query) TO a callback that takes each piece of its output: 16's
- * BeginCopyTo takes the callback (data_dest_cb); 15 has none, and its COPY TO
- * STDOUT goes through the protocol's functions instead (copy_to_callback.c).
+ * COPY (query) TO a callback, which takes COPY TO STDOUT's output piece by
+ * piece: 16's BeginCopyTo takes the callback (data_dest_cb) but leaves out
+ * the line ends; 15 has none (both in s3/copy_to_callback.c).
  */
 #include "commands/copy.h"
 #if PG_VERSION_NUM < 160000
 typedef void (*copy_data_dest_cb) (void *data, int len);
+#endif
 extern uint64 copy_query_to_callback(ParseState *pstate, RawStmt *query, List *options,
 									 copy_data_dest_cb callback);
-#else
-static inline uint64
-copy_query_to_callback(ParseState *pstate, RawStmt *query, List *options, copy_data_dest_cb callback)
-{
-	CopyToState state = BeginCopyTo(pstate, NULL, query, InvalidOid, NULL, false, callback, NIL, options);
-	uint64		rows = DoCopyTo(state);
-
-	EndCopyTo(state);
-	return rows;
-}
-#endif
 
 #endif

@@ -1,17 +1,63 @@
 /*
- * copy_to_callback.c: COPY (query) TO a callback on PostgreSQL 15, whose
- * BeginCopyTo takes none (compat.h; 16 and later use BeginCopyTo's own).
+ * copy_to_callback.c: COPY (query) TO a callback that takes what COPY
+ * (query) TO STDOUT writes, byte for byte (compat.h).
  *
- * It runs COPY (query) TO STDOUT with the protocol's functions swapped: its
- * rows (CopyData) go to the callback, its CopyOutResponse and CopyDone
- * nowhere, anything else (a notice the query raises) to the client as
- * before, if the session has one.
+ * 16 and later: BeginCopyTo's own callback, which receives each row of a
+ * text or CSV COPY without its line end; this adds it.
+ *
+ * 15, whose BeginCopyTo takes no callback: COPY (query) TO STDOUT runs with
+ * the protocol's functions swapped: its rows (CopyData) go to the callback,
+ * its CopyOutResponse and CopyDone nowhere, anything else (a notice the
+ * query raises) to the client as before, if the session has one.
  */
 #include "postgres.h"
 
 #include "compat.h"
 
-#if PG_VERSION_NUM < 160000
+#if PG_VERSION_NUM >= 160000
+
+/* the callback of the COPY running, and whether its rows end in a newline */
+static copy_data_dest_cb destination = NULL;
+static bool lines = false;
+
+static void
+copy_line(void *data, int len)
+{
+	destination(data, len);
+	if (lines)
+		destination("\n", 1);
+}
+
+uint64
+copy_query_to_callback(ParseState *pstate, RawStmt *query, List *options, copy_data_dest_cb callback)
+{
+	copy_data_dest_cb outer_destination = destination;
+	bool		outer_lines = lines;
+	CopyFormatOptions format = {0};
+	volatile uint64 rows = 0;
+
+	ProcessCopyOptions(NULL, &format, false, options);
+	PG_TRY();
+	{
+		CopyToState state;
+
+		/* the query may run another COPY to a callback */
+		destination = callback;
+		lines = !format.binary;
+		state = BeginCopyTo(pstate, NULL, query, InvalidOid, NULL, false, copy_line, NIL, options);
+		rows = DoCopyTo(state);
+		EndCopyTo(state);
+	}
+	PG_FINALLY();
+	{
+		destination = outer_destination;
+		lines = outer_lines;
+	}
+	PG_END_TRY();
+	return rows;
+}
+
+#else
 
 /*
  * libpq/libpq.h declares struct Port with the GSSAPI and OpenSSL types, whose
