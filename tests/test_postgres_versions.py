@@ -202,6 +202,60 @@ def test_on_18_the_c_functions_answer_as_on_15(server18, cluster, fresh_database
             assert on_18.execute(f"SELECT * FROM {name}({arguments})").fetchall() == expected
 
 
+COPIES = [
+    "COPY (SELECT n, 'x,y' || n, NULL::text FROM generate_series(1, 3) n) TO STDOUT",
+    "COPY (SELECT n, E'two\\nlines', 'q\"q' FROM generate_series(1, 2) n) TO STDOUT WITH (FORMAT csv, HEADER)",
+    "COPY (SELECT n, n::text, NULL::int FROM generate_series(1, 2) n) TO STDOUT WITH (FORMAT binary)",
+    "COPY (SELECT 1 WHERE false) TO STDOUT WITH (FORMAT csv, HEADER true)",
+]
+
+
+def callback_test_module(pg_config, **variables):
+    """tests/c's module, with aws_s3's COPY to a callback
+    (extension/src/s3/copy_to_callback.c), built for pg_config in a
+    directory the postgres OS user can read; the module's path."""
+    build = Path(tempfile.mkdtemp(prefix="aws_ml_callback_"))
+    build.chmod(0o755)
+    shutil.copytree(ROOT / "tests" / "c", build, dirs_exist_ok=True)
+    shutil.copy(ROOT / "extension" / "src" / "s3" / "copy_to_callback.c", build)
+    subprocess.run(["make", "-s", "-C", str(build), f"PG_CONFIG={pg_config}", "with_llvm=no",
+                    f"PG_CPPFLAGS=-I{ROOT / 'extension' / 'src'}", "PG_CFLAGS=-Werror -DUSE_ASSERT_CHECKING",
+                    *(f"{name}={value}" for name, value in variables.items())],
+                   check=True, capture_output=True, text=True)
+    return build / "copy_to_callback_test.so"
+
+
+def copy_to_stdout(conn, sql):
+    with conn.cursor().copy(sql) as copy:
+        return b"".join(bytes(block) for block in copy)
+
+
+@pytest.mark.parametrize("version", ["15", "18"])
+def test_copy_to_a_callback_gives_what_copy_to_stdout_sends(version, request, cluster, fresh_database):
+    """What an aws_s3 export uploads: 16's BeginCopyTo callback gets each row
+    without its line end, 15 has no callback (the protocol's functions are
+    swapped); both must hand over COPY TO STDOUT's bytes."""
+    if version == "15":
+        pg_config, variables = pg_bindir() / "pg_config", {}
+        conninfo = cluster.conninfo(fresh_database())
+    else:
+        root, _ = request.getfixturevalue("pg18")
+        pg_config = root / "bin" / "pg_config"
+        variables = {"CFLAGS": pg18_cflags(pg_config)}
+        conninfo = request.getfixturevalue("server18").conninfo()
+    module = callback_test_module(pg_config, **variables)
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f"CREATE FUNCTION copy_to_callback_output(text) RETURNS bytea LANGUAGE C "
+                         f"AS '{module}', 'copy_to_callback_output'")
+            for sql in COPIES:
+                expected = copy_to_stdout(conn, sql)
+                assert conn.execute("SELECT copy_to_callback_output(%s)", (sql,)).fetchone()[0] == expected, sql
+            conn.execute("DROP FUNCTION copy_to_callback_output(text)")
+    finally:
+        shutil.rmtree(module.parent)
+
+
 def test_on_18_the_module_preloads_without_pl_python(pg18):
     """shared_preload_libraries: the server starts; there is no plpython3
     to preload, which the log says; sessions have the settings locked."""
