@@ -19,7 +19,10 @@ REGRESS = batch_mode
 REGRESS_OPTS = --inputdir=tests/regress --outputdir=tests/regress
 
 AWS_ML_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-PG_CPPFLAGS = -I$(srcdir)/extension/src -DAWS_ML_VERSION='"$(AWS_ML_VERSION)"' -Werror=implicit-function-declaration -Wall -Wextra \
+# Modules load with RTLD_GLOBAL: export only what PGDLLEXPORT marks
+# (extension/src/compat.h), all of it named aws_ml_* or aws_s3_*.
+PG_CPPFLAGS = -I$(srcdir)/extension/src -DAWS_ML_VERSION='"$(AWS_ML_VERSION)"' -fvisibility=hidden \
+	-Werror=implicit-function-declaration -Wall -Wextra \
 	-Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 # Each object's header dependencies (foo.d beside foo.o), so that a changed
@@ -51,7 +54,7 @@ install-plugin: install-lib
 
 install-python:
 	@test -n "$(PLPYTHON_PYTHON)" || { echo "cannot find the Python of $(PLPYTHON_SO): is postgresql-plpython3 installed? set PLPYTHON_PYTHON" >&2; exit 1; }
-	scripts/install-python-package '$(PLPYTHON_PYTHON)' '$(DESTDIR)$(PYTHON_DIR)' '$(AWS_ML_VERSION)'
+	scripts/install-python-package '$(PLPYTHON_PYTHON)' '$(DESTDIR)$(PYTHON_DIR)' '$(AWS_ML_VERSION)' '$(PYTHON_DEPENDENCIES_FROM)'
 
 uninstall-plugin:
 	rm -f '$(DESTDIR)$(pkglibdir)/plugins/aws_ml$(DLSUFFIX)'

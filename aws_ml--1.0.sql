@@ -118,7 +118,7 @@ LANGUAGE C STABLE PARALLEL SAFE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
-AS 'MODULE_PATHNAME', 'aws_sagemaker_csv_rows';
+AS 'MODULE_PATHNAME', 'aws_ml_sagemaker_csv_rows';
 
 CREATE FUNCTION aws_sagemaker.invoke_endpoint(
     endpoint_name varchar,
@@ -129,7 +129,7 @@ LANGUAGE C VOLATILE PARALLEL SAFE COST 5000
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
-AS 'MODULE_PATHNAME', 'aws_sagemaker_invoke_endpoint';
+AS 'MODULE_PATHNAME', 'aws_ml_sagemaker_invoke_endpoint';
 
 CREATE FUNCTION aws_sagemaker.batch_invoke_endpoint(
     endpoint_name varchar,
@@ -140,7 +140,7 @@ LANGUAGE C VOLATILE PARALLEL SAFE COST 5000 ROWS 100
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
-AS 'MODULE_PATHNAME', 'aws_sagemaker_batch_invoke_endpoint';
+AS 'MODULE_PATHNAME', 'aws_ml_sagemaker_batch_invoke_endpoint';
 
 -- Per-session statistics of the service calls (aws_ml/stats.py).
 CREATE FUNCTION aws_ml.stats()

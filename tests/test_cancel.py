@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import psycopg
 import pytest
 
 from emulator.client import Emulator
-from tests.conftest import counter, new_cluster, wait_until
+from tests.conftest import counter, in_flight, new_cluster, requests_in_flight, stop_when, wait_until
 from tests.test_materialize import run_in_thread
 
 HANG_SECONDS = 30
@@ -71,13 +70,6 @@ def call(request, db, emulator):
     emulator.clear_faults()
 
 
-def in_flight(emulator, service):
-    """The emulator's requests of service being answered now, and those whose
-    client closed the connection before the answer."""
-    operations = emulator.counters().get(service, {}).values()
-    return sum(o["in_flight"] for o in operations), sum(o["abandoned"] for o in operations)
-
-
 def assert_nothing_left_in_flight(emulator, service, sent):
     """The stopped statement's `sent` requests ended with it: the emulator saw
     their connections close long before the hang would have answered them."""
@@ -91,13 +83,6 @@ def still_usable(conn, emulator, call):
     chosen, answer = call
     emulator.clear_faults()
     assert chosen.run(conn) == answer
-
-
-def cancel_after(connect, pid, seconds):
-    canceller = connect()
-    timer = threading.Timer(seconds, lambda: canceller.execute("SELECT pg_cancel_backend(%s)", (pid,)))
-    timer.start()
-    return timer
 
 
 # tests/test_bedrock.py times out the Bedrock batch, and checks its queue.
@@ -115,7 +100,8 @@ def test_statement_timeout_stops_a_hanging_request(db, emulator, call):
 
 
 def test_pg_cancel_backend_stops_a_hanging_request(db, connect, emulator, call):
-    timer = cancel_after(connect, db.info.backend_pid, 1.0)
+    timer = stop_when(connect, db.info.backend_pid, requests_in_flight(emulator, call[0].service, REQUESTS[call[0]]),
+                      "the requests to hang")
     started = time.monotonic()
     try:
         with pytest.raises(psycopg.errors.QueryCanceled):
@@ -182,7 +168,7 @@ def test_cancelled_bedrock_batch_never_sends_its_queue_later(db, connect, emulat
     db.execute(EMBED, (titan_inputs(1, "warm-up"),))  # the backend's client, ready
     emulator.reset()
     emulator.set_faults(service="bedrock", hang_seconds=2)
-    timer = cancel_after(connect, db.info.backend_pid, 0.5)
+    timer = stop_when(connect, db.info.backend_pid, requests_in_flight(emulator, "bedrock", 4), "4 requests to hang")
     try:
         with pytest.raises(psycopg.errors.QueryCanceled):
             db.execute(EMBED, (titan_inputs(20, "queued"),))
@@ -192,7 +178,7 @@ def test_cancelled_bedrock_batch_never_sends_its_queue_later(db, connect, emulat
     assert_nothing_left_in_flight(emulator, "bedrock", 4)
     emulator.clear_faults()
     assert len(db.execute(EMBED, (titan_inputs(3, "follow-up"),)).fetchall()) == 3
-    time.sleep(2.5)  # past the hang: nothing of the cancelled statement arrives late
+    time.sleep(2.5)  # absence: past the hang, nothing of the cancelled statement arrives late
     assert counter(emulator.counters(), "bedrock", "InvokeModel") == 4 + 3
 
 
@@ -204,13 +190,14 @@ def test_a_cancelled_statement_sends_no_more_retries(db, connect, emulator):
     db.execute("SELECT aws_comprehend.detect_sentiment('warm-up', 'en')")  # the backend's client, ready
     emulator.reset()
     emulator.set_faults(service="comprehend", latency_ms=1000, throttle_every=1)
-    timer = cancel_after(connect, db.info.backend_pid, 0.5)
+    timer = stop_when(connect, db.info.backend_pid, requests_in_flight(emulator, "comprehend", 1),
+                      "the first attempt")
     try:
         with pytest.raises(psycopg.errors.QueryCanceled):
             db.execute("SELECT aws_comprehend.detect_sentiment('I love it', 'en')")
     finally:
         timer.join()
-    time.sleep(2.5)
+    time.sleep(2.5)  # absence: past a retry's first backoff, no second attempt comes
     assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 1
     assert in_flight(emulator, "comprehend") == (0, 1)
 
@@ -265,16 +252,15 @@ def test_a_stopped_backend_ends_its_https_requests(tls_server, stop):
     assert answer[0][0] == "POSITIVE" and tls_emulator.url.startswith("https://")
     tls_emulator.reset()
     tls_emulator.set_faults(service="comprehend", hang_seconds=HANG_SECONDS)
-    with psycopg.connect(server.conninfo(), autocommit=True) as other:
-        timer = threading.Timer(1.0, lambda: other.execute(f"SELECT {stop}(%s)", (conn.info.backend_pid,)))
-        timer.start()
-        started = time.monotonic()
-        try:
-            with pytest.raises((psycopg.errors.QueryCanceled, psycopg.errors.AdminShutdown,
-                                psycopg.OperationalError)):
-                call.run(conn)
-        finally:
-            timer.join()
+    timer = stop_when(lambda: psycopg.connect(server.conninfo(), autocommit=True), conn.info.backend_pid,
+                      requests_in_flight(tls_emulator, "comprehend", 1), "the request to hang", stop)
+    started = time.monotonic()
+    try:
+        with pytest.raises((psycopg.errors.QueryCanceled, psycopg.errors.AdminShutdown,
+                            psycopg.OperationalError)):
+            call.run(conn)
+    finally:
+        timer.join()
     assert time.monotonic() - started < HANG_SECONDS / 3
     assert_nothing_left_in_flight(tls_emulator, "comprehend", 1)
     tls_emulator.clear_faults()

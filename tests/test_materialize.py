@@ -6,7 +6,7 @@ import threading
 import psycopg
 import pytest
 
-from tests.conftest import counter, wait_until
+from tests.conftest import counter, stop_when, wait_until
 
 WAIT_SECONDS = 60
 
@@ -130,13 +130,17 @@ def test_stopped_half_way_then_run_again_scores_each_row_once(db, connect, emula
     assert batch_counts(emulator)["items"] - sent_first == eligible - done_first
 
 
-def test_statement_timeout_stops_it_and_the_committed_batches_stay(db, emulator):
+def test_a_cancel_stops_it_and_the_committed_batches_stay(db, connect, emulator):
+    """Cancelled once a batch is committed (statement_timeout cancels the same way)."""
     eligible = make_notes(db, 400)
     emulator.set_faults(service="comprehend", latency_ms=100)
-    db.execute("SET statement_timeout = '1s'")
-    with pytest.raises(psycopg.errors.QueryCanceled):
-        db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 25)")
-    db.execute("RESET statement_timeout")
+    watcher = connect()
+    canceller = stop_when(connect, db.info.backend_pid, lambda: filled(watcher) > 0, "a committed batch")
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 25)")
+    finally:
+        canceller.join()
     assert 0 < filled(db) < eligible
 
 

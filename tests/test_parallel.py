@@ -29,6 +29,7 @@ def parallel_notes(db):
     return serial
 
 
+@pytest.mark.slow
 def test_workers_and_leader_each_call_with_their_own_client(parallel_notes, connect, emulator):
     serial = parallel_notes
     conn = connect()

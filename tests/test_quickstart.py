@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # the quick-start end to end
+
 TIMEOUT_SECONDS = 120
 EPOCH = datetime.date(1970, 1, 1)
 

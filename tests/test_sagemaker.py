@@ -279,6 +279,7 @@ def test_execute_on_the_entry_point_is_enough(db, connect, login_role):
                      ).sqlstate == "42501"
 
 
+@pytest.mark.slow
 def test_scroll_cursor_over_a_batch_fetches_backward_the_right_rows(db, cluster, emulator):
     """The batch function's result is materialized for random access when a
     SCROLL cursor asks for it: 17 million rows spill far beyond work_mem

@@ -23,6 +23,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/acl.h"
@@ -81,32 +83,6 @@ static int	bedrock_request_timeout_ms = 300000;
 static int	max_attempts = 5;
 static int	statement_cache = STATEMENT_CACHE_ON;
 
-/* The GUC record of name, a placeholder or a defined setting; NULL if none. */
-static struct config_generic *
-find_setting(const char *name)
-{
-#if PG_VERSION_NUM >= 160000
-	return find_option(name, false, true, ERROR);
-#else
-	struct config_generic **settings = get_guc_variables();
-	int			count = GetNumConfigOptions();
-
-	for (int i = 0; i < count; i++)
-	{
-		if (pg_strcasecmp(settings[i]->name, name) == 0)
-			return settings[i];
-	}
-	return NULL;
-#endif
-}
-
-/* The role that set a value; PostgreSQL before 15 does not record it. */
-#if PG_VERSION_NUM >= 150000
-#define SETTER_ROLE(role) (role)
-#else
-#define SETTER_ROLE(role) InvalidOid
-#endif
-
 /*
  * Whether PostgreSQL refuses a value of the PGC_SUSET setting name that was
  * set in context by role, as set_config_option does when it defines the
@@ -117,11 +93,7 @@ set_without_privilege(const char *name, GucSource source, GucContext context, Oi
 {
 	if (source == PGC_S_DEFAULT || (context != PGC_USERSET && context != PGC_BACKEND))
 		return false;
-#if PG_VERSION_NUM >= 150000
 	return pg_parameter_aclcheck(name, role, ACL_SET) != ACLCHECK_OK;
-#else
-	return true;
-#endif
 }
 
 /*
@@ -139,19 +111,19 @@ placeholder_refused(struct config_generic *placeholder)
 
 	if ((string->reset_val &&
 		 set_without_privilege(name, placeholder->reset_source, placeholder->reset_scontext,
-							   SETTER_ROLE(placeholder->reset_srole))) ||
+							   placeholder->reset_srole)) ||
 		(*string->variable &&
 		 set_without_privilege(name, placeholder->source, placeholder->scontext,
-							   SETTER_ROLE(placeholder->srole))))
+							   placeholder->srole)))
 		return true;
 	for (GucStack *stack = placeholder->stack; stack != NULL; stack = stack->prev)
 	{
 		if ((stack->prior.val.stringval &&
 			 set_without_privilege(name, stack->source, stack->scontext,
-								   SETTER_ROLE(stack->srole))) ||
+								   stack->srole)) ||
 			(stack->state == GUC_SET_LOCAL &&
 			 set_without_privilege(name, PGC_S_SESSION, stack->masked_scontext,
-								   SETTER_ROLE(stack->masked_srole))))
+								   stack->masked_srole)))
 			return true;
 	}
 	return false;
@@ -175,13 +147,8 @@ placeholders_set_without_privilege(void)
 {
 	List	   *names = NIL;
 	int			count;
-#if PG_VERSION_NUM >= 160000
-	struct config_generic **settings = get_guc_variables(&count);
-#else
-	struct config_generic **settings = get_guc_variables();
+	struct config_generic **settings = guc_variables(&count);
 
-	count = GetNumConfigOptions();
-#endif
 	for (int i = 0; i < count; i++)
 	{
 		if ((settings[i]->flags & GUC_CUSTOM_PLACEHOLDER) && is_module_setting(settings[i]->name) &&
@@ -206,7 +173,7 @@ refused_among(List *candidates)
 	foreach(cell, candidates)
 	{
 		const char *name = lfirst(cell);
-		struct config_generic *setting = find_setting(name);
+		struct config_generic *setting = find_option(name, false, true, ERROR);
 
 		if (setting != NULL && !(setting->flags & GUC_CUSTOM_PLACEHOLDER) &&
 			setting->context != PGC_USERSET && setting->context != PGC_BACKEND)
@@ -326,11 +293,6 @@ settings_define(void)
 	pfree(refused);
 	list_free_deep(set_without_privilege);
 
-#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aws_ml");
 	MarkGUCPrefixReserved("aws_s3");
-#else
-	EmitWarningsOnPlaceholders("aws_ml");
-	EmitWarningsOnPlaceholders("aws_s3");
-#endif
 }

@@ -24,6 +24,7 @@ _ACCESSORS = {
     "aws_ml_run_as_owner": (ctypes.c_void_p, (ctypes.c_uint32,)),
     "aws_ml_end_run_as_owner": (None, (ctypes.c_void_p,)),
     "aws_ml_stop_threads_at_exit": (None, ()),
+    "aws_ml_raising": (None, (ctypes.c_char_p, ctypes.c_char_p)),
 }
 _module = None
 _ready = False
@@ -91,7 +92,10 @@ _CODECS = {
 def _codec():
     """Python's codec for the database's encoding (ASCII for one it lacks);
     SQL_ASCII's bytes are taken as UTF-8, as PL/Python takes them."""
-    encoding = database_encoding()
+    return _codec_of(database_encoding())
+
+
+def _codec_of(encoding):
     return "utf-8" if encoding in ("UTF8", "SQL_ASCII") else _CODECS.get(encoding, "ascii")
 
 
@@ -120,6 +124,18 @@ def processes_sharing_requests():
     """The processes of a parallel query that share aws_ml.max_concurrency
     while a batch is asked for (0: this process alone)."""
     return _accessors().aws_ml_processes_sharing_requests()
+
+
+def announce_error(plpython_message, sql_message):
+    """Tells the module the error about to be raised to PL/Python: the
+    message PL/Python will make of it, and the one SQL is to read
+    (extension/src/python/deliberate_errors.c)."""
+    module = _module or _bind()  # also where the module's load did not finish
+    if module is None:  # the module lacks the accessor: PL/Python's form stays
+        return
+    codec = _codec_of(module.aws_ml_database_encoding().decode())
+    module.aws_ml_raising(plpython_message.encode(codec, "backslashreplace"),
+                          sql_message.encode(codec, "backslashreplace"))
 
 
 def in_parallel_mode():

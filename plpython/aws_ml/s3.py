@@ -8,7 +8,7 @@ import functools
 
 from . import backend, clients, distributed, inflight, settings, wait
 from .arguments import required
-from .errors import AwsMlError, invalid_argument, null_argument, sql_entry
+from .errors import AwsMlError, entry_of, invalid_argument, null_argument
 from .s3_transfer import Export, Import
 from .services import S3
 
@@ -71,7 +71,7 @@ def _raise_failure(transfer):
     wait.check_for_interrupts()
 
 
-@sql_entry
+@entry_of("aws_s3")
 def query_export_to_s3(query, s3_info, options, kms_key):
     """(rows_uploaded, files_uploaded, bytes_uploaded) of COPY (query) TO
     s3_info's object with options; SSE-KMS with kms_key."""
@@ -119,7 +119,7 @@ def _discard(export):
                          hint="Check the object: it is this export's start, or what was there before.")
 
 
-@sql_entry
+@entry_of("aws_s3")
 def table_import_from_s3(table_name, column_list, options, s3_info, credentials):
     """COPY table_name (column_list) FROM s3_info's object with options; AWS's
     summary of it."""

@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"

@@ -16,6 +16,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "executor/execExpr.h"
 #include "executor/nodeAgg.h"
 #include "pgstat.h"

@@ -24,6 +24,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/xact.h"
 #include "executor/executor.h"
 #include "miscadmin.h"

@@ -21,6 +21,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/parallel.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"

@@ -8,6 +8,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "mb/pg_wchar.h"

@@ -1,6 +1,7 @@
 /*
  * backend.h: what the Python layer reads of the backend it runs in, exported
- * by this module (plpython/aws_ml/backend.py binds these and nothing else).
+ * by this module (plpython/aws_ml/backend.py binds these, plpython_errors.h's and
+ * deliberate_errors.h's, and no symbol of the server).
  */
 #ifndef AWS_ML_BACKEND_H
 #define AWS_ML_BACKEND_H

@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include <dlfcn.h>
 
 #include "miscadmin.h"

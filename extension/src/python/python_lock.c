@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include <dlfcn.h>
 
 #include "python/python_lock.h"
@@ -40,7 +42,7 @@ python_release(void)
 	if (gil_held == NULL || save_thread == NULL || restore_thread == NULL || released != NULL || !gil_held())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("aws_ml: this backend is not running Python"),
+				 errmsg("aws_s3: this backend is not running Python"),
 				 errhint("aws_s3's functions call this one; call them instead.")));
 	released = save_thread();
 }

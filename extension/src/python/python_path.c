@@ -1,7 +1,6 @@
 /*
  * python_path.c: makes this module's Python package importable by the
- * server's Python, and loads it before the backends fork when the module is
- * in shared_preload_libraries.
+ * server's Python.
  *
  * `make install` puts the package next to this module, under the server's
  * own library directory: $libdir/aws_ml-python/<version> is a symbolic link
@@ -28,6 +27,8 @@
  * runs.
  */
 #include "postgres.h"
+
+#include "compat.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -221,42 +222,12 @@ python_path_init(void)
 	}
 }
 
-/*
- * In the postmaster, when this module is in shared_preload_libraries:
- * starts Python as PL/Python starts it (with its plpy module), and imports
- * the package with botocore and the services' models (aws_ml/preload.py).
- * Every backend forked afterwards finds them loaded, and its first call
- * skips what takes most of its time. PL/Python, in the backend, finds Python
- * started; the postmaster runs no Python code after this, and no thread.
- */
+/* Puts the package on the path of Python once started (the preloading postmaster starts it). */
 void
-python_preload(void)
+python_path_on_started_python(void)
 {
 	PythonApi	api;
-	int			(*append_inittab) (const char *, void *(*) (void));
-	void		(*initialize) (void);
-	int			(*run) (const char *, void *);
-	void	   *(*init_plpy) (void);
 
-	load_file("$libdir/plpython3", false);
-	append_inittab = process_symbol("PyImport_AppendInittab");
-	initialize = process_symbol("Py_Initialize");
-	run = process_symbol("PyRun_SimpleStringFlags");
-	init_plpy = process_symbol("PyInit_plpy");
-	if (!find_python_api(&api) || !append_inittab || !initialize || !run || !init_plpy)
-	{
-		ereport(WARNING,
-				(errmsg("aws_ml: cannot preload Python: plpython3 does not export what it needs"),
-				 errdetail("Sessions load the aws_ml package at their first call.")));
-		return;
-	}
-	if (api.IsInitialized())
-		return;
-	append_inittab("plpy", init_plpy);
-	initialize();
-	put_on_python_path(&api);
-	if (run("import aws_ml.preload", NULL) != 0)
-		ereport(WARNING,
-				(errmsg("aws_ml: could not preload the aws_ml Python package (its traceback is above)"),
-				 errdetail("Sessions load it at their first call.")));
+	if (!on_python_path && find_python_api(&api) && api.IsInitialized())
+		put_on_python_path(&api);
 }

@@ -8,6 +8,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"

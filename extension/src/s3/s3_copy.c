@@ -5,9 +5,8 @@
  * and keeps one end on a thread that uploads to or downloads from S3. The
  * other end stays here, with a random token that only the Python layer
  * knows, until the aws_s3._copy_* call that gives the token takes it: an
- * export runs COPY (query) TO STDOUT, whose rows this module writes into the
- * pipe instead of sending them to the client; an import runs COPY table FROM
- * the pipe. Those SQL functions touch no other pipe or file, and do nothing
+ * export runs COPY (query) TO a callback that writes into the pipe
+ * (compat.h); an import runs COPY table FROM the pipe. Those SQL functions touch no other pipe or file, and do nothing
  * without the token; the pipe is dropped when the transaction ends.
  *
  * COPY's own code formats and parses the data, so an export is byte for byte
@@ -22,6 +21,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -34,20 +35,11 @@
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "funcapi.h"
-/*
- * libpq/libpq.h declares struct Port with the GSSAPI and OpenSSL types, whose
- * headers the server's own may not be installed with; this file uses no Port.
- */
-#undef ENABLE_GSS
-#undef USE_OPENSSL
-#include "libpq/libpq.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
-#include "tcop/dest.h"
-#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
@@ -70,7 +62,7 @@ static uint64 server_end_token = 0;
 /* The pipe COPY FROM is reading, for read_pipe. */
 static int	source = -1;
 
-/* The pipe an export's COPY writes to, for export_putmessage. */
+/* The pipe an export's COPY writes to, for write_pipe. */
 static int	target = -1;
 
 static void
@@ -255,20 +247,22 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 }
 
 /*
- * Writes an export's data into its pipe: at once while the pipe has room,
- * else waiting, without the GIL, for the transfer thread to take some.
- * Interrupts are served while it waits.
+ * COPY's destination for an export: writes its data into the pipe, at once
+ * while the pipe has room, else waiting, without the GIL, for the transfer
+ * thread to take some. Interrupts are served while it waits.
  */
 static void
-write_pipe(const char *data, size_t size)
+write_pipe(void *data, int size)
 {
+	const char *next = data;
+
 	while (size > 0)
 	{
-		ssize_t		written = write(target, data, size);
+		ssize_t		written = write(target, next, size);
 
 		if (written > 0)
 		{
-			data += written;
+			next += written;
 			size -= written;
 			continue;
 		}
@@ -292,65 +286,6 @@ write_pipe(const char *data, size_t size)
 	}
 }
 
-/*
- * While an export's COPY (query) TO STDOUT runs, the protocol's messages go
- * through these: its rows (CopyData) into the pipe, its CopyOutResponse and
- * CopyDone nowhere, anything else (a notice the query raises) to the client
- * as before, if the session has one.
- */
-static const PQcommMethods *client_methods = NULL;
-static bool client_connected = false;
-
-static int
-export_putmessage(char msgtype, const char *s, size_t len)
-{
-	if (msgtype == 'd')
-		write_pipe(s, len);
-	else if (msgtype != 'H' && msgtype != 'c' && client_connected)
-		return client_methods->putmessage(msgtype, s, len);
-	return 0;
-}
-
-static void
-export_putmessage_noblock(char msgtype, const char *s, size_t len)
-{
-	(void) export_putmessage(msgtype, s, len);
-}
-
-static void
-export_comm_reset(void)
-{
-	if (client_connected)
-		client_methods->comm_reset();
-}
-
-static int
-export_flush(void)
-{
-	return client_connected ? client_methods->flush() : 0;
-}
-
-static int
-export_flush_if_writable(void)
-{
-	return client_connected ? client_methods->flush_if_writable() : 0;
-}
-
-static bool
-export_is_send_pending(void)
-{
-	return client_connected && client_methods->is_send_pending();
-}
-
-static const PQcommMethods export_methods = {
-	export_comm_reset,
-	export_flush,
-	export_flush_if_writable,
-	export_is_send_pending,
-	export_putmessage,
-	export_putmessage_noblock
-};
-
 /* COPY (query) TO STDOUT with options, its rows into the pipe fd; the rows */
 static uint64
 copy_query_to(int fd, const char *sql, CopyStmt *copy)
@@ -358,8 +293,6 @@ copy_query_to(int fd, const char *sql, CopyStmt *copy)
 	ParseState *pstate = make_parsestate(NULL);
 	RawStmt    *query = makeNode(RawStmt);
 	int			outer_target = target;
-	bool		outermost = (PqCommMethods != &export_methods);
-	CommandDest outer_destination = whereToSendOutput;
 	volatile uint64 rows = 0;
 
 	if (IsA(copy->query, MergeStmt))
@@ -369,29 +302,15 @@ copy_query_to(int fd, const char *sql, CopyStmt *copy)
 	pstate->p_sourcetext = sql;
 	query->stmt = copy->query;
 	query->stmt_location = -1;
-	if (outermost)
-	{
-		client_methods = PqCommMethods;
-		client_connected = (whereToSendOutput == DestRemote);
-	}
 	PG_TRY();
 	{
-		CopyToState state;
-
+		/* the query may export too: its COPY writes its own pipe */
 		target = fd;
-		PqCommMethods = &export_methods;
-		/* the protocol's path, even in a session without a client */
-		whereToSendOutput = DestRemote;
-		state = BeginCopyTo(pstate, NULL, query, InvalidOid, NULL, false, NIL, copy->options);
-		rows = DoCopyTo(state);
-		EndCopyTo(state);
+		rows = copy_query_to_callback(pstate, query, copy->options, write_pipe);
 	}
 	PG_FINALLY();
 	{
 		target = outer_target;
-		whereToSendOutput = outer_destination;
-		if (outermost)
-			PqCommMethods = client_methods;
 	}
 	PG_END_TRY();
 	return rows;
@@ -449,14 +368,14 @@ check_copy_into(ParseState *pstate, Relation rel, List *columns)
 {
 	ParseNamespaceItem *item = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock,
 															 NULL, false, false);
-	RangeTblEntry *entry = item->p_rte;
+	RTEPermissionInfo *permissions = getRTEPermissionInfo(pstate->p_rteperminfos, item->p_rte);
 	ListCell   *cell;
 
-	entry->requiredPerms = ACL_INSERT;
+	permissions->requiredPerms = ACL_INSERT;
 	foreach(cell, CopyGetAttnums(RelationGetDescr(rel), rel, columns))
-		entry->insertedCols = bms_add_member(entry->insertedCols,
-											 lfirst_int(cell) - FirstLowInvalidHeapAttributeNumber);
-	ExecCheckRTPerms(pstate->p_rtable, true);
+		permissions->insertedCols = bms_add_member(permissions->insertedCols,
+												   lfirst_int(cell) - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckPermissions(pstate->p_rtable, list_make1(permissions), true);
 	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
