@@ -42,9 +42,9 @@ RETURNS bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'aws_s3_copy_query_to_pipe';
 
--- How COPY lays out its data with options (checked as COPY FROM, or TO, checks them).
-CREATE FUNCTION aws_s3._copy_layout(options text, is_from boolean, OUT format text, OUT quote text,
-                                    OUT escape text, OUT header boolean, OUT ascii_safe boolean)
+-- How COPY TO lays out its output with options (checked as COPY checks them).
+CREATE FUNCTION aws_s3._copy_layout(options text, OUT format text, OUT quote text, OUT escape text,
+                                    OUT header boolean, OUT ascii_safe boolean)
 LANGUAGE C STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'aws_s3_copy_layout';
@@ -116,10 +116,10 @@ SELECT aws_s3.table_import_from_s3(table_name, column_list, options,
                                    aws_commons.create_aws_credentials(access_key, secret_key, session_token))
 $$;
 
--- As aws_ml's: only the aws_s3 role, and those it grants to, may spend the
--- server's AWS credentials.
+-- As aws_ml's: only the members of the aws_s3 role may spend the server's
+-- AWS credentials, and they cannot grant the functions on.
 REVOKE ALL ON ALL ROUTINES IN SCHEMA aws_s3 FROM PUBLIC;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_s3 TO aws_s3 WITH GRANT OPTION;
-GRANT USAGE ON SCHEMA aws_s3 TO aws_s3 WITH GRANT OPTION;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_s3 TO aws_s3;
+GRANT USAGE ON SCHEMA aws_s3 TO aws_s3;
 -- Its callers build their arguments with aws_commons' constructors.
 GRANT USAGE ON SCHEMA aws_commons TO aws_s3;

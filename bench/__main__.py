@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import (bedrock_bench, common, comprehend_bench, emulator_bench, materialize_bench,  # noqa: E402
-                   overhead_bench, s3_bench, sagemaker_bench)
+from bench import (bedrock_bench, citus_bench, common, comprehend_bench, emulator_bench,  # noqa: E402
+                   materialize_bench, overhead_bench, s3_bench, sagemaker_bench)
 
 
 def figure(name, measured, unit, limit, verdict=None):
@@ -100,6 +100,23 @@ def s3_figures(results):
     return figures
 
 
+def citus_figures(results):
+    figures = []
+    for label in ("aws_ml preloaded", "citus only"):
+        nodes = results[label]
+        figures.append(figure(f"(i) sentiment query, plain table, {label}", round(nodes["plain"]["rows_per_s"]),
+                              "rows/s", f"limit {results['plain_limit_rows_per_s']:,.0f}"))
+        for case in citus_bench.CASES:
+            r = nodes[case]
+            aimed = label == "aws_ml preloaded" and case == "Citus's defaults"
+            figures.append(figure(
+                f"(i) ... over {results['workers']} workers, {label}, {case}", round(r["rows_per_s"]), "rows/s",
+                f"limit {r['limit_rows_per_s']:,.0f}; {r['to_plain']:.2f}x plain"
+                + (f", aim >= {results['aim_distributed_to_plain']}x" if aimed else ""),
+                r["to_plain"] >= results["aim_distributed_to_plain"] if aimed else None))
+    return figures
+
+
 def emulator_figures(results):
     figures = [figure(f"emulator {name}", value, "", f">= {results['aims'][name]:,}", value >= results["aims"][name])
                for name, value in results["figures"].items()]
@@ -126,6 +143,13 @@ def main():
             results = measure()
             common.write_results(name, results)
             figures += figures_of(results)
+
+    if citus_bench.citus_installed():
+        citus = citus_bench.measure()
+        common.write_results("citus", citus)
+        figures += citus_figures(citus)
+    else:
+        print("(i) Citus: not measured, Citus is not installed (scripts/build-citus)")
 
     print(f"{'figure':60} {'measured':>10} {'unit':8} {'limit or aim':44} verdict")
     for f in figures:

@@ -71,7 +71,28 @@ def approx_rows(rows):
     return {i: (s, pytest.approx(c, rel=1e-6) if c is not None else None) for i, (s, c) in rows.items()}
 
 
-BATCHED_REQUESTS = math.ceil(len(ELIGIBLE) / 25)  # 800 documents: 32 requests
+def batches(rows, cap=1000):
+    """The batches of rows a full scan of rows rows reads: 25, then as many as
+    keep the rows read within twice the rows used plus 25 (doubling), at most cap."""
+    sizes, read = [], 0
+    while read < rows:
+        sizes.append(min(read + 25, cap, rows - read))
+        read += sizes[-1]
+    return sizes
+
+
+def batch_requests(ids, sent, cap=1000):
+    """The requests of 25 documents a full scan over ids (in scan order) makes,
+    each batch's documents (the ids in sent) split into requests of its own."""
+    requests, start = 0, 0
+    for size in batches(len(ids), cap):
+        requests += math.ceil(sum(1 for i in ids[start:start + size] if i in sent) / 25)
+        start += size
+    return requests
+
+
+# 800 documents in batches of 25, 50, 100, 200, 400 and 225 rows
+BATCHED_REQUESTS = batch_requests(list(TEXTS), ELIGIBLE)
 
 
 @pytest.mark.parametrize("sql", [
@@ -114,9 +135,10 @@ def test_where_and_having_are_batched(db, notes, emulator, sentiments):
     assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "batch_sizes") == [len(MOODS)]
 
 
-def test_case_follows_aurora_eligibility(db, notes, emulator, sentiments):
-    """A simple CASE's test and a searched CASE's first WHEN are batched; a
-    call only some rows reach (a later WHEN, THEN, ELSE) is made row by row."""
+def test_case_is_batched_for_the_rows_that_reach_each_call(db, notes, emulator, sentiments):
+    """A simple CASE's test and a searched CASE's first WHEN are batched, as on
+    Aurora; a call only some rows reach (a later WHEN, THEN, ELSE) is batched
+    too, for the rows that reach it."""
     expected = expected_rows(sentiments)
     simple = dict(db.execute("SELECT id, CASE (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
                              "WHEN 'POSITIVE' THEN 1 WHEN 'NEGATIVE' THEN -1 ELSE 0 END FROM notes").fetchall())
@@ -133,7 +155,9 @@ def test_case_follows_aurora_eligibility(db, notes, emulator, sentiments):
     conditional = dict(db.execute("SELECT id, CASE WHEN id % 50 = 1 THEN (aws_comprehend.detect_sentiment(body, "
                                   "'en')).sentiment END FROM notes").fetchall())
     assert conditional == {i: expected[i][0] if i % 50 == 1 else None for i in TEXTS}
-    assert comprehend_requests(emulator) == (0, sum(1 for i in ELIGIBLE if i % 50 == 1))
+    reached = {i for i in ELIGIBLE if i % 50 == 1}
+    assert comprehend_requests(emulator) == (batch_requests(list(TEXTS), reached), 0)
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == len(reached)
 
 
 def test_aggregates_over_calls_are_batched(db, notes, emulator, sentiments):
@@ -253,10 +277,10 @@ def invoke_endpoint_requests(emulator):
     return counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes")
 
 
-def test_classify_event_over_1000_rows_is_one_request(events, emulator):
+def test_classify_event_over_1000_rows_is_a_request_a_batch(events, emulator):
     rows = dict(events.execute("SELECT id, classify_event(event_type, event_day, amount) FROM events").fetchall())
     assert rows == {i: classify(i) for i in range(1, 1001)}
-    assert invoke_endpoint_requests(emulator) == [1000]
+    assert invoke_endpoint_requests(emulator) == batches(1000)
 
 
 def test_max_rows_per_batch_caps_every_batch(events, emulator):
@@ -292,7 +316,8 @@ def test_the_reference_wrappers_are_batched_after_inlining(events, emulator):
     regression = dict(events.execute("SELECT id, regression_model(ARRAY[event_type, id, amount]::real[]) "
                                      "FROM events WHERE amount IS NOT NULL").fetchall())
     assert regression == {i: pytest.approx(classify(i)) for i in range(1, 1001) if i % 10 != 4}
-    assert invoke_endpoint_requests(emulator) == [1000, 900]
+    # the WHERE stays in the scan: the batches hold its 900 rows
+    assert invoke_endpoint_requests(emulator) == batches(1000) + batches(900)
 
     emulator.reset()
     forecast = {i: (a, b) for i, a, b in events.execute(
@@ -302,7 +327,7 @@ def test_the_reference_wrappers_are_batched_after_inlining(events, emulator):
     star = {i: (a, b) for i, a, b in events.execute(
         "SELECT id, (analyze_company(free_cash_flow, debt)).* FROM companies")}
     assert star == forecast
-    assert invoke_endpoint_requests(emulator) == [300, 300]
+    assert invoke_endpoint_requests(emulator) == batches(300) * 2
 
 
 # --- Bedrock ----------------------------------------------------------------
@@ -377,8 +402,8 @@ def test_a_cancelled_batch_stops_its_requests(db, notes, emulator):
     db.execute("RESET statement_timeout")
     emulator.clear_faults()
     comprehend = emulator.counters()["comprehend"]["BatchDetectSentiment"]
-    assert comprehend["requests"] == 4  # the first aws_ml.max_concurrency requests, then nothing more
-    assert comprehend["in_flight"] == 0 and comprehend["abandoned"] == 4
+    assert comprehend["requests"] == 1  # the first batch's one request, then nothing more
+    assert comprehend["in_flight"] == 0 and comprehend["abandoned"] == 1
 
 
 def test_rescans_cursors_prepared_statements_and_plpgsql(db, notes, emulator, sentiments):
@@ -391,7 +416,7 @@ def test_rescans_cursors_prepared_statements_and_plpgsql(db, notes, emulator, se
     assert rescanned == [(k, i, expected[i][0]) for k in (1, 2, 3) for i in range(k * 10, k * 10 + 9)]
     assert comprehend_requests(emulator) == (3, 0)
 
-    # a cursor fetched a few rows at a time, and a SCROLL cursor fetched backward
+    # a cursor fetched a few rows at a time, and a SCROLL cursor fetched backward (row by row)
     with db.transaction():
         db.execute("DECLARE c SCROLL CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
                    "FROM notes ORDER BY id")
@@ -405,9 +430,16 @@ def test_rescans_cursors_prepared_statements_and_plpgsql(db, notes, emulator, se
     db.execute("SET plan_cache_mode = force_generic_plan")
     db.execute("PREPARE scores(int) AS SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
                "FROM notes WHERE id <= $1 ORDER BY id")
+    documents = []
     for limit in (30, 60):
         assert db.execute(f"EXECUTE scores({limit})").fetchall() == [(i, expected[i][0]) for i in range(1, limit + 1)]
-    assert sorted(counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "batch_sizes")) == [23, 24, 25]
+        start = 0
+        for size in batches(limit):
+            sent = sum(1 for i in range(start + 1, start + size + 1) if i in ELIGIBLE)
+            documents += [25] * (sent // 25) + [sent % 25] * (sent % 25 > 0)
+            start += size
+    assert sorted(counter(emulator.counters(), "comprehend", "BatchDetectSentiment", "batch_sizes")) == \
+        sorted(documents)
 
     # a PL/pgSQL loop over a query, and a statement in its body
     emulator.reset()
@@ -423,7 +455,7 @@ def test_rescans_cursors_prepared_statements_and_plpgsql(db, notes, emulator, se
     positive = sum(1 for i in range(1, 201) if expected[i][0] == "POSITIVE")
     assert db.execute("SELECT positive_notes(200)").fetchone() == (2 * positive,)
     # the second query of the function's one top-level statement is answered by the statement cache
-    assert comprehend_requests(emulator) == (math.ceil(160 / 25), 0)
+    assert comprehend_requests(emulator) == (batch_requests(list(range(1, 201)), ELIGIBLE), 0)
     db.execute("DROP FUNCTION positive_notes")
 
 
@@ -455,8 +487,8 @@ def test_explain_shows_the_batched_calls_and_the_batch_processing_line(db, notes
            "'en'::character varying, NULL::integer)" in verbose
     analyzed = explain(db, "ANALYZE, COSTS OFF", "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).* "
                                                  "FROM notes WHERE id <= 2500")
-    assert re.search(r"\n  Batch Processing: num batches=1 avg/min/max batch size=1000\.000/1000\.000/1000\.000 "
-                     r"avg/min/max batch call time=(\d+\.\d{3})/\1/\1\n", analyzed), analyzed
+    assert re.search(r"\n  Batch Processing: num batches=6 avg/min/max batch size=166\.667/25\.000/400\.000 "
+                     r"avg/min/max batch call time=\d+\.\d{3}/\d+\.\d{3}/\d+\.\d{3}\n", analyzed), analyzed
 
 
 def test_plans_without_a_call_are_left_alone(db, notes):
@@ -490,7 +522,7 @@ def test_a_tenant_needs_execute_on_the_row_function(db, connect, login_role, not
     assert emulator.counters() == {}
     db.execute(f"GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) TO {tenant}")
     assert len(conn.execute(sql).fetchall()) == 30
-    assert comprehend_requests(emulator) == (1, 0)
+    assert comprehend_requests(emulator) == (batch_requests(list(range(1, 31)), ELIGIBLE), 0)
     db.execute(f"REVOKE SELECT ON notes FROM {tenant}")
 
 
@@ -614,8 +646,8 @@ def test_a_row_the_query_never_reaches_does_not_fail_it(with_a_bad_row, sql):
 
 
 def test_the_first_failing_row_is_the_error_as_row_by_row(with_a_bad_row, emulator):
-    """The batch's requests, then the failing row's own: the rows before it
-    are answered from the statement cache."""
+    """The requests of the batches up to the one that holds row 700, then the
+    failing row's own."""
     sql = "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM bad_notes ORDER BY id"
     row_by_row, batched = errors_both_ways(with_a_bad_row, sql)
     assert batched == row_by_row
@@ -623,7 +655,13 @@ def test_the_first_failing_row_is_the_error_as_row_by_row(with_a_bad_row, emulat
     emulator.reset()
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         with_a_bad_row.execute(sql).fetchall()
-    assert comprehend_requests(emulator) == (40, 1)
+    read, requests = 0, 0
+    for size in batches(1500):
+        requests += math.ceil(size / 25)
+        read += size
+        if read >= 700:
+            break
+    assert comprehend_requests(emulator) == (requests, 1)
 
 
 def test_the_earliest_of_several_failing_rows_is_raised(db, emulator):
@@ -670,7 +708,9 @@ def test_a_request_refused_as_a_whole_fails_at_its_bad_row_only(five, emulator):
     assert row_by_row[0] == "38000"
     emulator.reset()
     five.execute("SET aws_ml.batch_mode = on")
-    five.execute(f"SELECT id, {REFUSED_AT_ROW_4} FROM r LIMIT (SELECT 3)").fetchall()
+    with five.transaction():
+        five.execute(f"DECLARE c NO SCROLL CURSOR FOR SELECT id, {REFUSED_AT_ROW_4} FROM r")
+        assert len(five.execute("FETCH 3 FROM c").fetchall()) == 3
     # rows 1-5 refused; 1-2 answered; 3-5 refused; 3 answered; 4-5 refused; 4 refused
     assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == 6
     assert invoke_endpoint_requests(emulator) == [2, 1]  # those answered
@@ -716,44 +756,59 @@ def test_arguments_over_1_gb_go_out_in_parts_whatever_work_mem(db, emulator):
     db.execute("SET work_mem = '2GB'")
     got = db.execute("SELECT count(aws_sagemaker.invoke_endpoint('echo-row-count', NULL, v)) FROM huge").fetchone()
     assert got == (400,)
-    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes") == [2] * 200  # 6 MB a body
+    # 6 MB a body: two rows a request, each batch's own (answered in any order)
+    assert sorted(counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes")) == \
+        sorted(n for size in batches(400) for n in [2] * (size // 2) + [1] * (size % 2))
     db.execute("RESET work_mem")
 
 
-# (the fault, Comprehend's requests in batches and alone, SageMaker's rows per
-# request answered, SageMaker's requests)
-FLAKY_ROW_3 = {
-    # the WHERE's call: in batches rows 1-5, 1-2, 3-5 and 3, refused but 1-2;
-    # row 3 alone; then 4-5
-    "where": ({"service": "comprehend", "error_status": 400, "error_code": "ValidationException",
-               "body_contains": "row 3"}, (5, 1), [2, 1, 2], 3),
-    # the select list's call: rows 1-5, 1-2, 3-5, 3 in batches, refused but
-    # 1-2; 3 alone; 4-5. The WHERE was evaluated for the whole batch.
-    "select list": ({"service": "sagemaker", "error_status": 424, "error_code": "ModelError",
-                     "body_contains": "3"}, (1, 0), [2, 1, 2], 6),
-}
-
-
-@pytest.mark.parametrize("flaky", FLAKY_ROW_3)
-def test_a_failed_row_that_succeeds_alone_continues_the_batch(db, emulator, flaky):
+def test_a_failed_row_that_succeeds_alone_continues_the_batch(db, emulator):
     """The service refuses row 3 three times (in its request, in half of it,
     alone in a batch) and answers it the fourth time, row by row: the batch's
-    later rows are then called, once, and nothing is evaluated twice."""
-    fault, comprehend, sagemaker, sagemaker_requests = FLAKY_ROW_3[flaky]
+    later rows are then called, once, and nothing is evaluated twice. The
+    select list's call is made when the WHERE, which calls nextval, has
+    passed: it is not asked ahead, but made row by row."""
     db.execute("DROP TABLE IF EXISTS flaky")
     db.execute("DROP SEQUENCE IF EXISTS flaky_seen")
     db.execute("CREATE TABLE flaky AS SELECT n id, 'I love it, row ' || n body FROM generate_series(1, 5) n")
     db.execute("CREATE SEQUENCE flaky_seen")
-    emulator.set_faults(**fault, error_first=3)
+    emulator.set_faults(service="comprehend", error_status=400, error_code="ValidationException",
+                        body_contains="row 3", error_first=3)
     db.execute("SET aws_ml.batch_mode = on")
     rows = db.execute("SELECT id, aws_sagemaker.invoke_endpoint('echo-row-count', NULL, id), nextval('flaky_seen') "
                       "FROM flaky WHERE (aws_comprehend.detect_sentiment(body, 'en')).confidence "
                       "+ 0 * nextval('flaky_seen') > 0").fetchall()
     assert [row[0] for row in rows] == [1, 2, 3, 4, 5]
     assert db.execute("SELECT last_value FROM flaky_seen").fetchone() == (10,)  # the WHERE's 5, the select list's 5
-    assert comprehend_requests(emulator) == comprehend
-    assert invoke_endpoint_requests(emulator) == sagemaker
-    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == sagemaker_requests
+    # in batches rows 1-5, 1-2, 3-5 and 3, refused but 1-2; row 3 alone; then 4-5
+    assert comprehend_requests(emulator) == (5, 1)
+    assert invoke_endpoint_requests(emulator) == [1] * 5
+    db.execute("DROP TABLE flaky")
+    db.execute("DROP SEQUENCE flaky_seen")
+
+
+def test_a_call_made_row_by_row_fails_as_row_by_row(db, emulator):
+    """The select list's call, after a WHERE that calls nextval, is made row
+    by row: the model refusing row 3 fails the query in both modes alike."""
+    db.execute("DROP TABLE IF EXISTS flaky")
+    db.execute("CREATE TABLE flaky AS SELECT n id, 'I love it, row ' || n body FROM generate_series(1, 5) n")
+    emulator.set_faults(service="sagemaker", error_status=424, error_code="ModelError", body_contains="3",
+                        error_first=1)
+    sql = ("SELECT id, aws_sagemaker.invoke_endpoint('echo-row-count', NULL, id) FROM flaky "
+           "WHERE (aws_comprehend.detect_sentiment(body, 'en')).confidence + 0 * nextval('flaky_seen') > 0")
+    db.execute("DROP SEQUENCE IF EXISTS flaky_seen")
+    db.execute("CREATE SEQUENCE flaky_seen")
+    errors = []
+    for mode in ("off", "on"):
+        emulator.reset()
+        emulator.set_faults(service="sagemaker", error_status=424, error_code="ModelError", body_contains="3",
+                            error_first=1)
+        db.execute(f"SET aws_ml.batch_mode = {mode}")
+        with pytest.raises(psycopg.errors.ExternalRoutineException) as caught:
+            db.execute(sql).fetchall()
+        errors.append((caught.value.diag.message_primary, invoke_endpoint_requests(emulator)))
+    assert errors[0] == errors[1]
+    assert errors[0][1] == [1, 1]  # rows 1 and 2 answered; row 3's request refused
     db.execute("DROP TABLE flaky")
     db.execute("DROP SEQUENCE flaky_seen")
 
@@ -764,10 +819,11 @@ GENERATE = ("aws_bedrock.invoke_model('anthropic.claude-v2', 'application/json',
             "'{\"prompt\": \"\\n\\nHuman: Say something.\\n\\nAssistant:\", \"max_tokens_to_sample\": 20}')")
 
 
-def test_rows_answered_before_a_failure_are_not_sent_again(db, emulator):
-    """Comprehend refuses the request holding row 976 of 1,000 as a whole; one
-    request at a time. The batch's 39 other requests stay answered; halving
-    the 40th sends 4 more; a LIMIT stops before row 976."""
+def test_a_limit_the_plan_cannot_see_bounds_the_batches(db, emulator):
+    """Comprehend refuses any request holding row 976 of 1,000; one request
+    at a time. LIMIT (SELECT 975) is known once the query runs: the batches
+    stop at row 975 (25, 50, 100, 200, 400 and 175 rows: 39 requests), so
+    row 976 is never asked for, as row by row never asks for it."""
     db.execute("DROP TABLE IF EXISTS b1000")
     db.execute("CREATE TABLE b1000 AS SELECT n id, CASE WHEN n = 976 THEN 'BOOM' ELSE 'I love it ' || n END body "
                "FROM generate_series(1, 1000) n")
@@ -782,8 +838,8 @@ def test_rows_answered_before_a_failure_are_not_sent_again(db, emulator):
     emulator.set_faults(service="comprehend", error_status=400, error_code="ValidationException", error_every=1,
                         body_contains="BOOM")
     db.execute(sql)
-    # rows 1-1000 in 40; then 976-987, 976-981, 976-978 and 976, each refused
-    assert comprehend_requests(emulator) == (44, 0)
+    assert comprehend_requests(emulator) == (39, 0)
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == 975
     db.execute("RESET aws_ml.max_concurrency")
     db.execute("DROP TABLE b1000")
 
@@ -822,18 +878,26 @@ def test_a_plan_made_in_batch_mode_runs_row_by_row_when_switched_off(five, emula
     five.execute("DEALLOCATE p4")
 
 
-def test_a_where_whose_calls_are_row_by_row_is_not_run_ahead(db, emulator):
-    """The WHERE's call is in OR's second argument: row by row. Batching the
-    select list would make it run for the whole batch first: nothing is
-    batched, and a LIMIT stops after one row."""
+def test_a_where_call_after_or_is_asked_ahead_for_the_rows_that_reach_it(db, emulator):
+    """The WHERE's call is in OR's second argument, the select list's after
+    the WHERE: each is asked ahead for the rows that reach it. The LIMIT,
+    known once the query runs, makes the first batch one row: one document
+    each, as row by row; without it (a cursor), the first batch's 12 rows
+    (25 documents shared by the two calls)."""
     db.execute("DROP TABLE IF EXISTS big2")
     db.execute("CREATE TABLE big2 AS SELECT n id, 'text ' || n body FROM generate_series(1, 1000) n")
-    sql = ("SELECT id, aws_sagemaker.invoke_endpoint('echo-row-count', NULL, id) FROM big2 "
-           "WHERE id > 100000 OR (aws_comprehend.detect_sentiment(body, 'en')).sentiment IS NOT NULL LIMIT (SELECT 1)")
-    row_by_row, batched = both_ways(db, sql)
+    query = ("SELECT id, aws_sagemaker.invoke_endpoint('echo-row-count', NULL, id) FROM big2 "
+             "WHERE id > 100000 OR (aws_comprehend.detect_sentiment(body, 'en')).sentiment IS NOT NULL")
+    row_by_row, batched = both_ways(db, query + " LIMIT (SELECT 1)")
     assert batched == row_by_row
     emulator.reset()
-    assert len(db.execute(sql).fetchall()) == 1
-    assert comprehend_requests(emulator) == (0, 1)
-    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == 1
+    assert len(db.execute(query + " LIMIT (SELECT 1)").fetchall()) == 1
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == 1
+    assert invoke_endpoint_requests(emulator) == [1]
+    emulator.reset()
+    with db.transaction():
+        db.execute(f"DECLARE c NO SCROLL CURSOR FOR {query}")
+        assert len(db.execute("FETCH 1 FROM c").fetchall()) == 1
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == 12
+    assert invoke_endpoint_requests(emulator) == [12]
     db.execute("DROP TABLE big2")

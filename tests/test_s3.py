@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import ACCESS_KEY_ID, REGION, counter, create_database, in_encoding
+from tests.conftest import ACCESS_KEY_ID, REGION, counter, create_database, in_encoding, stop_when
 from tests.s3_support import (BUCKET, copy_to_stdout, export, new_key, object_bytes, s3,  # noqa: F401 (fixtures)
                               s3_database, s3db, sql_error, transfer_process)
 
@@ -270,20 +270,23 @@ def test_a_cancelled_export_leaves_no_object_and_no_upload(s3db, s3, emulator, c
     # the second part holds the 'late' rows: its upload hangs
     emulator.set_faults(service="s3", hang_seconds=30, body_contains="late")
     pid = s3db.execute("SELECT pg_backend_pid()").fetchone()[0]
-    canceller = connect(dbname=s3db.info.dbname)
-    timer = threading.Timer(3, lambda: canceller.execute("SELECT pg_cancel_backend(%s)", (pid,)))
-    timer.start()
+    # cancelled once the second part (UploadPart, a PUT) hangs
+    timer = stop_when(lambda: connect(dbname=s3db.info.dbname), pid,
+                      lambda: counter(emulator.counters(), "s3", "PUT") >= 2, "the second part's upload")
     started = time.monotonic()
-    with pytest.raises(psycopg.errors.QueryCanceled):
-        export(s3db, "SELECT n, CASE WHEN n > 60000 THEN 'late' ELSE 'early' END || repeat('x', 200) "
-                     "FROM generate_series(1, 100000) n", key)
-    assert time.monotonic() - started < 3 + 2
-    timer.join()
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            export(s3db, "SELECT n, CASE WHEN n > 60000 THEN 'late' ELSE 'early' END || repeat('x', 200) "
+                         "FROM generate_series(1, 100000) n", key)
+    finally:
+        timer.join()
+    assert time.monotonic() - started < 30 / 3  # stopped early, not after the hang
     assert counter(emulator.counters(), "s3", "POST") == 1  # the multipart upload was begun
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0
     assert [upload for upload in open_uploads(s3) if upload["Key"] == key] == []
 
 
+@pytest.mark.slow
 def test_the_cleanup_of_a_failed_export_is_bounded(s3db, s3, emulator):
     """S3 does not answer the cleanup (AbortMultipartUpload, a DELETE): the
     export's own error still reaches SQL within the cleanup's 10 s, after a
@@ -364,6 +367,7 @@ def rss_bytes(pid, field="VmRSS"):
     raise AssertionError(f"no {field}")
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_while_exporting_1_gb(s3db, s3):
     """In the backend and in its transfer process."""
     pid = s3db.execute("SELECT pg_backend_pid()").fetchone()[0]

@@ -124,7 +124,7 @@ def test_an_object_cut_short_is_a_network_failure(s3db, s3, emulator, fault, rea
     emulator.set_faults(service="s3", operation="GET", **fault)
     diag = sql_error(s3db, "SELECT aws_s3.table_import_from_s3('cut_short', '', '', %s, %s, %s)",
                      (BUCKET, key, REGION))
-    assert (diag.sqlstate, diag.message_primary) == ("58030", f"aws_ml: S3 GetObject of s3://{BUCKET}/{key} failed: "
+    assert (diag.sqlstate, diag.message_primary) == ("58030", f"aws_s3: S3 GetObject of s3://{BUCKET}/{key} failed: "
                                                               f"{reason}")
     assert diag.message_hint
     assert s3db.execute("SELECT count(*) FROM cut_short").fetchone() == (0,)
@@ -136,7 +136,7 @@ def test_a_connection_dropped_during_an_export_is_a_network_failure(s3db, s3, em
     emulator.set_faults(service="s3", operation="PUT", drop_every=1)
     diag = sql_error(s3db, EXPORT, ("SELECT 1", BUCKET, key))
     assert diag.sqlstate == "58030"
-    assert diag.message_primary.startswith(f"aws_ml: S3 PutObject of s3://{BUCKET}/{key} failed: ")
+    assert diag.message_primary.startswith(f"aws_s3: S3 PutObject of s3://{BUCKET}/{key} failed: ")
     assert counter(emulator.counters(), "s3", "PUT") == 2
     assert files_under(s3, key) == {}
 
@@ -186,6 +186,7 @@ def test_a_terminated_export_leaves_nothing(s3db, s3, emulator, connect, s3_data
     assert files_under(s3, key) == {}
 
 
+@pytest.mark.slow  # the transfer process's cleanup waits out its 10 s
 @pytest.mark.parametrize("stop", ["pg_cancel_backend", "pg_terminate_backend"])
 def test_a_cancel_or_termination_ends_the_wait_for_a_cleanup(s3db, s3, emulator, cluster, connect, s3_database,
                                                               stop):
@@ -226,7 +227,7 @@ def test_an_export_whose_transfer_process_is_killed_fails(s3db, s3, emulator, lo
     lock_holder.execute("SELECT pg_advisory_unlock(%s)", (LOCK,))
     error = exporting.join().error
     assert (error.sqlstate, error.diag.message_primary) == ("58000",
-                                                            "aws_ml: the aws_s3 transfer process ended unexpectedly")
+                                                            "aws_s3: the transfer process ended unexpectedly")
     assert error.diag.message_detail == "It was killed by signal 9 (SIGKILL)."
     assert files_under(s3, key) == {}
     [upload] = open_uploads(s3, key)

@@ -1,6 +1,6 @@
 """aws_comprehend: sentiment from Amazon Comprehend."""
-from . import batch_rows, materialize
-from .arguments import batch_limit, is_blank, one_dimensional, required
+from . import batch_rows, distributed, materialize
+from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
 from .errors import AwsMlError, at_ordinality, sql_entry, sqlstate_for
 from .request import Requests
 from .services import COMPREHEND
@@ -36,7 +36,9 @@ def detect_sentiment_rows(input_texts, language_codes, max_rows_per_batch):
     """Batch mode's detect_sentiment: (sentiment, confidence) per row of the
     arrays (one element per row of a batch), as detect_sentiment answers
     each, up to the first row that fails (batch_rows)."""
-    return batch_rows.answers(_rows_sentiments, list(zip(input_texts, language_codes, max_rows_per_batch)))
+    return batch_rows.answers(_rows_sentiments, batch_rows_of(
+        "aws_comprehend._detect_sentiment_rows", input_text=input_texts, language_code=language_codes,
+        max_rows_per_batch=max_rows_per_batch))
 
 
 def _rows_sentiments(rows):
@@ -118,12 +120,27 @@ def _score(documents):
 def materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size):
     """CALL aws_comprehend.materialize_sentiment: fills the sentiment and
     confidence columns of the rows that have text and no sentiment yet."""
+    _materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size)
+
+
+@sql_entry
+def materialize_sentiment_shards(shards, *arguments):
+    """CALL aws_comprehend._materialize_sentiment_shards: materialize_sentiment
+    on the shards of a Citus table placed on this node (distributed.py)."""
+    return distributed.fill_shards("materialize_sentiment", shards,
+                                   lambda shard: _materialize_sentiment(shard, *arguments))
+
+
+def _materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size):
     for name, value in (("text_column", text_column), ("language_code", language_code),
                         ("sentiment_column", sentiment_column), ("confidence_column", confidence_column)):
         required(name, value)
     tables = materialize.targets("materialize_sentiment", table_name, text_column,
                                  (sentiment_column, confidence_column), materialize.SENTIMENT_OUTPUTS)
-    materialize.backfill("materialize_sentiment", tables, batch_size, lambda texts: sentiments(texts, language_code))
+    return materialize.backfill(
+        "materialize_sentiment", tables, batch_size, lambda texts: sentiments(texts, language_code),
+        distributed.ShardCall("aws_comprehend._materialize_sentiment_shards",
+                              (text_column, language_code, sentiment_column, confidence_column, batch_size)))
 
 
 def _document_error(refused):

@@ -4,12 +4,13 @@ module (extension/src/s3/s3_copy.c), so an export is byte for byte what COPY
 (query) TO STDOUT writes, and an import is what COPY FROM reads, with the
 caller's privileges. S3 is on the other side of a pipe, which this backend's
 transfer process reads or writes (transfer_process.py, s3_transfer.py)."""
-from . import backend, clients, settings, transfer_process, wait
+from . import backend, clients, distributed, settings, transfer_process, wait
 from .arguments import required
-from .errors import invalid_argument, null_argument, sql_entry
+from .errors import AwsMlError, entry_of, invalid_argument, null_argument
 from .services import S3
 
 _plans = {}
+FEATURE_NOT_SUPPORTED = "0A000"
 
 
 def _execute(sql, types, values):
@@ -87,7 +88,7 @@ def _copy_through(transfer, sql, types, values):
         raise
 
 
-@sql_entry
+@entry_of("aws_s3")
 def query_export_to_s3(query, s3_info, options, kms_key):
     """(rows_uploaded, files_uploaded, bytes_uploaded) of COPY (query) TO
     s3_info's object with options; SSE-KMS with kms_key."""
@@ -105,11 +106,17 @@ def query_export_to_s3(query, s3_info, options, kms_key):
     return rows, result["files"], result["bytes"]
 
 
-@sql_entry
+@entry_of("aws_s3")
 def table_import_from_s3(table_name, column_list, options, s3_info, credentials):
     """COPY table_name (column_list) FROM s3_info's object with options; AWS's
     summary of it."""
     required("table_name", table_name)
+    if distributed.managed_by_citus(table_name):
+        raise AwsMlError(FEATURE_NOT_SUPPORTED, f"aws_s3.table_import_from_s3 cannot import into {table_name}, a "
+                         "Citus table: its COPY runs inside the server, where Citus does not see it, and would "
+                         "write only this node's own relation",
+                         hint="Import into a plain table, then INSERT INTO the Citus table SELECT from it "
+                              "(docs/scaling.md).")
     bucket, key, region = _location(s3_info)
     _layout(options, True)
     _, client = _client(region, _given_credentials(credentials))

@@ -6,7 +6,7 @@ import re
 import sys
 
 from . import batch_rows
-from .arguments import batch_limit, is_blank, one_dimensional, required
+from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
 from .batching import by_size
 from .errors import SERVICE_FAILED, AwsMlError, at_ordinality, invalid_argument, sql_entry
 from .request import Requests
@@ -36,7 +36,9 @@ def invoke_endpoint_rows(endpoint_names, max_rows_per_batch, csv_rows):
     """Batch mode's invoke_endpoint: the model's output per row of the arrays
     (one element per row of a batch), as invoke_endpoint answers each, up to
     the first row that fails (batch_rows)."""
-    return batch_rows.answers(_invoke, list(zip(endpoint_names, max_rows_per_batch, csv_rows)))
+    return batch_rows.answers(_invoke, batch_rows_of(
+        "aws_sagemaker._invoke_endpoint_rows", endpoint_name=endpoint_names, max_rows_per_batch=max_rows_per_batch,
+        csv_rows=csv_rows))
 
 
 def _endpoint_and_size(endpoint_name, max_rows_per_batch):

@@ -47,7 +47,9 @@ class Job:
         final = {"job": self.number}
         s3_transfer = transfer = None
         try:
-            from . import s3_transfer  # botocore: imported after the backend has had its answer
+            # botocore: imported after the backend has had its answer
+            from . import s3_transfer, wait
+            wait.outside_a_backend()
             self.requests = s3_transfer.Requests(self.message["client"])
             if self.stopped.is_set():
                 self.requests.stop()
@@ -86,7 +88,7 @@ def _fields(error):
     if isinstance(error, AwsMlError):
         return {"sqlstate": error.sqlstate, "message": error.message, "detail": error.detail, "hint": error.hint}
     traceback.print_exception(error, file=sys.stderr)
-    return {"sqlstate": INTERNAL_ERROR, "message": f"the aws_s3 transfer process failed: {error!r}",
+    return {"sqlstate": INTERNAL_ERROR, "message": f"the transfer process failed: {error!r}",
             "detail": None, "hint": "The server log has its traceback."}
 
 

@@ -43,7 +43,7 @@ def _ended_unexpectedly(process):
     status = process.popen.returncode
     detail = (None if status is None else f"It exited with status {status}." if status >= 0
               else f"It was killed by signal {-status} ({signal.Signals(-status).name}).")
-    return AwsMlError(SYSTEM_ERROR, "the aws_s3 transfer process ended unexpectedly", detail,
+    return AwsMlError(SYSTEM_ERROR, "the transfer process ended unexpectedly", detail,
                       hint="The server log may say why; try again.")
 
 
@@ -59,7 +59,7 @@ class _Process:
                 start_new_session=True)  # out of the backend's process group: a cancel is the backend's
         except OSError as error:
             ours.close()
-            raise AwsMlError(NOT_CONFIGURED, f"aws_s3 could not start its transfer process {python}: {error.strerror}",
+            raise AwsMlError(NOT_CONFIGURED, f"could not start the transfer process {python}: {error.strerror}",
                              hint="aws_s3 moves its data in a process of the Python that plpython3u runs: install "
                                   "that Python's interpreter.") from None
         finally:

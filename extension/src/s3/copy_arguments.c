@@ -10,6 +10,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "mb/pg_wchar.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_node.h"
@@ -42,12 +44,19 @@ point_into_argument(void *arg)
 }
 
 void
-begin_argument_errors(ArgumentErrors *argument, const char *text, int offset)
+init_argument_errors(ArgumentErrors *argument, const char *text, int offset)
 {
 	argument->text = text;
 	argument->offset = offset;
 	argument->callback.callback = point_into_argument;
 	argument->callback.arg = argument;
+	argument->callback.previous = NULL;
+}
+
+void
+begin_argument_errors(ArgumentErrors *argument, const char *text, int offset)
+{
+	init_argument_errors(argument, text, offset);
 	argument->callback.previous = error_context_stack;
 	error_context_stack = &argument->callback;
 }

@@ -35,6 +35,9 @@ typedef struct ArgumentErrors
 } ArgumentErrors;
 
 extern void begin_argument_errors(ArgumentErrors *argument, const char *text, int offset);
+
+/* As begin_argument_errors, but leaves argument->callback for the caller to push. */
+extern void init_argument_errors(ArgumentErrors *argument, const char *text, int offset);
 extern void end_argument_errors(ArgumentErrors *argument);
 
 #endif

@@ -6,11 +6,10 @@
  * downloads from S3 (aws_ml/transfer_process.py). The other end stays here,
  * with a random token that only the Python layer knows, until the
  * aws_s3._copy_* call that gives the token takes it: an export runs COPY
- * (query) TO STDOUT, whose rows this module writes into the pipe instead of
- * sending them to the client; an import runs COPY table FROM the pipe. Those
- * SQL functions touch no other pipe or file, and do nothing without the
- * token; the pipe is dropped when the transaction ends. Their arguments are
- * parsed each on its own (copy_arguments.c).
+ * (query) TO a callback that writes into the pipe (compat.h); an import runs
+ * COPY table FROM the pipe. Those SQL functions touch no other pipe or file,
+ * and do nothing without the token; the pipe is dropped when the transaction
+ * ends. Their arguments are parsed each on its own (copy_arguments.c).
  *
  * COPY's own code formats and parses the data, so an export is byte for byte
  * what COPY (query) TO STDOUT writes, and the caller's privileges and the
@@ -24,6 +23,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -36,20 +37,11 @@
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "funcapi.h"
-/*
- * libpq/libpq.h declares struct Port with the GSSAPI and OpenSSL types, whose
- * headers the server's own may not be installed with; this file uses no Port.
- */
-#undef ENABLE_GSS
-#undef USE_OPENSSL
-#include "libpq/libpq.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
-#include "tcop/dest.h"
-#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
@@ -75,7 +67,8 @@ static int	source = -1;
 
 /*
  * An export's pipe and the rows not yet written into it: a write a row
- * would cost the backend a system call each, and wake the transfer process
+ * would cost the backend a system call each (two on 16 and later, where the
+ * callback receives a row's line end apart), and wake the transfer process
  * for each.
  */
 #define PIPE_WRITE_BYTES (128 * 1024)
@@ -87,7 +80,7 @@ typedef struct ExportTarget
 	size_t		used;
 } ExportTarget;
 
-/* The export whose COPY runs, for export_putmessage. */
+/* The export whose COPY runs, for export_data. */
 static ExportTarget *target = NULL;
 
 static void
@@ -210,8 +203,9 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
+		/* aws_s3 1.0's form, until ALTER EXTENSION aws_s3 UPDATE, has no is_from */
 		parse_copy_options(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
-						   !PG_ARGISNULL(1) && PG_GETARG_BOOL(1), &layout);
+						   PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1), &layout);
 	}
 	PG_CATCH();
 	{
@@ -237,20 +231,22 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 }
 
 /*
- * Writes an export's data into its pipe: at once while the pipe has room,
- * else waiting, without the GIL, for the transfer process to take some.
- * Interrupts are served while it waits.
+ * Writes an export's data into its pipe fd: at once while the pipe has
+ * room, else waiting, without the GIL, for the transfer process to take
+ * some. Interrupts are served while it waits.
  */
 static void
 write_pipe(int fd, const char *data, size_t size)
 {
+	const char *next = data;
+
 	while (size > 0)
 	{
-		ssize_t		written = write(fd, data, size);
+		ssize_t		written = write(fd, next, size);
 
 		if (written > 0)
 		{
-			data += written;
+			next += written;
 			size -= written;
 			continue;
 		}
@@ -274,15 +270,6 @@ write_pipe(int fd, const char *data, size_t size)
 	}
 }
 
-/*
- * While an export's COPY (query) TO STDOUT runs, the protocol's messages go
- * through these: its rows (CopyData) into the pipe, its CopyOutResponse and
- * CopyDone nowhere, anything else (a notice the query raises) to the client
- * as before, if the session has one.
- */
-static const PQcommMethods *client_methods = NULL;
-static bool client_connected = false;
-
 /* Writes what the export's COPY has written so far into its pipe. */
 static void
 flush_target(void)
@@ -291,65 +278,20 @@ flush_target(void)
 	target->used = 0;
 }
 
-static int
-export_putmessage(char msgtype, const char *s, size_t len)
+/* COPY's destination for an export (compat.h): its data, into the pipe. */
+static void
+export_data(void *data, int len)
 {
-	if (msgtype == 'd')
+	if (target->used + len > PIPE_WRITE_BYTES)
+		flush_target();
+	if (len >= PIPE_WRITE_BYTES)
+		write_pipe(target->fd, data, len);
+	else
 	{
-		if (target->used + len > PIPE_WRITE_BYTES)
-			flush_target();
-		if (len >= PIPE_WRITE_BYTES)
-			write_pipe(target->fd, s, len);
-		else
-		{
-			memcpy(target->pending + target->used, s, len);
-			target->used += len;
-		}
+		memcpy(target->pending + target->used, data, len);
+		target->used += len;
 	}
-	else if (msgtype != 'H' && msgtype != 'c' && client_connected)
-		return client_methods->putmessage(msgtype, s, len);
-	return 0;
 }
-
-static void
-export_putmessage_noblock(char msgtype, const char *s, size_t len)
-{
-	(void) export_putmessage(msgtype, s, len);
-}
-
-static void
-export_comm_reset(void)
-{
-	if (client_connected)
-		client_methods->comm_reset();
-}
-
-static int
-export_flush(void)
-{
-	return client_connected ? client_methods->flush() : 0;
-}
-
-static int
-export_flush_if_writable(void)
-{
-	return client_connected ? client_methods->flush_if_writable() : 0;
-}
-
-static bool
-export_is_send_pending(void)
-{
-	return client_connected && client_methods->is_send_pending();
-}
-
-static const PQcommMethods export_methods = {
-	export_comm_reset,
-	export_flush,
-	export_flush_if_writable,
-	export_is_send_pending,
-	export_putmessage,
-	export_putmessage_noblock
-};
 
 /* COPY (query) TO STDOUT with options, its rows into the pipe fd; the rows */
 static uint64
@@ -359,38 +301,22 @@ copy_query_to(int fd, const char *query_text, List *options)
 	RawStmt    *query = parse_export_query(query_text);
 	ExportTarget *outer_target = target;
 	ExportTarget export = {fd, palloc(PIPE_WRITE_BYTES), 0};
-	bool		outermost = (PqCommMethods != &export_methods);
-	CommandDest outer_destination = whereToSendOutput;
+	ArgumentErrors argument;
 	volatile uint64 rows = 0;
 
 	pstate->p_sourcetext = query_text;
-	if (outermost)
-	{
-		client_methods = PqCommMethods;
-		client_connected = (whereToSendOutput == DestRemote);
-	}
+	/* an error of the query's analysis points into the query argument */
+	init_argument_errors(&argument, query_text, 0);
 	PG_TRY();
 	{
-		ArgumentErrors argument;
-		CopyToState state;
-
+		/* the query may export too: its COPY writes its own pipe */
 		target = &export;
-		PqCommMethods = &export_methods;
-		/* the protocol's path, even in a session without a client */
-		whereToSendOutput = DestRemote;
-		begin_argument_errors(&argument, query_text, 0);
-		state = BeginCopyTo(pstate, NULL, query, InvalidOid, NULL, false, NIL, options);
-		end_argument_errors(&argument);
-		rows = DoCopyTo(state);
-		EndCopyTo(state);
+		rows = copy_query_to_callback(pstate, query, options, export_data, &argument.callback);
 		flush_target();
 	}
 	PG_FINALLY();
 	{
 		target = outer_target;
-		whereToSendOutput = outer_destination;
-		if (outermost)
-			PqCommMethods = client_methods;
 	}
 	PG_END_TRY();
 	return rows;
@@ -448,14 +374,14 @@ check_copy_into(ParseState *pstate, Relation rel, List *columns)
 {
 	ParseNamespaceItem *item = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock,
 															 NULL, false, false);
-	RangeTblEntry *entry = item->p_rte;
+	RTEPermissionInfo *permissions = getRTEPermissionInfo(pstate->p_rteperminfos, item->p_rte);
 	ListCell   *cell;
 
-	entry->requiredPerms = ACL_INSERT;
+	permissions->requiredPerms = ACL_INSERT;
 	foreach(cell, CopyGetAttnums(RelationGetDescr(rel), rel, columns))
-		entry->insertedCols = bms_add_member(entry->insertedCols,
-											 lfirst_int(cell) - FirstLowInvalidHeapAttributeNumber);
-	ExecCheckRTPerms(pstate->p_rtable, true);
+		permissions->insertedCols = bms_add_member(permissions->insertedCols,
+												   lfirst_int(cell) - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckPermissions(pstate->p_rtable, list_make1(permissions), true);
 	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

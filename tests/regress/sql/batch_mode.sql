@@ -16,7 +16,7 @@ SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment,
        (aws_comprehend.detect_sentiment(body, 'en')).confidence FROM notes;
 EXPLAIN (COSTS OFF) SELECT (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes;
 
--- WHERE: the cheap condition stays below, the one that calls is the batching node's filter.
+-- WHERE: a condition that can neither fail nor call stays below, the rest is the batching node's filter.
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id FROM notes
 WHERE id > 100 AND (aws_comprehend.detect_sentiment(body, 'en')).sentiment = 'POSITIVE';
@@ -26,8 +26,8 @@ EXPLAIN (VERBOSE, COSTS OFF)
 SELECT mood, count(*) FROM notes GROUP BY mood
 HAVING (aws_comprehend.detect_sentiment(mood, 'en')).sentiment <> 'NEUTRAL';
 
--- CASE: a simple CASE's test and a searched CASE's first WHEN are batched;
--- a call in a branch only some rows reach is not (no Batched Call line).
+-- CASE: a simple CASE's test and a searched CASE's first WHEN are batched,
+-- and a call in a branch only some rows reach, for those rows.
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT CASE (aws_comprehend.detect_sentiment(body, 'en')).sentiment WHEN 'POSITIVE' THEN 1 ELSE 0 END
 FROM notes;
@@ -47,7 +47,7 @@ SELECT n.id, s.* FROM notes n LEFT JOIN LATERAL aws_comprehend.detect_sentiment(
 -- A call in FROM that reads no row before it is made once: not batched.
 EXPLAIN (COSTS OFF) SELECT * FROM aws_comprehend.detect_sentiment('I love it', 'en');
 
--- Aggregates: the calls in their arguments move into the node below.
+-- Aggregates: the node below the Agg asks for its arguments' calls.
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT mood, avg((aws_comprehend.detect_sentiment(body, 'en')).confidence) FROM notes GROUP BY mood;
 
@@ -101,10 +101,6 @@ SELECT aws_bedrock.invoke_model_get_embeddings('amazon.titan-embed-text-v1', 'ap
                                                json_build_object('inputText', body)::text)
 FROM notes;
 
--- A SCROLL cursor fetches backward: a Material node above the batching node.
-EXPLAIN (COSTS OFF)
-DECLARE c SCROLL CURSOR FOR SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM notes;
-
 -- aws_ml.batch_mode = off: the plan PostgreSQL makes, calls row by row.
 SET aws_ml.batch_mode = off;
 EXPLAIN (COSTS OFF) SELECT (aws_comprehend.detect_sentiment(body, 'en')).* FROM notes;
@@ -114,8 +110,9 @@ RESET aws_ml.batch_mode;
 EXPLAIN (COSTS OFF) SELECT mood, count(*) FROM notes WHERE id > 5 GROUP BY mood;
 
 -- EXPLAIN ANALYZE's Batch Processing line (without the times under TIMING OFF),
--- over NULL inputs, which are never sent: 1,000 rows a batch by default,
--- max_rows_per_batch when given, and a LIMIT caps the first batch.
+-- over NULL inputs, which are never sent: batches of 25 rows, then twice the
+-- rows read so far plus 25, up to 1,000 or max_rows_per_batch when given; a
+-- LIMIT caps the first batch.
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT (aws_comprehend.detect_sentiment(NULL::text, 'en')).* FROM generate_series(1, 2500);
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
