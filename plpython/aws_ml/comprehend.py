@@ -2,7 +2,7 @@
 from . import batch_rows, distributed, materialize
 from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
 from .errors import AwsMlError, at_ordinality, sql_entry, sqlstate_for
-from .request import Requests
+from .request import Requests, Unanswered
 from .services import COMPREHEND
 
 BATCH_LIMIT = 25  # documents per BatchDetectSentiment request
@@ -80,37 +80,35 @@ def _score(documents):
     requests = Requests(COMPREHEND, "BatchDetectSentiment")
     cache = requests.cache_of("DetectSentiment")
     results = [None] * len(documents)
-    to_send = {}  # (language code, size) -> {cache key (uncached: index): (cache key, indexes)}
+    unanswered = Unanswered()
     for index, (text, language_code, size) in enumerate(documents):
         if is_blank(text):
             continue
         key = cache.key_at(_document(text, language_code), index)
         results[index] = cache.lookup(key)
         if results[index] is None:
-            group = to_send.setdefault((language_code, size), {})
-            group.setdefault(key or index, (key, []))[1].append(index)
-    chunks = []  # (language code, [(cache key, indexes), ...])
-    for (language_code, size), group in to_send.items():
-        entries = list(group.values())
-        chunks += [(language_code, entries[start:start + size]) for start in range(0, len(entries), size)]
+            unanswered.add((language_code, size), key, index)
+    chunks = []  # (language code, [Input, ...])
+    for (language_code, size), inputs in unanswered.groups.items():
+        chunks += [(language_code, inputs[start:start + size]) for start in range(0, len(inputs), size)]
     def keep(number, answer):
-        entries = chunks[number - 1][1]
+        inputs = chunks[number - 1][1]
         for result in answer["ResultList"]:
-            cache.store(entries[result["Index"]][0], _sentiment(result))
+            cache.store(inputs[result["Index"]].key, _sentiment(result))
     try:
         answers = requests.send_all([
-            ({"TextList": [documents[indexes[0]][0] for _, indexes in entries], "LanguageCode": language_code},
-             len(entries))
-            for language_code, entries in chunks], keep=keep)
+            ({"TextList": [documents[same.indexes[0]][0] for same in inputs], "LanguageCode": language_code},
+             len(inputs))
+            for language_code, inputs in chunks], keep=keep)
     except AwsMlError as error:
-        rows = sorted(indexes[0] + 1 for _, indexes in chunks[error.ordinality - 1][1])
+        rows = sorted(same.indexes[0] + 1 for same in chunks[error.ordinality - 1][1])
         raise at_ordinality(error, rows[0], rows) from None
     refused = []
-    for (_, entries), answer in zip(chunks, answers):
+    for (_, inputs), answer in zip(chunks, answers):
         for result in answer["ResultList"]:
-            for index in entries[result["Index"]][1]:
+            for index in inputs[result["Index"]].indexes:
                 results[index] = _sentiment(result)
-        refused += [(entries[error["Index"]][1][0], error) for error in answer.get("ErrorList", [])]
+        refused += [(inputs[error["Index"]].indexes[0], error) for error in answer.get("ErrorList", [])]
     if refused:
         raise _document_error(refused)
     return results

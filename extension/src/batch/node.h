@@ -114,7 +114,7 @@ typedef struct BatchScanState
 	ExprContext *ahead_context; /* asking ahead's evaluation */
 	ExprContext *rows_context;	/* the batch-mode forms' set-returning protocol */
 	MemoryContext batch_context;
-	Relation	current_relation;	/* WHERE CURRENT OF: the child scans it */
+	ScanState  *scanned;		/* WHERE CURRENT OF: the scan whose row the node returns */
 
 	/* the batch */
 	MinimalTuple *rows;

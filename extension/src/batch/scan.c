@@ -85,15 +85,15 @@ init_site(BatchScanState *node, BatchSite *site, List *private, int n, List *pla
 	site->ahead.speculative = true;
 }
 
-/* The child scans one relation, and the node returns its rows: WHERE CURRENT OF can find them. */
-static Relation
-scanned_relation(BatchScanState *node)
+/*
+ * The scan below whose current row is the node's: WHERE CURRENT OF can find
+ * the rows through the node.  Result, Limit and SubqueryScan return their
+ * input's current row, as execCurrent.c descends through them.
+ */
+static ScanState *
+row_source(PlanState *plan)
 {
-	PlanState  *child = outerPlanState(node);
-
-	if (node->serves != BATCH_SERVES_OWN || node->ncomputed > 0)
-		return NULL;
-	switch (nodeTag(child))
+	switch (nodeTag(plan))
 	{
 		case T_SeqScanState:
 		case T_SampleScanState:
@@ -102,10 +102,23 @@ scanned_relation(BatchScanState *node)
 		case T_BitmapHeapScanState:
 		case T_TidScanState:
 		case T_TidRangeScanState:
-			return ((ScanState *) child)->ss_currentRelation;
+			return (ScanState *) plan;
+		case T_ResultState:
+		case T_LimitState:
+			return outerPlanState(plan) ? row_source(outerPlanState(plan)) : NULL;
+		case T_SubqueryScanState:
+			return row_source(((SubqueryScanState *) plan)->subplan);
 		default:
 			return NULL;
 	}
+}
+
+static ScanState *
+scanned_rows(BatchScanState *node)
+{
+	if (node->serves != BATCH_SERVES_OWN || node->ncomputed > 0)
+		return NULL;
+	return row_source(outerPlanState(node));
 }
 
 static void
@@ -174,9 +187,9 @@ begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 		if (site->max_rows > 0)
 			node->cap = Min(node->cap, site->max_rows);
 	}
-	node->current_relation = scanned_relation(node);
-	if (node->current_relation)
-		css->ss.ss_currentRelation = node->current_relation;
+	node->scanned = scanned_rows(node);
+	if (node->scanned)
+		css->ss.ss_currentRelation = node->scanned->ss_currentRelation;
 	node->ahead_context = CreateExprContext(estate);
 	node->rows_context = CreateExprContext(estate);
 	node->batch_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch", ALLOCSET_DEFAULT_SIZES);
@@ -196,7 +209,7 @@ batch_load_row(BatchScanState *node, int row)
 	for (int c = 0; c < node->ncomputed; c++)
 		scan->tts_isnull[node->nchild + c] = true;
 	ExecStoreVirtualTuple(scan);
-	if (node->current_relation)
+	if (node->scanned)
 	{
 		scan->tts_tid = node->tids[row];
 		scan->tts_tableOid = node->table_oids[row];
@@ -309,10 +322,10 @@ fill_batch(BatchScanState *node)
 			node->table_oids = repalloc(node->table_oids, sizeof(Oid) * allocated);
 		}
 		node->rows[node->nrows] = ExecCopySlotMinimalTuple(slot);
-		if (node->current_relation)
+		if (node->scanned)
 		{
 			/* the row the scan is on, not its projection */
-			TupleTableSlot *scanned = ((ScanState *) child)->ss_ScanTupleSlot;
+			TupleTableSlot *scanned = node->scanned->ss_ScanTupleSlot;
 
 			node->tids[node->nrows] = scanned->tts_tid;
 			node->table_oids[node->nrows] = scanned->tts_tableOid;
