@@ -4,6 +4,7 @@ a user or a later upgrade script can observe."""
 import json
 
 import psycopg
+import pytest
 
 from tests.conftest import ROOT
 from tests.test_docs import sql_blocks
@@ -136,3 +137,30 @@ def test_updated_install_calls_the_model(cluster, fresh_database, aws_client):
     answer = aws_client("bedrock-runtime").invoke_model(
         modelId="amazon.titan-embed-text-v1", contentType="application/json", accept="application/json", body=body)
     assert embedding == json.loads(answer["body"].read())["embedding"]
+
+
+def test_aws_s3_1_0_asks_for_its_update_then_exports_and_imports(cluster, fresh_database, aws_client):
+    """aws_s3 1.0's _copy_layout(text) predates the package: its calls fail
+    with 55000 naming the update, before any request; after ALTER EXTENSION
+    aws_s3 UPDATE an export and an import of its object work, the import's
+    options checked as COPY FROM's."""
+    s3 = aws_client("s3")
+    s3.create_bucket(Bucket="upgraded")
+    uri = "aws_commons.create_s3_uri('upgraded', 'rows.csv', 'us-east-1')"
+    name = fresh_database("CREATE EXTENSION aws_ml CASCADE; CREATE EXTENSION aws_s3 VERSION '1.0'")
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+            conn.execute(f"SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', {uri})")
+        assert caught.value.diag.message_primary == \
+            "aws_s3: this database's aws_s3 is older than the aws_s3 installed on the server"
+        assert caught.value.diag.message_hint.startswith("ALTER EXTENSION aws_s3 UPDATE")
+        assert s3.list_objects_v2(Bucket="upgraded").get("KeyCount") == 0
+        conn.execute("ALTER EXTENSION aws_s3 UPDATE")
+        query = "SELECT n AS a, n * 2 AS b FROM generate_series(1, 3) n"
+        assert conn.execute(f"SELECT * FROM aws_s3.query_export_to_s3(%s, {uri}, 'format csv, header true')",
+                            (query,)).fetchone() == (3, 1, 16)
+        conn.execute("CREATE TABLE imported (a int, b int)")
+        with pytest.raises(psycopg.errors.FeatureNotSupported):  # COPY FROM's own check
+            conn.execute(f"SELECT aws_s3.table_import_from_s3('imported', '', 'format csv, force_quote *', {uri})")
+        conn.execute(f"SELECT aws_s3.table_import_from_s3('imported', '', 'format csv, header match', {uri})")
+        assert conn.execute("SELECT * FROM imported ORDER BY a").fetchall() == [(1, 2), (2, 4), (3, 6)]

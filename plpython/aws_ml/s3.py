@@ -6,7 +6,7 @@ caller's privileges. S3 is on the other side of a pipe, which this backend's
 transfer process reads or writes (transfer_process.py, s3_transfer.py)."""
 from . import backend, clients, distributed, settings, transfer_process, wait
 from .arguments import required
-from .errors import AwsMlError, entry_of, invalid_argument, null_argument
+from .errors import NOT_CONFIGURED, AwsMlError, entry_of, invalid_argument, null_argument
 from .services import S3
 
 _plans = {}
@@ -56,8 +56,14 @@ def _is_token_text(value):
 def _layout(options, is_from):
     """COPY's data format with options ({format, quote, escape, header, ascii_safe}),
     checked as COPY FROM (is_from) or TO checks them: before any request."""
-    return _execute("SELECT format, quote, escape, header, ascii_safe FROM aws_s3._copy_layout($1, $2)",
-                    ["pg_catalog.text", "pg_catalog.bool"], [options, is_from])[0]
+    import plpy
+    try:
+        return _execute("SELECT format, quote, escape, header, ascii_safe FROM aws_s3._copy_layout($1, $2)",
+                        ["pg_catalog.text", "pg_catalog.bool"], [options, is_from])[0]
+    except plpy.spiexceptions.UndefinedFunction:
+        # aws_s3 1.0's _copy_layout(text): the database's aws_s3 predates this package
+        raise AwsMlError(NOT_CONFIGURED, "this database's aws_s3 is older than the aws_s3 installed on the server",
+                         hint="ALTER EXTENSION aws_s3 UPDATE (docs/operations.md#upgrading).") from None
 
 
 def _client(region, given=None):
