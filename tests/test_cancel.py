@@ -339,7 +339,8 @@ def test_a_terminated_backend_stops_its_threads_before_it_exits(tls_server):
                                    lambda: counter(tls_emulator.counters(), "s3", "PUT") >= 1, threads=False)
         assert helper is not None
         wait_until(lambda: ended(helper), "the transfer process to end", seconds=15)
-        assert counter(tls_emulator.counters(), "s3", "DELETE") == 1  # AbortMultipartUpload
+        # AbortMultipartUpload, retried if its pooled connection was one the stop shut down
+        assert counter(tls_emulator.counters(), "s3", "DELETE") >= 1
         assert s3.list_multipart_uploads(Bucket="exits").get("Uploads", []) == []
         assert s3.list_objects_v2(Bucket="exits").get("KeyCount") == 0
     tls_emulator.clear_faults()
