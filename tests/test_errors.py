@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from tests.conftest import ROOT
+from tests.s3_support import BUCKET, s3, s3_database, s3db  # noqa: F401 (fixtures)
 
 DETECT = "SELECT * FROM aws_comprehend.detect_sentiment('I love it', 'en')"
 DETECT_FAILED = "aws_ml: Comprehend DetectSentiment failed: "
@@ -64,6 +65,17 @@ END
 $f$"""
 
 
+def assert_context(diag, wrapped):
+    """A C function's error's CONTEXT: none at the top level, the caller's
+    lines inside pg_temp.wrapped() (WRAPPED)."""
+    if wrapped:
+        assert re.fullmatch(r'SQL statement "SELECT count\(\*\) FROM \(.*\) AS call"\n'
+                            r"PL/pgSQL function pg_temp_\d+\.wrapped\(\) line 3 at PERFORM",
+                            diag.context, re.DOTALL), diag.context
+    else:
+        assert diag.context is None, diag.context
+
+
 def raised(db, emulator, case, sql):
     db.execute("RESET ALL")
     for setting in case.settings:
@@ -98,9 +110,36 @@ def test_each_kind_of_error_reads_like_postgresqls_own(db, emulator, what, sqlst
         else:
             assert diag.message_detail is None
         assert (diag.message_hint is not None) == case.hint, diag.message_hint
-        if wrapped:
-            assert re.fullmatch(r'SQL statement "SELECT count\(\*\) FROM \(.*\) AS call"\n'
-                                r"PL/pgSQL function pg_temp_\d+\.wrapped\(\) line 3 at PERFORM",
-                                diag.context, re.DOTALL), diag.context
-        else:
-            assert diag.context is None, diag.context
+        assert_context(diag, wrapped)
+
+
+# aws_s3's errors, of each kind that reaches SQL: (call, its SQLSTATE, the
+# message's start); the database has the table s3_errors (n int).
+S3_URI = f"aws_commons.create_s3_uri('{BUCKET}', '{{key}}', 'us-east-1')"
+S3_CASES = [
+    (f"SELECT aws_s3.table_import_from_s3('s3_errors', '', '', {S3_URI.format(key='no/such/key')})",
+     "42704", f"aws_s3: S3 GetObject of s3://{BUCKET}/no/such/key failed: file does not exist"),
+    (f"SELECT * FROM aws_s3.query_export_to_s3(NULL, {S3_URI.format(key='k')})", "22004",
+     "aws_s3: query must not be NULL"),
+    (f"SELECT * FROM aws_s3.query_export_to_s3('SELECT 1 / (n - 1) FROM s3_errors', {S3_URI.format(key='k')})",
+     "22012", "division by zero"),
+    (f"SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', {S3_URI.format(key='k')}, 'format csv,, header')",
+     "42601", 'syntax error at or near ","'),
+]
+
+
+@pytest.mark.parametrize("sql, sqlstate, message", S3_CASES)
+def test_aws_s3s_errors_read_like_postgresqls_own(s3db, s3, sql, sqlstate, message):
+    """Without PL/Python's traceback in CONTEXT: none at the top level, the
+    caller's lines inside a PL/pgSQL function; a syntax error in an argument
+    points into it (its internal query) in both."""
+    s3db.execute("CREATE TABLE IF NOT EXISTS s3_errors AS SELECT 1 AS n")
+    s3db.execute("DROP FUNCTION IF EXISTS pg_temp.wrapped()")
+    s3db.execute(WRAPPED.format(sql=sql.replace("SELECT * FROM ", "SELECT ")))
+    for wrapped in (False, True):
+        with pytest.raises(psycopg.Error) as caught:
+            s3db.execute("SELECT pg_temp.wrapped()" if wrapped else sql)
+        diag = caught.value.diag
+        assert (diag.sqlstate, diag.message_primary.startswith(message)) == (sqlstate, True), diag.message_primary
+        assert (diag.internal_query is not None) == (sqlstate == "42601"), diag.internal_query
+        assert_context(diag, wrapped)

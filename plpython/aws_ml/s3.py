@@ -118,9 +118,9 @@ def table_import_from_s3(table_name, column_list, options, s3_info, credentials)
     summary of it."""
     required("table_name", table_name)
     if distributed.managed_by_citus(table_name):
-        raise AwsMlError(FEATURE_NOT_SUPPORTED, f"aws_s3.table_import_from_s3 cannot import into {table_name}, a "
-                         "Citus table: its COPY runs inside the server, where Citus does not see it, and would "
-                         "write only this node's own relation",
+        raise AwsMlError(FEATURE_NOT_SUPPORTED, f"cannot import into {table_name}, a Citus table: its COPY runs "
+                         "inside the server, where Citus does not see it, and would write only this node's own "
+                         "relation",
                          hint="Import into a plain table, then INSERT INTO the Citus table SELECT from it "
                               "(docs/scaling.md).")
     bucket, key, region = _location(s3_info)

@@ -17,20 +17,25 @@
  * of the package's included, is left as PL/Python made it.
  *
  * aws_ml's procedures (the backfills) have no SET clause, which would
- * forbid their COMMITs: this module asks PostgreSQL to call them through
- * fmgr_security_definer too (needs_fmgr_hook), which changes nothing else
- * for a procedure that is neither SECURITY DEFINER nor has a SET clause.
+ * forbid their COMMITs, and neither have aws_s3's PL/Python functions,
+ * whose query and table name resolve in the caller's search_path: this
+ * module asks PostgreSQL to call them through fmgr_security_definer too
+ * (needs_fmgr_hook), which changes nothing else for a function or
+ * procedure that is neither SECURITY DEFINER nor has a SET clause.
  */
 #include "postgres.h"
 
 #include "compat.h"
 
+#include "access/htup_details.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_proc.h"
 #include "commands/extension.h"
+#include "commands/proclang.h"
 #include "fmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "python/deliberate_errors.h"
 
@@ -100,14 +105,35 @@ deliberate_errors_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *pr
 		forget_announced();
 }
 
-/* aws_ml's procedures, and what another module's hook asks for */
+/* Whether function belongs to the extension named extension, installed here. */
+static bool
+member_of(Oid function, const char *extension)
+{
+	Oid			installed = get_extension_oid(extension, true);
+
+	return OidIsValid(installed) && getExtensionOfObject(ProcedureRelationId, function) == installed;
+}
+
+/* aws_ml's procedures, aws_s3's PL/Python functions, and what another module's hook asks for */
 static bool
 deliberate_errors_needs_fmgr_hook(Oid function)
 {
+	HeapTuple	tuple;
+	char		kind;
+	Oid			language;
+
 	if (previous_needs_fmgr_hook && previous_needs_fmgr_hook(function))
 		return true;
-	return get_func_prokind(function) == PROKIND_PROCEDURE &&
-		getExtensionOfObject(ProcedureRelationId, function) == get_extension_oid("aws_ml", true);
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	kind = ((Form_pg_proc) GETSTRUCT(tuple))->prokind;
+	language = ((Form_pg_proc) GETSTRUCT(tuple))->prolang;
+	ReleaseSysCache(tuple);
+	if (kind == PROKIND_PROCEDURE)
+		return member_of(function, "aws_ml");
+	return kind == PROKIND_FUNCTION && language == get_language_oid("plpython3u", true) &&
+		member_of(function, "aws_s3");
 }
 
 void
