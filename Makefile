@@ -8,7 +8,7 @@
 
 EXTENSION = aws_ml aws_s3
 DATA = extension/aws_commons.control extension/aws_commons--1.0.sql extension/aws_commons--1.0--1.1.sql \
-	aws_ml--1.0.sql aws_ml--1.0--2.0.sql aws_s3--1.0.sql
+	aws_ml--1.0.sql aws_ml--1.0--2.0.sql aws_ml--2.0--2.1.sql aws_s3--1.0.sql aws_s3--1.0--1.1.sql
 MODULE_big = aws_ml
 # One folder per feature under extension/src: batch mode, aws_s3's COPY, the
 # Python plumbing, SageMaker's input; headers are included by folder.
@@ -19,12 +19,21 @@ REGRESS = batch_mode
 REGRESS_OPTS = --inputdir=tests/regress --outputdir=tests/regress
 
 AWS_ML_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-PG_CPPFLAGS = -I$(srcdir)/extension/src -DAWS_ML_VERSION='"$(AWS_ML_VERSION)"' -Werror=implicit-function-declaration -Wall -Wextra \
+# Modules load with RTLD_GLOBAL: export only what PGDLLEXPORT marks
+# (extension/src/compat.h), all of it named aws_ml_* or aws_s3_*.
+PG_CPPFLAGS = -I$(srcdir)/extension/src -DAWS_ML_VERSION='"$(AWS_ML_VERSION)"' -fvisibility=hidden \
+	-Werror=implicit-function-declaration -Wall -Wextra \
 	-Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+
+# Each object's header dependencies (foo.d beside foo.o), so that a changed
+# header rebuilds what includes it.
+PG_CFLAGS += -MMD -MP
+EXTRA_CLEAN = $(OBJS:.o=.d)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+-include $(OBJS:.o=.d)
 
 PYTHON_DIR = $(pkglibdir)/aws_ml-python
 # the module looks for the package of its own version
@@ -45,7 +54,7 @@ install-plugin: install-lib
 
 install-python:
 	@test -n "$(PLPYTHON_PYTHON)" || { echo "cannot find the Python of $(PLPYTHON_SO): is postgresql-plpython3 installed? set PLPYTHON_PYTHON" >&2; exit 1; }
-	scripts/install-python-package '$(PLPYTHON_PYTHON)' '$(DESTDIR)$(PYTHON_DIR)' '$(AWS_ML_VERSION)'
+	scripts/install-python-package '$(PLPYTHON_PYTHON)' '$(DESTDIR)$(PYTHON_DIR)' '$(AWS_ML_VERSION)' '$(PYTHON_DEPENDENCIES_FROM)'
 
 uninstall-plugin:
 	rm -f '$(DESTDIR)$(pkglibdir)/plugins/aws_ml$(DLSUFFIX)'

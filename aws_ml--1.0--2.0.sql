@@ -107,5 +107,5 @@ materialize_embeddings(table_name, input_column, embedding_column, model_id, jso
 $$;
 
 REVOKE ALL ON ALL ROUTINES IN SCHEMA aws_bedrock FROM PUBLIC;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_bedrock TO aws_ml WITH GRANT OPTION;
-GRANT USAGE ON SCHEMA aws_bedrock TO aws_ml WITH GRANT OPTION;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_bedrock TO aws_ml;
+GRANT USAGE ON SCHEMA aws_bedrock TO aws_ml;

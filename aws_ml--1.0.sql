@@ -118,7 +118,7 @@ LANGUAGE C STABLE PARALLEL SAFE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
-AS 'MODULE_PATHNAME', 'aws_sagemaker_csv_rows';
+AS 'MODULE_PATHNAME', 'aws_ml_sagemaker_csv_rows';
 
 CREATE FUNCTION aws_sagemaker.invoke_endpoint(
     endpoint_name varchar,
@@ -129,7 +129,7 @@ LANGUAGE C VOLATILE PARALLEL SAFE COST 5000
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
-AS 'MODULE_PATHNAME', 'aws_sagemaker_invoke_endpoint';
+AS 'MODULE_PATHNAME', 'aws_ml_sagemaker_invoke_endpoint';
 
 CREATE FUNCTION aws_sagemaker.batch_invoke_endpoint(
     endpoint_name varchar,
@@ -140,7 +140,7 @@ LANGUAGE C VOLATILE PARALLEL SAFE COST 5000 ROWS 100
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SUPPORT aws_ml._plan_support
-AS 'MODULE_PATHNAME', 'aws_sagemaker_batch_invoke_endpoint';
+AS 'MODULE_PATHNAME', 'aws_ml_sagemaker_batch_invoke_endpoint';
 
 -- Per-session statistics of the service calls (aws_ml/stats.py).
 CREATE FUNCTION aws_ml.stats()
@@ -185,9 +185,11 @@ from aws_ml.comprehend import materialize_sentiment
 materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size)
 $$;
 
--- No one but the aws_ml role (and those it grants to) may spend the server's
--- AWS credentials. PostgreSQL has no negative grants: REVOKE USAGE ON SCHEMA
--- ... FROM tenant shuts out a tenant that was granted USAGE directly.
+-- No one but the members of the aws_ml role may spend the server's AWS
+-- credentials. Without grant option: a member cannot hand a function on to
+-- PUBLIC or anyone else (such a grant, recorded as aws_ml's, would outlive
+-- the member's own REVOKE). PostgreSQL has no negative grants: REVOKE USAGE
+-- ON SCHEMA ... FROM tenant shuts out a tenant a superuser granted USAGE.
 REVOKE ALL ON ALL ROUTINES IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker FROM PUBLIC;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker TO aws_ml WITH GRANT OPTION;
-GRANT USAGE ON SCHEMA aws_ml, aws_comprehend, aws_sagemaker TO aws_ml WITH GRANT OPTION;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_ml, aws_comprehend, aws_sagemaker TO aws_ml;
+GRANT USAGE ON SCHEMA aws_ml, aws_comprehend, aws_sagemaker TO aws_ml;

@@ -116,10 +116,10 @@ SELECT aws_s3.table_import_from_s3(table_name, column_list, options,
                                    aws_commons.create_aws_credentials(access_key, secret_key, session_token))
 $$;
 
--- As aws_ml's: only the aws_s3 role, and those it grants to, may spend the
--- server's AWS credentials.
+-- As aws_ml's: only the members of the aws_s3 role may spend the server's
+-- AWS credentials, and they cannot grant the functions on.
 REVOKE ALL ON ALL ROUTINES IN SCHEMA aws_s3 FROM PUBLIC;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_s3 TO aws_s3 WITH GRANT OPTION;
-GRANT USAGE ON SCHEMA aws_s3 TO aws_s3 WITH GRANT OPTION;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_s3 TO aws_s3;
+GRANT USAGE ON SCHEMA aws_s3 TO aws_s3;
 -- Its callers build their arguments with aws_commons' constructors.
 GRANT USAGE ON SCHEMA aws_commons TO aws_s3;

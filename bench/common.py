@@ -24,15 +24,20 @@ from tests.cluster import Cluster  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 
 
-def start_cluster(emulator, **settings):
-    """A cluster whose aws_ml settings point at emulator (the caller stops it)."""
+def new_cluster(emulator, **settings):
+    """A cluster, not started yet, whose aws_ml settings point at emulator."""
     return Cluster(
         settings={"aws_ml.region": "us-east-1", "aws_ml.endpoint_url": emulator.url,
                   "max_worker_processes": "16", "max_parallel_workers": "8", **settings},
         environment={"AWS_ACCESS_KEY_ID": "AKIAAWSMLBENCHMARK01", "AWS_SECRET_ACCESS_KEY": "bench-secret",
                      "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent",
                      "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"},
-    ).start()
+    )
+
+
+def start_cluster(emulator, **settings):
+    """A started cluster whose aws_ml settings point at emulator (the caller stops it)."""
+    return new_cluster(emulator, **settings).start()
 
 
 @contextlib.contextmanager

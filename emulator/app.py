@@ -2,9 +2,7 @@
 service name of its SigV4 credential scope, counted, and put through the
 fault injector."""
 import re
-import select
 import socket
-import time
 
 from werkzeug.wrappers import Request
 
@@ -14,13 +12,12 @@ from .comprehend import Comprehend
 from .control import PREFIX, Control
 from .counters import Counters
 from .faults import FaultInjector
-from .httpserver import SOCKET_ENVIRON_KEY
+from .httpserver import CUT_BODY_ENVIRON_KEY, SOCKET_ENVIRON_KEY, client_closes
 from .moto_services import MotoServices
 from .sagemaker import SageMakerRuntime
 from .signing import SIGNATURE_ERROR_CODES, signature_mismatch_message, signer_of
 
 _USER_AGENT_PID = re.compile(r"\bpid/(\d+)")
-_CLIENT_POLL_SECONDS = 0.02
 
 
 class EmulatorApp:
@@ -57,7 +54,7 @@ class EmulatorApp:
             self.counters.finished(counted)
 
     def _answer(self, request, signer, service, operation, counted, plan):
-        if plan.delay_seconds and not _wait_for_client(request.environ, plan.delay_seconds):
+        if plan.delay_seconds and client_closes(request.environ[SOCKET_ENVIRON_KEY], plan.delay_seconds):
             self.counters.abandoned(counted)
             raise ConnectionAbortedError("the client closed the connection while the emulator delayed its answer")
         if plan.outcome == "drop":
@@ -76,6 +73,8 @@ class EmulatorApp:
         response, items = service.handle(request, signer, operation)
         failed = response.status_code >= 400
         self.counters.outcome(counted, items=None if failed else items, error=failed)
+        if plan.cut_after_bytes is not None and not failed:
+            request.environ[CUT_BODY_ENVIRON_KEY] = (plan.cut_after_bytes, plan.cut_stalls)
         return response
 
 
@@ -83,23 +82,6 @@ def _client_pid(request):
     """The process id a client put in its User-Agent as pid/<n> (aws_ml does), or None."""
     found = _USER_AGENT_PID.search(request.headers.get("User-Agent", ""))
     return found.group(1) if found else None
-
-
-def _wait_for_client(environ, seconds):
-    """Sleeps seconds, or until the client closes its connection: False then."""
-    connection = environ[SOCKET_ENVIRON_KEY]
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([connection], [], [], min(left, _CLIENT_POLL_SECONDS))
-        if readable:
-            try:
-                # the TCP stream's own bytes, also under TLS: its end is the client's close
-                if socket.socket.recv(connection, 1, socket.MSG_PEEK) == b"":
-                    return False
-            except ConnectionError:
-                return False
-            time.sleep(min(left, _CLIENT_POLL_SECONDS))  # bytes of a next request: the client is still there
-    return True
 
 
 def _drop_connection(environ):

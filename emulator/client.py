@@ -91,7 +91,10 @@ class Emulator:
         or 5xx, default 500).
         body_contains: the fault applies only to requests whose body holds
         that text; operation: only to that operation's requests (S3's: its
-        HTTP method)."""
+        HTTP method). truncate_after_bytes / stall_after_bytes: a normal
+        answer's body stops after that many bytes (its Content-Length still
+        the whole's), and the connection closes, or stays open and silent
+        until the client closes it."""
         return self._call("PUT", "faults", {"service": service, **fault})
 
     def faults(self):

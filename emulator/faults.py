@@ -1,5 +1,5 @@
 """Fault injection: latency, hangs, throttling, server errors, any AWS error
-code and dropped connections, set per service (or "*" for every service) through the control
+code, dropped connections and answers cut short, set per service (or "*" for every service) through the control
 API. This module decides what happens to a request; the dispatcher acts on it."""
 import random
 import threading
@@ -18,6 +18,8 @@ _FIELDS = {
     "error_code": str,
     "body_contains": str,
     "operation": str,
+    "truncate_after_bytes": int,
+    "stall_after_bytes": int,
 }
 ERROR_STATUSES = (500, 503)  # without error_code: the service's own 5xx codes
 
@@ -30,12 +32,17 @@ class FaultSpecError(ValueError):
 class Plan:
     """What to do with one request: wait delay_seconds, then answer normally
     (outcome None), or answer "throttle" / "error" (with error_status, and
-    error_code when one was asked for), or "drop" the connection."""
+    error_code when one was asked for), or "drop" the connection. A normal
+    answer may be cut after cut_after_bytes of its body (its Content-Length
+    still the whole's): then the connection closes, or with cut_stalls it
+    stays open, silent, until the client closes it."""
 
     delay_seconds: float = 0.0
     outcome: str = None
     error_status: int = 500
     error_code: str = None
+    cut_after_bytes: int = None
+    cut_stalls: bool = False
 
 
 class _Fault:
@@ -64,6 +71,8 @@ class _Fault:
             if value < 0 or ((name.endswith("_every") or name == "error_first") and value < 1):
                 raise FaultSpecError(f"{name} out of range: {value}")
             self.spec[name] = value
+        if "truncate_after_bytes" in self.spec and "stall_after_bytes" in self.spec:
+            raise FaultSpecError("give truncate_after_bytes or stall_after_bytes, not both")
         if self.spec.get("throttle_probability", 0) > 1:
             raise FaultSpecError("throttle_probability must be within [0, 1]")
         status = self.spec.get("error_status", 500)
@@ -100,7 +109,9 @@ class _Fault:
             outcome = "throttle"
         elif self._every("error_every") or self.seen <= spec.get("error_first", 0):
             outcome = "error"
-        return Plan(delay, outcome, spec.get("error_status", 500), spec.get("error_code"))
+        cut = spec.get("truncate_after_bytes", spec.get("stall_after_bytes"))
+        return Plan(delay, outcome, spec.get("error_status", 500), spec.get("error_code"), cut,
+                    "stall_after_bytes" in spec)
 
 
 class FaultInjector:
@@ -139,4 +150,6 @@ class FaultInjector:
                 if combined.outcome is None and plan.outcome is not None:
                     combined.outcome, combined.error_status = plan.outcome, plan.error_status
                     combined.error_code = plan.error_code
+                if combined.cut_after_bytes is None and plan.cut_after_bytes is not None:
+                    combined.cut_after_bytes, combined.cut_stalls = plan.cut_after_bytes, plan.cut_stalls
         return combined

@@ -6,15 +6,21 @@ body separately; that halves the throughput one boto3 client gets. This server
 keeps connections open, reads the whole request body first (Content-Length or
 chunked) and sends each answer with a single write."""
 import io
+import select
 import socket
 import ssl
 import sys
+import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote_to_bytes
 
 IDLE_CONNECTION_SECONDS = 120
 SOCKET_ENVIRON_KEY = "emulator.socket"
+# (bytes, stalls): the answer's body stops after that many bytes; the
+# connection then closes, or stays open until the client closes it
+CUT_BODY_ENVIRON_KEY = "emulator.cut_body"
+_POLL_SECONDS = 0.02
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -89,12 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body):
         started = {}
+        environ = self._environ(body)
 
         def start_response(status, headers, exc_info=None):
             started["status"], started["headers"] = status, headers
 
         try:
-            chunks = self.server.app(self._environ(body), start_response)
+            chunks = self.server.app(environ, start_response)
             try:
                 payload = b"".join(chunks)
             finally:
@@ -105,9 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc()
             started = {"status": "500 Internal Server Error", "headers": [("Content-Type", "text/plain")]}
             payload = b"internal error in the emulator"
-        self._send(started["status"], started["headers"], payload)
+        self._send(started["status"], started["headers"], payload, environ.get(CUT_BODY_ENVIRON_KEY))
 
-    def _send(self, status, headers, payload):
+    def _send(self, status, headers, payload, cut=None):
         code = int(status.split(None, 1)[0])
         lines = [f"HTTP/1.1 {status}"]
         has_length = False
@@ -120,7 +127,31 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         no_body = self.command == "HEAD" or code in (204, 304) or 100 <= code < 200
-        self.wfile.write(head if no_body else head + payload)
+        if no_body or cut is None:
+            self.wfile.write(head if no_body else head + payload)
+            return
+        cut_after, stalls = cut
+        self.wfile.write(head + payload[:cut_after])
+        self.wfile.flush()
+        if stalls:
+            client_closes(self.connection, IDLE_CONNECTION_SECONDS)
+        self.close_connection = True
+
+
+def client_closes(connection, seconds):
+    """Waits up to seconds for the client to close connection: whether it
+    did. Bytes it sends meanwhile stay unread."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if select.select([connection], [], [], min(left, _POLL_SECONDS))[0]:
+            try:
+                # the TCP stream's own bytes, also under TLS: its end is the client's close
+                if socket.socket.recv(connection, 1, socket.MSG_PEEK) == b"":
+                    return True
+            except ConnectionError:
+                return True
+            time.sleep(min(left, _POLL_SECONDS))  # bytes of a next request: the client is still there
+    return False
 
 
 class WSGIServer(ThreadingHTTPServer):

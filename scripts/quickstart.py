@@ -168,7 +168,8 @@ SELECT * FROM aws_s3.query_export_to_s3(
     Example(
         "SageMaker: batch scoring into S3",
         "The guide's classify_event over the whole table, in the query of an export: batch mode sends "
-        "the 150 rows in one request (aws_ml.stats(): this session's requests), and the scores land in S3.",
+        "the 150 rows in batches of 25, 50 and 75, a request each (aws_ml.stats(): this session's "
+        "requests), and the scores land in S3.",
         f"""SELECT * FROM aws_s3.query_export_to_s3(
     'SELECT id, classify_event(event_type, event_day) FROM events ORDER BY id',
     aws_commons.create_s3_uri('{BUCKET}', 'events/scores.csv', '{REGION}'),

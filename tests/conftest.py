@@ -1,12 +1,18 @@
 """Fixtures: the emulator, a throwaway cluster with aws_ml installed, and
 connections. Everything is started here and stopped when the session ends."""
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
+
+# .ci/run's profile: the same examples on every run (a CI failure is
+# reproducible), and no deadline that a loaded machine would miss.
+settings.register_profile("ci", derandomize=True, deadline=None)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -141,16 +147,7 @@ def login_role(cluster, database):
         return name
     yield make
     with psycopg.connect(cluster.conninfo(database), autocommit=True) as conn:
-        schemas = [row[0] for row in conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname IN ('aws_comprehend', 'aws_sagemaker', 'aws_bedrock')")]
         for name in created:
-            # DROP OWNED does not revoke what aws_ml granted (a member granted
-            # it, with aws_ml's grant option): revoke as aws_ml.
-            conn.execute("SET ROLE aws_ml")
-            for schema in schemas:
-                conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM {name}")
-                conn.execute(f"REVOKE ALL ON ALL ROUTINES IN SCHEMA {schema} FROM {name}")
-            conn.execute("RESET ROLE")
             conn.execute(f"REASSIGN OWNED BY {name} TO postgres")
             conn.execute(f"DROP OWNED BY {name}")
             conn.execute(f"DROP ROLE {name}")
@@ -162,6 +159,32 @@ def wait_until(condition, what, seconds=60):
     while not condition():
         assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
         time.sleep(0.02)
+
+
+def in_flight(emulator, service):
+    """The emulator's requests of service being answered now, and those whose
+    client closed the connection before the answer."""
+    operations = emulator.counters().get(service, {}).values()
+    return sum(o["in_flight"] for o in operations), sum(o["abandoned"] for o in operations)
+
+
+def stop_when(connect, pid, reached, what, stop="pg_cancel_backend"):
+    """Stops the backend pid, from a thread, once reached() holds: a state
+    of its statement seen from outside (a request in flight at the
+    emulator, a row committed), never a guess of time; the thread."""
+    stopper = connect()
+
+    def wait_then_stop():
+        wait_until(reached, what)
+        stopper.execute(f"SELECT {stop}(%s)", (pid,))
+        stopper.close()
+    thread = threading.Thread(target=wait_then_stop)
+    thread.start()
+    return thread
+
+
+def requests_in_flight(emulator, service, count):
+    return lambda: in_flight(emulator, service)[0] >= count
 
 
 def counter(counters, service, operation, field="requests"):

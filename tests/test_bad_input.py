@@ -386,3 +386,36 @@ def test_a_procedure_refuses_a_transaction_block_before_any_request(db, emulator
     db.execute("ROLLBACK")
     assert "transaction block" in caught.value.diag.message_primary
     assert counter(emulator.counters(), "comprehend", "BatchDetectSentiment") == 0
+
+
+BATCH_MODE_FORMS = ("SELECT p.oid::regprocedure::text, p.proargtypes::regtype[]::text[] FROM pg_proc p "
+                    "WHERE p.pronamespace::regnamespace::text LIKE 'aws\\_%' AND p.proname LIKE '\\_%\\_rows' AND p.proretset "
+                    "ORDER BY 1")
+
+
+def test_batch_modes_internal_forms_check_their_arrays(db, cluster, emulator):
+    """Members can call the _..._rows functions batch mode calls: NULL
+    arrays, arrays of two dimensions and arrays of unequal lengths are 22023
+    naming the function; NULL elements get the row function's own answer or
+    error, never a Python error (38000). Nothing is sent."""
+    forms = db.execute(BATCH_MODE_FORMS).fetchall()
+    assert len(forms) == 4, forms
+    for function, types in forms:
+        name = function.split("(")[0]
+        call = f"SELECT * FROM {name}({{}})".format
+        cases = {
+            "NULL arrays": [f"NULL::{t}" for t in types],
+            "two dimensions": [f"ARRAY[[NULL], [NULL]]::{types[0]}", *(f"ARRAY[NULL, NULL]::{t}" for t in types[1:])],
+            "unequal lengths": [f"ARRAY[NULL, NULL]::{types[0]}", *(f"ARRAY[NULL]::{t}" for t in types[1:])],
+        }
+        for case, arguments in cases.items():
+            with pytest.raises(psycopg.Error) as caught:
+                db.execute(call(", ".join(arguments)))
+            assert caught.value.diag.sqlstate == "22023", (function, case, caught.value.diag.message_primary)
+            assert name in caught.value.diag.message_primary, (function, case)
+        try:
+            db.execute(call(", ".join(f"ARRAY[NULL]::{t}" for t in types))).fetchall()
+        except psycopg.Error as error:
+            assert error.diag.sqlstate in ("22004", "22023"), (function, error.diag.message_primary)
+    assert emulator.counters() == {}
+    backend_alive(cluster, db)

@@ -708,7 +708,9 @@ def test_a_request_refused_as_a_whole_fails_at_its_bad_row_only(five, emulator):
     assert row_by_row[0] == "38000"
     emulator.reset()
     five.execute("SET aws_ml.batch_mode = on")
-    five.execute(f"SELECT id, {REFUSED_AT_ROW_4} FROM r LIMIT (SELECT 3)").fetchall()
+    with five.transaction():
+        five.execute(f"DECLARE c NO SCROLL CURSOR FOR SELECT id, {REFUSED_AT_ROW_4} FROM r")
+        assert len(five.execute("FETCH 3 FROM c").fetchall()) == 3
     # rows 1-5 refused; 1-2 answered; 3-5 refused; 3 answered; 4-5 refused; 4 refused
     assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint") == 6
     assert invoke_endpoint_requests(emulator) == [2, 1]  # those answered
@@ -817,10 +819,11 @@ GENERATE = ("aws_bedrock.invoke_model('anthropic.claude-v2', 'application/json',
             "'{\"prompt\": \"\\n\\nHuman: Say something.\\n\\nAssistant:\", \"max_tokens_to_sample\": 20}')")
 
 
-def test_rows_answered_before_a_failure_are_not_sent_again(db, emulator):
-    """Comprehend refuses the request holding row 976 of 1,000 as a whole; one
-    request at a time. The batch's 39 other requests stay answered; halving
-    the 40th sends 4 more; a LIMIT stops before row 976."""
+def test_a_limit_the_plan_cannot_see_bounds_the_batches(db, emulator):
+    """Comprehend refuses any request holding row 976 of 1,000; one request
+    at a time. LIMIT (SELECT 975) is known once the query runs: the batches
+    stop at row 975 (25, 50, 100, 200, 400 and 175 rows: 39 requests), so
+    row 976 is never asked for, as row by row never asks for it."""
     db.execute("DROP TABLE IF EXISTS b1000")
     db.execute("CREATE TABLE b1000 AS SELECT n id, CASE WHEN n = 976 THEN 'BOOM' ELSE 'I love it ' || n END body "
                "FROM generate_series(1, 1000) n")
@@ -835,8 +838,8 @@ def test_rows_answered_before_a_failure_are_not_sent_again(db, emulator):
     emulator.set_faults(service="comprehend", error_status=400, error_code="ValidationException", error_every=1,
                         body_contains="BOOM")
     db.execute(sql)
-    # rows 1-1000 in 40; then 976-987, 976-981, 976-978 and 976, each refused
-    assert comprehend_requests(emulator) == (44, 0)
+    assert comprehend_requests(emulator) == (39, 0)
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == 975
     db.execute("RESET aws_ml.max_concurrency")
     db.execute("DROP TABLE b1000")
 
@@ -877,18 +880,24 @@ def test_a_plan_made_in_batch_mode_runs_row_by_row_when_switched_off(five, emula
 
 def test_a_where_call_after_or_is_asked_ahead_for_the_rows_that_reach_it(db, emulator):
     """The WHERE's call is in OR's second argument, the select list's after
-    the WHERE: each is asked ahead for the rows that reach it. A LIMIT the
-    plan does not see stops the query after one row: one request each, of
-    the first batch's 25 rows (row by row: one document each)."""
+    the WHERE: each is asked ahead for the rows that reach it. The LIMIT,
+    known once the query runs, makes the first batch one row: one document
+    each, as row by row; without it (a cursor), the first batch's 12 rows
+    (25 documents shared by the two calls)."""
     db.execute("DROP TABLE IF EXISTS big2")
     db.execute("CREATE TABLE big2 AS SELECT n id, 'text ' || n body FROM generate_series(1, 1000) n")
-    sql = ("SELECT id, aws_sagemaker.invoke_endpoint('echo-row-count', NULL, id) FROM big2 "
-           "WHERE id > 100000 OR (aws_comprehend.detect_sentiment(body, 'en')).sentiment IS NOT NULL LIMIT (SELECT 1)")
-    row_by_row, batched = both_ways(db, sql)
+    query = ("SELECT id, aws_sagemaker.invoke_endpoint('echo-row-count', NULL, id) FROM big2 "
+             "WHERE id > 100000 OR (aws_comprehend.detect_sentiment(body, 'en')).sentiment IS NOT NULL")
+    row_by_row, batched = both_ways(db, query + " LIMIT (SELECT 1)")
     assert batched == row_by_row
     emulator.reset()
-    assert len(db.execute(sql).fetchall()) == 1
-    assert comprehend_requests(emulator) == (1, 0)
-    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == 25
-    assert invoke_endpoint_requests(emulator) == [25]
+    assert len(db.execute(query + " LIMIT (SELECT 1)").fetchall()) == 1
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == 1
+    assert invoke_endpoint_requests(emulator) == [1]
+    emulator.reset()
+    with db.transaction():
+        db.execute(f"DECLARE c NO SCROLL CURSOR FOR {query}")
+        assert len(db.execute("FETCH 1 FROM c").fetchall()) == 1
+    assert emulator.counters()["comprehend"]["BatchDetectSentiment"]["items"] == 12
+    assert invoke_endpoint_requests(emulator) == [12]
     db.execute("DROP TABLE big2")

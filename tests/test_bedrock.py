@@ -6,7 +6,7 @@ import time
 import psycopg
 import pytest
 
-from tests.conftest import counter
+from tests.conftest import counter, requests_in_flight, stop_when
 
 TITAN = "amazon.titan-embed-text-v1"
 TITAN_V2 = "amazon.titan-embed-text-v2:0"
@@ -243,19 +243,23 @@ def test_batch_arguments(db, emulator):
     assert invoke_count(emulator) == 0
 
 
-def test_statement_timeout_stops_a_batch_and_its_queue(db, emulator):
+def test_a_cancel_stops_a_batch_and_its_queue(db, connect, emulator):
+    """Cancelled once max_concurrency requests hang (statement_timeout cancels the same way)."""
     hang_seconds = 30
     emulator.set_faults(service="bedrock", hang_seconds=hang_seconds)
-    db.execute("SET statement_timeout = '1s'")
+    canceller = stop_when(connect, db.info.backend_pid, requests_in_flight(emulator, "bedrock", 4),
+                          "4 requests to hang")
     started = time.monotonic()
-    with pytest.raises(psycopg.errors.QueryCanceled):
-        db.execute(BATCH_EMBED, (TITAN, batch_inputs(20), 4))
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            db.execute(BATCH_EMBED, (TITAN, batch_inputs(20), 4))
+    finally:
+        canceller.join()
     # Only tells "stopped early" from "waited for the hang".
     assert time.monotonic() - started < hang_seconds / 3
     # max_concurrency requests were in flight together; the rest were never sent.
     assert invoke_count(emulator) == 4
     emulator.clear_faults()
-    db.execute("SET statement_timeout = 0")
     assert db.execute(BATCH_EMBED, (TITAN, batch_inputs(3), 4)).fetchone()[0] == 1
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import new_cluster
 
+pytestmark = pytest.mark.slow  # valgrind
+
 NINETY_EIGHT = ", ".join(str(i) if i % 3 else "NULL::text" for i in range(98))
 QUERIES = [
     "CREATE EXTENSION aws_ml CASCADE",

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,9 @@ import psycopg
 import pytest
 
 from emulator.client import Emulator
-from tests.conftest import counter, new_cluster, wait_until
+from tests.conftest import counter, in_flight, new_cluster, requests_in_flight, stop_when, wait_until
+from tests.s3_support import transfer_process
+from tests.test_materialize import run_in_thread
 
 HANG_SECONDS = 30
 TITAN_INPUT = json.dumps({"inputText": "PostgreSQL I/O monitoring views"})
@@ -70,13 +71,6 @@ def call(request, db, emulator):
     emulator.clear_faults()
 
 
-def in_flight(emulator, service):
-    """The emulator's requests of service being answered now, and those whose
-    client closed the connection before the answer."""
-    operations = emulator.counters().get(service, {}).values()
-    return sum(o["in_flight"] for o in operations), sum(o["abandoned"] for o in operations)
-
-
 def assert_nothing_left_in_flight(emulator, service, sent):
     """The stopped statement's `sent` requests ended with it: the emulator saw
     their connections close long before the hang would have answered them."""
@@ -90,13 +84,6 @@ def still_usable(conn, emulator, call):
     chosen, answer = call
     emulator.clear_faults()
     assert chosen.run(conn) == answer
-
-
-def cancel_after(connect, pid, seconds):
-    canceller = connect()
-    timer = threading.Timer(seconds, lambda: canceller.execute("SELECT pg_cancel_backend(%s)", (pid,)))
-    timer.start()
-    return timer
 
 
 # tests/test_bedrock.py times out the Bedrock batch, and checks its queue.
@@ -114,7 +101,8 @@ def test_statement_timeout_stops_a_hanging_request(db, emulator, call):
 
 
 def test_pg_cancel_backend_stops_a_hanging_request(db, connect, emulator, call):
-    timer = cancel_after(connect, db.info.backend_pid, 1.0)
+    timer = stop_when(connect, db.info.backend_pid, requests_in_flight(emulator, call[0].service, REQUESTS[call[0]]),
+                      "the requests to hang")
     started = time.monotonic()
     try:
         with pytest.raises(psycopg.errors.QueryCanceled):
@@ -181,7 +169,7 @@ def test_cancelled_bedrock_batch_never_sends_its_queue_later(db, connect, emulat
     db.execute(EMBED, (titan_inputs(1, "warm-up"),))  # the backend's client, ready
     emulator.reset()
     emulator.set_faults(service="bedrock", hang_seconds=2)
-    timer = cancel_after(connect, db.info.backend_pid, 0.5)
+    timer = stop_when(connect, db.info.backend_pid, requests_in_flight(emulator, "bedrock", 4), "4 requests to hang")
     try:
         with pytest.raises(psycopg.errors.QueryCanceled):
             db.execute(EMBED, (titan_inputs(20, "queued"),))
@@ -191,7 +179,7 @@ def test_cancelled_bedrock_batch_never_sends_its_queue_later(db, connect, emulat
     assert_nothing_left_in_flight(emulator, "bedrock", 4)
     emulator.clear_faults()
     assert len(db.execute(EMBED, (titan_inputs(3, "follow-up"),)).fetchall()) == 3
-    time.sleep(2.5)  # past the hang: nothing of the cancelled statement arrives late
+    time.sleep(2.5)  # absence: past the hang, nothing of the cancelled statement arrives late
     assert counter(emulator.counters(), "bedrock", "InvokeModel") == 4 + 3
 
 
@@ -203,13 +191,14 @@ def test_a_cancelled_statement_sends_no_more_retries(db, connect, emulator):
     db.execute("SELECT aws_comprehend.detect_sentiment('warm-up', 'en')")  # the backend's client, ready
     emulator.reset()
     emulator.set_faults(service="comprehend", latency_ms=1000, throttle_every=1)
-    timer = cancel_after(connect, db.info.backend_pid, 0.5)
+    timer = stop_when(connect, db.info.backend_pid, requests_in_flight(emulator, "comprehend", 1),
+                      "the first attempt")
     try:
         with pytest.raises(psycopg.errors.QueryCanceled):
             db.execute("SELECT aws_comprehend.detect_sentiment('I love it', 'en')")
     finally:
         timer.join()
-    time.sleep(2.5)
+    time.sleep(2.5)  # absence: past a retry's first backoff, no second attempt comes
     assert counter(emulator.counters(), "comprehend", "DetectSentiment") == 1
     assert in_flight(emulator, "comprehend") == (0, 1)
 
@@ -264,19 +253,95 @@ def test_a_stopped_backend_ends_its_https_requests(tls_server, stop):
     assert answer[0][0] == "POSITIVE" and tls_emulator.url.startswith("https://")
     tls_emulator.reset()
     tls_emulator.set_faults(service="comprehend", hang_seconds=HANG_SECONDS)
-    with psycopg.connect(server.conninfo(), autocommit=True) as other:
-        timer = threading.Timer(1.0, lambda: other.execute(f"SELECT {stop}(%s)", (conn.info.backend_pid,)))
-        timer.start()
-        started = time.monotonic()
-        try:
-            with pytest.raises((psycopg.errors.QueryCanceled, psycopg.errors.AdminShutdown,
-                                psycopg.OperationalError)):
-                call.run(conn)
-        finally:
-            timer.join()
+    timer = stop_when(lambda: psycopg.connect(server.conninfo(), autocommit=True), conn.info.backend_pid,
+                      requests_in_flight(tls_emulator, "comprehend", 1), "the request to hang", stop)
+    started = time.monotonic()
+    try:
+        with pytest.raises((psycopg.errors.QueryCanceled, psycopg.errors.AdminShutdown,
+                            psycopg.OperationalError)):
+            call.run(conn)
+    finally:
+        timer.join()
     assert time.monotonic() - started < HANG_SECONDS / 3
     assert_nothing_left_in_flight(tls_emulator, "comprehend", 1)
     tls_emulator.clear_faults()
     if stop == "pg_cancel_backend":
         assert call.run(conn) == answer
     conn.close()
+
+
+def total_requests(emulator):
+    return sum(o["requests"] for operations in emulator.counters().values() for o in operations.values())
+
+
+def terminate_once(server, emulator, sql, params, started, threads=True):
+    """Runs sql on a new connection, terminates its backend once started(),
+    and waits for the backend to have exited; the requests the emulator had
+    seen from it by then, and the pid of the backend's transfer process
+    (None if it has none). threads: the backend ran the package's threads,
+    which it stops before it exits."""
+    conn = psycopg.connect(server.conninfo(), autocommit=True, options="-c log_min_messages=debug1")
+    pid = conn.info.backend_pid
+    running, errors = run_in_thread(conn, sql, params)
+    try:
+        wait_until(started, "the statement's requests to be in flight")
+        helper = transfer_process(pid)
+        with psycopg.connect(server.conninfo(), autocommit=True) as other:
+            assert other.execute("SELECT pg_terminate_backend(%s, 30000)", (pid,)).fetchone() == (True,)
+            exited = total_requests(emulator)
+    finally:
+        running.join()
+        conn.close()
+    assert errors, "the statement finished before it was terminated"
+    if threads:
+        assert f"[{pid}] DEBUG:  aws_ml: stopped this process's threads before it exits (0 still running)" \
+            in server.server_log()
+    return exited, helper
+
+
+def ended(pid):
+    """Whether process pid has ended (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_terminated_backend_stops_its_threads_before_it_exits(tls_server):
+    """pg_terminate_backend during HTTPS requests (a Bedrock batch, 32 at a
+    time): the backend stops its threads before it exits, so none is inside
+    OpenSSL when the process's exit cleans OpenSSL up (the postmaster would
+    report the crash and restart every backend), and the emulator sees no
+    request of it after. During an aws_s3 export's uploads: the backend has
+    no thread of its own to stop, its data moves in its transfer process
+    (docs/s3.md), which then aborts the upload, leaves nothing in S3 and
+    ends (it leaves by os._exit, which runs no OpenSSL cleanup)."""
+    tls_emulator, server = tls_server
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS aws_s3")
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=tls_emulator.url, region_name="us-east-1",
+                      aws_access_key_id="AKIATESTDIRECTCLIENT", aws_secret_access_key="direct-client-secret",
+                      verify=server.environment["AWS_CA_BUNDLE"])
+    s3.create_bucket(Bucket="exits")
+    batch = (EMBED.replace(", 4)", ", 32)"), (titan_inputs(2000, "exit"),))
+    export = ("SELECT * FROM aws_s3.query_export_to_s3('SELECT repeat(''x'', 1000) FROM generate_series(1, 200000)', "
+              "aws_commons.create_s3_uri('exits', 'big.csv', 'us-east-1'))", None)
+    for round in range(4):
+        tls_emulator.reset()
+        tls_emulator.set_faults(service="bedrock", latency_ms=5, latency_jitter_ms=20)
+        exited, _ = terminate_once(server, tls_emulator, *batch, lambda: in_flight(tls_emulator, "bedrock")[0] >= 16)
+        wait_until(lambda: in_flight(tls_emulator, "bedrock")[0] == 0, "the requests to end", seconds=2)
+        assert total_requests(tls_emulator) == exited
+
+        tls_emulator.reset()
+        _, helper = terminate_once(server, tls_emulator, *export,
+                                   lambda: counter(tls_emulator.counters(), "s3", "PUT") >= 1, threads=False)
+        assert helper is not None
+        wait_until(lambda: ended(helper), "the transfer process to end", seconds=15)
+        # AbortMultipartUpload, retried if its pooled connection was one the stop shut down
+        assert counter(tls_emulator.counters(), "s3", "DELETE") >= 1
+        assert s3.list_multipart_uploads(Bucket="exits").get("Uploads", []) == []
+        assert s3.list_objects_v2(Bucket="exits").get("KeyCount") == 0
+    tls_emulator.clear_faults()
+    assert "terminated by signal" not in server.server_log()

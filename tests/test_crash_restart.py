@@ -1,13 +1,10 @@
 """A backend terminated in the middle of a batch loses nothing committed and
 leaves no lock behind; after a server restart the extension works with no
 manual step (on a cluster of its own, so the shared one is untouched)."""
-import threading
-import time
-
 import psycopg
 import pytest
 
-from tests.conftest import new_cluster
+from tests.conftest import new_cluster, requests_in_flight, stop_when, wait_until
 
 ROWS = 40
 TEXTS = [f"Review {i}: {'I love this' if i % 3 else 'this is awful'}" for i in range(ROWS)]
@@ -45,12 +42,11 @@ def reviews(db, aws_client, emulator):
     db.execute("DROP PROCEDURE score_reviews")
 
 
-def terminated_during(connect, sql, after_seconds):
-    """Runs sql in a new session, terminating its backend after after_seconds."""
-    victim, killer = connect(), connect()
+def terminated_during(connect, sql, reached, what):
+    """Runs sql in a new session, terminating its backend once reached()."""
+    victim = connect()
     pid = victim.info.backend_pid
-    timer = threading.Timer(after_seconds, lambda: killer.execute("SELECT pg_terminate_backend(%s)", (pid,)))
-    timer.start()
+    timer = stop_when(connect, pid, reached, what, "pg_terminate_backend")
     try:
         with pytest.raises(psycopg.OperationalError):
             victim.execute(sql)
@@ -60,10 +56,8 @@ def terminated_during(connect, sql, after_seconds):
 
 
 def no_lock_is_left(db, pid):
-    for _ in range(50):  # the terminated backend exits asynchronously
-        if not db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
-            break
-        time.sleep(0.1)
+    wait_until(lambda: not db.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone(),
+               "the terminated backend to exit")
     assert db.execute("SELECT count(*) FROM pg_locks WHERE relation = 'reviews'::regclass").fetchone() == (0,)
     db.execute("SET lock_timeout = '1s'")
     db.execute("UPDATE reviews SET body = body")
@@ -72,9 +66,15 @@ def no_lock_is_left(db, pid):
 
 @pytest.mark.parametrize("sql, commits_per_row", [("CALL score_reviews()", True), (SCORE_IN_ONE_STATEMENT, False)])
 def test_terminated_batch_keeps_what_was_committed(db, connect, cluster, emulator, reviews, sql, commits_per_row):
-    # 40 rows one by one, or 20 requests aws_ml.max_concurrency (4) at a time: 2.5 s
+    # 40 rows one by one, or 20 requests aws_ml.max_concurrency (4) at a time: 20 s or 2.5 s.
+    # Terminated once 3 rows are committed, or once the statement's requests are in flight.
     emulator.set_faults(service="comprehend", latency_ms=500)
-    pid = terminated_during(connect, sql, 1.5)
+    watcher = connect()
+    if commits_per_row:
+        reached = lambda: watcher.execute("SELECT count(sentiment) >= 3 FROM reviews").fetchone()[0]  # noqa: E731
+    else:
+        reached = requests_in_flight(emulator, "comprehend", 1)
+    pid = terminated_during(connect, sql, reached, "the batch to be under way")
     emulator.clear_faults()
     scored = db.execute("SELECT id, sentiment FROM reviews WHERE sentiment IS NOT NULL ORDER BY id").fetchall()
     if commits_per_row:

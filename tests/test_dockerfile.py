@@ -1,6 +1,7 @@
 """The Dockerfiles and compose.yaml, without Docker: what they COPY and RUN
-exists, the image installs the extension with the script the tests' setup
-runs, and hadolint finds nothing."""
+exists and .dockerignore keeps in the build context, the image installs the
+extension with the script the tests' setup runs, and hadolint finds
+nothing."""
 import os
 import re
 import shutil
@@ -41,6 +42,54 @@ def test_every_copied_file_exists(dockerfile):
     assert sources
     for source in sources:
         assert (ROOT / source).exists(), f"{dockerfile} copies {source}, which is not in the repository"
+
+
+def dockerignore_pattern(pattern):
+    """A .dockerignore line as a regular expression over paths relative to
+    the context, as Docker matches it: `*` and `?` within one name, `**`
+    across folders, a leading `/` ignored."""
+    regex = ""
+    for part in re.split(r"(\*\*/?|\*|\?)", pattern.strip("/")):
+        regex += {"**/": "(.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
+    return re.compile(regex)
+
+
+def left_out_of_context(path):
+    """Whether .dockerignore leaves path out of the build context: the last
+    pattern that matches it or a folder above it decides; `!` brings back."""
+    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    patterns = [(line.startswith("!"), dockerignore_pattern(line.lstrip("!"))) for line in lines
+                if line and not line.startswith("#")]
+    prefixes = ["/".join(path.split("/")[:end]) for end in range(1, path.count("/") + 2)]
+    excluded = False
+    for included, pattern in patterns:
+        if any(pattern.fullmatch(prefix) for prefix in prefixes):
+            excluded = not included
+    return excluded
+
+
+def test_the_ignore_rules_read_as_docker_reads_them():
+    assert left_out_of_context(".git/config") and left_out_of_context("x.so")
+    assert left_out_of_context("emulator/__pycache__/app.cpython-311.pyc")
+    assert not left_out_of_context("extension/src/aws_ml.c") and not left_out_of_context("extension/x.sql")
+
+
+def test_the_host_builds_stay_out_of_the_image():
+    """make in the image would take objects built on the host as up to date."""
+    assert left_out_of_context("extension/src/batch/batch_plan.o") and left_out_of_context("aws_ml.so")
+    assert left_out_of_context("extension/src/aws_ml.bc")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_docker_ignores_no_file_the_dockerfile_copies(dockerfile):
+    """A COPY of a file the context lacks fails the build: every file of the
+    repository under each source must reach the context."""
+    for source in copied_sources(dockerfile):
+        files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "--", source], check=True,
+                               capture_output=True, text=True).stdout.split()
+        assert files, f"{dockerfile} copies {source}, which git does not track"
+        left_out = [name for name in files if left_out_of_context(name)]
+        assert not left_out, f"{dockerfile} copies {left_out}, which .dockerignore leaves out"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)

@@ -16,6 +16,8 @@ import pytest
 from tests.cluster import pg_bindir
 from tests.conftest import new_cluster, wait_until
 
+pytestmark = pytest.mark.slow  # copies of the installation, make install into them
+
 ROOT = Path(__file__).resolve().parent.parent
 CALL = "SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en')"
 EMBED = ("SELECT array_length(aws_bedrock.invoke_model_get_embeddings('amazon.titan-embed-text-v1', "
@@ -34,6 +36,9 @@ def pg_config(name, executable=None):
 
 
 def make(*targets, source=ROOT, **variables):
+    """make in source; an install takes the pinned packages of the install the
+    suite runs on (same pins) instead of downloading them again."""
+    variables.setdefault("PYTHON_DEPENDENCIES_FROM", Path(pg_config("pkglibdir")) / "aws_ml-python" / "0.1.0")
     subprocess.run(["make", "--silent", "-C", str(source), *targets,
                     *(f"{name}={value}" for name, value in variables.items())],
                    check=True, capture_output=True, text=True)

@@ -2,7 +2,11 @@
 flat over many calls: the reduced form of bench/load_bench.py (8 sessions x
 500 calls, RSS after 500 vs 5,000 calls): 8 x 60 calls, RSS after 200 vs
 2,000 calls."""
+import pytest
+
 from bench.load_bench import RSS_LIMIT, backend_rss, concurrent_load
+
+pytestmark = pytest.mark.slow  # 8 sessions and thousands of calls
 
 SESSIONS = 8
 CALLS = 60

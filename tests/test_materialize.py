@@ -6,7 +6,7 @@ import threading
 import psycopg
 import pytest
 
-from tests.conftest import counter, wait_until
+from tests.conftest import counter, stop_when, wait_until
 
 WAIT_SECONDS = 60
 
@@ -130,13 +130,17 @@ def test_stopped_half_way_then_run_again_scores_each_row_once(db, connect, emula
     assert batch_counts(emulator)["items"] - sent_first == eligible - done_first
 
 
-def test_statement_timeout_stops_it_and_the_committed_batches_stay(db, emulator):
+def test_a_cancel_stops_it_and_the_committed_batches_stay(db, connect, emulator):
+    """Cancelled once a batch is committed (statement_timeout cancels the same way)."""
     eligible = make_notes(db, 400)
     emulator.set_faults(service="comprehend", latency_ms=100)
-    db.execute("SET statement_timeout = '1s'")
-    with pytest.raises(psycopg.errors.QueryCanceled):
-        db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 25)")
-    db.execute("RESET statement_timeout")
+    watcher = connect()
+    canceller = stop_when(connect, db.info.backend_pid, lambda: filled(watcher) > 0, "a committed batch")
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 25)")
+    finally:
+        canceller.join()
     assert 0 < filled(db) < eligible
 
 
@@ -316,25 +320,103 @@ def test_each_row_of_a_table_hierarchy_gets_its_own_answer(db, emulator, aws_cli
     db.execute("DROP TABLE family CASCADE")
 
 
-@pytest.mark.parametrize("obstacle", [
-    "CREATE RULE no_updates AS ON UPDATE TO notes DO INSTEAD NOTHING",
-    "CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$; "
-    "CREATE TRIGGER skip_updates BEFORE UPDATE ON notes FOR EACH ROW EXECUTE FUNCTION skip_row()",
-])
-def test_an_update_that_changes_nothing_stops_the_run_after_one_batch(db, emulator, obstacle):
-    make_notes(db, 200)
-    db.execute("DROP FUNCTION IF EXISTS skip_row CASCADE")
-    db.execute(obstacle)
+CLEAR_TRIGGER = ("CREATE FUNCTION clear_{column}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.{column} := NULL; "
+                 "RETURN NEW; END $$; CREATE TRIGGER clear BEFORE UPDATE ON {table} FOR EACH ROW "
+                 "EXECUTE FUNCTION clear_{column}()")
+OBSTACLES = {
+    # the issue's: the row came back with a new ctid, still to do, and was selected again
+    "a BEFORE trigger sets it back": (CLEAR_TRIGGER, "its UPDATE left sentiment NULL", 5),
+    "a BEFORE trigger skips it": (
+        "CREATE FUNCTION skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$; "
+        "CREATE TRIGGER skip BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION skip_row()",
+        "its UPDATE changed no row", 5),
+    "an AFTER trigger writes it again": (
+        "CREATE FUNCTION clear_again() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "UPDATE {table} SET sentiment = NULL WHERE id = NEW.id; RETURN NULL; END $$; "
+        "CREATE TRIGGER clear_again AFTER UPDATE ON {table} FOR EACH ROW WHEN (NEW.sentiment IS NOT NULL) "
+        "EXECUTE FUNCTION clear_again()",
+        "the table's code wrote it again after its UPDATE", 5),
+    "a DO INSTEAD rule takes the UPDATE": (
+        "CREATE RULE no_updates AS ON UPDATE TO {table} DO INSTEAD NOTHING", "a DO INSTEAD rule", 0),
+}
+
+
+def make_loop(conn, table="loop"):
+    """The issue's table: 10 rows to do."""
+    conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    conn.execute(f"CREATE TABLE {table} (id int, body text, sentiment varchar, confidence real)")
+    conn.execute(f"INSERT INTO {table} SELECT i, 'I really like item ' || i FROM generate_series(1, 10) i")
+
+
+@pytest.mark.parametrize("obstacle", OBSTACLES)
+def test_a_row_that_does_not_take_its_answer_stops_the_run_after_one_batch(db, emulator, obstacle):
+    """55000 naming the row, after the batch's one request: no row is sent
+    twice. No statement_timeout but a safety net: a regression loops."""
+    code, why, documents = OBSTACLES[obstacle]
+    make_loop(db)
+    db.execute("DROP FUNCTION IF EXISTS clear_sentiment, skip_row, clear_again CASCADE")
+    db.execute(code.format(table="loop", column="sentiment"))
     emulator.reset()
-    db.execute("SET statement_timeout = '20s'")  # a regression would loop, paying for the same rows
+    db.execute("SET statement_timeout = '120s'")
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
-        db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 25)")
+        db.execute("CALL aws_comprehend.materialize_sentiment('loop', 'body', 'en', batch_size := 5)")
     db.execute("RESET statement_timeout")
-    assert "ctid (0,2) of public.notes: its UPDATE changed no row" in caught.value.diag.message_primary
-    assert "rule" in caught.value.diag.message_hint and "trigger" in caught.value.diag.message_hint
-    assert batch_counts(emulator)["items"] == 25
-    db.execute("DROP TABLE notes")
-    db.execute("DROP FUNCTION IF EXISTS skip_row")
+    assert why in caught.value.diag.message_primary
+    if documents:
+        assert "stopped at the row at ctid (0,1) of public.loop" in caught.value.diag.message_primary
+    assert "trigger" in caught.value.diag.message_hint or "rule" in caught.value.diag.message_hint
+    assert batch_counts(emulator).get("items", 0) == documents
+    assert batch_counts(emulator).get("requests", 0) == (1 if documents else 0)
+    assert filled(db, "loop") == 0
+    db.execute("DROP TABLE loop")
+    db.execute("DROP FUNCTION IF EXISTS clear_sentiment, skip_row, clear_again CASCADE")
+
+
+def test_embeddings_that_a_trigger_clears_stop_after_one_request_per_row(db, emulator):
+    """The issue's materialize_embeddings: 2,156 InvokeModel for 4 rows, its
+    progress at "1096 / 4 rows"."""
+    make_documents(db, 4)
+    db.execute("DROP FUNCTION IF EXISTS clear_embedding CASCADE")
+    db.execute(CLEAR_TRIGGER.format(table="documents", column="embedding"))
+    emulator.reset()
+    notices = []
+    db.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    db.execute("SET statement_timeout = '120s'")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+        db.execute("CALL aws_bedrock.materialize_embeddings('documents', 'body', 'embedding', "
+                   "'amazon.titan-embed-text-v1')")
+    db.execute("RESET statement_timeout")
+    assert "its UPDATE left embedding NULL" in caught.value.diag.message_primary
+    assert batch_counts(emulator, "bedrock", "InvokeModel")["requests"] == 3  # the 4 rows: one NULL text
+    assert not [n for n in notices if "rows" in n]
+    db.execute("DROP TABLE documents")
+    db.execute("DROP FUNCTION clear_embedding")
+
+
+def test_rows_a_policy_keeps_from_updating_are_not_sent(cluster, emulator, login_role):
+    """The table's owner, subject to its own policies (FORCE ROW LEVEL
+    SECURITY), may see every row and update half of them: the run sends
+    that half once and ends (SELECT ... FOR UPDATE applies the UPDATE policy)."""
+    owner = login_role()
+    name = "aws_ml_test"
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as admin:
+        admin.execute(f"GRANT aws_ml TO {owner}")
+        admin.execute(f"CREATE SCHEMA {owner} AUTHORIZATION {owner}")
+    try:
+        with psycopg.connect(cluster.conninfo(name, owner), autocommit=True) as conn:
+            make_loop(conn, f"{owner}.loop")
+            conn.execute(f"ALTER TABLE {owner}.loop ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY")
+            conn.execute(f"CREATE POLICY reads ON {owner}.loop FOR SELECT USING (true)")
+            conn.execute(f"CREATE POLICY updates ON {owner}.loop FOR UPDATE USING (id > 5)")
+            emulator.reset()
+            conn.execute("SET statement_timeout = '120s'")
+            conn.execute(f"CALL aws_comprehend.materialize_sentiment('{owner}.loop', 'body', 'en', batch_size := 5)")
+            assert batch_counts(emulator)["items"] == 5
+            assert conn.execute(f"SELECT array_agg(id ORDER BY id) FROM {owner}.loop "
+                                "WHERE sentiment IS NOT NULL").fetchone() == ([6, 7, 8, 9, 10],)
+    finally:
+        with psycopg.connect(cluster.conninfo(name), autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {owner} CASCADE")
 
 
 @pytest.mark.parametrize("columns, sqlstate", [
@@ -405,3 +487,99 @@ def test_text_of_unicode_spaces_is_blank_and_never_to_do(db, emulator):
         assert batch_counts(emulator).get("items", 0) == sent
     assert db.execute("SELECT count(*) FROM spaces WHERE sentiment IS NULL").fetchone() == (2,)
     db.execute("DROP TABLE spaces")
+
+
+# A tenant's table whose code runs at each backfill UPDATE: each piece calls
+# escalate(), which says as whom it runs and tries to make the tenant SUPERUSER.
+TENANT_CODE = {
+    "trigger": "CREATE FUNCTION {s}.on_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+               "PERFORM {s}.escalate(); RETURN NEW; END $$; "
+               "CREATE TRIGGER on_update BEFORE UPDATE ON {s}.reviews FOR EACH ROW EXECUTE FUNCTION {s}.on_update()",
+    "rule": "CREATE RULE on_update AS ON UPDATE TO {s}.reviews DO ALSO SELECT {s}.escalate()",
+    "default": "CREATE TABLE {s}.log (n int DEFAULT {s}.escalate()); "
+               "CREATE RULE on_update AS ON UPDATE TO {s}.reviews DO ALSO INSERT INTO {s}.log DEFAULT VALUES",
+    "generated column": "ALTER TABLE {s}.reviews ADD COLUMN g int GENERATED ALWAYS AS "
+                        "({s}.escalate_immutable(sentiment)) STORED",
+    "index expression": "CREATE INDEX ON {s}.reviews ({s}.escalate_immutable(sentiment))",
+}
+
+
+@pytest.fixture
+def tenant(cluster, database, login_role):
+    """A role owning a schema of its name with a table reviews of 3 rows to
+    do, and escalate()."""
+    name = login_role()
+    with psycopg.connect(cluster.conninfo(database), autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {name} AUTHORIZATION {name}")
+    with psycopg.connect(cluster.conninfo(database, name), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {name}.reviews (id int, body text, sentiment varchar, confidence real)")
+        conn.execute(f"INSERT INTO {name}.reviews SELECT i, 'I love item ' || i FROM generate_series(1, 3) i")
+        conn.execute(f"""CREATE FUNCTION {name}.escalate() RETURNS int LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE NOTICE 'table code runs as %', current_user;
+                BEGIN
+                    EXECUTE 'ALTER ROLE {name} SUPERUSER';
+                EXCEPTION WHEN OTHERS THEN NULL;
+                END;
+                RETURN 1;
+            END $$""")
+        conn.execute(f"CREATE FUNCTION {name}.escalate_immutable(varchar) RETURNS int LANGUAGE plpgsql IMMUTABLE "
+                     f"AS $$ BEGIN RETURN {name}.escalate(); END $$")
+    yield name
+    with psycopg.connect(cluster.conninfo(database), autocommit=True) as admin:
+        admin.execute(f"ALTER ROLE {name} NOSUPERUSER")
+        admin.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def table_code_runs_as(conn):
+    """The roles the table's code said it ran as, from conn's notices."""
+    roles = []
+    conn.add_notice_handler(lambda diag: roles.extend(
+        diag.message_primary.split()[-1:] if diag.message_primary.startswith("table code runs as") else []))
+    return roles
+
+
+@pytest.mark.parametrize("code", TENANT_CODE)
+def test_a_superusers_backfill_runs_the_tables_code_as_its_owner(db, emulator, tenant, code):
+    """The issue's pg_cron job run by postgres on a tenant's table: the
+    tenant's code runs as the tenant, and cannot make itself SUPERUSER."""
+    with psycopg.connect(db.info.dsn.replace("user=postgres", f"user={tenant}"), autocommit=True) as conn:
+        conn.execute(TENANT_CODE[code].format(s=tenant))
+    ran_as = table_code_runs_as(db)
+    db.execute(f"CALL aws_comprehend.materialize_sentiment('{tenant}.reviews', 'body', 'en')")
+    assert filled(db, f"{tenant}.reviews") == 3
+    assert ran_as and set(ran_as) == {tenant}, ran_as
+    assert db.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (tenant,)).fetchone() == (False,)
+    assert batch_counts(emulator)["items"] == 3
+
+
+def test_a_members_backfill_of_anothers_table_needs_its_privileges_and_runs_as_the_owner(
+        db, connect, emulator, tenant, login_role):
+    """A member of aws_ml that does not own the table: refused (42501) before
+    any request without UPDATE on its columns, and while the table's row
+    security applies to it (the owner's would not); given UPDATE, the
+    table's trigger runs as its owner."""
+    member = login_role()
+    db.execute(f"GRANT aws_ml TO {member}")
+    call = f"CALL aws_comprehend.materialize_sentiment('{tenant}.reviews', 'body', 'en')"
+    owner = connect(tenant)
+    owner.execute(f"GRANT USAGE ON SCHEMA {tenant} TO {member}")
+    owner.execute(f"GRANT SELECT, UPDATE (body) ON {tenant}.reviews TO {member}")
+    conn = connect(member)
+    ran_as = table_code_runs_as(conn)
+
+    def refused():
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+            conn.execute(call)
+        return caught.value.diag.message_primary
+    assert "permission denied for table" in refused()
+    owner.execute(f"GRANT UPDATE ON {tenant}.reviews TO {member}")
+    owner.execute(f"ALTER TABLE {tenant}.reviews ENABLE ROW LEVEL SECURITY")
+    owner.execute(f"CREATE POLICY everything ON {tenant}.reviews USING ({tenant}.escalate() = 1)")
+    assert "row security" in refused()
+    assert ran_as == [] and emulator.counters() == {}
+    owner.execute(f"ALTER TABLE {tenant}.reviews DISABLE ROW LEVEL SECURITY")
+    owner.execute(TENANT_CODE["trigger"].format(s=tenant))
+    conn.execute(call)
+    assert filled(db, f"{tenant}.reviews") == 3
+    assert set(ran_as) == {tenant}, ran_as

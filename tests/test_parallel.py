@@ -29,6 +29,7 @@ def parallel_notes(db):
     return serial
 
 
+@pytest.mark.slow
 def test_workers_and_leader_each_call_with_their_own_client(parallel_notes, connect, emulator):
     serial = parallel_notes
     conn = connect()
@@ -80,3 +81,21 @@ def batch_processing(node):
     for child in node.get("Plans", []):
         found += batch_processing(child)
     return found
+
+
+def test_the_workers_and_the_leader_share_max_concurrency(parallel_notes, connect, emulator):
+    """aws_ml.max_concurrency bounds the requests in flight of the whole query:
+    2 workers and the leader take a share each of 6, 2 at a time."""
+    conn = connect()
+    conn.execute("SELECT aws_comprehend.detect_sentiment('load the module first', 'en')")
+    conn.execute("SET aws_ml.max_concurrency = 6")
+    force_parallel_plan(conn)
+    emulator.reset()
+    emulator.set_faults(service="comprehend", latency_ms=100)
+    explained = explain_analyze(conn, QUERY)
+    assert workers_launched(explained) == [2], json.dumps(explained)
+    batches = detect_sentiment_counts(emulator, "BatchDetectSentiment")
+    assert batches["items"] == ROWS
+    assert len(batches["pids"]) == 3, batches["pids"]
+    assert batches["max_in_flight"] <= 6
+    emulator.clear_faults()

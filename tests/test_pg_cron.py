@@ -11,6 +11,8 @@ import pytest
 from tests.conftest import ROOT, counter, new_cluster
 from tests.test_docs import sql_blocks
 
+pytestmark = pytest.mark.slow  # a cluster with pg_cron, jobs at the minute
+
 DOC = ROOT / "docs" / "materialize.md"
 ROWS = 1010            # support's rows once the doc's blocks have run
 PASSAGES = 40

@@ -3,7 +3,11 @@ every session (its planner and executor hooks see every plan) fails no test
 and crashes nothing that the same run without the module does not."""
 import subprocess
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # PostgreSQL's regression suite, about 4 minutes
 
 
 def test_postgres_regression_suite_with_the_module_preloaded():

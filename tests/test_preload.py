@@ -1,11 +1,17 @@
 """shared_preload_libraries = '$libdir/plugins/aws_ml': the postmaster loads
 the package, botocore and the services' models before it forks the backends
-(extension/src/python/python_path.c, aws_ml/preload.py)."""
+where the Python PL/Python links allows it (extension/src/python/
+python_preload.c, preload_plan.c, aws_ml/preload.py)."""
+import ctypes
+import re
+import subprocess
+
 import psycopg
 import pytest
 
-from tests.conftest import new_cluster
-from tests.test_cancel import CALLS, HANG_SECONDS, assert_nothing_left_in_flight, cancel_after
+from tests.cluster import pg_bindir
+from tests.conftest import ROOT, new_cluster, requests_in_flight, stop_when
+from tests.test_cancel import CALLS, HANG_SECONDS, assert_nothing_left_in_flight
 
 # What a session's Python holds before its first aws_ml call, and its random state.
 BEFORE_FIRST_CALL = """DO $$
@@ -36,6 +42,8 @@ def test_a_new_session_has_the_package_before_its_first_call(preloaded):
         for call in CALLS.values():
             assert call.run(conn)
     assert "could not preload" not in preloaded.server_log()
+    assert re.search(r"LOG:  aws_ml: preloaded the aws_ml Python package into Python 3\.11\.\d+, started in the "
+                     r"postmaster", preloaded.server_log())
 
 
 def test_sessions_do_not_share_the_postmasters_random_state(preloaded):
@@ -54,8 +62,8 @@ def test_a_cancel_still_stops_a_hanging_request(preloaded, emulator, connect):
         answer = call.run(conn)
         emulator.reset()
         emulator.set_faults(service=call.service, hang_seconds=HANG_SECONDS)
-        timer = cancel_after(lambda: psycopg.connect(preloaded.conninfo(), autocommit=True),
-                             conn.info.backend_pid, 1.0)
+        timer = stop_when(lambda: psycopg.connect(preloaded.conninfo(), autocommit=True), conn.info.backend_pid,
+                          requests_in_flight(emulator, call.service, 1), "the request to hang")
         try:
             with pytest.raises(psycopg.errors.QueryCanceled):
                 call.run(conn)
@@ -74,3 +82,36 @@ def test_a_fast_shutdown_still_stops_the_server(emulator):
         assert "database system is shut down" in server.server_log()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def preload_plan(tmp_path_factory):
+    """python/preload_plan.c's preload_plan, compiled alone: the decision
+    by the PL/Python and the Python of the server (only 3.11 runs here)."""
+    library = tmp_path_factory.mktemp("preload_plan") / "preload_plan.so"
+    server_headers = subprocess.check_output([pg_bindir() / "pg_config", "--includedir-server"], text=True).strip()
+    subprocess.run(["cc", "-shared", "-fPIC", "-I", server_headers, "-I", ROOT / "extension" / "src",
+                    ROOT / "extension" / "src" / "python" / "preload_plan.c", "-o", library], check=True)
+    plan = ctypes.CDLL(str(library)).preload_plan
+    plan.restype, plan.argtypes = ctypes.c_int, (ctypes.c_bool, ctypes.c_bool, ctypes.c_char_p)
+    names = re.findall(r"^\t(PRELOAD_\w+)", (ROOT / "extension/src/python/preload_plan.h").read_text(), re.MULTILINE)
+    return lambda *args: names[plan(*args)]
+
+
+@pytest.mark.parametrize("plpython_loaded, python_started, version, plan", [
+    # PL/Python of 15 to 17 starts Python in each backend, after PyImport_AppendInittab("plpy"),
+    # which 3.12 and later refuse once Python runs
+    (True, False, b"3.9.18 (main, Jan 1 2024, 00:00:00) [GCC 10.2.1]", "PRELOAD_START_AND_IMPORT"),
+    (True, False, b"3.11.2 (main, Mar 13 2023, 12:18:29) [GCC 12.2.0]", "PRELOAD_START_AND_IMPORT"),
+    (True, False, b"3.12.3 (main, Nov 6 2024, 18:32:19) [GCC 13.2.0]", "PRELOAD_LIBRARIES_ONLY"),
+    (True, False, b"3.13.1 (main, Dec 4 2024, 08:54:15) [GCC 14.2.0]", "PRELOAD_LIBRARIES_ONLY"),
+    (True, False, b"3.14.0rc1", "PRELOAD_LIBRARIES_ONLY"),
+    (True, False, b"", "PRELOAD_LIBRARIES_ONLY"),
+    # PL/Python of 18 starts Python when it loads: importing into it is safe on every Python
+    (True, True, b"3.13.1 (main, Dec 4 2024, 08:54:15) [GCC 14.2.0]", "PRELOAD_IMPORT"),
+    (True, True, b"3.11.2", "PRELOAD_IMPORT"),
+    (False, False, None, "PRELOAD_NOTHING"),
+])
+def test_preloading_does_per_python_only_what_is_safe_there(preload_plan, plpython_loaded, python_started,
+                                                             version, plan):
+    assert preload_plan(plpython_loaded, python_started, version) == plan

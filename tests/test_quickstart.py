@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # the quick-start end to end
+
 TIMEOUT_SECONDS = 120
 EPOCH = datetime.date(1970, 1, 1)
 
@@ -143,11 +145,12 @@ def test_trained_model_serves_classify_event(examples):
     assert table_rows(text) == [["0", "1", "2"]]
 
 
-def test_batch_scoring_exports_every_row_in_one_request(examples):
+def test_batch_scoring_exports_every_row_in_growing_batches(examples):
+    """Batches of 25, 50 and 75 rows, a request each."""
     scores = [(event_id, category) for event_id, _, _, category in training_events()]
     assert table_rows(examples["SageMaker: batch scoring into S3"]) == [
         ["150", "1", str(csv_bytes(scores))],
-        ["sagemaker", "InvokeEndpoint", "150", "1"]]
+        ["sagemaker", "InvokeEndpoint", "150", "3"]]
 
 
 def test_imported_scores_are_classify_event_answers(examples):
@@ -174,9 +177,9 @@ def test_bedrock(examples):
 
 def test_monitoring_counts_every_call(examples):
     calls = {(schema, function): int(n) for _, schema, function, n, _, _ in table_rows(examples["Monitoring"])[1:]}
-    # 10 support rows twice (the query, then EXPLAIN ANALYZE), then 2 notes whose
-    # 2 equal calls batch mode makes once
-    assert calls[("aws_comprehend", "detect_sentiment")] == 22
+    # 10 support rows twice (the query, then EXPLAIN ANALYZE), then 2 notes with
+    # 2 calls each (answered by one document each), counted as row by row
+    assert calls[("aws_comprehend", "detect_sentiment")] == 24
     # then the training loop's 3 single calls, its export of 150 rows, and the 6 imported rows it shows
     assert calls[("aws_sagemaker", "invoke_endpoint")] == 3 + 2 + 2 + 2 + 3 + 150 + 6
     assert calls[("aws_bedrock", "invoke_model")] == 2

@@ -10,58 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import ACCESS_KEY_ID, REGION, counter, create_database, in_encoding
+from tests.conftest import ACCESS_KEY_ID, REGION, counter, create_database, in_encoding, stop_when
+from tests.s3_support import (BUCKET, copy_to_stdout, export, new_key, object_bytes, s3,  # noqa: F401 (fixtures)
+                              s3_database, s3db, sql_error, transfer_process)
 
-BUCKET = "aws-s3-tests"
 ROWS_SQL = ("SELECT n, CASE WHEN n % 7 = 0 THEN NULL ELSE 'text ' || n END AS t, "
             "'a,b \"quoted\"' || E'\\n' || 'next line|' || n AS tricky, n * 1.5 AS x "
             "FROM generate_series(1, 200) n")
-
-
-@pytest.fixture(scope="module")
-def s3_database(cluster):
-    return create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE")
-
-
-@pytest.fixture
-def s3db(s3_database, connect, emulator):
-    emulator.reset()
-    return connect(dbname=s3_database)
-
-
-@pytest.fixture(scope="module")
-def s3(aws_client):
-    client = aws_client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    return client
-
-
-def new_key(suffix=""):
-    return f"exports/{uuid.uuid4().hex}{suffix}"
-
-
-def object_bytes(s3, key):
-    return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-
-
-def copy_to_stdout(conn, sql, options):
-    with conn.cursor() as cursor:
-        with cursor.copy(f"COPY ({sql}) TO STDOUT" + (f" WITH ({options})" if options else "")) as copy:
-            return b"".join(bytes(chunk) for chunk in copy)
-
-
-def export(conn, sql, key, options=None, **named):
-    extra = "".join(f", {name} := %({name})s" for name in named)
-    return conn.execute(f"SELECT rows_uploaded, files_uploaded, bytes_uploaded FROM aws_s3.query_export_to_s3("
-                        f"%(sql)s, aws_commons.create_s3_uri(%(bucket)s, %(key)s, %(region)s), %(options)s{extra})",
-                        {"sql": sql, "bucket": BUCKET, "key": key, "region": REGION, "options": options,
-                         **named}).fetchone()
-
-
-def sql_error(conn, sql, params=None):
-    with pytest.raises(psycopg.Error) as caught:
-        conn.execute(sql, params)
-    return caught.value.diag
 
 
 @pytest.mark.parametrize("options", [
@@ -315,20 +270,23 @@ def test_a_cancelled_export_leaves_no_object_and_no_upload(s3db, s3, emulator, c
     # the second part holds the 'late' rows: its upload hangs
     emulator.set_faults(service="s3", hang_seconds=30, body_contains="late")
     pid = s3db.execute("SELECT pg_backend_pid()").fetchone()[0]
-    canceller = connect(dbname=s3db.info.dbname)
-    timer = threading.Timer(3, lambda: canceller.execute("SELECT pg_cancel_backend(%s)", (pid,)))
-    timer.start()
+    # cancelled once the second part (UploadPart, a PUT) hangs
+    timer = stop_when(lambda: connect(dbname=s3db.info.dbname), pid,
+                      lambda: counter(emulator.counters(), "s3", "PUT") >= 2, "the second part's upload")
     started = time.monotonic()
-    with pytest.raises(psycopg.errors.QueryCanceled):
-        export(s3db, "SELECT n, CASE WHEN n > 60000 THEN 'late' ELSE 'early' END || repeat('x', 200) "
-                     "FROM generate_series(1, 100000) n", key)
-    assert time.monotonic() - started < 3 + 2
-    timer.join()
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            export(s3db, "SELECT n, CASE WHEN n > 60000 THEN 'late' ELSE 'early' END || repeat('x', 200) "
+                         "FROM generate_series(1, 100000) n", key)
+    finally:
+        timer.join()
+    assert time.monotonic() - started < 30 / 3  # stopped early, not after the hang
     assert counter(emulator.counters(), "s3", "POST") == 1  # the multipart upload was begun
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0
     assert [upload for upload in open_uploads(s3) if upload["Key"] == key] == []
 
 
+@pytest.mark.slow
 def test_the_cleanup_of_a_failed_export_is_bounded(s3db, s3, emulator):
     """S3 does not answer the cleanup (AbortMultipartUpload, a DELETE): the
     export's own error still reaches SQL within the cleanup's 10 s, after a
@@ -409,15 +367,18 @@ def rss_bytes(pid, field="VmRSS"):
     raise AssertionError(f"no {field}")
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_while_exporting_1_gb(s3db, s3):
+    """In the backend and in its transfer process."""
     pid = s3db.execute("SELECT pg_backend_pid()").fetchone()[0]
     export(s3db, "SELECT repeat('x', 1023) FROM generate_series(1, 20000)", new_key())  # warmed up: 20 MB
-    baseline = rss_bytes(pid)
+    processes = (pid, transfer_process(pid))
+    baselines = [rss_bytes(each) for each in processes]
     samples, done = [], threading.Event()
 
     def sample():
         while not done.wait(0.1):
-            samples.append(rss_bytes(pid))
+            samples.append([rss_bytes(each) for each in processes])
     sampler = threading.Thread(target=sample)
     sampler.start()
     key = new_key()
@@ -430,7 +391,8 @@ def test_memory_stays_flat_while_exporting_1_gb(s3db, s3):
     s3.delete_object(Bucket=BUCKET, Key=key)
     assert len(samples) > 10
     # a part being uploaded, the next one filling, the pipe: not the gigabyte
-    assert max(samples) - baseline < 48 * 1024 * 1024, (baseline, max(samples))
+    for baseline, peak in zip(baselines, map(max, zip(*samples))):
+        assert peak - baseline < 48 * 1024 * 1024, (baselines, peak)
 
 
 @pytest.mark.parametrize("sql, sqlstate", [("SELECT 1 / 0", "22012"), ("SELECT FROM WHERE", "42601")])

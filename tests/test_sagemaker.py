@@ -61,8 +61,8 @@ def test_reference_classify_event_two_arguments_verbatim(schema, emulator):
     events_table(schema)
     rows = schema.execute("SELECT id, classify_event(event_type, event_day) FROM events ORDER BY id").fetchall()
     assert rows == [(i, linear(coef, 3, t, days(d))) for i, t, d, _ in EVENTS]
-    # batch mode: the 200 rows in one request
-    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes") == [len(EVENTS)]
+    # batch mode: the 200 rows in batches of 25, 50, 100 and 25, a request each
+    assert counter(emulator.counters(), "sagemaker", "InvokeEndpoint", "batch_sizes") == [25, 50, 100, 25]
 
 
 def test_reference_classify_event_with_batch_size_verbatim(schema, emulator):
@@ -279,6 +279,7 @@ def test_execute_on_the_entry_point_is_enough(db, connect, login_role):
                      ).sqlstate == "42501"
 
 
+@pytest.mark.slow
 def test_scroll_cursor_over_a_batch_fetches_backward_the_right_rows(db, cluster, emulator):
     """The batch function's result is materialized for random access when a
     SCROLL cursor asks for it: 17 million rows spill far beyond work_mem
@@ -313,6 +314,26 @@ def test_composite_elements_whose_type_lost_a_column(db, emulator):
     assert got == [(1, "2"), (2, "2")]
     assert emulator.sagemaker_bodies()[-1] == "1,2\n3,4\n"
     db.execute("DROP TABLE shrunk")
+
+
+def test_composite_elements_whose_type_changes_within_the_statement(db):
+    """A function the query calls alters the row type between two rows: the
+    second row is written with the type's new columns, not the first row's."""
+    db.execute("DROP TYPE IF EXISTS altered CASCADE")
+    db.execute("CREATE TYPE altered AS (a int, b int)")
+    db.execute("""CREATE FUNCTION altered_rows(i int) RETURNS altered[] LANGUAGE plpgsql AS $$
+        DECLARE result altered[];
+        BEGIN
+            IF i = 2 THEN ALTER TYPE altered ADD ATTRIBUTE c text; END IF;
+            EXECUTE format('SELECT ARRAY[ROW(%s, %s%s)::altered]', i, i, CASE WHEN i = 2 THEN ', ''x''' ELSE '' END)
+                INTO result;
+            RETURN result;
+        END $$""")
+    try:
+        got = db.execute("SELECT aws_sagemaker._csv_rows(altered_rows(i)) FROM generate_series(1, 2) i").fetchall()
+        assert got == [(["1,1\n"],), (["2,2,x\n"],)]
+    finally:
+        db.execute("DROP TYPE altered CASCADE")
 
 
 @pytest.mark.parametrize("rows", [["1,2\n3,4\n", ""], ["1,2\n", ""], ["1,2"], ['"a\nb"\n"c"\n']])

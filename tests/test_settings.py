@@ -30,29 +30,70 @@ def test_set_after_first_call_is_refused_42501(connect, member, name):
             conn.execute(sql)
 
 
-@pytest.mark.parametrize("name", LOCKED)
+SUPERUSER_ONLY = ("SELECT name, vartype FROM pg_settings WHERE context = 'superuser' "
+                  "AND (name LIKE 'aws\\_ml.%' OR name LIKE 'aws\\_s3.%') ORDER BY name")
+
+
+@pytest.fixture
+def superuser_only(db):
+    """Every aws_ml.* and aws_s3.* setting marked superuser-only, with a value
+    of its type (the time limits' 5 ms is the attack on the administrator's
+    limit)."""
+    db.execute(CALL)  # the module defines them
+    settings = {name: ELSEWHERE if vartype == "string" else "5" for name, vartype in db.execute(SUPERUSER_ONLY)}
+    assert set(LOCKED) | {f"aws_ml.{service}_request_timeout_ms" for service in ("comprehend", "sagemaker", "bedrock")} \
+        <= set(settings)
+    return settings
+
+
 @pytest.mark.parametrize("how", ["SET", "set_config", "options"])
-@pytest.mark.parametrize("value", [ELSEWHERE, ""])
-def test_value_set_before_the_module_loads_is_refused_before_any_request(connect, member, emulator, how, name,
-                                                                         value):
-    """An empty value too: it would replace the server configuration's."""
-    emulator.reset()
-    if how == "options":
-        conn = connect(member, options=f"-c {name}={value}")
-    else:
-        conn = connect(member)
-        conn.execute(f"SET {name} = '{value}'" if how == "SET"
-                     else f"SELECT set_config('{name}', '{value}', false)")
-    warnings = []
-    conn.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
-    with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
-        conn.execute(CALL)
-    assert name in caught.value.diag.message_primary
-    assert caught.value.diag.message_hint
-    assert any("permission denied to set parameter" in w for w in warnings)
-    if value:
-        assert conn.execute(f"SHOW {name}").fetchone()[0] != value
-    assert emulator.counters() == {}
+@pytest.mark.parametrize("empty", [False, True])
+def test_value_set_before_the_module_loads_is_refused_before_any_request(connect, member, emulator, superuser_only,
+                                                                         how, empty):
+    """Every superuser-only setting, through one mechanism. An empty value
+    too: it would replace the server configuration's."""
+    for name, value in superuser_only.items():
+        value = "" if empty else value
+        emulator.reset()
+        if how == "options":
+            conn = connect(member, options=f"-c {name}={value}")
+        else:
+            conn = connect(member)
+            conn.execute(f"SET {name} = '{value}'" if how == "SET"
+                         else f"SELECT set_config('{name}', '{value}', false)")
+        warnings = []
+        conn.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+            conn.execute(CALL)
+        assert name in caught.value.diag.message_primary, name
+        assert caught.value.diag.message_hint
+        assert any("permission denied to set parameter" in w for w in warnings), name
+        if value:
+            assert conn.execute(f"SHOW {name}").fetchone()[0] != value
+        assert emulator.counters() == {}, name
+        conn.close()
+
+
+def test_a_connection_cannot_shorten_the_administrators_time_limit(cluster, emulator, member, connect):
+    """The administrator's aws_ml.bedrock_request_timeout_ms in the server
+    configuration; a tenant's "-c" of its own is refused before any request,
+    not honoured and not replaced by the built-in limit."""
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as admin:
+        admin.execute("LOAD '$libdir/plugins/aws_ml'")  # ALTER SYSTEM knows only defined settings
+        admin.execute("ALTER SYSTEM SET aws_ml.bedrock_request_timeout_ms = 1000")
+        admin.execute("SELECT pg_reload_conf()")
+    try:
+        emulator.reset()
+        conn = connect(member, options="-c aws_ml.bedrock_request_timeout_ms=5")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+            conn.execute(CALL)
+        assert "aws_ml.bedrock_request_timeout_ms" in caught.value.diag.message_primary
+        assert emulator.counters() == {}
+        assert connect(member).execute("SHOW aws_ml.bedrock_request_timeout_ms").fetchone() == ("1000",)
+    finally:
+        with psycopg.connect(cluster.conninfo(), autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM RESET aws_ml.bedrock_request_timeout_ms")
+            admin.execute("SELECT pg_reload_conf()")
 
 
 ROLE_ARN = "arn:aws:iam::111122223333:role/tenant-comprehend"
@@ -133,19 +174,20 @@ def test_parallel_workers_refuse_what_the_leader_refuses(connect, member, emulat
             assert str(conn.info.backend_pid) not in pids  # a worker sent it
 
 
-@pytest.mark.parametrize("name", LOCKED)
 @pytest.mark.parametrize("target", ["ROLE", "DATABASE"])
-def test_alter_role_or_database_set_is_refused(connect, member, database, db, target, name):
+def test_alter_role_or_database_set_is_refused(connect, member, database, db, superuser_only, target):
     if target == "DATABASE":
         db.execute(f'ALTER DATABASE "{database}" OWNER TO {member}')
-    conn = connect(member)
     try:
-        for loaded in (False, True):
-            if loaded:
-                conn.execute(CALL)
-            what = f"ROLE {member}" if target == "ROLE" else f'DATABASE "{database}"'
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(f"ALTER {what} SET {name} = '{ELSEWHERE}'")
+        for name, value in superuser_only.items():
+            conn = connect(member)
+            for loaded in (False, True):
+                if loaded:
+                    conn.execute(CALL)
+                what = f"ROLE {member}" if target == "ROLE" else f'DATABASE "{database}"'
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(f"ALTER {what} SET {name} = '{value}'")
+            conn.close()
     finally:
         db.execute(f'ALTER DATABASE "{database}" OWNER TO postgres')
 

@@ -1,10 +1,16 @@
-"""aws_ml 2.0 installed fresh and aws_ml 1.0 updated to 2.0 leave the same
-catalog: everything a user or a later upgrade script can observe."""
+"""aws_ml 2.1 and aws_s3 1.1 installed fresh, and aws_ml 1.0 and aws_s3 1.0
+as installed before 2.1 updated to them, leave the same catalog: everything
+a user or a later upgrade script can observe."""
 import json
 
 import psycopg
+import pytest
 
-EXTENSIONS = "('aws_ml', 'aws_commons')"
+from tests.conftest import ROOT
+from tests.test_docs import sql_blocks
+
+EXTENSIONS = "('aws_ml', 'aws_commons', 'aws_s3')"
+SCHEMAS = {"aws_ml": "aws_ml, aws_comprehend, aws_sagemaker, aws_bedrock", "aws_s3": "aws_s3"}
 
 CATALOG = {
     "extensions": f"""
@@ -49,12 +55,48 @@ def catalog(cluster, dbname):
         return {name: conn.execute(sql).fetchall() for name, sql in CATALOG.items()}
 
 
-def test_fresh_install_and_update_from_1_0_leave_the_same_catalog(cluster, fresh_database):
-    fresh = fresh_database("CREATE EXTENSION aws_ml CASCADE")
-    updated = fresh_database("CREATE EXTENSION aws_ml VERSION '1.0' CASCADE")
+# docs/operations.md's audit of the grants a member made with the grant option
+AUDIT = next(sql for _, sql, _ in sql_blocks(ROOT / "docs" / "operations.md") if "aclexplode" in sql)
+
+
+def as_installed_before_2_1(conn):
+    """What the scripts before aws_ml 2.1 and aws_s3 1.1 granted: EXECUTE and
+    USAGE with grant option."""
+    for role, schemas in SCHEMAS.items():
+        conn.execute(f"GRANT EXECUTE ON ALL ROUTINES IN SCHEMA {schemas} TO {role} WITH GRANT OPTION")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schemas} TO {role} WITH GRANT OPTION")
+
+
+def test_fresh_install_and_update_from_1_0_leave_the_same_catalog(cluster, login_role, fresh_database):
+    """The update takes the grant option away, and every grant a member made
+    with it: the issue's grants to PUBLIC and to a tenant."""
+    fresh = fresh_database("CREATE EXTENSION aws_ml CASCADE; CREATE EXTENSION aws_s3")
+    updated = fresh_database("CREATE EXTENSION aws_ml VERSION '1.0' CASCADE; CREATE EXTENSION aws_s3 VERSION '1.0'")
+    member, tenant = login_role(), login_role()
     with psycopg.connect(cluster.conninfo(updated), autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'aws_bedrock'").fetchone() == (0,)
         conn.execute("ALTER EXTENSION aws_ml UPDATE TO '2.0'")
+        as_installed_before_2_1(conn)
+        conn.execute(f"GRANT aws_ml, aws_s3 TO {member}")
+    with psycopg.connect(cluster.conninfo(updated, member), autocommit=True) as conn:
+        conn.execute("GRANT USAGE ON SCHEMA aws_bedrock TO PUBLIC")
+        conn.execute("GRANT EXECUTE ON FUNCTION aws_bedrock.invoke_model(varchar, text, text, text) TO PUBLIC")
+        conn.execute(f"GRANT USAGE ON SCHEMA aws_comprehend TO {tenant} WITH GRANT OPTION")
+        conn.execute(f"GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_comprehend TO {tenant} WITH GRANT OPTION")
+        conn.execute("GRANT USAGE ON SCHEMA aws_s3 TO PUBLIC")
+        conn.execute("GRANT EXECUTE ON ALL ROUTINES IN SCHEMA aws_s3 TO PUBLIC")
+    with psycopg.connect(cluster.conninfo(updated, tenant), autocommit=True) as conn:
+        conn.execute("GRANT USAGE ON SCHEMA aws_comprehend TO PUBLIC")
+    with psycopg.connect(cluster.conninfo(updated), autocommit=True) as conn:
+        assert conn.execute("SELECT has_function_privilege('public', "
+                            "'aws_bedrock.invoke_model(varchar, text, text, text)', 'EXECUTE')").fetchone() == (True,)
+        audited = conn.execute(AUDIT).fetchall()
+        assert {(row[2], row[3]) for row in audited if not row[5]} == {
+            ("aws_ml", "PUBLIC"), ("aws_s3", "PUBLIC"), (tenant, "PUBLIC")}
+        conn.execute("ALTER EXTENSION aws_ml UPDATE")
+        conn.execute("ALTER EXTENSION aws_s3 UPDATE")
+        assert conn.execute(AUDIT).fetchall() == []
+        conn.execute(f"REVOKE aws_ml, aws_s3 FROM {member}")
 
     want, got = catalog(cluster, fresh), catalog(cluster, updated)
     for name in CATALOG:
@@ -63,9 +105,24 @@ def test_fresh_install_and_update_from_1_0_leave_the_same_catalog(cluster, fresh
     bedrock = {row[1] for row in want["functions"] if row[0] == "aws_bedrock"}
     assert bedrock == {"invoke_model", "invoke_model_get_embeddings",
                        "batch_invoke_model", "batch_invoke_model_get_embeddings", "materialize_embeddings",
+                       "_materialize_embeddings_shards",
                        "_invoke_model_rows", "_invoke_model_get_embeddings_rows"}
     assert ("aws_ml", "schema aws_bedrock") in want["members"]
-    assert ("aws_ml", "2.0") in [row[:2] for row in want["extensions"]]
+    assert [row[:2] for row in want["extensions"]] == [("aws_commons", "1.1"), ("aws_ml", "2.1"), ("aws_s3", "1.1")]
+    grants = " ".join(str(row[-1]) for row in want["functions"] + want["schemas"])
+    assert "*" not in grants and "aws_ml=X/" in grants and "aws_s3=X/" in grants
+
+
+def test_aurora_versions_install_without_grant_option(cluster, fresh_database):
+    """CREATE EXTENSION aws_ml VERSION '2.0', as Aurora users write it, and
+    VERSION '1.0' install with the scripts of today: no grant option."""
+    for version in ("1.0", "2.0"):
+        name = fresh_database(f"CREATE EXTENSION aws_ml VERSION '{version}' CASCADE; "
+                              "CREATE EXTENSION aws_s3 VERSION '1.0'")
+        with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+            acls = conn.execute("SELECT string_agg(proacl::text, ' ') FROM pg_proc "
+                                "WHERE pronamespace::regnamespace::text LIKE 'aws\\_%'").fetchone()[0]
+            assert "aws_ml=X/" in acls and "aws_s3=X/" in acls and "*" not in acls, version
 
 
 def test_updated_install_calls_the_model(cluster, fresh_database, aws_client):
@@ -73,10 +130,37 @@ def test_updated_install_calls_the_model(cluster, fresh_database, aws_client):
     body = '{"inputText": "upgraded"}'
     name = fresh_database("CREATE EXTENSION aws_ml VERSION '1.0' CASCADE")
     with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
-        conn.execute("ALTER EXTENSION aws_ml UPDATE TO '2.0'")
+        conn.execute("ALTER EXTENSION aws_ml UPDATE")
         embedding = conn.execute(
             "SELECT aws_bedrock.invoke_model_get_embeddings('amazon.titan-embed-text-v1', 'application/json', "
             "'embedding', %s)", (body,)).fetchone()[0]
     answer = aws_client("bedrock-runtime").invoke_model(
         modelId="amazon.titan-embed-text-v1", contentType="application/json", accept="application/json", body=body)
     assert embedding == json.loads(answer["body"].read())["embedding"]
+
+
+def test_aws_s3_1_0_asks_for_its_update_then_exports_and_imports(cluster, fresh_database, aws_client):
+    """aws_s3 1.0's _copy_layout(text) predates the package: its calls fail
+    with 55000 naming the update, before any request; after ALTER EXTENSION
+    aws_s3 UPDATE an export and an import of its object work, the import's
+    options checked as COPY FROM's."""
+    s3 = aws_client("s3")
+    s3.create_bucket(Bucket="upgraded")
+    uri = "aws_commons.create_s3_uri('upgraded', 'rows.csv', 'us-east-1')"
+    name = fresh_database("CREATE EXTENSION aws_ml CASCADE; CREATE EXTENSION aws_s3 VERSION '1.0'")
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+            conn.execute(f"SELECT * FROM aws_s3.query_export_to_s3('SELECT 1', {uri})")
+        assert caught.value.diag.message_primary == \
+            "aws_s3: this database's aws_s3 is older than the aws_s3 installed on the server"
+        assert caught.value.diag.message_hint.startswith("ALTER EXTENSION aws_s3 UPDATE")
+        assert s3.list_objects_v2(Bucket="upgraded").get("KeyCount") == 0
+        conn.execute("ALTER EXTENSION aws_s3 UPDATE")
+        query = "SELECT n AS a, n * 2 AS b FROM generate_series(1, 3) n"
+        assert conn.execute(f"SELECT * FROM aws_s3.query_export_to_s3(%s, {uri}, 'format csv, header true')",
+                            (query,)).fetchone() == (3, 1, 16)
+        conn.execute("CREATE TABLE imported (a int, b int)")
+        with pytest.raises(psycopg.errors.FeatureNotSupported):  # COPY FROM's own check
+            conn.execute(f"SELECT aws_s3.table_import_from_s3('imported', '', 'format csv, force_quote *', {uri})")
+        conn.execute(f"SELECT aws_s3.table_import_from_s3('imported', '', 'format csv, header match', {uri})")
+        assert conn.execute("SELECT * FROM imported ORDER BY a").fetchall() == [(1, 2), (2, 4), (3, 6)]

@@ -4,19 +4,21 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 
 #include "python/backend.h"
+#include "python/deliberate_errors.h"
 #include "batch/batch.h"
 #include "python/python_path.h"
+#include "python/python_preload.h"
 #include "s3/s3_copy.h"
 #include "settings.h"
 
 PG_MODULE_MAGIC;
-
-void		_PG_init(void);
 
 void
 _PG_init(void)
@@ -40,6 +42,7 @@ _PG_init(void)
 	batch_scan_init();
 	batch_plan_init();
 	s3_copy_init();
+	deliberate_errors_init();
 	if (process_shared_preload_libraries_in_progress)
 		python_preload();
 	backend_mark_ready();

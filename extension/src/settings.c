@@ -17,11 +17,16 @@
  * layer refuses to send anything from such a session. That setting is
  * PGC_SUSET and set at PGC_S_OVERRIDE, so that parallel workers receive it
  * with the leader's other settings, an abort does not undo it, and only a
- * superuser can clear it.
+ * superuser can clear it. One mechanism serves every superuser-only setting
+ * of both prefixes, whatever its type: the placeholders are read before any
+ * setting is defined, and each one that turns out superuser-only is judged.
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
@@ -78,31 +83,27 @@ static int	bedrock_request_timeout_ms = 300000;
 static int	max_attempts = 5;
 static int	statement_cache = STATEMENT_CACHE_ON;
 
-/* The GUC record of name, a placeholder or a defined setting; NULL if none. */
-static struct config_generic *
-find_setting(const char *name)
-{
-#if PG_VERSION_NUM >= 160000
-	return find_option(name, false, true, ERROR);
-#else
-	struct config_generic **settings = get_guc_variables();
-	int			count = GetNumConfigOptions();
+/*
+ * aws_ml.batch_mode and Aurora's apg_enable_function_migration are one
+ * switch: batch mode (batch.h's batch_mode) is on while both are on. Each
+ * keeps its own value, which PostgreSQL sets, stacks, resets and shows as
+ * any setting's; their hooks, called before the new value is stored, keep
+ * batch_mode their conjunction.
+ */
+static bool batch_mode_setting = true;
+static bool function_migration = true;
 
-	for (int i = 0; i < count; i++)
-	{
-		if (pg_strcasecmp(settings[i]->name, name) == 0)
-			return settings[i];
-	}
-	return NULL;
-#endif
+static void
+assign_batch_mode(bool newval, void *extra)
+{
+	batch_mode = newval && function_migration;
 }
 
-/* The role that set a value; PostgreSQL before 15 does not record it. */
-#if PG_VERSION_NUM >= 150000
-#define SETTER_ROLE(role) (role)
-#else
-#define SETTER_ROLE(role) InvalidOid
-#endif
+static void
+assign_function_migration(bool newval, void *extra)
+{
+	batch_mode = batch_mode_setting && newval;
+}
 
 /*
  * Whether PostgreSQL refuses a value of the PGC_SUSET setting name that was
@@ -114,11 +115,7 @@ set_without_privilege(const char *name, GucSource source, GucContext context, Oi
 {
 	if (source == PGC_S_DEFAULT || (context != PGC_USERSET && context != PGC_BACKEND))
 		return false;
-#if PG_VERSION_NUM >= 150000
 	return pg_parameter_aclcheck(name, role, ACL_SET) != ACLCHECK_OK;
-#else
-	return true;
-#endif
 }
 
 /*
@@ -129,46 +126,82 @@ set_without_privilege(const char *name, GucSource source, GucContext context, Oi
  * setting over a refused session value that comes back when it returns.
  */
 static bool
-placeholder_refused(const char *name)
+placeholder_refused(struct config_generic *placeholder)
 {
-	struct config_generic *placeholder = find_setting(name);
+	const char *name = placeholder->name;
 	struct config_string *string = (struct config_string *) placeholder;
 
-	if (placeholder == NULL)
-		return false;
 	if ((string->reset_val &&
 		 set_without_privilege(name, placeholder->reset_source, placeholder->reset_scontext,
-							   SETTER_ROLE(placeholder->reset_srole))) ||
+							   placeholder->reset_srole)) ||
 		(*string->variable &&
 		 set_without_privilege(name, placeholder->source, placeholder->scontext,
-							   SETTER_ROLE(placeholder->srole))))
+							   placeholder->srole)))
 		return true;
 	for (GucStack *stack = placeholder->stack; stack != NULL; stack = stack->prev)
 	{
 		if ((stack->prior.val.stringval &&
 			 set_without_privilege(name, stack->source, stack->scontext,
-								   SETTER_ROLE(stack->srole))) ||
+								   stack->srole)) ||
 			(stack->state == GUC_SET_LOCAL &&
 			 set_without_privilege(name, PGC_S_SESSION, stack->masked_scontext,
-								   SETTER_ROLE(stack->masked_srole))))
+								   stack->masked_srole)))
 			return true;
 	}
 	return false;
 }
 
-/*
- * Defines a PGC_SUSET string setting; appends its name to refused when the
- * session had set its placeholder, at any level, with a value PostgreSQL
- * refuses, an empty one included.
- */
-static void
-define_locked_string(const char *name, const char *description, char **variable, int flags,
-					 StringInfo refused)
+/* Whether name is one of this module's settings: aws_ml.* or aws_s3.* */
+static bool
+is_module_setting(const char *name)
 {
-	if (placeholder_refused(name))
-		appendStringInfo(refused, "%s%s", refused->len ? ", " : "", name);
-	DefineCustomStringVariable(name, description, NULL, variable, "",
-							   PGC_SUSET, flags, NULL, NULL, NULL);
+	return pg_strncasecmp(name, "aws_ml.", strlen("aws_ml.")) == 0 ||
+		pg_strncasecmp(name, "aws_s3.", strlen("aws_s3.")) == 0;
+}
+
+/*
+ * The names of this module's placeholders that hold, at some level, a value
+ * PostgreSQL will refuse if the setting defined over them is superuser-only.
+ * Read before any setting is defined: defining one replaces its placeholder.
+ */
+static List *
+placeholders_set_without_privilege(void)
+{
+	List	   *names = NIL;
+	int			count;
+	struct config_generic **settings = guc_variables(&count);
+
+	for (int i = 0; i < count; i++)
+	{
+		if ((settings[i]->flags & GUC_CUSTOM_PLACEHOLDER) && is_module_setting(settings[i]->name) &&
+			placeholder_refused(settings[i]))
+			names = lappend(names, pstrdup(settings[i]->name));
+	}
+	return names;
+}
+
+/*
+ * The names, separated by commas, of candidates (placeholders'
+ * names) whose setting, now defined, only a superuser or the server
+ * configuration may set; empty when there is none.
+ */
+static char *
+refused_among(List *candidates)
+{
+	StringInfoData refused;
+	ListCell   *cell;
+
+	initStringInfo(&refused);
+	foreach(cell, candidates)
+	{
+		const char *name = lfirst(cell);
+		struct config_generic *setting = find_option(name, false, true, ERROR);
+
+		if (setting != NULL && !(setting->flags & GUC_CUSTOM_PLACEHOLDER) &&
+			setting->context != PGC_USERSET && setting->context != PGC_BACKEND)
+			appendStringInfo(&refused, "%s%s", refused.len ? ", " : "", setting->name);
+	}
+	return refused.data;
 }
 
 /* The settings that decide where the server's credentials are sent. */
@@ -225,18 +258,19 @@ static const struct
 void
 settings_define(void)
 {
-	StringInfoData refused;
+	List	   *set_without_privilege = placeholders_set_without_privilege();
+	char	   *refused;
 
-	initStringInfo(&refused);
 	for (int i = 0; i < lengthof(locked_settings); i++)
-		define_locked_string(locked_settings[i].name, locked_settings[i].description,
-							 locked_settings[i].variable, 0, &refused);
+		DefineCustomStringVariable(locked_settings[i].name, locked_settings[i].description, NULL,
+								   locked_settings[i].variable, "", PGC_SUSET, 0, NULL, NULL, NULL);
 	/* A session may not clear its own refusal by setting it first. */
-	define_locked_string(REFUSED_SETTINGS,
-						 "Settings this session tried to set without the privilege to (read-only).",
-						 &refused_settings,
-						 GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_DISALLOW_IN_AUTO_FILE,
-						 &refused);
+	DefineCustomStringVariable(REFUSED_SETTINGS,
+							   "Settings this session tried to set without the privilege to (read-only).",
+							   NULL, &refused_settings, "", PGC_SUSET,
+							   GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE |
+							   GUC_DISALLOW_IN_AUTO_FILE,
+							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("aws_ml.connect_timeout_ms",
 							"Time limit for opening a connection to an AWS service.",
@@ -262,8 +296,14 @@ settings_define(void)
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("aws_ml.batch_mode",
 							 "Send the aws_ml calls of a query in batches, as Aurora's batch mode does.",
-							 NULL, &batch_mode, true,
-							 PGC_USERSET, 0, NULL, NULL, NULL);
+							 NULL, &batch_mode_setting, true,
+							 PGC_USERSET, 0, NULL, assign_batch_mode, NULL);
+	DefineCustomBoolVariable("apg_enable_function_migration",
+							 "Aurora's name for aws_ml.batch_mode: batch mode is on while both are on.",
+							 "Settable only where the aws_ml module is loaded (docs/batch-mode.md).",
+							 &function_migration, true,
+							 PGC_USERSET, GUC_DISALLOW_IN_FILE | GUC_DISALLOW_IN_AUTO_FILE,
+							 NULL, assign_function_migration, NULL);
 	DefineCustomIntVariable("aws_ml.max_concurrency",
 							"Requests of one batch sent at the same time.",
 							NULL, &max_concurrency, 4, 1, 32,
@@ -275,15 +315,12 @@ settings_define(void)
 							&s3_max_file_size_kb, 6 * 1024 * 1024, 1, S3_MAX_FILE_SIZE_KB,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 
-	if (refused.len > 0)
-		SetConfigOption(REFUSED_SETTINGS, refused.data, PGC_INTERNAL, PGC_S_OVERRIDE);
-	pfree(refused.data);
+	refused = refused_among(set_without_privilege);
+	if (refused[0] != '\0')
+		SetConfigOption(REFUSED_SETTINGS, refused, PGC_INTERNAL, PGC_S_OVERRIDE);
+	pfree(refused);
+	list_free_deep(set_without_privilege);
 
-#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aws_ml");
 	MarkGUCPrefixReserved("aws_s3");
-#else
-	EmitWarningsOnPlaceholders("aws_ml");
-	EmitWarningsOnPlaceholders("aws_s3");
-#endif
 }

@@ -47,6 +47,21 @@ def one_dimensional(name, values):
     return values
 
 
+def batch_rows_of(function, **arrays):
+    """The rows of batch mode's arrays (one per argument of function, named
+    as its arguments; one element per row of a batch): each array given,
+    one-dimensional, and all of one length, or 22023 naming function."""
+    for name, values in arrays.items():
+        if values is None:
+            raise invalid_argument(f"{function}: {name} must be an array, not NULL")
+        one_dimensional(f"{function}: {name}", values)
+    if len({len(values) for values in arrays.values()}) > 1:
+        lengths = ", ".join(f"{name} {len(values)}" for name, values in arrays.items())
+        raise invalid_argument(f"{function}: the arrays must have one element per row each, and they have "
+                               f"{lengths}")
+    return list(zip(*arrays.values()))
+
+
 def in_range(name, value, low, high):
     required(name, value)
     if not low <= value <= high:

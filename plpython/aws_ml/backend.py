@@ -3,6 +3,7 @@ aws_ml C module exports (extension/src/python/backend.c), never through the serv
 own symbols. PostgreSQL 15 refuses, during a parallel operation (in the
 workers and in the leader alike), the subtransaction that every plpy.execute
 opens; settings and pending cancels are read here instead."""
+import contextlib
 import ctypes
 import os
 
@@ -18,7 +19,12 @@ _ACCESSORS = {
     "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
     "aws_ml_database_encoding": (ctypes.c_char_p, ()),
     "aws_ml_guard_errors": (ctypes.c_void_p, ()),
+    "aws_ml_processes_sharing_requests": (ctypes.c_int, ()),
     "aws_ml_unguard_errors": (None, (ctypes.c_void_p,)),
+    "aws_ml_run_as_owner": (ctypes.c_void_p, (ctypes.c_uint32,)),
+    "aws_ml_end_run_as_owner": (None, (ctypes.c_void_p,)),
+    "aws_ml_stop_threads_at_exit": (None, ()),
+    "aws_ml_raising": (None, (ctypes.c_char_p, ctypes.c_char_p)),
 }
 _module = None
 _ready = False
@@ -86,7 +92,10 @@ _CODECS = {
 def _codec():
     """Python's codec for the database's encoding (ASCII for one it lacks);
     SQL_ASCII's bytes are taken as UTF-8, as PL/Python takes them."""
-    encoding = database_encoding()
+    return _codec_of(database_encoding())
+
+
+def _codec_of(encoding):
     return "utf-8" if encoding in ("UTF8", "SQL_ASCII") else _CODECS.get(encoding, "ascii")
 
 
@@ -109,6 +118,24 @@ def guard_errors():
 def unguard_errors(guard):
     if guard is not None:
         _accessors().aws_ml_unguard_errors(guard)
+
+
+def processes_sharing_requests():
+    """The processes of a parallel query that share aws_ml.max_concurrency
+    while a batch is asked for (0: this process alone)."""
+    return _accessors().aws_ml_processes_sharing_requests()
+
+
+def announce_error(plpython_message, sql_message):
+    """Tells the module the error about to be raised to PL/Python: the
+    message PL/Python will make of it, and the one SQL is to read
+    (extension/src/python/deliberate_errors.c)."""
+    module = _module or _bind()  # also where the module's load did not finish
+    if module is None:  # the module lacks the accessor: PL/Python's form stays
+        return
+    codec = _codec_of(module.aws_ml_database_encoding().decode())
+    module.aws_ml_raising(plpython_message.encode(codec, "backslashreplace"),
+                          sql_message.encode(codec, "backslashreplace"))
 
 
 def in_parallel_mode():
@@ -138,3 +165,23 @@ def statement_id():
     leader's): the start times of it and of its transaction."""
     accessors = _accessors()
     return accessors.aws_ml_transaction_start(), accessors.aws_ml_statement_start()
+
+
+@contextlib.contextmanager
+def running_as(owner):
+    """Within: this backend runs as the role owner (an OID) in a
+    security-restricted operation, as PostgreSQL's maintenance commands run a
+    table's code as its owner (extension/src/python/run_as_owner.c)."""
+    saved = _accessors().aws_ml_run_as_owner(owner)
+    if saved is None:
+        raise errors.AwsMlError(errors.OUT_OF_MEMORY, "aws_ml: out of memory")
+    try:
+        yield
+    finally:
+        _accessors().aws_ml_end_run_as_owner(saved)
+
+
+def stop_threads_at_exit():
+    """Has the process run wait.stop_threads before it exits, on FATAL too
+    (extension/src/python/python_exit.c); on the backend's thread."""
+    _accessors().aws_ml_stop_threads_at_exit()

@@ -2,8 +2,8 @@
 call or many inputs concurrently (Bedrock has no batch request)."""
 import json
 
-from . import batch_rows, embedding_models, json_path, materialize, request
-from .arguments import header_value, in_range, is_blank, one_dimensional, required
+from . import batch_rows, distributed, embedding_models, json_path, materialize, request
+from .arguments import batch_rows_of, header_value, in_range, is_blank, one_dimensional, required
 from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_ordinality, sql_entry
 from .services import BEDROCK
 from .wait import MAX_WORKERS
@@ -131,7 +131,9 @@ def invoke_model_rows(model_ids, content_types, accept_types, model_inputs):
     element per row of a batch), as invoke_model answers each, the rows'
     requests aws_ml.max_concurrency at a time, up to the first row that fails
     (batch_rows)."""
-    return batch_rows.answers(_rows_texts, list(zip(model_ids, content_types, accept_types, model_inputs)))
+    return batch_rows.answers(_rows_texts, batch_rows_of(
+        "aws_bedrock._invoke_model_rows", model_id=model_ids, content_type=content_types, accept_type=accept_types,
+        model_input=model_inputs))
 
 
 def _rows_texts(rows):
@@ -142,8 +144,10 @@ def _rows_texts(rows):
 @sql_entry
 def invoke_model_get_embeddings_rows(model_ids, content_types, json_keys, model_inputs):
     """Batch mode's invoke_model_get_embeddings, as invoke_model_rows."""
-    return batch_rows.answers(_rows_vectors, list(zip(model_ids, content_types, [EMBEDDINGS_ACCEPT] * len(model_ids),
-                                                      model_inputs, json_keys)))
+    rows = batch_rows_of("aws_bedrock._invoke_model_get_embeddings_rows", model_id=model_ids,
+                         content_type=content_types, json_key=json_keys, model_input=model_inputs)
+    return batch_rows.answers(_rows_vectors, [(model_id, content_type, EMBEDDINGS_ACCEPT, model_input, json_key)
+                                              for model_id, content_type, json_key, model_input in rows])
 
 
 def _rows_vectors(rows):
@@ -206,6 +210,20 @@ def materialize_embeddings(table_name, input_column, embedding_column, model_id,
                            max_concurrency):
     """CALL aws_bedrock.materialize_embeddings: fills the embedding column of
     the rows that have input text and no embedding yet."""
+    _materialize_embeddings(table_name, input_column, embedding_column, model_id, json_key, batch_size,
+                            max_concurrency)
+
+
+@sql_entry
+def materialize_embeddings_shards(shards, *arguments):
+    """CALL aws_bedrock._materialize_embeddings_shards: materialize_embeddings
+    on the shards of a Citus table placed on this node (distributed.py)."""
+    return distributed.fill_shards("materialize_embeddings", shards,
+                                   lambda shard: _materialize_embeddings(shard, *arguments))
+
+
+def _materialize_embeddings(table_name, input_column, embedding_column, model_id, json_key, batch_size,
+                            max_concurrency):
     for name, value in (("input_column", input_column), ("embedding_column", embedding_column),
                         ("model_id", model_id)):
         required(name, value)
@@ -213,6 +231,9 @@ def materialize_embeddings(table_name, input_column, embedding_column, model_id,
     embedding_models.family(model_id)
     tables = materialize.targets("materialize_embeddings", table_name, input_column, (embedding_column,),
                                  materialize.EMBEDDING_OUTPUTS)
-    materialize.backfill("materialize_embeddings", tables, batch_size,
-                         lambda texts: [None if vector is None else (vector,)
-                                        for vector in embeddings(model_id, texts, json_key, max_concurrency)])
+    return materialize.backfill(
+        "materialize_embeddings", tables, batch_size,
+        lambda texts: [None if vector is None else (vector,)
+                       for vector in embeddings(model_id, texts, json_key, max_concurrency)],
+        distributed.ShardCall("aws_bedrock._materialize_embeddings_shards",
+                              (input_column, embedding_column, model_id, json_key, batch_size, max_concurrency)))

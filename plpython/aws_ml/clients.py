@@ -14,7 +14,8 @@ import time
 from . import backend, inflight, request, stats, wait
 from .services import BEDROCK, COMPREHEND, S3, SAGEMAKER, STS
 
-SERVICES = (COMPREHEND, SAGEMAKER, BEDROCK, S3, STS)
+# S3 is called from aws_s3's transfer process (transfer_process.py), not from the backend
+SERVICES = (COMPREHEND, SAGEMAKER, BEDROCK, STS)
 
 _REFRESH_MARGIN_SECONDS = 300
 _ROLE_SESSION_SECONDS = 3600
@@ -38,17 +39,27 @@ def _base_session():
     return _session
 
 
-def _config(service, settings, region):
+def client_spec(service, settings, region):
+    """What shapes a client of service but its credentials, as plain values:
+    aws_s3's transfer process makes its S3 clients from them."""
+    return {"region": region, "endpoint_url": settings.endpoint_for(service),
+            "connect_timeout_ms": settings.connect_timeout_ms,
+            "read_timeout_ms": settings.request_timeout_ms_for(service),
+            "max_attempts": settings.max_attempts, "pid": os.getpid()}
+
+
+def config(service, spec):
+    """botocore's Config for a client of service shaped by spec (client_spec)."""
     from botocore.config import Config
     return Config(
-        region_name=region,
-        connect_timeout=settings.connect_timeout_ms / 1000.0,
-        read_timeout=settings.request_timeout_ms_for(service) / 1000.0,
-        retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
+        region_name=spec["region"],
+        connect_timeout=spec["connect_timeout_ms"] / 1000.0,
+        read_timeout=spec["read_timeout_ms"] / 1000.0,
+        retries={"mode": "standard", "total_max_attempts": spec["max_attempts"]},
         max_pool_connections=wait.MAX_WORKERS,
-        user_agent_extra=f"aws_ml-postgresql pid/{os.getpid()}",
+        user_agent_extra=f"aws_ml-postgresql pid/{spec['pid']}",
         # S3-compatible endpoints (moto, MinIO) serve buckets under the path
-        s3={"addressing_style": "path"} if service is S3 and settings.endpoint_for(service) else None,
+        s3={"addressing_style": "path"} if service is S3 and spec["endpoint_url"] else None,
     )
 
 
@@ -73,7 +84,7 @@ def _client(service, settings, region, credentials):
                         "aws_secret_access_key": credentials["SecretAccessKey"],
                         "aws_session_token": credentials.get("SessionToken")}
         client = _base_session().client(service.client_name, endpoint_url=settings.endpoint_for(service),
-                                        config=_config(service, settings, region), **explicit)
+                                        config=config(service, client_spec(service, settings, region)), **explicit)
         # First, so that it sees every attempt before the retry handler answers.
         client.meta.events.register_first("needs-retry", stats.throttle_observer(service))
         inflight.track(client)
@@ -166,16 +177,22 @@ def _reseed_after_preload():
         _seeded_pid = os.getpid()
 
 
+def credentials_for(service, settings, region, given=None):
+    """What a request to service signs with: the credentials a call gave
+    ({AccessKeyId, SecretAccessKey, SessionToken}), else the role's, assumed
+    through STS, else None: the server's base credentials."""
+    if given:
+        return given
+    role_arn = settings.role_for(service)
+    return _assume_role(role_arn, settings, region) if role_arn else None
+
+
 def client_for(service, settings, region=None, credentials=None):
     """The client for service under the current settings (AwsMlError when
     there is none); region: the call's own, else the settings'; credentials:
-    the ones the call gave ({AccessKeyId, SecretAccessKey, SessionToken}),
-    else the role's or the server's."""
+    the ones the call gave, else the role's or the server's."""
     _reseed_after_preload()
     region = region or settings.resolved_region()
     if credentials:
         _given[_identity(credentials)] = credentials
-    else:
-        role_arn = settings.role_for(service)
-        credentials = _assume_role(role_arn, settings, region) if role_arn else None
-    return _client(service, settings, region, credentials)
+    return _client(service, settings, region, credentials_for(service, settings, region, credentials))

@@ -1,8 +1,8 @@
 """aws_comprehend: sentiment from Amazon Comprehend."""
-from . import batch_rows, materialize
-from .arguments import batch_limit, is_blank, one_dimensional, required
+from . import batch_rows, distributed, materialize
+from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
 from .errors import AwsMlError, at_ordinality, sql_entry, sqlstate_for
-from .request import Requests
+from .request import Requests, Unanswered
 from .services import COMPREHEND
 
 BATCH_LIMIT = 25  # documents per BatchDetectSentiment request
@@ -36,7 +36,9 @@ def detect_sentiment_rows(input_texts, language_codes, max_rows_per_batch):
     """Batch mode's detect_sentiment: (sentiment, confidence) per row of the
     arrays (one element per row of a batch), as detect_sentiment answers
     each, up to the first row that fails (batch_rows)."""
-    return batch_rows.answers(_rows_sentiments, list(zip(input_texts, language_codes, max_rows_per_batch)))
+    return batch_rows.answers(_rows_sentiments, batch_rows_of(
+        "aws_comprehend._detect_sentiment_rows", input_text=input_texts, language_code=language_codes,
+        max_rows_per_batch=max_rows_per_batch))
 
 
 def _rows_sentiments(rows):
@@ -78,37 +80,35 @@ def _score(documents):
     requests = Requests(COMPREHEND, "BatchDetectSentiment")
     cache = requests.cache_of("DetectSentiment")
     results = [None] * len(documents)
-    to_send = {}  # (language code, size) -> {cache key (uncached: index): (cache key, indexes)}
+    unanswered = Unanswered()
     for index, (text, language_code, size) in enumerate(documents):
         if is_blank(text):
             continue
         key = cache.key_at(_document(text, language_code), index)
         results[index] = cache.lookup(key)
         if results[index] is None:
-            group = to_send.setdefault((language_code, size), {})
-            group.setdefault(key or index, (key, []))[1].append(index)
-    chunks = []  # (language code, [(cache key, indexes), ...])
-    for (language_code, size), group in to_send.items():
-        entries = list(group.values())
-        chunks += [(language_code, entries[start:start + size]) for start in range(0, len(entries), size)]
+            unanswered.add((language_code, size), key, index)
+    chunks = []  # (language code, [Input, ...])
+    for (language_code, size), inputs in unanswered.groups.items():
+        chunks += [(language_code, inputs[start:start + size]) for start in range(0, len(inputs), size)]
     def keep(number, answer):
-        entries = chunks[number - 1][1]
+        inputs = chunks[number - 1][1]
         for result in answer["ResultList"]:
-            cache.store(entries[result["Index"]][0], _sentiment(result))
+            cache.store(inputs[result["Index"]].key, _sentiment(result))
     try:
         answers = requests.send_all([
-            ({"TextList": [documents[indexes[0]][0] for _, indexes in entries], "LanguageCode": language_code},
-             len(entries))
-            for language_code, entries in chunks], keep=keep)
+            ({"TextList": [documents[same.indexes[0]][0] for same in inputs], "LanguageCode": language_code},
+             len(inputs))
+            for language_code, inputs in chunks], keep=keep)
     except AwsMlError as error:
-        rows = sorted(indexes[0] + 1 for _, indexes in chunks[error.ordinality - 1][1])
+        rows = sorted(same.indexes[0] + 1 for same in chunks[error.ordinality - 1][1])
         raise at_ordinality(error, rows[0], rows) from None
     refused = []
-    for (_, entries), answer in zip(chunks, answers):
+    for (_, inputs), answer in zip(chunks, answers):
         for result in answer["ResultList"]:
-            for index in entries[result["Index"]][1]:
+            for index in inputs[result["Index"]].indexes:
                 results[index] = _sentiment(result)
-        refused += [(entries[error["Index"]][1][0], error) for error in answer.get("ErrorList", [])]
+        refused += [(inputs[error["Index"]].indexes[0], error) for error in answer.get("ErrorList", [])]
     if refused:
         raise _document_error(refused)
     return results
@@ -118,12 +118,27 @@ def _score(documents):
 def materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size):
     """CALL aws_comprehend.materialize_sentiment: fills the sentiment and
     confidence columns of the rows that have text and no sentiment yet."""
+    _materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size)
+
+
+@sql_entry
+def materialize_sentiment_shards(shards, *arguments):
+    """CALL aws_comprehend._materialize_sentiment_shards: materialize_sentiment
+    on the shards of a Citus table placed on this node (distributed.py)."""
+    return distributed.fill_shards("materialize_sentiment", shards,
+                                   lambda shard: _materialize_sentiment(shard, *arguments))
+
+
+def _materialize_sentiment(table_name, text_column, language_code, sentiment_column, confidence_column, batch_size):
     for name, value in (("text_column", text_column), ("language_code", language_code),
                         ("sentiment_column", sentiment_column), ("confidence_column", confidence_column)):
         required(name, value)
     tables = materialize.targets("materialize_sentiment", table_name, text_column,
                                  (sentiment_column, confidence_column), materialize.SENTIMENT_OUTPUTS)
-    materialize.backfill("materialize_sentiment", tables, batch_size, lambda texts: sentiments(texts, language_code))
+    return materialize.backfill(
+        "materialize_sentiment", tables, batch_size, lambda texts: sentiments(texts, language_code),
+        distributed.ShardCall("aws_comprehend._materialize_sentiment_shards",
+                              (text_column, language_code, sentiment_column, confidence_column, batch_size)))
 
 
 def _document_error(refused):

@@ -12,11 +12,13 @@ client's pools (botocore is pinned)."""
 import concurrent.futures
 import socket
 import threading
+import weakref
 
 from botocore.awsrequest import (AWSHTTPConnection, AWSHTTPConnectionPool, AWSHTTPSConnection,
                                  AWSHTTPSConnectionPool)
 
 _current = threading.local()
+_flights = weakref.WeakSet()  # every Flight of the process, for ground_every_flight
 
 
 class Grounded(concurrent.futures.CancelledError):
@@ -31,6 +33,7 @@ class Flight:
         self._lock = threading.Lock()
         self._grounded = False
         self._connections = {}  # worker thread ident -> the connection it is using
+        _flights.add(self)
 
     def run(self, task):
         """Runs task (on a worker thread) within this Flight."""
@@ -49,6 +52,10 @@ class Flight:
             for connection in self._connections.values():
                 _shut_down(connection.sock)
 
+    @property
+    def grounded(self):
+        return self._grounded
+
     def enrol(self, connection):
         with self._lock:
             if self._grounded:
@@ -59,6 +66,13 @@ class Flight:
     def refuse_if_grounded(self):
         if self._grounded:
             raise Grounded("the statement was cancelled or failed")
+
+
+def ground_every_flight():
+    """Before the process exits: every Flight's requests stopped, and any
+    later attempt refused."""
+    for flight in list(_flights):
+        flight.ground()
 
 
 def _shut_down(sock):

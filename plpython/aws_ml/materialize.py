@@ -6,26 +6,37 @@ committed, so that two runs and the application's own writes get along and a
 run stopped half-way loses at most its current batch. Rows are addressed by
 ctid: the row lock taken by the SELECT is held until the batch commits, so no
 one can update, delete or move the row in between and its ctid stays valid
-(no primary key needed). A ctid addresses a row within one table only, so a
-table with inheritance children or partitions is filled table by table, each
-with ONLY. Every identifier is quoted; the procedures cannot have SET
-search_path (PostgreSQL forbids COMMIT in a procedure with a SET clause), so
-every function, operator and type here is schema-qualified."""
+(no primary key needed). A row must take its answer: its UPDATE returns
+the row's new version, and the batch checks, before it commits, that each
+version still holds its answer (a trigger, rule or policy may undo or skip
+the write, and the row would be selected and paid for again and again). On
+a table the caller does not own, the statements run as the table's owner
+in a security-restricted operation (backend.running_as), so that the
+table's own code (triggers, rules, index and generated expressions,
+policies) never runs with the caller's privileges. A ctid addresses a row
+within one table only, so a table with inheritance children or partitions
+is filled table by table, each with ONLY; Citus tables as distributed.py
+says (a reference table's rows by primary key, row_address.py). Every
+identifier is quoted; the procedures cannot have SET search_path
+(PostgreSQL forbids COMMIT in a procedure with a SET clause), so every
+function, operator and type here is schema-qualified."""
+import contextlib
 from dataclasses import dataclass
 
-from . import sql_names
+from . import backend, distributed, sql_names
 from .arguments import NOT_BLANK_PATTERN, in_range, required
 from .errors import AwsMlError
 from .progress import Progress
 
 TIMESTAMP_COLUMN = "materialized_at"
 MAX_BATCH_SIZE = 10_000
-_FIRST_TID = "(0,0)"  # before every row: offsets start at 1
 _TEXT_CATEGORY = "S"
 UNDEFINED_TABLE = "42P01"
 UNDEFINED_COLUMN = "42703"
 DATATYPE_MISMATCH = "42804"
 WRONG_OBJECT_TYPE = "42809"
+FEATURE_NOT_SUPPORTED = "0A000"
+INSUFFICIENT_PRIVILEGE = "42501"
 NOT_IN_PREREQUISITE_STATE = "55000"
 INVALID_TRANSACTION_TERMINATION = "2D000"
 
@@ -84,15 +95,27 @@ _TABLES = (
     "WITH RECURSIVE tree(relid) AS (SELECT $1::pg_catalog.oid UNION ALL SELECT i.inhrelid "
     "FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid) "
     "SELECT c.oid AS relid, n.nspname AS schema, c.relname AS relname, pg_catalog.quote_ident(n.nspname) "
-    "OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) AS name, c.relkind AS kind "
+    "OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) AS name, c.relkind AS kind, "
+    "c.relowner AS owner, pg_catalog.pg_get_userbyid(c.relowner) OPERATOR(pg_catalog.=) CURRENT_USER AS owned "
     "FROM tree JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relid "
     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace")
+
+# Whether the caller may read and write the columns as the backfill does,
+# and whether row security applies to the caller: $1 the table, $2 columns,
+# $3 the privilege wanted on each.
+_CALLER_MAY = (
+    "SELECT pg_catalog.bool_and(pg_catalog.has_column_privilege($1, c.name, c.privilege)) AS allowed, "
+    "pg_catalog.row_security_active($1) AS row_security "
+    "FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[])) "
+    "AS c(name, privilege)")
 
 
 class Target:
     """A table whose rows procedure fills: input_column in, output_columns
     (Output each) out; the first output column NULL marks a row still to do.
-    Only this table's own rows (ONLY), whatever its children."""
+    Only this table's own rows (ONLY), whatever its children. shards: for a
+    distributed table (Citus), its shards, which their nodes fill; address:
+    how the rows of a table filled here are named."""
 
     def __init__(self, procedure, table, input_column, output_columns, outputs):
         """table: its row of _TABLES."""
@@ -130,6 +153,35 @@ class Target:
         self.input = sql_names.identifier(input_column)
         self.outputs = [sql_names.identifier(column) for column in output_columns]
         self.output_types = [output.sql_type for output in outputs]
+        self.marker = sql_names.quote_ident(output_columns[0])  # NULL: to do
+        self.owner = None if table["owned"] else table["owner"]
+        if self.owner is not None:
+            self._check_the_caller_may(relid, input_column, output_columns)
+        self.shards, self.address = distributed.placement(procedure, relid, self.table)
+
+    def _check_the_caller_may(self, relid, input_column, output_columns):
+        """What PostgreSQL checks of the caller when the statements run as the
+        caller, checked here: they run as the table's owner."""
+        import plpy
+        written = [*output_columns, *([TIMESTAMP_COLUMN] if self.stamped else [])]
+        columns = [input_column, output_columns[0], *written]
+        privileges = ["SELECT", "SELECT", *["UPDATE"] * len(written)]
+        caller = plpy.execute(plpy.prepare(_CALLER_MAY, ["pg_catalog.oid", "pg_catalog.text[]", "pg_catalog.text[]"]),
+                              [relid, columns, privileges])[0]
+        if not caller["allowed"]:
+            raise AwsMlError(INSUFFICIENT_PRIVILEGE, f"{self.procedure}: permission denied for table {self.table}",
+                             f"It reads column {sql_names.quote_ident(input_column)} and updates "
+                             f"{', '.join(sql_names.quote_ident(column) for column in written)}.")
+        if caller["row_security"]:
+            raise AwsMlError(INSUFFICIENT_PRIVILEGE,
+                             f"{self.procedure} runs the code of {self.table} as the table's owner, and the table's "
+                             "row security policies apply to you",
+                             hint="CALL it as the table's owner.")
+
+    def running_its_code(self):
+        """Within: the statements that run the table's code, as its owner
+        when the caller is not."""
+        return contextlib.nullcontext() if self.owner is None else backend.running_as(self.owner)
 
     def _to_do(self):
         """$1: NOT_BLANK_PATTERN."""
@@ -139,17 +191,27 @@ class Target:
         return f"SELECT pg_catalog.count(*) AS rows FROM ONLY {self.sql_table} WHERE {self._to_do()}"
 
     def select_sql(self):
-        """$2: the ctid after which to look, $3: ctids not to take, $4: rows."""
-        return (f"SELECT ctid AS row_id, {self.input} AS input FROM ONLY {self.sql_table} WHERE {self._to_do()} "
-                f"AND ctid OPERATOR(pg_catalog.>) $2 AND ctid OPERATOR(pg_catalog.<>) ALL ($3) "
+        """$2: the address after which to look, $3: addresses not to take, $4: rows."""
+        address = self.address
+        return (f"SELECT {address.expression} AS row_id, {self.input} AS input FROM ONLY {self.sql_table} "
+                f"WHERE {self._to_do()} AND {address.after} "
+                f"AND {address.expression} OPERATOR(pg_catalog.<>) ALL ($3){address.order_by} "
                 f"LIMIT $4 FOR UPDATE SKIP LOCKED")
 
     def update_sql(self):
-        """$1: the ctid, $2...: the output columns' values."""
+        """$1: the row's address, $2...: the output columns' values. Returns
+        the address of the row's new version and whether it holds its answer."""
         assignments = [f"{column} = ${index}" for index, column in enumerate(self.outputs, 2)]
         if self.stamped:
             assignments.append(f"{TIMESTAMP_COLUMN} = pg_catalog.now()")
-        return f"UPDATE ONLY {self.sql_table} SET {', '.join(assignments)} WHERE ctid OPERATOR(pg_catalog.=) $1"
+        return (f"UPDATE ONLY {self.sql_table} SET {', '.join(assignments)} "
+                f"WHERE {self.address.expression} OPERATOR(pg_catalog.=) $1 "
+                f"RETURNING {self.address.expression} AS row_id, {self.outputs[0]} IS NOT NULL AS answered")
+
+    def answered_sql(self):
+        """$1: the addresses of rows' new versions; those still holding their answer."""
+        return (f"SELECT {self.address.expression} AS row_id FROM ONLY {self.sql_table} "
+                f"WHERE {self.address.expression} OPERATOR(pg_catalog.=) ANY ($1) AND {self.outputs[0]} IS NOT NULL")
 
 
 def targets(procedure, table_name, input_column, output_columns, outputs):
@@ -169,60 +231,85 @@ def targets(procedure, table_name, input_column, output_columns, outputs):
             for table in tables if table["kind"] == "r"]
 
 
-def _tid_order(ctid):
-    block, offset = ctid.strip("()").split(",")
-    return int(block), int(offset)
-
-
-def backfill(procedure, tables, batch_size, score):
+def backfill(procedure, tables, batch_size, score, shard_call):
     """Fills the to-do rows of tables (Targets), batch_size rows per
-    transaction. score: the inputs of a batch -> one tuple of output values
-    per input, or None for an input it did not send (left as it is, not taken
-    again by this run)."""
+    transaction; answers how many it filled. score: the inputs of a batch ->
+    one tuple of output values per input, or None for an input it did not
+    send (left as it is, not taken again by this run). shard_call: the same
+    backfill on the shards of a node (distributed.ShardCall)."""
     import plpy
     in_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
-    _commit_or_explain(procedure)  # inside a transaction block COMMIT fails: now, before any request
-    plans = [(table, plpy.prepare(table.select_sql(), ["pg_catalog.text", "pg_catalog.tid", "pg_catalog.tid[]",
-                                                       "pg_catalog.int4"]), _prepare_update(table))
-             for table in tables]
-    total = sum(plpy.execute(plpy.prepare(table.count_sql(), ["pg_catalog.text"]), [NOT_BLANK_PATTERN])[0]["rows"]
-                for table in tables)
+    commit_or_explain(procedure)  # inside a transaction block COMMIT fails: now, before any request
+    here = [table for table in tables if table.shards is None]
+    plans = [(table, plpy.prepare(table.select_sql(), ["pg_catalog.text", table.address.sql_type,
+                                                       table.address.array_type(), "pg_catalog.int4"]),
+              _prepare_update(table), plpy.prepare(table.answered_sql(), [table.address.array_type()]))
+             for table in here]
+    total = 0
+    for table in tables:
+        with table.running_its_code():
+            total += plpy.execute(plpy.prepare(table.count_sql(), ["pg_catalog.text"]),
+                                  [NOT_BLANK_PATTERN])[0]["rows"]
     progress = Progress(procedure, total)
-    for table, select, update in plans:
-        _fill(table, select, update, batch_size, score, progress)
+    for table, select, update, answered in plans:
+        _fill(table, select, update, answered, batch_size, score, progress)
+    shards = [shard for table in tables if table.shards for shard in table.shards]
+    if shards:
+        progress.advance(distributed.fill_on_nodes(procedure, shard_call, shards))
     progress.finish()
+    return progress.done
 
 
-def _fill(table, select, update, batch_size, score, progress):
+def _fill(table, select, update, answered, batch_size, score, progress):
     import plpy
-    after, unsent = _FIRST_TID, []
+    address = table.address
+    after, unsent = address.first, []
     while True:
-        rows = plpy.execute(select, [NOT_BLANK_PATTERN, after, unsent, batch_size])
+        with table.running_its_code():
+            rows = plpy.execute(select, [NOT_BLANK_PATTERN, after, unsent, batch_size])
         if not rows:
-            if after == _FIRST_TID:
+            if after == address.first:
                 return
             # Rows this pass went by (inserted behind it, or unlocked since) are
             # found by one more pass from the start.
-            after = _FIRST_TID
+            after = address.first
             continue
         try:
             outputs = score([row["input"] for row in rows])
         except AwsMlError as error:
             raise _stopped(table, rows, error) from None
-        done = 0
-        for row, output in zip(rows, outputs):
-            if output is None:
-                unsent.append(row["row_id"])
-            elif plpy.execute(update, [row["row_id"], *output]).nrows() != 1:
-                raise _not_updated(table, row["row_id"])
-            else:
-                done += 1
-        after = max((row["row_id"] for row in rows), key=_tid_order)
+        with table.running_its_code():
+            written = _write(table, update, answered, rows, outputs, unsent)
+        after = address.last(rows)
         plpy.commit()
-        progress.advance(done)
+        progress.advance(written)
 
 
-def _commit_or_explain(procedure):
+def _write(table, update, answered, rows, outputs, unsent):
+    """Writes the outputs of a batch's rows (None: not sent, added to
+    unsent); how many rows took their answer, or the 55000 of the first
+    that did not."""
+    import plpy
+    new_versions = {}  # the address of a row's new version -> the row's
+    for row, output in zip(rows, outputs):
+        if output is None:
+            unsent.append(row["row_id"])
+            continue
+        result = plpy.execute(update, [row["row_id"], *output])
+        if result.nrows() != 1:
+            raise _not_answered(table, row["row_id"], "its UPDATE changed no row")
+        if not result[0]["answered"]:
+            raise _not_answered(table, row["row_id"], f"its UPDATE left {table.marker} NULL")
+        new_versions[result[0]["row_id"]] = row["row_id"]
+    # AFTER triggers and rules' actions have run: each version must still hold its answer
+    kept = {row["row_id"] for row in plpy.execute(answered, [list(new_versions)])}
+    for new_version, row_id in new_versions.items():
+        if new_version not in kept:
+            raise _not_answered(table, row_id, "the table's code wrote it again after its UPDATE")
+    return len(new_versions)
+
+
+def commit_or_explain(procedure):
     import plpy
     try:
         plpy.commit()
@@ -234,29 +321,36 @@ def _commit_or_explain(procedure):
 
 def _prepare_update(table):
     """The UPDATE of a batch's rows, or an error naming the column whose type
-    cannot take the procedure's output."""
+    cannot take the procedure's output. PostgreSQL refuses its RETURNING
+    (0A000) on a table with a DO INSTEAD rule on UPDATE, which takes the
+    UPDATE: no row would take its answer, refused before any request."""
     import plpy
     try:
-        return plpy.prepare(table.update_sql(), ["pg_catalog.tid", *table.output_types])
+        return plpy.prepare(table.update_sql(), [table.address.sql_type, *table.output_types])
     except plpy.SPIError as error:
+        if error.sqlstate == FEATURE_NOT_SUPPORTED:
+            raise AwsMlError(NOT_IN_PREREQUISITE_STATE,
+                             f"{table.procedure} cannot fill {table.table}: a DO INSTEAD rule on UPDATE of the "
+                             "table takes its UPDATE, so no row would take its answer",
+                             hint="Fill the table with an UPDATE of your own, or drop the rule.") from None
         raise AwsMlError(error.sqlstate, f"{table.procedure} cannot write its results to {table.table}: "
                          f"{error.args[0]}") from None
 
 
-def _not_updated(table, row_id):
+def _not_answered(table, row_id, why):
     return AwsMlError(NOT_IN_PREREQUISITE_STATE,
-                      f"{table.procedure} stopped at the row at ctid {row_id} of {table.table}: "
-                      "its UPDATE changed no row",
-                      hint="A rule (DO INSTEAD) or a BEFORE UPDATE trigger of the table skips the update. "
-                           "This batch's results are lost; the batches before it are committed.")
+                      f"{table.procedure} stopped at the row at {table.address.label(row_id)} of {table.table}: {why}",
+                      hint="A trigger, rule or policy of the table skips the UPDATE, or sets the output back to "
+                           "NULL: the row would be sent again and again. This batch's results are lost; the "
+                           "batches before it are committed.")
 
 
 def _stopped(table, rows, error):
     """error of a batch's requests, naming the row it is about (else the batch)."""
     if error.ordinality is not None:
-        where = f"the row at ctid {rows[error.ordinality - 1]['row_id']}"
+        where = f"the row at {table.address.label(rows[error.ordinality - 1]['row_id'])}"
     else:
-        where = f"a batch of {len(rows)} rows from ctid {rows[0]['row_id']}"
+        where = f"a batch of {len(rows)} rows from {table.address.label(rows[0]['row_id'])}"
     resume = "The batches before it are committed; CALL again to go on with the rows still to do."
     return AwsMlError(error.sqlstate, f"{table.procedure} stopped at {where} of {table.table}: {error.message}",
                       error.detail, f"{error.hint} {resume}" if error.hint else resume)

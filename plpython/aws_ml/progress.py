@@ -18,6 +18,7 @@ class Progress:
         """Counts rows as done; reports after the first batch and then at most
         once per INTERVAL_SECONDS."""
         self.done += rows
+        self.total = max(self.total, self.done)  # rows inserted since the start
         now = self._clock()
         if self._last_report is None or now - self._last_report >= INTERVAL_SECONDS:
             self._report(now)

@@ -3,6 +3,7 @@ cancellable requests on worker threads, stats, and errors translated for
 SQL."""
 import contextlib
 import time
+from dataclasses import dataclass, field
 
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
@@ -115,6 +116,35 @@ class Cache:
             self.retained[key] = value
 
 
+@dataclass
+class Input:
+    """One distinct input of a call: its cache key, what its request carries,
+    and the positions (0-based) of the call's rows that asked for it."""
+    key: object
+    value: object = None
+    indexes: list = field(default_factory=list)
+
+
+class Unanswered:
+    """The inputs of one call the statement cache did not answer, by group
+    (what must share a request: language, endpoint, rows a request), each
+    distinct input once whatever group asked for it first, as row by row
+    sends it once a statement. An uncached input (key None) is its own."""
+
+    def __init__(self):
+        self.groups = {}  # group -> [Input], in order of first appearance
+        self._by_key = {}
+
+    def add(self, group, key, index, value=None):
+        pending = self._by_key.get(key) if key is not None else None
+        if pending is None:
+            pending = Input(key, value)
+            self.groups.setdefault(group, []).append(pending)
+            if key is not None:
+                self._by_key[key] = pending
+        pending.indexes.append(index)
+
+
 class Requests:
     """The requests of one SQL call to operation of service, under the
     settings of the moment."""
@@ -181,26 +211,25 @@ class Requests:
         statement) are sent once. A failure is raised naming the first
         ordinality of its input."""
         outputs = {}
-        groups = {}  # an input to send: its cache key (uncached: its ordinality) -> (cache key, ordinalities)
+        unanswered = Unanswered()
         for ordinality, params in inputs.items():
             key = self.cache.key_at(params, ordinality)
             cached = self.cache.lookup(key)
             if cached is not None:
                 outputs[ordinality] = decode(cached)
             else:
-                groups.setdefault(key or ordinality, (key, []))[1].append(ordinality)
-        groups = list(groups.values())
+                unanswered.add(None, key, ordinality)
+        pending = unanswered.groups.get(None, [])
         try:
-            answers = self.send_all([(inputs[same[0]], 1) for _, same in groups],
+            answers = self.send_all([(inputs[same.indexes[0]], 1) for same in pending],
                                     lambda answer: (answer, decode(answer)), max_concurrency,
-                                    keep=lambda number, decoded: self.cache.store(groups[number - 1][0], decoded[0]))
+                                    keep=lambda number, decoded: self.cache.store(pending[number - 1].key, decoded[0]))
         except AwsMlError as error:
-            raise at_ordinality(error, groups[error.ordinality - 1][1][0]) from None
-        for (_, same), (_, output) in zip(groups, answers):
-            for ordinality in same:
+            raise at_ordinality(error, pending[error.ordinality - 1].indexes[0]) from None
+        for same, (_, output) in zip(pending, answers):
+            for ordinality in same.indexes:
                 outputs[ordinality] = output
         return outputs
-
 
 def call(service, operation, items=1, varies=False, **params):
     """Calls operation of service once under the current settings; an

@@ -1,217 +1,245 @@
-"""The S3 side of aws_s3's transfers, on a thread of its own while the
-backend's thread runs COPY into or out of the pipe between them
-(extension/src/s3/s3_copy.c). The thread's requests run on worker threads in a
-Flight (inflight.py), and it stops them at once when the statement is
-cancelled or the backend gives up on the transfer; it never calls plpy."""
+"""aws_s3's transfers as the transfer process runs them (transfer_main.py):
+an export uploads what the backend's COPY TO writes into its pipe, an
+import writes an S3 object into the pipe its COPY FROM reads. Requests run
+on worker threads in a Flight (inflight.py), stopped at once when the
+backend gives the transfer up; each is recorded for the backend's
+aws_ml.stats()."""
+import collections
+import concurrent.futures
 import os
 import select
 import threading
 import time
 import zlib
 
+import botocore.session
 from botocore import xform_name
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (BotoCoreError, ClientError, IncompleteReadError, ReadTimeoutError,
+                                 ResponseStreamingError)
 
-from . import backend, clients, inflight, request, stats, wait
+from . import clients, inflight, stats, wait
 from .copy_records import records_of
-from .errors import INVALID_PARAMETER, NETWORK_FAILURE, AwsMlError, from_botocore
+from .errors import INVALID_PARAMETER, NETWORK_FAILURE, AwsMlError, from_botocore, from_transport_error
 from .services import S3
 
 PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB a part, but for the last
+PARTS_IN_FLIGHT = 2
 READ_SIZE = 1024 * 1024
-_STOPPING_SECONDS = 5
+CLEANUP_SECONDS = 10
+_LIFECYCLE_HINT = ("Remove it, and give the bucket a lifecycle rule that aborts incomplete multipart uploads.")
+
+_session = None
 
 
 class Stopped(Exception):
-    """The statement was cancelled, or the backend stopped the transfer."""
+    """The backend gave the transfer up, or ended."""
 
 
-class Transfer:
-    """A thread that moves data between the pipe end it owns (and closes) and
-    S3; start(), then finish() once COPY is done, or abandon() if it failed."""
+def _botocore_session():
+    global _session
+    if _session is None:
+        _session = botocore.session.get_session()
+    return _session
 
-    def __init__(self, client, pipe):
-        self.client = client
-        self.pipe = pipe
-        self.error = None
-        self._flight = inflight.Flight()
-        self._stopping = threading.Event()
-        self._succeeded = threading.Event()  # COPY finished without an error
-        self._statement = backend.statement_id()
-        self._thread = threading.Thread(target=self._run, name="aws_s3", daemon=True)
 
-    def start(self):
-        with wait.signals_blocked():
-            self._thread.start()
+def s3_error(operation, error, bucket, key, secrets):
+    """The AwsMlError for what botocore raised for an S3 request about
+    s3://bucket/key, naming the object; a missing object or bucket says so
+    (AWS's own samples look for "file does not exist")."""
+    failure = from_botocore(S3, operation, error, secrets)
+    code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+    reason = {"NoSuchKey": "file does not exist", "NoSuchBucket": "bucket does not exist"}.get(code)
+    if reason is None:
+        reason = failure.message.split(" failed: ", 1)[-1]
+    failure.message = f"S3 {operation} of s3://{bucket}/{key} failed: {reason}"
+    return failure
 
-    def _run(self):
+
+class Requests:
+    """The S3 requests of one transfer, on a client of its own (spec:
+    clients.client_spec's values and the credentials, None for the
+    process's own chain, the server's), each recorded."""
+
+    def __init__(self, spec):
+        explicit = {}
+        credentials = spec["credentials"]
+        if credentials:
+            explicit = {"aws_access_key_id": credentials["AccessKeyId"],
+                        "aws_secret_access_key": credentials["SecretAccessKey"],
+                        "aws_session_token": credentials["SessionToken"]}
+        session = _botocore_session()
+        self.client = session.create_client("s3", endpoint_url=spec["endpoint_url"], config=clients.config(S3, spec),
+                                            **explicit)
+        base = None if credentials else session.get_credentials()
+        frozen = base.get_frozen_credentials() if base else None
+        # never in an error
+        self.secrets = [credentials["SecretAccessKey"], credentials["SessionToken"]] if credentials else \
+            [frozen.secret_key, frozen.token] if frozen else []
+        self.client.meta.events.register_first(
+            "needs-retry", stats.throttle_observer(S3, lambda service, operation: self.throttles.append(operation)))
+        inflight.track(self.client)
+        self.flight = inflight.Flight()
+        self._lasting = inflight.Flight()
+        self.stopping = threading.Event()
+        self.records = []  # [operation, milliseconds, retries, failed]
+        self.throttles = []  # the operation of each attempt S3 throttled
+
+    def timed(self, operation, call):
+        """call()'s answer, its time recorded as operation's."""
+        started = time.monotonic()
+        retries, failed = 0, True
         try:
-            self._flight.run(self.move)
-        except BaseException as error:
-            self.error = error
+            answer = call()
+            retries, failed = answer.get("ResponseMetadata", {}).get("RetryAttempts", 0), False
+            return answer
+        except ClientError as error:
+            retries = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+            raise
         finally:
-            os.close(self.pipe)
+            self.records.append([operation, (time.monotonic() - started) * 1000, retries, failed])
 
-    def move(self):
-        raise NotImplementedError
-
-    def send(self, operation, **params):
-        """Sends an S3 request on a worker thread and waits for its answer."""
-        return self.answer(self.submit(operation, **params))
-
-    def submit(self, operation, **params):
-        """Sends an S3 request on a worker thread; answer() waits for it. It
-        carries no rows (aws_ml.stats)."""
+    def submit(self, operation, lasting=False, **params):
+        """Sends an S3 request on a worker thread; answer() waits for it.
+        lasting: a stop does not cut it, as the cleanup needs its answer."""
         method = getattr(self.client, xform_name(operation))
-        return operation, wait.submit(self._flight, lambda: request.send_now(S3, operation, method, params, 0))
+        return operation, params, wait.submit(self._lasting if lasting else self.flight,
+                                              lambda: self.timed(operation, lambda: method(**params)))
 
     def answer(self, submitted):
         """The answer of a submitted request, once it comes, unless the
-        statement is cancelled or the transfer stopped."""
-        operation, future = submitted
+        transfer is stopped."""
+        operation, params, future = submitted
         try:
             return wait.result_in_slices(future, self.check_stop)
         except (BotoCoreError, ClientError) as error:
-            raise from_botocore(S3, operation, error, clients.known_secrets()) from None
+            raise s3_error(operation, error, params["Bucket"], params["Key"], self.secrets) from None
         except inflight.Grounded:
             raise Stopped() from None
 
+    def send(self, operation, **params):
+        return self.answer(self.submit(operation, **params))
+
+    def stop(self):
+        """Stops the transfer: its requests in flight end at once."""
+        self.stopping.set()
+        self.flight.ground()
+
     def check_stop(self):
-        # the statement may also have ended by an error that skipped abandon()
-        if self._stopping.is_set() or backend.cancel_pending() or backend.statement_id() != self._statement:
-            self._flight.ground()
+        if self.stopping.is_set():
             raise Stopped()
 
-    def wait_for_pipe(self, events):
+    def wait_for_pipe(self, pipe, events):
         poller = select.poll()
-        poller.register(self.pipe, events)
+        poller.register(pipe, events)
         while not poller.poll(wait.SLICE_SECONDS * 1000):
             self.check_stop()
 
-    def finish(self):
-        """Tells the thread that COPY succeeded and waits for it, cancellably;
-        raises its error."""
-        self._succeeded.set()
-        while self._thread.is_alive():
-            self._thread.join(wait.SLICE_SECONDS)
-            wait.check_for_interrupts()
-        self.raise_error()
-
-    def raise_error(self):
-        """Raises the thread's error, if it had one; a cancel that stopped it
-        as PostgreSQL reports a cancel."""
-        if isinstance(self.error, Stopped):
-            wait.check_for_interrupts()
-        if self.error is not None:
-            raise self.error
-
-    def abandon(self):
-        """Stops the thread and waits a little for it to end."""
-        self._stopping.set()
-        self._flight.ground()
-        self._thread.join(_STOPPING_SECONDS)
+    def cleanup(self, tasks):
+        """Runs tasks ({task: what it cleans up}) at once, on a Flight of
+        their own (the transfer's may be grounded), for CLEANUP_SECONDS in
+        all; what each left: {what: exception, or None when it ran out of time}."""
+        flight = inflight.Flight()
+        futures = {wait.submit(flight, task): what for task, what in tasks.items()}
+        done, _ = concurrent.futures.wait(futures, CLEANUP_SECONDS)
+        flight.ground()
+        self._lasting.ground()
+        return {what: (future.exception() if future in done else None)
+                for future, what in futures.items() if future not in done or future.exception() is not None}
 
 
 class S3Object:
-    """One object being written: one PutObject when it fits in a part, else a
-    multipart upload of PART_SIZE parts, each uploaded while the next fills."""
+    """One file of an export. Nothing of it is visible until it is
+    completed: a multipart upload of PART_SIZE parts, sent as they fill
+    (its last part may be smaller), or one PutObject when it is the last
+    file and fits in one part."""
 
-    def __init__(self, transfer, bucket, key, encryption):
-        self.transfer, self.bucket, self.key, self.encryption = transfer, bucket, key, encryption
+    def __init__(self, export, key):
+        self.export, self.key = export, key
         self.size = 0
         self.upload_id = None
-        self.parts = []
+        self.creating = None  # its CreateMultipartUpload, submitted
+        self.parts_sent = 0
+        self.parts = []  # those S3 took: {ETag, PartNumber}
+        # the part filling, handed to its request when full: PART_SIZE bytes,
+        # or a small file's size to begin with (it grows past it)
+        self.buffer, self.filled = None, 0
         self.complete = False
         self.put_unanswered = False  # a PutObject got no answer: S3 may hold the object, or the one before
-        self._buffer = bytearray()
-        self._uploading = None  # (part number, the UploadPart submitted)
 
     def write(self, data):
-        self._buffer += data
-        self.size += len(data)
-        while len(self._buffer) >= PART_SIZE:
-            self._upload_part(bytes(memoryview(self._buffer)[:PART_SIZE]))
-            del self._buffer[:PART_SIZE]
+        view = memoryview(data)
+        self.size += len(view)
+        while view:
+            if self.buffer is None:
+                self.buffer = bytearray(min(PART_SIZE, self.export.max_file_size))
+            taken = min(len(view), PART_SIZE - self.filled)
+            self.buffer[self.filled:self.filled + taken] = view[:taken]
+            self.filled += taken
+            view = view[taken:]
+            if self.filled == PART_SIZE:
+                self.export.upload_part(self, self.buffer)
+                self.buffer, self.filled = None, 0
 
-    def _upload_part(self, data):
+    def pending(self):
+        """The bytes of the part filling."""
+        if self.buffer is None or self.filled == len(self.buffer):
+            return self.buffer or b""
+        return bytes(memoryview(self.buffer)[:self.filled])
+
+    def seal(self):
+        """The file is whole and another follows: its last part goes too."""
+        if self.filled or self.upload_id is None:
+            self.export.upload_part(self, self.pending())
+        self.buffer, self.filled = None, 0
+
+    def completion(self):
+        """The request that makes the file visible, whole: (operation, parameters)."""
         if self.upload_id is None:
-            self.upload_id = self.transfer.send("CreateMultipartUpload", Bucket=self.bucket, Key=self.key,
-                                                **self.encryption)["UploadId"]
-        self._uploaded()
-        number = len(self.parts) + 1
-        self._uploading = number, self.transfer.submit("UploadPart", Bucket=self.bucket, Key=self.key,
-                                                       UploadId=self.upload_id, PartNumber=number, Body=data)
-
-    def _uploaded(self):
-        """Waits for the part being uploaded: one at a time, beside the one filling."""
-        if self._uploading is not None:
-            number, submitted = self._uploading
-            self._uploading = None
-            self.parts.append({"ETag": self.transfer.answer(submitted)["ETag"], "PartNumber": number})
-
-    def close(self):
-        if self.upload_id is None:
-            try:
-                self.transfer.send("PutObject", Bucket=self.bucket, Key=self.key,
-                                   Body=bytes(self._buffer), **self.encryption)
-            except AwsMlError as error:
-                self.put_unanswered = error.sqlstate == NETWORK_FAILURE  # else S3 refused it
-                raise
-            except Stopped:
-                self.put_unanswered = True
-                raise
-        else:
-            if self._buffer:
-                self._upload_part(bytes(self._buffer))
-            self._uploaded()
-            self.transfer.send("CompleteMultipartUpload", Bucket=self.bucket, Key=self.key,
-                               UploadId=self.upload_id, MultipartUpload={"Parts": self.parts})
-        self._buffer = bytearray()
-        self.complete = True
-
-    def discard(self, client):
-        """Leaves nothing of it in S3 (on the backend's thread, with client)."""
-        if self.complete:
-            client.delete_object(Bucket=self.bucket, Key=self.key)
-        elif self.upload_id is not None:
-            client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+            return "PutObject", {"Bucket": self.export.bucket, "Key": self.key, "Body": self.pending(),
+                                 **self.export.encryption}
+        return "CompleteMultipartUpload", {
+            "Bucket": self.export.bucket, "Key": self.key, "UploadId": self.upload_id,
+            "MultipartUpload": {"Parts": sorted(self.parts, key=lambda part: part["PartNumber"])}}
 
 
-class Export(Transfer):
-    """Uploads what COPY TO writes: file_path, then file_path_part2, ... each
-    going on in the next at the first record end past max_file_size bytes;
-    a header record starts every file."""
+class Export:
+    """Uploads what COPY TO writes: file_path, then file_path_part2, ...
+    each going on in the next at the first record end past max_file_size
+    bytes; a header record starts every file. PARTS_IN_FLIGHT parts upload
+    while the next fills. Nothing is visible before the backend commits,
+    once COPY has succeeded: then every file is completed at once."""
 
-    def __init__(self, client, pipe, bucket, file_path, encryption, max_file_size, layout):
-        super().__init__(client, pipe)
-        self.bucket, self.file_path, self.encryption = bucket, file_path, encryption
-        self.max_file_size = max_file_size
-        self.records = records_of(layout)
-        self.header = bytearray() if layout["header"] and self.records else None
+    def __init__(self, requests, pipe, job):
+        self.requests, self.pipe = requests, pipe
+        self.bucket, self.file_path = job["bucket"], job["file_path"]
+        self.encryption, self.max_file_size = job["encryption"], job["max_file_size"]
+        self.records = records_of(job["layout"])
+        self.header = bytearray() if job["layout"]["header"] and self.records else None
         self._header_done = self.header is None
         self.objects = []
+        self._uploading = collections.deque()  # (the object, its part number, the UploadPart submitted)
 
-    def _next_object(self):
-        number = len(self.objects) + 1
-        key = self.file_path if number == 1 else f"{self.file_path}_part{number}"
-        self.objects.append(S3Object(self, self.bucket, key, self.encryption))
-        if number > 1 and self.header:
-            self.objects[-1].write(bytes(self.header))
-
-    def move(self):
+    def run(self, committed):
+        """Uploads until the pipe ends, then completes every file once the
+        backend commits: {"files", "bytes"}."""
         self._next_object()
         while True:
-            self.wait_for_pipe(select.POLLIN)
+            self.requests.wait_for_pipe(self.pipe, select.POLLIN)
             chunk = os.read(self.pipe, READ_SIZE)
             if not chunk:
                 break
             self._take(chunk)
-        # The pipe also ends when COPY fails: the last file is made only once
-        # COPY succeeded, so that S3 never holds the start of a failed export.
-        while not self._succeeded.wait(wait.SLICE_SECONDS):
-            self.check_stop()
-        if not self.objects[-1].complete:
-            self.objects[-1].close()
+        # The pipe also ends when COPY fails: nothing is completed before COPY succeeded.
+        while not committed.wait(wait.SLICE_SECONDS):
+            self.requests.check_stop()
+        self._complete()
+        return {"files": len(self.objects), "bytes": sum(each.size for each in self.objects)}
+
+    def _next_object(self):
+        number = len(self.objects) + 1
+        self.objects.append(S3Object(self, self.file_path if number == 1 else f"{self.file_path}_part{number}"))
+        if number > 1 and self.header:
+            self.objects[-1].write(bytes(self.header))
 
     def _take(self, chunk):
         if not self._header_done:
@@ -222,8 +250,6 @@ class Export(Transfer):
             self.objects[-1].write(chunk)
             return
         while chunk:
-            if self.objects[-1].complete:
-                self._next_object()
             current = self.objects[-1]
             if current.size < self.max_file_size:
                 end = self.max_file_size - current.size
@@ -231,7 +257,8 @@ class Export(Transfer):
                 end = self.records.first_end(chunk)
                 if end is not None:
                     self._write(current, chunk[:end])
-                    current.close()
+                    current.seal()
+                    self._next_object()
                     chunk = chunk[end:]
                     continue
                 end = len(chunk)
@@ -242,69 +269,146 @@ class Export(Transfer):
         self.records.advance(data)
         current.write(data)
 
-    @property
-    def bytes(self):
-        return sum(each.size for each in self.objects)
+    def upload_part(self, target, data):
+        """Sends data as target's next part, once fewer than
+        PARTS_IN_FLIGHT (of any file) are on their way."""
+        while len(self._uploading) >= PARTS_IN_FLIGHT:
+            self._uploaded()
+        if target.upload_id is None:
+            # a stop must not lose the upload S3 may have created: discard() aborts it
+            target.creating = self.requests.submit("CreateMultipartUpload", lasting=True, Bucket=self.bucket,
+                                                   Key=target.key, **self.encryption)
+            target.upload_id = self.requests.answer(target.creating)["UploadId"]
+        target.parts_sent += 1
+        self._uploading.append((target, target.parts_sent, self.requests.submit(
+            "UploadPart", Bucket=self.bucket, Key=target.key, UploadId=target.upload_id,
+            PartNumber=target.parts_sent, Body=data)))
+
+    def _uploaded(self):
+        """Waits for the oldest part on its way."""
+        target, number, submitted = self._uploading.popleft()
+        target.parts.append({"ETag": self.requests.answer(submitted)["ETag"], "PartNumber": number})
+
+    def _complete(self):
+        """Completes every file at once; raises the first failure (the files
+        completed meanwhile stay so: discard() names them)."""
+        last = self.objects[-1]
+        if last.upload_id is not None and last.filled:
+            last.seal()
+        while self._uploading:
+            self._uploaded()
+        submitted = [(each, self.requests.submit(operation, **params))
+                     for each, (operation, params) in ((each, each.completion()) for each in self.objects)]
+        failure = None
+        for each, request in submitted:
+            try:
+                self.requests.answer(request)
+                each.complete = True
+            except (AwsMlError, Stopped) as error:
+                # a PutObject that got no answer may have landed, one S3 refused did not
+                each.put_unanswered = request[0] == "PutObject" and getattr(error, "sqlstate", NETWORK_FAILURE) \
+                    == NETWORK_FAILURE
+                failure = failure or error
+        if failure is not None:
+            raise failure
+
+    def discard(self):
+        """Leaves nothing of a failed export in S3 but the files already
+        completed: aborts its uploads (never deletes a key: the object there
+        is what was there before, or another session's). The WARNINGs
+        (message, hint) for what is left."""
+        uploads = [each for each in self.objects if each.creating is not None and not each.complete]
+        left = self.requests.cleanup({(lambda each=each: self._abort(each)): each for each in uploads})
+        bucket = self.bucket
+        warnings = [(f"aws_s3: could not remove the multipart upload {each.upload_id} of s3://{bucket}/{each.key} "
+                     "of the failed export", _LIFECYCLE_HINT) for each in uploads if each in left]
+        warnings += [(f"aws_s3: the failed export completed s3://{bucket}/{each.key} before it failed: the file "
+                      "holds the export's data", "Export again, or remove the file.")
+                     for each in self.objects if each.complete]
+        warnings += [(f"aws_s3: S3 may hold s3://{bucket}/{each.key} from the failed export: its PutObject got "
+                      "no answer", "Check the object: it is this export's data, or what was there before.")
+                     for each in self.objects if each.put_unanswered]
+        return warnings
+
+    def _abort(self, each):
+        """Aborts each's upload, once its creation (under way when the
+        transfer stopped) has answered."""
+        if each.upload_id is None:
+            try:
+                each.upload_id = each.creating[2].result()["UploadId"]
+            except (BotoCoreError, ClientError):
+                return  # S3 created none
+        try:
+            self.requests.timed("AbortMultipartUpload", lambda: self.requests.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=each.key, UploadId=each.upload_id))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
+            each.complete = True  # its completion was under way when the transfer stopped, and went through
 
 
-class Import(Transfer):
+class Import:
     """Writes an S3 object's body into the pipe that COPY FROM reads,
     decompressed when it is stored with Content-Encoding gzip."""
 
-    def __init__(self, client, pipe, bucket, key):
-        super().__init__(client, pipe)
-        self.bucket, self.key = bucket, key
-        self.size = None  # the object's size, once GetObject answered
-        self._opened = threading.Event()
+    def __init__(self, requests, pipe, job):
+        self.requests, self.pipe = requests, pipe
+        self.bucket, self.key = job["bucket"], job["key"]
+        self.read_timeout_s = job["client"]["read_timeout_ms"] / 1000
 
-    def opened(self):
-        """Waits, cancellably, for GetObject's answer; raises its error."""
-        while not self._opened.wait(wait.SLICE_SECONDS):
-            wait.check_for_interrupts()
-        if self.size is None:
-            self.finish()
+    def run(self, committed):
+        """Runs on the transfer's own thread, in its Flight: the body's
+        connection is then grounded with its requests. {"size"}."""
+        return self.requests.flight.run(self._move)
 
-    def move(self):
-        try:
-            answer = self._get_object()
-        finally:
-            self._opened.set()
+    def _move(self):
+        answer = self._get_object()
         gunzip = Gunzip(self.bucket, self.key) if answer.get("ContentEncoding") == "gzip" else None
         body = answer["Body"]
         try:
-            while True:
-                self.check_stop()
-                chunk = body.read(READ_SIZE)
-                if not chunk:
-                    break
+            while chunk := self._read(body, answer["ContentLength"]):
                 for piece in gunzip.pieces(chunk) if gunzip else (chunk,):
                     self._write(piece)
         except BrokenPipeError:
-            return  # COPY stopped reading: it failed, and says why, or met the end-of-data marker \.
+            # COPY stopped reading: it failed, and says why, or met the end-of-data marker \.
+            return {"size": answer["ContentLength"]}
         if gunzip:
             gunzip.finish()
+        return {"size": answer["ContentLength"]}
 
     def _get_object(self):
-        """GetObject on this thread: the body is read from the pipe's side, in
-        this Flight."""
-        started = time.monotonic()
-        failed = True
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self.key)
-            failed = False
+            return self.requests.timed("GetObject", lambda: self.requests.client.get_object(Bucket=self.bucket,
+                                                                                            Key=self.key))
+        except inflight.Grounded:
+            raise Stopped() from None
         except (BotoCoreError, ClientError) as error:
-            raise from_botocore(S3, "GetObject", error, clients.known_secrets()) from None
-        finally:
-            stats.record_request(S3.setting, "GetObject", 0, (time.monotonic() - started) * 1000, 0, failed)
-        self.size = answer["ContentLength"]
-        return answer
+            self.requests.check_stop()
+            raise s3_error("GetObject", error, self.bucket, self.key, self.requests.secrets) from None
+
+    def _read(self, body, size):
+        """The body's next chunk; a connection that stalls or ends early is
+        a network failure naming the object."""
+        self.requests.check_stop()
+        try:
+            return body.read(READ_SIZE)
+        except (ReadTimeoutError, IncompleteReadError, ResponseStreamingError) as error:
+            self.requests.check_stop()  # grounded: the socket was shut down on purpose
+            failure = from_transport_error(S3, "GetObject", error, self.requests.secrets)
+            reason = (f"the connection stalled: no data came for {self.read_timeout_s:g} s"
+                      if isinstance(error, ReadTimeoutError) else
+                      f"the connection ended before the whole object ({size} bytes) came")
+            failure.message = f"S3 GetObject of s3://{self.bucket}/{self.key} failed: {reason}"
+            raise failure from None
 
     def _write(self, data):
         view = memoryview(data)
         while view:
-            self.wait_for_pipe(select.POLLOUT)
-            written = os.write(self.pipe, view)
-            view = view[written:]
+            self.requests.wait_for_pipe(self.pipe, select.POLLOUT)
+            view = view[os.write(self.pipe, view):]
+
+    def discard(self):
+        return []
 
 
 class Gunzip:
@@ -335,3 +439,6 @@ class Gunzip:
     def _invalid(self, what):
         return AwsMlError(INVALID_PARAMETER, f"S3 object {self.name}, stored with Content-Encoding gzip, {what}",
                           hint="Store it again, compressed whole with gzip, or without that Content-Encoding.")
+
+
+TRANSFERS = {"export": Export, "import": Import}

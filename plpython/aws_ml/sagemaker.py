@@ -6,10 +6,10 @@ import re
 import sys
 
 from . import batch_rows
-from .arguments import batch_limit, is_blank, one_dimensional, required
+from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
 from .batching import by_size
 from .errors import SERVICE_FAILED, AwsMlError, at_ordinality, invalid_argument, sql_entry
-from .request import Requests
+from .request import Requests, Unanswered
 from .services import SAGEMAKER
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's request payload limit
@@ -36,7 +36,9 @@ def invoke_endpoint_rows(endpoint_names, max_rows_per_batch, csv_rows):
     """Batch mode's invoke_endpoint: the model's output per row of the arrays
     (one element per row of a batch), as invoke_endpoint answers each, up to
     the first row that fails (batch_rows)."""
-    return batch_rows.answers(_invoke, list(zip(endpoint_names, max_rows_per_batch, csv_rows)))
+    return batch_rows.answers(_invoke, batch_rows_of(
+        "aws_sagemaker._invoke_endpoint_rows", endpoint_name=endpoint_names, max_rows_per_batch=max_rows_per_batch,
+        csv_rows=csv_rows))
 
 
 def _endpoint_and_size(endpoint_name, max_rows_per_batch):
@@ -63,7 +65,7 @@ def _invoke(rows):
     statement (unless aws_ml.statement_cache is off)."""
     requests = Requests(SAGEMAKER, "InvokeEndpoint")
     outputs = [None] * len(rows)
-    to_send = {}  # (endpoint, size) -> {cache key (uncached: index): (cache key, encoded row, indexes)}
+    unanswered = Unanswered()
     for index, (endpoint_name, max_rows_per_batch, row) in enumerate(rows):
         try:
             group = _endpoint_and_size(endpoint_name, max_rows_per_batch)
@@ -75,34 +77,32 @@ def _invoke(rows):
         key = requests.cache.key_at({"EndpointName": endpoint_name, "Row": row}, index)
         outputs[index] = requests.cache.lookup(key)
         if outputs[index] is None:
-            entries = to_send.setdefault(group, {})
-            entries.setdefault(key or index, (key, row.encode(), []))[2].append(index)
-    bodies = []  # (endpoint name, [(cache key, encoded row, indexes), ...])
-    for (endpoint_name, size), group in to_send.items():
-        entries = list(group.values())
+            unanswered.add(group, key, index, row.encode())
+    bodies = []  # (endpoint name, [Input (value: the encoded row), ...])
+    for (endpoint_name, size), inputs in unanswered.groups.items():
         try:
-            ranges = by_size([len(encoded) for _, encoded, _ in entries], size, MAX_BODY_BYTES)
+            ranges = by_size([len(same.value) for same in inputs], size, MAX_BODY_BYTES)
         except AwsMlError as error:
-            raise at_ordinality(error, entries[error.ordinality - 1][2][0] + 1) from None
-        bodies += [(endpoint_name, entries[start:stop]) for start, stop in ranges]
+            raise at_ordinality(error, inputs[error.ordinality - 1].indexes[0] + 1) from None
+        bodies += [(endpoint_name, inputs[start:stop]) for start, stop in ranges]
     body_outputs = {}  # request ordinality -> the outputs of its rows
 
     def keep(number, answer):
-        endpoint_name, entries = bodies[number - 1]
-        body_outputs[number] = _outputs(endpoint_name, answer, len(entries))
-        for (key, _, _), output in zip(entries, body_outputs[number]):
-            requests.cache.store(key, output)
+        endpoint_name, inputs = bodies[number - 1]
+        body_outputs[number] = _outputs(endpoint_name, answer, len(inputs))
+        for same, output in zip(inputs, body_outputs[number]):
+            requests.cache.store(same.key, output)
     try:
         requests.send_all([
-            ({"EndpointName": endpoint_name, "Body": b"".join(encoded for _, encoded, _ in entries),
-              "ContentType": "text/csv", "Accept": "text/csv"}, len(entries))
-            for endpoint_name, entries in bodies], keep=keep)
+            ({"EndpointName": endpoint_name, "Body": b"".join(same.value for same in inputs),
+              "ContentType": "text/csv", "Accept": "text/csv"}, len(inputs))
+            for endpoint_name, inputs in bodies], keep=keep)
     except AwsMlError as error:
-        rows = sorted(indexes[0] + 1 for _, _, indexes in bodies[error.ordinality - 1][1])
+        rows = sorted(same.indexes[0] + 1 for same in bodies[error.ordinality - 1][1])
         raise at_ordinality(error, rows[0], rows) from None
-    for number, (_, entries) in enumerate(bodies, 1):
-        for (_, _, indexes), output in zip(entries, body_outputs[number]):
-            for index in indexes:
+    for number, (_, inputs) in enumerate(bodies, 1):
+        for same, output in zip(inputs, body_outputs[number]):
+            for index in same.indexes:
                 outputs[index] = output
     return outputs
 

@@ -24,9 +24,9 @@ BEDROCK = Service(
     "the role in aws_ml.bedrock_role_arn, or to the server's base credentials when it is not set.")
 S3 = Service(
     "s3", "s3", "S3",
-    "Allow s3:PutObject (and s3:AbortMultipartUpload, s3:DeleteObject) for exports and s3:GetObject "
-    "for imports on the object to the role in aws_s3.role_arn, or to the server's base credentials "
-    "when it is not set (or to the credentials given to the call).")
+    "Allow s3:PutObject and s3:AbortMultipartUpload for exports and s3:GetObject for imports on the "
+    "object to the role in aws_s3.role_arn, or to the server's base credentials when it is not set "
+    "(or to the credentials given to the call).")
 STS = Service(
     "sts", "sts", "STS",
     "Let the server's base credentials assume the role: sts:AssumeRole in their policy and the "

@@ -8,7 +8,7 @@ time limits.
 """
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import backend
 from .errors import NOT_CONFIGURED, PERMISSION_DENIED, AwsMlError
@@ -92,7 +92,11 @@ def current():
             "Reconnect without setting them (SET, set_config() or connection options).")
     values = {name: backend.setting(f"aws_ml.{name}") for name in _NAMES}
     values.update({field: backend.setting(name) for field, name in _S3_NAMES})
-    return Settings(**{name: _PARSE.get(name, str)(value) for name, value in values.items()})
+    settings = Settings(**{name: _PARSE.get(name, str)(value) for name, value in values.items()})
+    sharing = backend.processes_sharing_requests()
+    if sharing > 1:  # a parallel query's processes share aws_ml.max_concurrency
+        settings = replace(settings, max_concurrency=max(1, settings.max_concurrency // sharing))
+    return settings
 
 
 _PARSE = {name: int for name in (*_NAMES, "s3_max_file_size_kb")

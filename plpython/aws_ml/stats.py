@@ -65,13 +65,14 @@ def record_throttle(service, operation):
         _operations.setdefault((service, operation), _Operation()).throttles += 1
 
 
-def throttle_observer(service):
-    """A botocore needs-retry handler counting the attempts AWS throttled."""
+def throttle_observer(service, record=record_throttle):
+    """A botocore needs-retry handler counting the attempts AWS throttled,
+    with record(service, operation)."""
     def observe(response=None, operation=None, **_):
         if response is not None:
             http_response, parsed = response
             if errors.is_throttling(parsed.get("Error", {}).get("Code"), http_response.status_code):
-                record_throttle(service.setting, operation.name)
+                record(service.setting, operation.name)
     return observe
 
 

@@ -2,11 +2,14 @@
 short slices and lets PostgreSQL process interrupts between them, so that
 Ctrl-C (pg_cancel_backend) and statement_timeout stop a statement whose
 request is blocked on a socket. A statement that stops early also stops the
-requests it has in flight (inflight.py). Worker threads never call plpy."""
+requests it has in flight (inflight.py). Worker threads never call plpy,
+nor anything of the server: only the backend's thread does. Before the
+process exits, every thread is stopped (stop_threads)."""
 import concurrent.futures
 import contextlib
 import signal
 import threading
+import time
 
 from . import backend, inflight
 
@@ -17,8 +20,14 @@ SLICE_SECONDS = 0.05
 # ends when the backoff does (and sends nothing more).
 _LANDING_SECONDS = 0.5
 MAX_WORKERS = 32
+# How long an exiting process waits for its threads, once their sockets are
+# shut down: a request ends at once, a retry's backoff when it ends (and it
+# then sends nothing).
+_EXIT_SECONDS = 2
+_THREAD_NAMES = ("aws_ml",)
 _pool = None
 _pool_lock = threading.Lock()
+_in_backend = True
 _interrupt_check = None
 _EVERY_SIGNAL = frozenset(signal.Signals)
 
@@ -36,12 +45,41 @@ def signals_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def outside_a_backend():
+    """This process is aws_ml's own, not a backend: aws_s3's transfer process
+    (transfer_main.py), which has no server to call and leaves by os._exit,
+    running no library's cleanup under its threads."""
+    global _in_backend
+    _in_backend = False
+
+
 def pool():
+    """The worker threads' pool; in a backend, made on the backend's thread,
+    which has the process stop them before it exits."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="aws_ml")
+            if _in_backend:
+                backend.stop_threads_at_exit()
+            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_WORKERS,
+                                                          thread_name_prefix=_THREAD_NAMES[0])
     return _pool
+
+
+def stop_threads():
+    """Before the process exits (extension/src/python/python_exit.c), on the
+    backend's thread: every request stopped and its socket shut down, the
+    tasks not started never started, and every thread of this package given
+    _EXIT_SECONDS in all to end; how many are still running."""
+    inflight.ground_every_flight()
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + _EXIT_SECONDS
+    threads = [thread for thread in threading.enumerate()
+               if thread is not threading.current_thread() and thread.name.startswith(_THREAD_NAMES)]
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    return sum(thread.is_alive() for thread in threads)
 
 
 def submit(flight, task):

@@ -1,9 +1,12 @@
-"""The Bedrock runtime through boto3: embeddings, Claude, errors."""
+"""The Bedrock runtime through boto3: every text and embedding model family
+of Bedrock's model-parameter reference, errors."""
 import json
 import math
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.bedrock_examples import ANSWER, CONTEXT_PROMPT, EMBEDDING_MODELS, TEXT_MODELS, answer_keys, model_id_forms
 
 
 @pytest.fixture
@@ -77,10 +80,6 @@ def test_cohere_embed(bedrock, emulator):
     assert (counted["requests"], counted["items"]) == (1, 3)
 
 
-CONTEXT_PROMPT = (
-    "Context: The warehouse opens at 9 am. Returns are accepted within 30 days of purchase. "
-    "Shipping is free above 50 dollars.\nQuestion: Within how many days are returns accepted?"
-)
 
 
 def test_claude_text_completion_answers_from_the_context(bedrock):
@@ -194,3 +193,76 @@ def test_cohere_embeddings_by_type(bedrock):
                      {"texts": texts, "input_type": "search_document", "embedding_types": ["float"]})
     assert by_type["response_type"] == "embeddings_by_type"
     assert by_type["embeddings"] == {"float": plain["embeddings"]}
+
+
+@pytest.mark.parametrize("model_id, body, text_of", TEXT_MODELS, ids=[case[0] for case in TEXT_MODELS])
+def test_every_text_family_answers_the_references_examples(bedrock, model_id, body, text_of):
+    for form in model_id_forms(model_id):
+        answer = invoke(bedrock, form, body)
+        assert set(answer) == answer_keys(model_id)
+        assert text_of(answer) == ANSWER
+
+
+@pytest.mark.parametrize("model_id, body, json_key, length", EMBEDDING_MODELS,
+                         ids=[f"{case[0]}-{case[2]}" for case in EMBEDDING_MODELS])
+def test_every_embedding_family_answers_the_references_examples(bedrock, model_id, body, json_key, length):
+    for form in model_id_forms(model_id):
+        value = invoke(bedrock, form, body)
+        for segment in json_key.split("."):
+            value = value[int(segment) if isinstance(value, list) else segment]
+        assert len(value) == length and all(isinstance(number, float) for number in value)
+
+
+def test_a_model_cut_at_its_token_limit_says_so(bedrock):
+    text = "Databases store data. Postgres is a database that stores data in tables."
+    cases = [
+        ("amazon.titan-text-express-v1", {"inputText": text, "textGenerationConfig": {"maxTokenCount": 2}},
+         lambda a: (a["results"][0]["outputText"], a["results"][0]["completionReason"]), "LENGTH"),
+        ("amazon.nova-pro-v1:0", {"messages": [{"role": "user", "content": [{"text": text}]}],
+                                  "inferenceConfig": {"maxTokens": 2}},
+         lambda a: (a["output"]["message"]["content"][0]["text"], a["stopReason"]), "max_tokens"),
+        ("cohere.command-text-v14", {"prompt": text, "max_tokens": 2},
+         lambda a: (a["generations"][0]["text"].strip(), a["generations"][0]["finish_reason"]), "MAX_TOKENS"),
+        ("meta.llama3-8b-instruct-v1:0", {"prompt": text, "max_gen_len": 2},
+         lambda a: (a["generation"], a["stop_reason"]), "length"),
+        ("mistral.mistral-7b-instruct-v0:2", {"prompt": text, "max_tokens": 2},
+         lambda a: (a["outputs"][0]["text"].strip(), a["outputs"][0]["stop_reason"]), "length"),
+        ("ai21.jamba-1-5-large-v1:0", {"messages": [{"role": "user", "content": text}], "max_tokens": 2},
+         lambda a: (a["choices"][0]["message"]["content"], a["choices"][0]["finish_reason"]), "length"),
+    ]
+    for model_id, body, cut, reason in cases:
+        assert cut(invoke(bedrock, model_id, body)) == ("Databases store", reason), model_id
+
+
+@pytest.mark.parametrize("model_id, body, named", [
+    ("amazon.titan-text-express-v1", {"prompt": "hi"}, "required key [inputText]"),
+    ("amazon.titan-text-express-v1", {"inputText": "hi", "textGenerationConfig": {"maxTokens": 5}},
+     "#/textGenerationConfig: extraneous key [maxTokens]"),
+    ("amazon.nova-lite-v1:0", {"messages": [{"role": "assistant", "content": [{"text": "hi"}]}]}, '"user" role'),
+    ("amazon.nova-lite-v1:0", {"messages": [{"role": "user", "content": [{"text": "hi"}]}],
+                               "inferenceConfig": {"temperature": 3}}, "#/inferenceConfig/temperature"),
+    ("amazon.nova-lite-v1:0", {"schemaVersion": "messages-v2", "messages": []}, "schemaVersion"),
+    ("cohere.command-text-v14", {"prompt": "hi", "num_generations": 9}, "#/num_generations"),
+    ("cohere.command-r-v1:0", {"prompt": "hi"}, "required key [message]"),
+    ("meta.llama3-8b-instruct-v1:0", {"prompt": "hi", "max_tokens": 5}, "extraneous key [max_tokens]"),
+    ("mistral.mistral-7b-instruct-v0:2", {"prompt": "hi", "temperature": 2}, "#/temperature"),
+    ("mistral.mistral-large-2407-v1:0", {"messages": [{"role": "user", "content": "hi"}], "stop": ["x"]},
+     "extraneous key [stop]"),
+    ("ai21.jamba-1-5-mini-v1:0", {"messages": []}, "minimum item count"),
+    ("amazon.titan-embed-image-v1", {}, "required key [inputText] or [inputImage]"),
+    ("amazon.titan-embed-image-v1", {"inputImage": "not base64!"}, "base64"),
+    ("amazon.titan-embed-image-v1", {"inputText": "hi", "embeddingConfig": {"outputEmbeddingLength": 100}},
+     "outputEmbeddingLength"),
+])
+def test_each_family_refuses_a_body_that_is_not_its_own(bedrock, model_id, body, named):
+    answer = refused(bedrock, model_id, body)
+    assert answer["Error"]["Code"] == "ValidationException"
+    assert answer["Error"]["Message"].startswith("Malformed input request: ")
+    assert named in answer["Error"]["Message"]
+
+
+@pytest.mark.parametrize("model_id", ["amazon.nova-canvas-v1:0", "amazon.titan-image-generator-v2:0",
+                                      "stability.sd3-large-v1:0", "us.amazon.nova-sonic-v1:0", "cohere.rerank-v3-5:0"])
+def test_a_model_of_no_emulated_family_is_unknown(bedrock, model_id):
+    answer = refused(bedrock, model_id, {"inputText": "hello"})
+    assert answer["Error"] == {"Code": "ValidationException", "Message": "The provided model identifier is invalid."}

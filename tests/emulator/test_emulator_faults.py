@@ -4,7 +4,7 @@ import json
 import time
 
 import pytest
-from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError, ResponseStreamingError
 
 from emulator.client import EmulatorError
 
@@ -154,7 +154,8 @@ def test_drop_closes_the_connection_without_an_answer(client, emulator):
 @pytest.mark.parametrize(
     "fault",
     [{}, {"error_status": 404, "error_every": 1}, {"error_code": "Denied", "error_status": 302},
-     {"error_code": "not a code", "error_every": 1}, {"error_code": 5, "error_every": 1}, {"throttle_every": 0}, {"throttle_probability": 2}, {"bogus": 1}],
+     {"error_code": "not a code", "error_every": 1}, {"error_code": 5, "error_every": 1}, {"throttle_every": 0}, {"throttle_probability": 2}, {"bogus": 1},
+     {"truncate_after_bytes": 1, "stall_after_bytes": 1}, {"truncate_after_bytes": -1}],
 )
 def test_bad_fault_specs_are_refused(emulator, fault):
     with pytest.raises(EmulatorError, match="400"):
@@ -183,3 +184,23 @@ def test_max_in_flight_is_the_most_requests_answered_at_once(client, emulator):
     CALLS["bedrock-runtime"](bedrock)
     counted = emulator.counters()["bedrock"]["InvokeModel"]
     assert (counted["requests"], counted["max_in_flight"], counted["in_flight"]) == (4, 3, 0)
+
+
+@pytest.mark.parametrize("fault", ["truncate_after_bytes", "stall_after_bytes"])
+def test_an_answer_cut_short(client, emulator, fault):
+    """The body stops after that many bytes, its Content-Length the whole's:
+    the connection then closes, or stalls until the client gives up."""
+    s3 = client("s3", read_timeout=0.5)
+    s3.create_bucket(Bucket="cut")
+    s3.put_object(Bucket="cut", Key="k", Body=b"x" * 10000)
+    emulator.set_faults(service="s3", operation="GET", **{fault: 1000})
+    body = s3.get_object(Bucket="cut", Key="k")["Body"]
+    if fault == "truncate_after_bytes":
+        with pytest.raises(ResponseStreamingError, match="1000 bytes read, 9000 more expected"):
+            body.read()
+    else:
+        assert body.read(1000) == b"x" * 1000
+        with pytest.raises(ReadTimeoutError):
+            body.read()
+    emulator.clear_faults()
+    assert s3.get_object(Bucket="cut", Key="k")["Body"].read() == b"x" * 10000

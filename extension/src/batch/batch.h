@@ -14,11 +14,13 @@
  * itself otherwise.
  *
  * functions.c  which functions batch, and their batch-mode forms
- * plan.c       where the node goes, in finished plans (planner and executor hooks)
+ * plan.c       where the node goes, in finished plans (planner and executor hooks),
+ *              with read_ahead.c and shapes.c
  * sites.c      the calls a node serves, their arguments and the conditions under which a row makes them
  * dispatch.c   the calls' answers: a call finds its row's answer, or makes its request
  * scan.c       the node: reads batches ahead, returns rows
- * prefetch.c   a batch's speculative evaluation and its requests
+ * prefetch.c   a batch's calls worked out ahead, stage by stage
+ * ask.c        asking the service for them
  * explain.c    EXPLAIN's lines and the parallel workers' counts
  */
 #ifndef AWS_ML_BATCH_H
@@ -60,11 +62,15 @@ extern const BatchFunction batch_functions[NUM_BATCH_FUNCTIONS];
 /* functions.c */
 extern void batch_functions_init(void);
 extern int	batch_function_kind(Oid funcid);
+extern bool batch_is_call(Node *node);
 extern bool batch_functions_in(List *inval_items);
 extern Oid	batch_rows_function(BatchFunctionKind kind);
 
 /* aws_ml.batch_mode */
 extern bool batch_mode;
+
+/* Documents a query may ask for beyond twice those row by row asks for: one request's worth. */
+#define BATCH_BILL_SLACK 25
 
 /* The Custom Scan's name in EXPLAIN and in serialized plans. */
 #define BATCH_SCAN_NAME "AwsMlBatch"
@@ -90,8 +96,8 @@ typedef enum BatchServes
 /*
  * What plan.c puts into a CustomScan's custom_private (a list of Integers)
  * and custom_exprs: custom_private holds, in order, how it serves its calls,
- * the number of the child's columns, the number of computed columns, and
- * the rows a Limit right above it takes (0: not known); then, for each call
+ * the number of the child's columns and the number of computed columns;
+ * then, for each call
  * it serves (in the order of sites.c's walk), its kind, its stage (calls
  * whose conditions or arguments need other calls' answers come in later
  * stages; 0: never asked ahead), its flags and the earlier site whose
@@ -102,8 +108,7 @@ typedef enum BatchServes
 #define BATCH_PRIVATE_SERVES 0
 #define BATCH_PRIVATE_CHILD_COLUMNS 1
 #define BATCH_PRIVATE_COMPUTED_COLUMNS 2
-#define BATCH_PRIVATE_BOUND 3
-#define BATCH_PRIVATE_SITES 4
+#define BATCH_PRIVATE_SITES 3
 #define BATCH_PRIVATE_PER_SITE 4
 
 /* A call's flags. */

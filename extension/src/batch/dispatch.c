@@ -16,8 +16,11 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "executor/execExpr.h"
 #include "executor/nodeAgg.h"
+#include "pgstat.h"
 #include "nodes/nodeFuncs.h"
 #include "utils/datum.h"
 
@@ -40,6 +43,25 @@ same_arguments(BatchSite *held, int row, FunctionCallInfo fcinfo)
 	return true;
 }
 
+/*
+ * A call answered from the batch is still a call of the function in
+ * pg_stat_user_functions. A function with a SET clause (every aws_ml
+ * function) is called through fmgr's security wrapper, which counts it
+ * (its step never does): count it here instead, as the wrapper would.
+ */
+static void
+count_call(BatchSite *site)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+	PgStat_FunctionCallUsage usage;
+
+	if (!site->counts_its_calls)
+		return;
+	InitFunctionCallInfoData(*fcinfo, &site->counted, 0, InvalidOid, NULL, NULL);
+	pgstat_init_function_usage(fcinfo, &usage);
+	pgstat_end_function_usage(&usage, true);
+}
+
 static Datum
 redirected_call(PG_FUNCTION_ARGS)
 {
@@ -56,6 +78,8 @@ redirected_call(PG_FUNCTION_ARGS)
 
 		if (answer == ANSWER_READY && same_arguments(held, row, fcinfo))
 		{
+			if (!context->speculative)
+				count_call(site);
 			fcinfo->isnull = held->nulls[row];
 			return held->nulls[row] ? (Datum) 0 : datumCopy(held->values[row], site->resultbyval, site->resultlen);
 		}
@@ -138,7 +162,11 @@ batch_redirect(ExprState *state, BatchScanState *node, bool ahead)
 		if (site == NULL || op->d.func.fcinfo_data->context != NULL)
 			continue;
 		if (site->function == NULL)
+		{
 			site->function = op->d.func.fn_addr;
+			/* fmgr's security wrapper: the step never counts the call, the wrapper does */
+			site->counts_its_calls = op->d.func.finfo->fn_stats == TRACK_FUNC_ALL;
+		}
 		else if (site->function != op->d.func.fn_addr)
 			continue;
 		op->d.func.fn_addr = redirected_call;
@@ -177,24 +205,74 @@ attach_aggregates(BatchScanState *node, AggState *agg)
 	batch_mark_wanted(node);
 }
 
+/* The documents a row of node may have asked for: one a site whose answers it asks for. */
+int
+batch_document_sites(BatchScanState *node)
+{
+	int			count = 0;
+
+	for (int i = 0; i < node->nsites; i++)
+	{
+		BatchSite  *site = &node->sites[i];
+
+		count += site->held == site && site->wanted && (site->flags & BATCH_SITE_SPECULABLE);
+	}
+	return count;
+}
+
+static bool
+is_batch_node(PlanState *planstate)
+{
+	return planstate != NULL && IsA(planstate->plan, CustomScan) &&
+		((CustomScan *) planstate->plan)->methods == &batch_scan_methods;
+}
+
+typedef struct Attach
+{
+	List	   *nodes;			/* the batching nodes found */
+	int			documents;		/* their document sites */
+} Attach;
+
+/* Each batching node learns the Agg whose calls it serves, or the Limit it passes the bound of. */
 static bool
 attach_walker(PlanState *planstate, void *context)
 {
+	Attach	   *attach = context;
 	PlanState  *child;
 
 	if (planstate == NULL)
 		return false;
 	child = outerPlanState(planstate);
-	if (IsA(planstate, AggState) && child != NULL && IsA(child->plan, CustomScan) &&
-		((CustomScan *) child->plan)->methods == &batch_scan_methods &&
-		((BatchScanState *) child)->serves == BATCH_SERVES_PARENT)
-		attach_aggregates((BatchScanState *) child, (AggState *) planstate);
+	if (is_batch_node(child))
+	{
+		BatchScanState *node = (BatchScanState *) child;
+
+		if (IsA(planstate, AggState) && node->serves == BATCH_SERVES_PARENT)
+			attach_aggregates(node, (AggState *) planstate);
+		if (IsA(planstate, LimitState))
+			node->limit = (LimitState *) planstate;
+	}
+	if (is_batch_node(planstate))
+		attach->nodes = lappend(attach->nodes, planstate);
 	return planstate_tree_walker(planstate, attach_walker, context);
 }
 
+/*
+ * Once the executor has started a plan: the nodes that serve their parents'
+ * calls find them, and the plan's batching nodes share the bill's slack,
+ * one request's worth, among the documents a row of each may ask for.
+ */
 void
 batch_attach_parents(PlanState *root)
 {
-	if (root != NULL)
-		(void) attach_walker(root, NULL);
+	Attach		attach = {NIL, 0};
+	ListCell   *lc;
+
+	if (root == NULL)
+		return;
+	(void) attach_walker(root, &attach);
+	foreach(lc, attach.nodes)
+		attach.documents += batch_document_sites(lfirst(lc));
+	foreach(lc, attach.nodes)
+		((BatchScanState *) lfirst(lc))->slack = Max(1, BATCH_BILL_SLACK / Max(attach.documents, 1));
 }

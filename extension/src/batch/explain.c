@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/parallel.h"
 #include "commands/explain.h"
 #include "utils/ruleutils.h"

@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
@@ -132,6 +134,13 @@ batch_function_kind(Oid funcid)
 			return kind;
 	}
 	return -1;
+}
+
+/* Whether node is a call of a function batch mode batches. */
+bool
+batch_is_call(Node *node)
+{
+	return IsA(node, FuncExpr) && batch_function_kind(((FuncExpr *) node)->funcid) >= 0;
 }
 
 /*

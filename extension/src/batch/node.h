@@ -45,6 +45,8 @@ typedef struct BatchSite
 	bool		redirected;		/* found among the steps evaluated */
 	bool		wanted;			/* it, or a site sharing its answers, is redirected */
 	PGFunction	function;		/* the call's own function */
+	bool		counts_its_calls;	/* its function counts its calls itself */
+	FmgrInfo	counted;		/* the function as pg_stat_user_functions counts it */
 	bool		strict;
 	int16		resultlen;
 	bool		resultbyval;
@@ -68,6 +70,7 @@ typedef struct BatchSite
 	char	   *answer;			/* Answer */
 	Datum	   *arg_values;		/* nrows * nargs */
 	bool	   *arg_nulls;
+	Datum	   *csv_lines;		/* SageMaker's model inputs as the request's CSV row */
 	Datum	   *values;
 	bool	   *nulls;
 	ErrorData **errors;
@@ -104,13 +107,14 @@ typedef struct BatchScanState
 	int			nsites;
 	BatchSite  *sites;
 	bool		off;			/* aws_ml.batch_mode was off when it started: row by row */
-	int			bound;			/* rows a Limit right above takes; 0: not known */
+	LimitState *limit;			/* a Limit right above it, whose bound it passes on */
 	int			cap;			/* rows a batch holds at most */
+	int			slack;			/* the rows beyond twice those used it may read: its share of 25 */
 	TupleTableSlot *child_row;
 	ExprContext *ahead_context; /* asking ahead's evaluation */
 	ExprContext *rows_context;	/* the batch-mode forms' set-returning protocol */
 	MemoryContext batch_context;
-	Relation	current_relation;	/* WHERE CURRENT OF: the child scans it */
+	ScanState  *scanned;		/* WHERE CURRENT OF: the scan whose row the node returns */
 
 	/* the batch */
 	MinimalTuple *rows;
@@ -124,7 +128,8 @@ typedef struct BatchScanState
 	/* the bill: rows read from the child and rows the query used, over every scan */
 	int64		fetched;
 	int64		processed;
-	int64		scan_processed; /* since the last rescan */
+	int64		scan_fetched;	/* since the last rescan */
+	int64		scan_processed;
 
 	/* asking ahead: where it is, so that an error resumes after its row */
 	int			ahead_row;
@@ -139,12 +144,21 @@ typedef struct BatchScanState
 } BatchScanState;
 
 /* prefetch.c */
+typedef void (*BatchAttempt) (BatchScanState *node, ExprContext *econtext, void *arg);
+
 extern void batch_prefetch(BatchScanState *node, int from);
 extern void batch_site_init_ahead(BatchScanState *node, BatchSite *site, List *planned);
+extern ErrorData *batch_in_subtransaction(BatchScanState *node, BatchAttempt attempt, void *arg,
+										  MemoryContext error_memory);
+extern Datum batch_copy_value(BatchScanState *node, Datum value, bool isnull, bool byval, int16 len);
+
+/* ask.c */
+extern bool batch_ask_service(BatchScanState *node, BatchSite *site, bool parallel, int from);
 
 /* dispatch.c */
 extern Bitmapset *batch_redirect(ExprState *state, BatchScanState *node, bool ahead);
 extern void batch_mark_wanted(BatchScanState *node);
+extern int	batch_document_sites(BatchScanState *node);
 
 /* scan.c */
 extern void batch_load_row(BatchScanState *node, int row);

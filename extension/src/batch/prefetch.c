@@ -1,5 +1,5 @@
 /*
- * prefetch.c: a batch's calls, asked ahead.
+ * prefetch.c: a batch's calls, worked out ahead and asked for (ask.c).
  *
  * For each stage of sites (a later stage reads earlier stages' answers),
  * the node evaluates, for each row of the batch, the site's condition and
@@ -24,15 +24,14 @@
  */
 #include "postgres.h"
 
-#include "access/detoast.h"
+#include "compat.h"
+
 #include "access/xact.h"
-#include "catalog/pg_type.h"
 #include "executor/executor.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "pgstat.h"
-#include "utils/array.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -40,6 +39,7 @@
 
 #include "batch/node.h"
 #include "batch/sites.h"
+#include "python/backend.h"
 
 /* ---------------------------------------------------------------------
  * What asking ahead needs of a site
@@ -133,16 +133,14 @@ batch_site_init_ahead(BatchScanState *node, BatchSite *site, List *planned)
  * ---------------------------------------------------------------------
  */
 
-typedef void (*Attempt) (BatchScanState *node, ExprContext *econtext, void *arg);
-
 /*
  * Runs attempt in a subtransaction with an ExprContext that ends with it
  * (the callbacks a failed evaluation registered are dropped, as PL/pgSQL
  * drops them); returns the error it raised, copied into error_memory, or
  * NULL. A cancel is raised.
  */
-static ErrorData *
-in_subtransaction(BatchScanState *node, Attempt attempt, void *arg, MemoryContext error_memory)
+ErrorData *
+batch_in_subtransaction(BatchScanState *node, BatchAttempt attempt, void *arg, MemoryContext error_memory)
 {
 	MemoryContext context = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -230,8 +228,9 @@ load_row_ahead(BatchScanState *node, ExprContext *econtext, int row)
 	}
 }
 
-static Datum
-copy_value(BatchScanState *node, Datum value, bool isnull, bool byval, int16 len)
+/* value, copied into the batch's memory. */
+Datum
+batch_copy_value(BatchScanState *node, Datum value, bool isnull, bool byval, int16 len)
 {
 	MemoryContext caller;
 
@@ -241,6 +240,20 @@ copy_value(BatchScanState *node, Datum value, bool isnull, bool byval, int16 len
 	value = datumCopy(value, byval, len);
 	MemoryContextSwitchTo(caller);
 	return value;
+}
+
+/* SageMaker's model inputs of row as one CSV row, as the row's call writes them (it may fail: an empty array). */
+static Datum
+csv_line_of(BatchScanState *node, BatchSite *site, int row)
+{
+	int			first = batch_functions[site->kind].nargs - 1;
+	Size		at = (Size) row * site->nargs + first;
+	CsvRow		csv;
+	text	   *line;
+
+	csv_row_init(&csv);
+	line = csv_line(&csv, site->input_types, &site->arg_values[at], &site->arg_nulls[at], site->nargs - first);
+	return batch_copy_value(node, PointerGetDatum(line), false, false, -1);
 }
 
 /* Evaluates site's condition and arguments for the loaded row: ANSWER_ASKED if it makes the call. */
@@ -265,10 +278,17 @@ evaluate_site(BatchScanState *node, BatchSite *site, ExprContext *econtext, int 
 		Size		at = (Size) row * site->nargs + i;
 		Datum		value = ExecEvalExprSwitchContext(site->args[i], econtext, &site->arg_nulls[at]);
 
-		site->arg_values[at] = copy_value(node, value, site->arg_nulls[at], site->argbyval[i], site->arglen[i]);
+		site->arg_values[at] = batch_copy_value(node, value, site->arg_nulls[at], site->argbyval[i], site->arglen[i]);
 		any_null |= site->arg_nulls[at];
 	}
-	site->answer[row] = site->strict && any_null ? ANSWER_SKIPPED : ANSWER_ASKED;
+	if (site->strict && any_null)
+	{
+		site->answer[row] = ANSWER_SKIPPED;
+		return;
+	}
+	if (site->input_types)
+		site->csv_lines[row] = csv_line_of(node, site, row);
+	site->answer[row] = ANSWER_ASKED;
 }
 
 typedef struct Stage
@@ -337,13 +357,14 @@ evaluate_ahead(BatchScanState *node, Bitmapset *sites, bool parallel, int from)
 	}
 	while (node->ahead_row < node->nrows)
 	{
-		ErrorData  *error = in_subtransaction(node, evaluate_rows, &stage, CurrentMemoryContext);
+		ErrorData  *error = batch_in_subtransaction(node, evaluate_rows, &stage, CurrentMemoryContext);
 
 		if (error == NULL)
 			break;
-		/* the row's own evaluation raises it, if the query gets there */
+		/* the row's own evaluation raises it, if the query gets there: nothing after it is asked for before */
 		FreeErrorData(error);
 		skip(node, sites, node->ahead_row, stage.loading ? -1 : node->ahead_site);
+		node->ask_limit = Min(node->ask_limit, node->ahead_row);
 		if (stage.loading)
 		{
 			node->ahead_row++;
@@ -351,210 +372,6 @@ evaluate_ahead(BatchScanState *node, Bitmapset *sites, bool parallel, int from)
 			stage.loading = false;
 		}
 	}
-}
-
-/* ---------------------------------------------------------------------
- * Asking the service
- * ---------------------------------------------------------------------
- */
-
-typedef struct Request
-{
-	BatchSite  *site;
-	Datum		args[BATCH_MAX_ARGS];
-	int		   *rows;			/* the batch's rows it asks for */
-	int			count;
-	int			answered;
-} Request;
-
-typedef struct RequestContext
-{
-	BatchSite  *site;
-	int			count;
-} RequestContext;
-
-static void
-request_context(void *arg)
-{
-	RequestContext *context = arg;
-	const BatchFunction *function = &batch_functions[context->site->kind];
-
-	errcontext("aws_ml batch mode: %s.%s for a batch of %d rows", function->schema, function->name,
-			   context->count);
-}
-
-/* Calls the batch-mode form for request's rows; keeps the answers it gives, in order. */
-static void
-call_rows_function(BatchScanState *node, ExprContext *econtext, void *arg)
-{
-	Request    *request = arg;
-	BatchSite  *site = request->site;
-	int			nargs = batch_functions[site->kind].nargs;
-	LOCAL_FCINFO(fcinfo, BATCH_MAX_ARGS);
-	ReturnSetInfo rsinfo = {T_ReturnSetInfo};
-	ErrorContextCallback error_context;
-	RequestContext context = {site, request->count};
-
-	rsinfo.econtext = econtext;
-	rsinfo.allowedModes = SFRM_ValuePerCall;
-	rsinfo.returnMode = SFRM_ValuePerCall;
-	InitFunctionCallInfoData(*fcinfo, &site->rows, nargs, InvalidOid, NULL, (Node *) &rsinfo);
-	for (int i = 0; i < nargs; i++)
-	{
-		fcinfo->args[i].value = request->args[i];
-		fcinfo->args[i].isnull = false;
-	}
-	error_context.callback = request_context;
-	error_context.arg = &context;
-	error_context.previous = error_context_stack;
-	error_context_stack = &error_context;
-	for (;;)
-	{
-		Datum		value;
-		int			row;
-
-		fcinfo->isnull = false;
-		rsinfo.isDone = ExprSingleResult;
-		value = FunctionCallInvoke(fcinfo);
-		if (rsinfo.isDone == ExprEndResult)
-			break;
-		if (request->answered == request->count)
-			elog(ERROR, "the batch-mode form of %s returned more rows than it was given",
-				 batch_functions[site->kind].name);
-		row = request->rows[request->answered++];
-		site->nulls[row] = fcinfo->isnull;
-		site->values[row] = copy_value(node, value, fcinfo->isnull, site->resultbyval, site->resultlen);
-		site->answer[row] = ANSWER_READY;
-	}
-	error_context_stack = error_context.previous;
-}
-
-/* The bytes a value takes in the batch-mode form's arrays. */
-static Size
-value_bytes(Datum value, int16 typlen)
-{
-	return typlen == -1 ? toast_raw_datum_size(value) : Max(typlen, sizeof(Datum));
-}
-
-/*
- * Builds request's arrays from site's arguments for rows (count of them),
- * at most work_mem of them (a row's own may be more), and at most a quarter
- * of the 1 GB an array may take; returns the rows taken.
- */
-static int
-build_request(BatchScanState *node, Request *request, int *rows, int count)
-{
-	BatchSite  *site = request->site;
-	const BatchFunction *function = &batch_functions[site->kind];
-	Size		limit = Min((Size) work_mem * 1024, MaxAllocSize / 4);
-	Datum	   *values[BATCH_MAX_ARGS];
-	bool	   *nulls[BATCH_MAX_ARGS];
-	CsvRow		csv;
-	Size		bytes = 0;
-	int			n;
-	int			lbound = 1;
-
-	for (int i = 0; i < function->nargs; i++)
-	{
-		values[i] = palloc(sizeof(Datum) * count);
-		nulls[i] = palloc(sizeof(bool) * count);
-	}
-	if (function->csv_inputs)
-		csv_row_init(&csv);
-	for (n = 0; n < count && (n == 0 || bytes < limit); n++)
-	{
-		Size		at = (Size) rows[n] * site->nargs;
-
-		for (int i = 0; i < function->nargs; i++)
-		{
-			if (function->csv_inputs && i == function->nargs - 1)
-			{
-				values[i][n] = PointerGetDatum(csv_line(&csv, site->input_types, &site->arg_values[at + i],
-														&site->arg_nulls[at + i], site->nargs - i));
-				nulls[i][n] = false;
-				bytes += VARSIZE(DatumGetPointer(values[i][n]));
-				continue;
-			}
-			values[i][n] = site->arg_values[at + i];
-			nulls[i][n] = site->arg_nulls[at + i];
-			if (!nulls[i][n])
-				bytes += value_bytes(values[i][n], site->arglen[i]);
-		}
-	}
-	for (int i = 0; i < function->nargs; i++)
-	{
-		Oid			type = function->csv_inputs && i == function->nargs - 1 ? TEXTOID : function->argtypes[i];
-		int16		len;
-		bool		byval;
-		char		align;
-
-		get_typlenbyvalalign(type, &len, &byval, &align);
-		request->args[i] = PointerGetDatum(construct_md_array(values[i], nulls[i], 1, &n, &lbound, type, len,
-															  byval, align));
-	}
-	request->rows = rows;
-	request->count = n;
-	request->answered = 0;
-	return n;
-}
-
-/*
- * Asks the service for the rows of site marked ANSWER_ASKED from row from
- * up to the batch's ask_limit. At a row the service refuses, or a request
- * that fails, the batch stops asking: the query fails at that row, unless
- * the row's own call succeeds, and the rest is asked for then. False when
- * a request failed (its error is held for its rows).
- */
-static bool
-ask_service(BatchScanState *node, BatchSite *site, bool parallel, int from)
-{
-	MemoryContext part_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch request",
-													   ALLOCSET_DEFAULT_SIZES);
-	int		   *rows = palloc(sizeof(int) * node->nrows);
-	int			count = 0;
-	int			start = 0;
-	bool		asked = true;
-
-	for (int row = from; row < node->ask_limit; row++)
-	{
-		if (site->answer[row] == ANSWER_ASKED)
-			rows[count++] = row;
-	}
-	while (start < count)
-	{
-		MemoryContext caller = MemoryContextSwitchTo(part_context);
-		Request		request = {site};
-		ErrorData  *error = NULL;
-
-		build_request(node, &request, rows + start, count - start);
-		if (parallel)
-			call_rows_function(node, node->rows_context, &request);
-		else
-			error = in_subtransaction(node, call_rows_function, &request, node->batch_context);
-		MemoryContextSwitchTo(caller);
-		MemoryContextReset(part_context);
-		if (error != NULL)
-		{
-			for (int i = start + request.answered; i < count; i++)
-			{
-				site->answer[rows[i]] = ANSWER_FAILED;
-				site->errors[rows[i]] = error;
-			}
-			node->ask_limit = rows[start + request.answered];
-			asked = false;
-			break;
-		}
-		/* the first row not answered: the service refused its input */
-		if (request.answered < request.count)
-		{
-			site->answer[rows[start + request.answered]] = ANSWER_REFUSED;
-			node->ask_limit = rows[start + request.answered];
-			break;
-		}
-		start += request.answered;
-	}
-	MemoryContextDelete(part_context);
-	return asked;
 }
 
 /* ---------------------------------------------------------------------
@@ -605,17 +422,26 @@ batch_prefetch(BatchScanState *node, int from)
 	bool		asked = true;
 
 	node->ask_limit = node->nrows;
-	for (int stage = 1; stage <= BATCH_MAX_STAGES && asked; stage++)
+	backend_share_requests(node->shared ? node->shared->nworkers + (parallel_leader_participation ? 1 : 0) : 0);
+	PG_TRY();
 	{
-		Bitmapset  *sites = sites_of_stage(node, stage, parallel);
-		int			i = -1;
+		for (int stage = 1; stage <= BATCH_MAX_STAGES && asked; stage++)
+		{
+			Bitmapset  *sites = sites_of_stage(node, stage, parallel);
+			int			i = -1;
 
-		if (sites == NULL)
-			continue;
-		evaluate_ahead(node, sites, parallel, from);
-		while (asked && (i = bms_next_member(sites, i)) >= 0)
-			asked = ask_service(node, &node->sites[i], parallel, from);
+			if (sites == NULL)
+				continue;
+			evaluate_ahead(node, sites, parallel, from);
+			while (asked && (i = bms_next_member(sites, i)) >= 0)
+				asked = batch_ask_service(node, &node->sites[i], parallel, from);
+		}
 	}
+	PG_FINALLY();
+	{
+		backend_share_requests(0);
+	}
+	PG_END_TRY();
 	node->current = -1;
 	node->resume_row = node->ask_limit < node->nrows ? node->ask_limit + 1 : -1;
 }

@@ -12,15 +12,20 @@
  * The bill: the rows a batch reads are rows whose calls may be asked for
  * before the query has used them. Batches start small and grow with the
  * rows the query has used, over every rescan of the node: the rows read
- * never exceed twice the rows used plus one request's worth (25), however
- * early the query stops. A batch holds at most 1,000 rows (Aurora: "the
+ * never exceed twice the rows used plus the node's slack, its share of one
+ * request's worth (25 documents) among all the calls the plan asks ahead,
+ * however early the query stops. A batch holds at most 1,000 rows (Aurora: "the
  * optimizer chooses"), a constant max_rows_per_batch's, and work_mem of
  * rows. Under aws_ml.batch_mode = off at execution it reads one row at a
  * time and redirects nothing: row by row.
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/parallel.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/extensible.h"
@@ -29,14 +34,32 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
+#include "pgstat.h"
 
 #include "batch/node.h"
 #include "batch/sites.h"
 
 /* Rows a batch holds at most when no max_rows_per_batch says otherwise. */
 #define MAX_BATCH_ROWS 1000
-/* Documents a Comprehend request carries: the batch's first size, and the bill's slack. */
-#define FIRST_BATCH_ROWS 25
+
+/*
+ * The track_functions level from which a call of function counts, as fmgr
+ * sets it for the function itself: a C function's with track_functions =
+ * all, another language's unless it is off.
+ */
+static int
+tracked_from(Oid function)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	int			level;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", function);
+	level = ((Form_pg_proc) GETSTRUCT(tuple))->prolang == ClanguageId ? TRACK_FUNC_PL : TRACK_FUNC_OFF;
+	ReleaseSysCache(tuple);
+	return level;
+}
 
 static void
 init_site(BatchScanState *node, BatchSite *site, List *private, int n, List *planned)
@@ -52,6 +75,8 @@ init_site(BatchScanState *node, BatchSite *site, List *private, int n, List *pla
 	site->planned = lsecond(planned);
 	site->nargs = list_length(site->planned->args);
 	site->strict = func_strict(site->planned->funcid);
+	site->counted.fn_oid = site->planned->funcid;
+	site->counted.fn_stats = tracked_from(site->planned->funcid);
 	get_typlenbyval(exprType((Node *) site->planned), &site->resultlen, &site->resultbyval);
 	site->live.type = T_ExtensibleNode;
 	site->live.site = site;
@@ -60,15 +85,15 @@ init_site(BatchScanState *node, BatchSite *site, List *private, int n, List *pla
 	site->ahead.speculative = true;
 }
 
-/* The child scans one relation, and the node returns its rows: WHERE CURRENT OF can find them. */
-static Relation
-scanned_relation(BatchScanState *node)
+/*
+ * The scan below whose current row is the node's: WHERE CURRENT OF can find
+ * the rows through the node.  Result, Limit and SubqueryScan return their
+ * input's current row, as execCurrent.c descends through them.
+ */
+static ScanState *
+row_source(PlanState *plan)
 {
-	PlanState  *child = outerPlanState(node);
-
-	if (node->serves != BATCH_SERVES_OWN || node->ncomputed > 0)
-		return NULL;
-	switch (nodeTag(child))
+	switch (nodeTag(plan))
 	{
 		case T_SeqScanState:
 		case T_SampleScanState:
@@ -77,10 +102,23 @@ scanned_relation(BatchScanState *node)
 		case T_BitmapHeapScanState:
 		case T_TidScanState:
 		case T_TidRangeScanState:
-			return ((ScanState *) child)->ss_currentRelation;
+			return (ScanState *) plan;
+		case T_ResultState:
+		case T_LimitState:
+			return outerPlanState(plan) ? row_source(outerPlanState(plan)) : NULL;
+		case T_SubqueryScanState:
+			return row_source(((SubqueryScanState *) plan)->subplan);
 		default:
 			return NULL;
 	}
+}
+
+static ScanState *
+scanned_rows(BatchScanState *node)
+{
+	if (node->serves != BATCH_SERVES_OWN || node->ncomputed > 0)
+		return NULL;
+	return row_source(outerPlanState(node));
 }
 
 static void
@@ -99,12 +137,12 @@ begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 	node->serves = intVal(list_nth(private, BATCH_PRIVATE_SERVES));
 	node->nchild = intVal(list_nth(private, BATCH_PRIVATE_CHILD_COLUMNS));
 	node->ncomputed = intVal(list_nth(private, BATCH_PRIVATE_COMPUTED_COLUMNS));
-	node->bound = intVal(list_nth(private, BATCH_PRIVATE_BOUND));
 	node->nsites = list_length(scan->custom_exprs);
 	node->sites = palloc0(sizeof(BatchSite) * Max(node->nsites, 1));
 	node->off = !batch_mode;
 	node->current = -1;
 	node->cap = MAX_BATCH_ROWS;
+	node->slack = BATCH_BILL_SLACK;
 
 	node->computed = palloc0(sizeof(ExprState *) * Max(node->ncomputed, 1));
 	node->computed_ahead = palloc0(sizeof(ExprState *) * Max(node->ncomputed, 1));
@@ -149,9 +187,9 @@ begin_batch_scan(CustomScanState *css, EState *estate, int eflags)
 		if (site->max_rows > 0)
 			node->cap = Min(node->cap, site->max_rows);
 	}
-	node->current_relation = scanned_relation(node);
-	if (node->current_relation)
-		css->ss.ss_currentRelation = node->current_relation;
+	node->scanned = scanned_rows(node);
+	if (node->scanned)
+		css->ss.ss_currentRelation = node->scanned->ss_currentRelation;
 	node->ahead_context = CreateExprContext(estate);
 	node->rows_context = CreateExprContext(estate);
 	node->batch_context = AllocSetContextCreate(CurrentMemoryContext, "aws_ml batch", ALLOCSET_DEFAULT_SIZES);
@@ -171,25 +209,46 @@ batch_load_row(BatchScanState *node, int row)
 	for (int c = 0; c < node->ncomputed; c++)
 		scan->tts_isnull[node->nchild + c] = true;
 	ExecStoreVirtualTuple(scan);
-	if (node->current_relation)
+	if (node->scanned)
 	{
 		scan->tts_tid = node->tids[row];
 		scan->tts_tableOid = node->table_oids[row];
 	}
 }
 
-/* The rows the next batch reads: as many as keep the rows read within twice the rows used plus 25. */
+/*
+ * The rows a Limit right above takes in this scan, passed on to the child
+ * (a Sort then keeps only those, as under the Limit itself); 0: no bound.
+ */
+static int64
+limit_bound(BatchScanState *node)
+{
+	int64		bound;
+
+	if (node->limit == NULL || node->limit->noCount)
+		return 0;
+	bound = node->limit->count + node->limit->offset;
+	if (node->scan_fetched == 0 && node->css.ss.ps.qual == NULL)
+		ExecSetTupleBound(bound, outerPlanState(node));
+	return bound;
+}
+
+/*
+ * The rows the next batch reads: as many as keep the rows read within
+ * twice the rows used plus the node's slack.
+ */
 static int
 next_batch_rows(BatchScanState *node)
 {
 	int64		rows;
+	int64		bound;
 
 	if (node->off)
 		return 1;
-	rows = 2 * node->processed + FIRST_BATCH_ROWS - node->fetched;
+	rows = 2 * node->processed + node->slack - node->fetched;
 	rows = Min(Max(rows, 1), node->cap);
-	if (node->bound > 0)
-		rows = Min(rows, Max(node->bound - node->scan_processed, 1));
+	if ((bound = limit_bound(node)) > 0)
+		rows = Min(rows, Max(bound - node->scan_processed, 1));
 	return (int) rows;
 }
 
@@ -207,6 +266,8 @@ allocate_answers(BatchScanState *node)
 		site->answer = palloc0(sizeof(char) * n);
 		site->arg_values = palloc0(sizeof(Datum) * n * Max(site->nargs, 1));
 		site->arg_nulls = palloc0(sizeof(bool) * n * Max(site->nargs, 1));
+		if (site->input_types)
+			site->csv_lines = palloc0(sizeof(Datum) * n);
 		site->values = palloc0(sizeof(Datum) * n);
 		site->nulls = palloc0(sizeof(bool) * n);
 		site->errors = palloc0(sizeof(ErrorData *) * n);
@@ -261,10 +322,10 @@ fill_batch(BatchScanState *node)
 			node->table_oids = repalloc(node->table_oids, sizeof(Oid) * allocated);
 		}
 		node->rows[node->nrows] = ExecCopySlotMinimalTuple(slot);
-		if (node->current_relation)
+		if (node->scanned)
 		{
 			/* the row the scan is on, not its projection */
-			TupleTableSlot *scanned = ((ScanState *) child)->ss_ScanTupleSlot;
+			TupleTableSlot *scanned = node->scanned->ss_ScanTupleSlot;
 
 			node->tids[node->nrows] = scanned->tts_tid;
 			node->table_oids[node->nrows] = scanned->tts_tableOid;
@@ -274,6 +335,7 @@ fill_batch(BatchScanState *node)
 		node->nrows++;
 	}
 	node->fetched += node->nrows;
+	node->scan_fetched += node->nrows;
 	if (node->nrows == 0 || node->off)
 		return;
 	caller = MemoryContextSwitchTo(node->batch_context);
@@ -374,6 +436,7 @@ rescan_batch_scan(CustomScanState *css)
 
 	forget_batch(node);
 	node->child_done = false;
+	node->scan_fetched = 0;
 	node->scan_processed = 0;
 	if (child->chgParam == NULL)
 		ExecReScan(child);

@@ -22,6 +22,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "catalog/pg_proc.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -40,12 +42,6 @@ typedef struct SiteWalk
 
 /* A condition planning cannot write: the sites under it are made row by row. */
 static Const unknown_condition = {{T_Const}};
-
-static bool
-is_batched_call(Node *node)
-{
-	return IsA(node, FuncExpr) && batch_function_kind(((FuncExpr *) node)->funcid) >= 0;
-}
 
 static Expr *
 boolean_test(Node *arg, BoolTestType type)
@@ -200,7 +196,7 @@ walk(Node *node, List *condition, SiteWalk *context)
 		case T_FuncExpr:
 			if (((FuncExpr *) node)->funcretset)
 				return;
-			if (is_batched_call(node))
+			if (batch_is_call(node))
 				add_site((FuncExpr *) node, condition, context);
 			walk((Node *) ((FuncExpr *) node)->args, condition, context);
 			return;
@@ -372,7 +368,7 @@ check_purity(Node *node, Purity *purity)
 {
 	if (node == NULL)
 		return false;
-	if (is_batched_call(node))
+	if (batch_is_call(node))
 	{
 		int			site = site_of(purity->sites, node);
 
@@ -519,7 +515,7 @@ calls_in_walker(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (is_batched_call(node))
+	if (batch_is_call(node))
 		return true;
 	return expression_tree_walker(node, calls_in_walker, context);
 }

@@ -8,6 +8,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "mb/pg_wchar.h"
@@ -17,6 +19,7 @@
 #include "python/backend.h"
 
 static bool ready = false;
+static int	processes_sharing_requests = 0;
 
 /* Called last in _PG_init: the settings are defined and the hooks set. */
 void
@@ -76,4 +79,21 @@ int64
 aws_ml_statement_start(void)
 {
 	return GetCurrentStatementStartTimestamp();
+}
+
+/*
+ * While a parallel query's batch is asked for, the processes that send its
+ * requests (its workers and the leader): aws_ml.max_concurrency bounds their
+ * requests in flight together, each taking its share. 0: this process alone.
+ */
+void
+backend_share_requests(int processes)
+{
+	processes_sharing_requests = processes;
+}
+
+int
+aws_ml_processes_sharing_requests(void)
+{
+	return processes_sharing_requests;
 }

@@ -20,6 +20,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "common/string.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -115,20 +117,9 @@ raise_readable_error(void *arg)
 		return;
 	}
 	raising_again = true;
-	ereport(ERROR,
-			errcode(error->sqlerrcode),
-			errmsg_internal("%s", error->message),
-			error->cursorpos ? errposition(error->cursorpos) : 0,
-			error->internalpos ? internalerrposition(error->internalpos) : 0,
-			error->detail ? errdetail_internal("%s", error->detail) : 0,
-			error->hint ? errhint("%s", error->hint) : 0,
-			error->internalquery ? internalerrquery(error->internalquery) : 0,
-			error->schema_name ? err_generic_string(PG_DIAG_SCHEMA_NAME, error->schema_name) : 0,
-			error->table_name ? err_generic_string(PG_DIAG_TABLE_NAME, error->table_name) : 0,
-			error->column_name ? err_generic_string(PG_DIAG_COLUMN_NAME, error->column_name) : 0,
-			error->datatype_name ? err_generic_string(PG_DIAG_DATATYPE_NAME, error->datatype_name) : 0,
-			error->constraint_name ?
-			err_generic_string(PG_DIAG_CONSTRAINT_NAME, error->constraint_name) : 0);
+	/* the context comes again from the callbacks */
+	error->context = NULL;
+	ThrowErrorData(error);
 }
 
 /*

@@ -3,13 +3,15 @@
  * waits in a system call.
  *
  * PL/Python holds Python's global interpreter lock (the GIL) all the time
- * the backend runs: Python's threads (aws_ml's request threads, aws_s3's
- * transfer thread) run only while a PL/Python function waits in Python. When
- * the backend waits in the server for one of those threads (aws_s3's COPY on
- * the transfer's pipe), it releases the GIL around that wait alone, during
- * which neither the server nor Python code runs on this thread.
+ * the backend runs: Python's threads (aws_ml's request threads) run only
+ * while a PL/Python function waits in Python. When the backend waits in the
+ * server (aws_s3's COPY on the pipe of its transfer process), it releases
+ * the GIL around that wait alone, so that those threads run meanwhile;
+ * neither the server nor Python code runs on this thread then.
  */
 #include "postgres.h"
+
+#include "compat.h"
 
 #include <dlfcn.h>
 
@@ -40,7 +42,7 @@ python_release(void)
 	if (gil_held == NULL || save_thread == NULL || restore_thread == NULL || released != NULL || !gil_held())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("aws_ml: this backend is not running Python"),
+				 errmsg("aws_s3: this backend is not running Python"),
 				 errhint("aws_s3's functions call this one; call them instead.")));
 	released = save_thread();
 }

@@ -1,7 +1,6 @@
 /*
  * python_path.c: makes this module's Python package importable by the
- * server's Python, and loads it before the backends fork when the module is
- * in shared_preload_libraries.
+ * server's Python.
  *
  * `make install` puts the package next to this module, under the server's
  * own library directory: $libdir/aws_ml-python/<version> is a symbolic link
@@ -15,21 +14,35 @@
  * its life, so that `make install` sees it in use and keeps it: the backend
  * imports parts of the package lazily, long after it started.
  *
- * PL/Python may not have started Python yet: then the directory goes into
- * PYTHONPATH, which Python reads when it starts. Once it has, the directory
- * goes into sys.path through libpython's C API, found in the process (a
- * library PostgreSQL loads, plpython3 and the libpython it links, has its
- * symbols global), so that this module is built against no one Python.
+ * The directory goes straight into the interpreter's sys.path, through
+ * libpython's C API found in the process (a library PostgreSQL loads,
+ * plpython3 and the libpython it links, has its symbols global), so that
+ * this module is built against no one Python. Never through PYTHONPATH:
+ * every program the server starts (archive_command, COPY ... TO PROGRAM)
+ * would inherit it, and a Python among them would import this package's
+ * pinned boto3 and botocore. PL/Python may not have started Python yet when
+ * the module loads: then the first PL/Python function or DO block the
+ * backend runs (an fmgr hook) has PL/Python start it, with an empty DO
+ * block of its own, and the directory is put on its path before the code
+ * runs.
  */
 #include "postgres.h"
+
+#include "compat.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 
+#include "access/htup_details.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "commands/proclang.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/syscache.h"
 
 #include "python/python_path.h"
 
@@ -97,32 +110,98 @@ insert_into_sys_path(const PythonApi *api, const char *dir)
 	return done;
 }
 
-/* Puts dir first in PYTHONPATH, for the Python that starts later. */
+/* The directory of this backend's install of the package, once found. */
+static char package_dir[PATH_MAX];
+static bool on_python_path = false;
+static needs_fmgr_hook_type next_needs_fmgr_hook = NULL;
+static fmgr_hook_type next_fmgr_hook = NULL;
+
+/* Puts the package on the path of the running Python (api's). */
 static void
-prepend_to_pythonpath(const char *dir)
+put_on_python_path(const PythonApi *api)
 {
-	const char *current = getenv("PYTHONPATH");
+	if (!insert_into_sys_path(api, package_dir))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("aws_ml: could not put \"%s\" on the Python path", package_dir)));
+	on_python_path = true;
+}
 
-	if (current == NULL || current[0] == '\0')
-		setenv("PYTHONPATH", dir, 1);
-	else
+/* Whether calling function runs PL/Python code: a plpython3u function or its DO blocks' handler. */
+static bool
+runs_plpython(Oid function)
+{
+	HeapTuple	language = SearchSysCache1(LANGNAME, CStringGetDatum("plpython3u"));
+	HeapTuple	procedure;
+	Form_pg_language plpython;
+	bool		runs = false;
+
+	if (!HeapTupleIsValid(language))
+		return false;
+	plpython = (Form_pg_language) GETSTRUCT(language);
+	runs = plpython->laninline == function;
+	procedure = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	if (!runs && HeapTupleIsValid(procedure))
+		runs = ((Form_pg_proc) GETSTRUCT(procedure))->prolang == plpython->oid;
+	if (HeapTupleIsValid(procedure))
+		ReleaseSysCache(procedure);
+	ReleaseSysCache(language);
+	return runs;
+}
+
+/* Has PL/Python start Python, as it does for its first function: an empty DO block. */
+static void
+start_python(void)
+{
+	PGFunction	inline_handler = load_external_function("$libdir/plpython3", "plpython3_inline_handler",
+														true, NULL);
+	InlineCodeBlock *block = makeNode(InlineCodeBlock);
+
+	block->source_text = pstrdup("pass");
+	block->langOid = get_language_oid("plpython3u", false);
+	block->langIsTrusted = false;
+	block->atomic = true;
+	DirectFunctionCall1(inline_handler, PointerGetDatum(block));
+}
+
+/* Until the package is on the path, every call of PL/Python code calls the hook. */
+static bool
+python_path_needs_fmgr_hook(Oid function)
+{
+	if (next_needs_fmgr_hook && next_needs_fmgr_hook(function))
+		return true;
+	return !on_python_path && runs_plpython(function);
+}
+
+/* Before the first PL/Python code runs: Python started, the package on its path. */
+static void
+python_path_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	if (event == FHET_START && !on_python_path && runs_plpython(flinfo->fn_oid))
 	{
-		char	   *both = psprintf("%s:%s", dir, current);
+		PythonApi	api;
 
-		setenv("PYTHONPATH", both, 1);
-		pfree(both);
+		if (!find_python_api(&api) || !api.IsInitialized())
+			start_python();
+		if (!find_python_api(&api) || !api.IsInitialized())
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("aws_ml: PL/Python did not start Python")));
+		put_on_python_path(&api);
 	}
+	if (next_fmgr_hook)
+		next_fmgr_hook(event, flinfo, private);
 }
 
 /*
- * Finds this module's package and makes it importable; raises an error if
- * the package is not installed.
+ * Finds this module's package and makes it importable (now, or before the
+ * first PL/Python function); raises an error if the package is not
+ * installed.
  */
 void
 python_path_init(void)
 {
 	char		link[MAXPGPATH];
-	char		package_dir[PATH_MAX];
 	PythonApi	api;
 
 	snprintf(link, sizeof(link), "%s/aws_ml-python/%s", pkglib_path, AWS_ML_VERSION);
@@ -132,49 +211,23 @@ python_path_init(void)
 				(errcode_for_file_access(),
 				 errmsg("aws_ml: the Python package of the aws_ml module is not installed at \"%s\": %m", link),
 				 errhint("Install the extension again (make install).")));
-	if (!find_python_api(&api) || !api.IsInitialized())
-		prepend_to_pythonpath(package_dir);
-	else if (!insert_into_sys_path(&api, package_dir))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("aws_ml: could not put \"%s\" on the Python path", package_dir)));
+	if (find_python_api(&api) && api.IsInitialized())
+		put_on_python_path(&api);
+	else
+	{
+		next_needs_fmgr_hook = needs_fmgr_hook;
+		needs_fmgr_hook = python_path_needs_fmgr_hook;
+		next_fmgr_hook = fmgr_hook;
+		fmgr_hook = python_path_fmgr_hook;
+	}
 }
 
-/*
- * In the postmaster, when this module is in shared_preload_libraries:
- * starts Python as PL/Python starts it (with its plpy module), and imports
- * the package with botocore and the services' models (aws_ml/preload.py).
- * Every backend forked afterwards finds them loaded, and its first call
- * skips what takes most of its time. PL/Python, in the backend, finds Python
- * started; the postmaster runs no Python code after this, and no thread.
- */
+/* Puts the package on the path of Python once started (the preloading postmaster starts it). */
 void
-python_preload(void)
+python_path_on_started_python(void)
 {
 	PythonApi	api;
-	int			(*append_inittab) (const char *, void *(*) (void));
-	void		(*initialize) (void);
-	int			(*run) (const char *, void *);
-	void	   *(*init_plpy) (void);
 
-	load_file("$libdir/plpython3", false);
-	append_inittab = process_symbol("PyImport_AppendInittab");
-	initialize = process_symbol("Py_Initialize");
-	run = process_symbol("PyRun_SimpleStringFlags");
-	init_plpy = process_symbol("PyInit_plpy");
-	if (!find_python_api(&api) || !append_inittab || !initialize || !run || !init_plpy)
-	{
-		ereport(WARNING,
-				(errmsg("aws_ml: cannot preload Python: plpython3 does not export what it needs"),
-				 errdetail("Sessions load the aws_ml package at their first call.")));
-		return;
-	}
-	if (api.IsInitialized())
-		return;
-	append_inittab("plpy", init_plpy);
-	initialize();
-	if (run("import aws_ml.preload", NULL) != 0)
-		ereport(WARNING,
-				(errmsg("aws_ml: could not preload the aws_ml Python package (its traceback is above)"),
-				 errdetail("Sessions load it at their first call.")));
+	if (!on_python_path && find_python_api(&api) && api.IsInitialized())
+		put_on_python_path(&api);
 }

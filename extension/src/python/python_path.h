@@ -6,6 +6,6 @@
 #define AWS_ML_PYTHON_PATH_H
 
 extern void python_path_init(void);
-extern void python_preload(void);
+extern void python_path_on_started_python(void);
 
 #endif

@@ -2,25 +2,28 @@
  * s3_copy.c: COPY between the server and aws_s3's transfers, through a pipe.
  *
  * The Python layer asks for a pipe (aws_s3_transfer_pipe, bound with ctypes)
- * and keeps one end on a thread that uploads to or downloads from S3. The
- * other end stays here, with a random token that only the Python layer
- * knows, until the aws_s3._copy_* call that gives the token takes it: an
- * export runs COPY (query) TO STDOUT, whose rows this module writes into the
- * pipe instead of sending them to the client; an import runs COPY table FROM
- * the pipe. Those SQL functions touch no other pipe or file, and do nothing
- * without the token; the pipe is dropped when the transaction ends.
+ * and hands one end to the backend's transfer process, which uploads to or
+ * downloads from S3 (aws_ml/transfer_process.py). The other end stays here,
+ * with a random token that only the Python layer knows, until the
+ * aws_s3._copy_* call that gives the token takes it: an export runs COPY
+ * (query) TO a callback that writes into the pipe (compat.h); an import runs
+ * COPY table FROM the pipe. Those SQL functions touch no other pipe or file,
+ * and do nothing without the token; the pipe is dropped when the transaction
+ * ends. Their arguments are parsed each on its own (copy_arguments.c).
  *
  * COPY's own code formats and parses the data, so an export is byte for byte
  * what COPY (query) TO STDOUT writes, and the caller's privileges and the
  * table's row security apply as to a COPY the caller runs.
  *
  * PL/Python holds Python's global interpreter lock (GIL) while the backend
- * runs, and the transfer thread needs it to move the data. So whenever COPY
- * waits on the pipe (full for an export, empty for an import), this module
- * lets go of the GIL for just that wait: nothing else runs on this thread
- * meanwhile (python_lock.c).
+ * runs. Whenever COPY waits on the pipe (full for an export, empty for an
+ * import), this module lets go of it for just that wait, so that the
+ * backend's own request threads (a batch-mode query's next batch) run
+ * meanwhile: nothing else runs on this thread then (python_lock.c).
  */
 #include "postgres.h"
+
+#include "compat.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -34,20 +37,11 @@
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "funcapi.h"
-/*
- * libpq/libpq.h declares struct Port with the GSSAPI and OpenSSL types, whose
- * headers the server's own may not be installed with; this file uses no Port.
- */
-#undef ENABLE_GSS
-#undef USE_OPENSSL
-#include "libpq/libpq.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
-#include "tcop/dest.h"
-#include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
@@ -56,6 +50,7 @@
 #include "python/backend.h"
 #include "python/plpython_errors.h"
 #include "python/python_lock.h"
+#include "s3/copy_arguments.h"
 #include "s3/s3_copy.h"
 #include "s3/unicode_names.h"
 
@@ -70,8 +65,23 @@ static uint64 server_end_token = 0;
 /* The pipe COPY FROM is reading, for read_pipe. */
 static int	source = -1;
 
-/* The pipe an export's COPY writes to, for export_putmessage. */
-static int	target = -1;
+/*
+ * An export's pipe and the rows not yet written into it: a write a row
+ * would cost the backend a system call each (two on 16 and later, where the
+ * callback receives a row's line end apart), and wake the transfer process
+ * for each.
+ */
+#define PIPE_WRITE_BYTES (128 * 1024)
+
+typedef struct ExportTarget
+{
+	int			fd;
+	char	   *pending;		/* PIPE_WRITE_BYTES at most */
+	size_t		used;
+} ExportTarget;
+
+/* The export whose COPY runs, for export_data. */
+static ExportTarget *target = NULL;
 
 static void
 drop_pipe(void)
@@ -148,39 +158,6 @@ take_pipe(bool writes, int64 token)
 	return fd;
 }
 
-/* The one COPY statement sql holds, checked to have the given direction. */
-static CopyStmt *
-parse_copy(const char *sql, bool is_from)
-{
-	List	   *statements = raw_parser(sql, RAW_PARSE_DEFAULT);
-	CopyStmt   *copy;
-
-	if (list_length(statements) != 1 ||
-		!IsA(linitial_node(RawStmt, statements)->stmt, CopyStmt))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("aws_s3: the arguments must make exactly one COPY statement")));
-	copy = (CopyStmt *) linitial_node(RawStmt, statements)->stmt;
-	if (copy->is_from != is_from || copy->filename != NULL || copy->is_program ||
-		copy->whereClause != NULL || (is_from ? copy->relation == NULL : copy->query == NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("aws_s3: the arguments must make exactly one COPY statement %s",
-						is_from ? "from the S3 object into the table" : "of the query to the S3 object")));
-	return copy;
-}
-
-/* COPY's WITH clause for options as AWS takes them: NULL or blank for none */
-static char *
-with_options(text *options)
-{
-	char	   *list = options ? text_to_cstring(options) : "";
-
-	if (list[strspn(list, " \t\r\n")] == '\0')
-		return "";
-	return psprintf(" WITH (%s)", list);
-}
-
 /*
  * Throws the error being handled again as PL/Python can take it. Its
  * context, such as COPY's "COPY t, line 2, column n", goes at the end of its
@@ -206,9 +183,10 @@ rethrow_for_plpython(MemoryContext context)
 PG_FUNCTION_INFO_V1(aws_s3_copy_layout);
 
 /*
- * aws_s3._copy_layout(options text, OUT format text, OUT quote text,
- * OUT escape text, OUT header boolean, OUT ascii_safe boolean): how COPY TO
- * lays out its output with options, which it checks as COPY does; whether
+ * aws_s3._copy_layout(options text, is_from boolean, OUT format text,
+ * OUT quote text, OUT escape text, OUT header boolean, OUT ascii_safe
+ * boolean): how COPY lays out its data with options, which it checks as
+ * COPY FROM (is_from) or COPY TO does; whether
  * its records can be found in its bytes: its encoding, the session's or the
  * option's, keeps every byte of a multibyte character out of ASCII's range
  * (the server encodings do), and the quote and escape are ASCII.
@@ -225,11 +203,9 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		CopyStmt   *copy = parse_copy(psprintf("COPY (SELECT) TO STDOUT%s",
-											   with_options(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0))),
-									  false);
-
-		ProcessCopyOptions(NULL, &layout, false, copy->options);
+		/* aws_s3 1.0's form, until ALTER EXTENSION aws_s3 UPDATE, has no is_from */
+		parse_copy_options(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
+						   PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1), &layout);
 	}
 	PG_CATCH();
 	{
@@ -255,20 +231,22 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 }
 
 /*
- * Writes an export's data into its pipe: at once while the pipe has room,
- * else waiting, without the GIL, for the transfer thread to take some.
- * Interrupts are served while it waits.
+ * Writes an export's data into its pipe fd: at once while the pipe has
+ * room, else waiting, without the GIL, for the transfer process to take
+ * some. Interrupts are served while it waits.
  */
 static void
-write_pipe(const char *data, size_t size)
+write_pipe(int fd, const char *data, size_t size)
 {
+	const char *next = data;
+
 	while (size > 0)
 	{
-		ssize_t		written = write(target, data, size);
+		ssize_t		written = write(fd, next, size);
 
 		if (written > 0)
 		{
-			data += written;
+			next += written;
 			size -= written;
 			continue;
 		}
@@ -282,7 +260,7 @@ write_pipe(const char *data, size_t size)
 					 errmsg("aws_s3: could not write to the upload to S3: %m")));
 		if (written < 0 && errno == EAGAIN)
 		{
-			struct pollfd wait_for = {.fd = target,.events = POLLOUT};
+			struct pollfd wait_for = {.fd = fd,.events = POLLOUT};
 
 			python_release();
 			(void) poll(&wait_for, 1, POLL_MILLISECONDS);
@@ -292,106 +270,53 @@ write_pipe(const char *data, size_t size)
 	}
 }
 
-/*
- * While an export's COPY (query) TO STDOUT runs, the protocol's messages go
- * through these: its rows (CopyData) into the pipe, its CopyOutResponse and
- * CopyDone nowhere, anything else (a notice the query raises) to the client
- * as before, if the session has one.
- */
-static const PQcommMethods *client_methods = NULL;
-static bool client_connected = false;
-
-static int
-export_putmessage(char msgtype, const char *s, size_t len)
-{
-	if (msgtype == 'd')
-		write_pipe(s, len);
-	else if (msgtype != 'H' && msgtype != 'c' && client_connected)
-		return client_methods->putmessage(msgtype, s, len);
-	return 0;
-}
-
+/* Writes what the export's COPY has written so far into its pipe. */
 static void
-export_putmessage_noblock(char msgtype, const char *s, size_t len)
+flush_target(void)
 {
-	(void) export_putmessage(msgtype, s, len);
+	write_pipe(target->fd, target->pending, target->used);
+	target->used = 0;
 }
 
+/* COPY's destination for an export (compat.h): its data, into the pipe. */
 static void
-export_comm_reset(void)
+export_data(void *data, int len)
 {
-	if (client_connected)
-		client_methods->comm_reset();
+	if (target->used + len > PIPE_WRITE_BYTES)
+		flush_target();
+	if (len >= PIPE_WRITE_BYTES)
+		write_pipe(target->fd, data, len);
+	else
+	{
+		memcpy(target->pending + target->used, data, len);
+		target->used += len;
+	}
 }
-
-static int
-export_flush(void)
-{
-	return client_connected ? client_methods->flush() : 0;
-}
-
-static int
-export_flush_if_writable(void)
-{
-	return client_connected ? client_methods->flush_if_writable() : 0;
-}
-
-static bool
-export_is_send_pending(void)
-{
-	return client_connected && client_methods->is_send_pending();
-}
-
-static const PQcommMethods export_methods = {
-	export_comm_reset,
-	export_flush,
-	export_flush_if_writable,
-	export_is_send_pending,
-	export_putmessage,
-	export_putmessage_noblock
-};
 
 /* COPY (query) TO STDOUT with options, its rows into the pipe fd; the rows */
 static uint64
-copy_query_to(int fd, const char *sql, CopyStmt *copy)
+copy_query_to(int fd, const char *query_text, List *options)
 {
 	ParseState *pstate = make_parsestate(NULL);
-	RawStmt    *query = makeNode(RawStmt);
-	int			outer_target = target;
-	bool		outermost = (PqCommMethods != &export_methods);
-	CommandDest outer_destination = whereToSendOutput;
+	RawStmt    *query = parse_export_query(query_text);
+	ExportTarget *outer_target = target;
+	ExportTarget export = {fd, palloc(PIPE_WRITE_BYTES), 0};
+	ArgumentErrors argument;
 	volatile uint64 rows = 0;
 
-	if (IsA(copy->query, MergeStmt))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("MERGE not supported in COPY")));
-	pstate->p_sourcetext = sql;
-	query->stmt = copy->query;
-	query->stmt_location = -1;
-	if (outermost)
-	{
-		client_methods = PqCommMethods;
-		client_connected = (whereToSendOutput == DestRemote);
-	}
+	pstate->p_sourcetext = query_text;
+	/* an error of the query's analysis points into the query argument */
+	init_argument_errors(&argument, query_text, 0);
 	PG_TRY();
 	{
-		CopyToState state;
-
-		target = fd;
-		PqCommMethods = &export_methods;
-		/* the protocol's path, even in a session without a client */
-		whereToSendOutput = DestRemote;
-		state = BeginCopyTo(pstate, NULL, query, InvalidOid, NULL, false, NIL, copy->options);
-		rows = DoCopyTo(state);
-		EndCopyTo(state);
+		/* the query may export too: its COPY writes its own pipe */
+		target = &export;
+		rows = copy_query_to_callback(pstate, query, options, export_data, &argument.callback);
+		flush_target();
 	}
 	PG_FINALLY();
 	{
 		target = outer_target;
-		whereToSendOutput = outer_destination;
-		if (outermost)
-			PqCommMethods = client_methods;
 	}
 	PG_END_TRY();
 	return rows;
@@ -414,7 +339,7 @@ read_pipe(void *buffer, int minread, int maxread)
 		int			ready;
 
 		CHECK_FOR_INTERRUPTS();
-		/* the transfer thread writes into the pipe meanwhile */
+		/* the backend's request threads may run meanwhile */
 		python_release();
 		ready = poll(&wait_for, 1, POLL_MILLISECONDS);
 		python_take_back();
@@ -449,14 +374,14 @@ check_copy_into(ParseState *pstate, Relation rel, List *columns)
 {
 	ParseNamespaceItem *item = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock,
 															 NULL, false, false);
-	RangeTblEntry *entry = item->p_rte;
+	RTEPermissionInfo *permissions = getRTEPermissionInfo(pstate->p_rteperminfos, item->p_rte);
 	ListCell   *cell;
 
-	entry->requiredPerms = ACL_INSERT;
+	permissions->requiredPerms = ACL_INSERT;
 	foreach(cell, CopyGetAttnums(RelationGetDescr(rel), rel, columns))
-		entry->insertedCols = bms_add_member(entry->insertedCols,
-											 lfirst_int(cell) - FirstLowInvalidHeapAttributeNumber);
-	ExecCheckRTPerms(pstate->p_rtable, true);
+		permissions->insertedCols = bms_add_member(permissions->insertedCols,
+												   lfirst_int(cell) - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckPermissions(pstate->p_rtable, list_make1(permissions), true);
 	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -468,7 +393,7 @@ check_copy_into(ParseState *pstate, Relation rel, List *columns)
 
 /* COPY FROM the pipe fd into rel; the rows imported */
 static uint64
-copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
+copy_from_pipe(int fd, ParseState *pstate, Relation rel, List *columns, List *options)
 {
 	int			outer_source = source;
 	volatile uint64 rows = 0;
@@ -479,7 +404,7 @@ copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
 
 		/* a trigger of rel may import too: its COPY reads its own pipe */
 		source = fd;
-		state = BeginCopyFrom(pstate, rel, NULL, NULL, false, read_pipe, copy->attlist, copy->options);
+		state = BeginCopyFrom(pstate, rel, NULL, NULL, false, read_pipe, columns, options);
 		rows = CopyFrom(state);
 		EndCopyFrom(state);
 		source = outer_source;
@@ -493,40 +418,64 @@ copy_from_pipe(int fd, ParseState *pstate, Relation rel, CopyStmt *copy)
 	return rows;
 }
 
-/* COPY table FROM STDIN with options, from the pipe fd; the rows */
+/* COPY table_name (column_list) FROM STDIN with options, from the pipe fd; the rows */
 static uint64
-copy_into_table(int fd, const char *sql, CopyStmt *copy)
+copy_into_table(int fd, const char *table_name, const char *column_list, List *options)
 {
 	ParseState *pstate = make_parsestate(NULL);
+	List	   *columns;
+	RangeVar   *table = parse_import_target(table_name, column_list, &columns);
 	Relation	rel;
 	uint64		rows;
 
-	pstate->p_sourcetext = sql;
-	rel = table_openrv(copy->relation, RowExclusiveLock);
-	refuse_names_shared_in_unicode(rel, copy->attlist);
-	check_copy_into(pstate, rel, copy->attlist);
-	rows = copy_from_pipe(fd, pstate, rel, copy);
+	rel = table_openrv(table, RowExclusiveLock);
+	refuse_names_shared_in_unicode(rel, columns);
+	check_copy_into(pstate, rel, columns);
+	rows = copy_from_pipe(fd, pstate, rel, columns, options);
 	table_close(rel, NoLock);
 	return rows;
 }
 
-/*
- * Runs sql, a COPY from the pipe of the transfer token names (is_from) or to
- * it, as the caller; the rows. Its errors are thrown as PL/Python can take
- * them.
- */
+/* The text of the function's argument n, NULL for NULL */
+#define TEXT_ARG_OR_NULL(n) (PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n)))
+
+/* An export's COPY from the arguments of _copy_query_to_pipe; the rows */
 static uint64
-copy_through_pipe(const char *sql, bool is_from, int64 token)
+export_query(int fd, FunctionCallInfo fcinfo)
+{
+	return copy_query_to(fd, TEXT_ARG_OR_NULL(0), parse_copy_options(TEXT_ARG_OR_NULL(1), false, NULL));
+}
+
+/* An import's COPY from the arguments of _copy_pipe_to_table; the rows */
+static uint64
+import_into_table(int fd, FunctionCallInfo fcinfo)
+{
+	return copy_into_table(fd, TEXT_ARG_OR_NULL(0), TEXT_ARG_OR_NULL(1),
+						   parse_copy_options(TEXT_ARG_OR_NULL(2), true, NULL));
+}
+
+/*
+ * Runs copy, the COPY of an export or an import that the arguments of the
+ * SQL function ask for, with the pipe of the transfer its last argument
+ * names, as the caller; the rows. Its first argument must not be NULL.
+ * Errors are thrown as PL/Python can take them.
+ */
+static Datum
+copy_through_pipe(FunctionCallInfo fcinfo, bool export, const char *first_argument,
+				  uint64 (*copy) (int fd, FunctionCallInfo fcinfo))
 {
 	MemoryContext context = CurrentMemoryContext;
-	int			fd = take_pipe(!is_from, token);
+	int			token_argument = PG_NARGS() - 1;
+	int			fd = take_pipe(export, PG_ARGISNULL(token_argument) ? 0 : PG_GETARG_INT64(token_argument));
 	volatile uint64 rows = 0;
 
 	PG_TRY();
 	{
-		CopyStmt   *copy = parse_copy(sql, is_from);
-
-		rows = is_from ? copy_into_table(fd, sql, copy) : copy_query_to(fd, sql, copy);
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("aws_s3: %s must not be NULL", first_argument)));
+		rows = copy(fd, fcinfo);
 	}
 	PG_CATCH();
 	{
@@ -535,7 +484,7 @@ copy_through_pipe(const char *sql, bool is_from, int64 token)
 	}
 	PG_END_TRY();
 	close(fd);
-	return rows;
+	PG_RETURN_INT64((int64) rows);
 }
 
 PG_FUNCTION_INFO_V1(aws_s3_copy_query_to_pipe);
@@ -548,16 +497,7 @@ PG_FUNCTION_INFO_V1(aws_s3_copy_query_to_pipe);
 Datum
 aws_s3_copy_query_to_pipe(PG_FUNCTION_ARGS)
 {
-	char	   *sql;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("aws_s3: query must not be NULL")));
-	/* the query on lines of its own: a trailing comment ends there */
-	sql = psprintf("COPY (\n%s\n) TO STDOUT%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
-				   with_options(PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1)));
-	PG_RETURN_INT64((int64) copy_through_pipe(sql, false, PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2)));
+	return copy_through_pipe(fcinfo, true, "query", export_query);
 }
 
 PG_FUNCTION_INFO_V1(aws_s3_copy_pipe_to_table);
@@ -570,15 +510,5 @@ PG_FUNCTION_INFO_V1(aws_s3_copy_pipe_to_table);
 Datum
 aws_s3_copy_pipe_to_table(PG_FUNCTION_ARGS)
 {
-	char	   *columns = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *sql;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("aws_s3: table_name must not be NULL")));
-	sql = psprintf("COPY %s%s%s%s FROM STDIN%s", text_to_cstring(PG_GETARG_TEXT_PP(0)),
-				   columns[0] ? " (" : "", columns, columns[0] ? ")" : "",
-				   with_options(PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2)));
-	PG_RETURN_INT64((int64) copy_through_pipe(sql, true, PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3)));
+	return copy_through_pipe(fcinfo, false, "table_name", import_into_table);
 }

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -131,14 +133,29 @@ csv_append_value(CsvRow *row, CsvType *type, Datum value, bool isnull)
 	}
 }
 
+/* Forgets the columns of the row type rowtype knew, if any. */
 static void
-row_type_init(CsvRowType *rowtype, Oid typid, int32 typmod, MemoryContext context)
+row_type_free(CsvRowType *rowtype)
+{
+	if (rowtype->tupdesc == NULL)
+		return;
+	FreeTupleDesc(rowtype->tupdesc);
+	pfree(rowtype->columns);
+	pfree(rowtype->values);
+	pfree(rowtype->nulls);
+	rowtype->tupdesc = NULL;
+}
+
+static void
+row_type_init(CsvRowType *rowtype, Oid typid, int32 typmod, uint64 identifier, MemoryContext context)
 {
 	TupleDesc	tupdesc = lookup_rowtype_tupdesc(typid, typmod);
 	MemoryContext old = MemoryContextSwitchTo(context);
 
+	row_type_free(rowtype);
 	rowtype->typid = typid;
 	rowtype->typmod = typmod;
+	rowtype->identifier = identifier;
 	rowtype->tupdesc = CreateTupleDescCopy(tupdesc);
 	ReleaseTupleDesc(tupdesc);
 	rowtype->columns = palloc(sizeof(CsvType) * rowtype->tupdesc->natts);
@@ -162,8 +179,14 @@ csv_append_columns(CsvRow *row, CsvRowType *rowtype, Datum tuple, MemoryContext 
 	int32		typmod = HeapTupleHeaderGetTypMod(header);
 	HeapTupleData deformed;
 
-	if (rowtype->typid != typid || rowtype->typmod != typmod)
-		row_type_init(rowtype, typid, typmod, context);
+	/*
+	 * The type cache's identifier of the row type's current description: an
+	 * ALTER TYPE within the statement (a function the query calls) changes it.
+	 */
+	uint64		identifier = assign_record_type_identifier(typid, typmod);
+
+	if (rowtype->typid != typid || rowtype->typmod != typmod || rowtype->identifier != identifier)
+		row_type_init(rowtype, typid, typmod, identifier, context);
 	deformed.t_len = HeapTupleHeaderGetDatumLength(header);
 	ItemPointerSetInvalid(&deformed.t_self);
 	deformed.t_tableOid = InvalidOid;

@@ -30,7 +30,8 @@ typedef struct CsvRowType
 {
 	Oid			typid;			/* InvalidOid: not yet known */
 	int32		typmod;
-	TupleDesc	tupdesc;
+	uint64		identifier;		/* the type cache's, of tupdesc */
+	TupleDesc	tupdesc;		/* NULL: not yet known */
 	CsvType    *columns;
 	Datum	   *values;
 	bool	   *nulls;

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -21,9 +23,9 @@
 
 #include "sagemaker/csv.h"
 
-PG_FUNCTION_INFO_V1(aws_sagemaker_invoke_endpoint);
-PG_FUNCTION_INFO_V1(aws_sagemaker_batch_invoke_endpoint);
-PG_FUNCTION_INFO_V1(aws_sagemaker_csv_rows);
+PG_FUNCTION_INFO_V1(aws_ml_sagemaker_invoke_endpoint);
+PG_FUNCTION_INFO_V1(aws_ml_sagemaker_batch_invoke_endpoint);
+PG_FUNCTION_INFO_V1(aws_ml_sagemaker_csv_rows);
 
 /* What a call site keeps between calls (fn_extra): the PL/Python sender and
  * how to write its inputs. */
@@ -87,7 +89,7 @@ deconstruct_outputs(ArrayType *outputs, Datum **values, bool **nulls, int *count
  *     VARIADIC model_input "any", OUT model_output varchar)
  */
 Datum
-aws_sagemaker_invoke_endpoint(PG_FUNCTION_ARGS)
+aws_ml_sagemaker_invoke_endpoint(PG_FUNCTION_ARGS)
 {
 	int			ninputs = PG_NARGS() - 2;
 	CallState  *state = call_state(fcinfo, ninputs);
@@ -190,7 +192,7 @@ csv_rows(FunctionCallInfo fcinfo, CallState *state, ArrayType *inputs)
 
 /* aws_sagemaker._csv_rows(model_inputs anyarray) RETURNS text[] */
 Datum
-aws_sagemaker_csv_rows(PG_FUNCTION_ARGS)
+aws_ml_sagemaker_csv_rows(PG_FUNCTION_ARGS)
 {
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -203,7 +205,7 @@ aws_sagemaker_csv_rows(PG_FUNCTION_ARGS)
  *     RETURNS TABLE (ordinality int, model_output varchar)
  */
 Datum
-aws_sagemaker_batch_invoke_endpoint(PG_FUNCTION_ARGS)
+aws_ml_sagemaker_batch_invoke_endpoint(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	CallState  *state = call_state(fcinfo, 0);
