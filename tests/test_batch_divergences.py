@@ -1,8 +1,7 @@
-"""Where batch mode departs from row by row, as the differential test
-(tests/test_batch_differential.py) found it: each test fails on the code it
-was found on, and passes once batch mode gives row by row's answers, side
-effects, errors and bill there. Run in a session that has already made a
-call (the `db` fixture's)."""
+"""Cases where batch mode once departed from row by row, each found by the
+differential test (tests/test_batch_differential.py) and kept as its smallest
+query: batch mode gives row by row's answers, side effects, errors and bill
+there. Run in a session that has already made a call (the `db` fixture's)."""
 import psycopg
 import pytest
 
@@ -56,20 +55,18 @@ BELOW = ("SELECT x, nextval('dv_seq') y, (aws_comprehend.detect_sentiment(body, 
     f"SELECT array_agg(x || ':' || y) FROM ({BELOW}) z",
 ], ids=["insert_select", "aggregate"])
 def test_a_volatile_expression_below_the_batching_node_keeps_its_place_in_row_order(forty, sql):
-    """Row by row evaluates the subquery's nextval and the select list's for
-    row 1 (1, 2), then for row 2 (3, 4); batch mode evaluated the subquery's
-    for the whole batch first (1, 4; 2, 5; 3, 6): plan.c puts the node
-    under a parent that reads all its rows (INSERT, an aggregate) whatever
-    is volatile below it."""
+    """The subquery's nextval and the select list's run in row order, as row
+    by row runs them (1, 2 for row 1, then 3, 4), under a parent that reads
+    all its rows (INSERT, an aggregate): with something volatile below it,
+    the call is not read ahead (it once was: 1, 4; 2, 5; 3, 6)."""
     row_by_row, batched = both_ways(forty, sql)
     assert batched == row_by_row
 
 
 def test_a_query_that_fails_evaluates_nothing_volatile_past_its_failing_row(forty):
-    """Row 1 divides by zero: row by row has called nextval once; batch mode
-    had read 25 rows of the subquery below the batching node first (under
-    the Sort, which would read them all, plan.c reads ahead whatever is
-    volatile below), and the sequence shows 25."""
+    """Row 1 divides by zero after the subquery below the calls has called
+    nextval once: the sequence shows 1 in both modes (batch mode once read
+    25 rows ahead under the Sort, and showed 25)."""
     sql = ("SELECT x, 1 / (id - 1), (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
            "FROM (SELECT nextval('dv_seq') x, id, body FROM dv_forty OFFSET 0) s ORDER BY 3")
     called = []
@@ -84,9 +81,10 @@ def test_a_query_that_fails_evaluates_nothing_volatile_past_its_failing_row(fort
 
 def test_a_cursor_declared_without_scroll_fetches_backward(forty):
     """PostgreSQL makes a cursor declared without SCROLL or NO SCROLL
-    scrollable when its plan can scan backward; with a batching node in it,
-    which cannot, FETCH BACKWARD fails (55000, "cursor can only scan
-    forward") where row by row returns the row."""
+    scrollable when its plan can scan backward; such a cursor is not
+    batched, and FETCH BACKWARD returns the row as row by row does (a
+    batching node in it once failed it with 55000, "cursor can only scan
+    forward")."""
     row_by_row, batched = both_ways(
         forty, "DECLARE c CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM dv_forty",
         "FETCH 3 FROM c", "FETCH BACKWARD 1 FROM c")
@@ -95,10 +93,9 @@ def test_a_cursor_declared_without_scroll_fetches_backward(forty):
 
 def test_where_current_of_finds_the_row_below_a_one_time_filter(forty):
     """An uncorrelated subquery in WHERE makes a Result with a One-Time
-    Filter between the batching node and the Seq Scan; scan.c's
-    scanned_relation takes the table only from a scan right below the node,
-    and WHERE CURRENT OF, which does not look inside a Custom Scan, fails
-    (24000, "not a simply updatable scan") where row by row updates row 1."""
+    Filter between the batching node and the Seq Scan; WHERE CURRENT OF
+    still finds the cursor's row through it and updates row 1, as row by
+    row does (it once failed with 24000, "not a simply updatable scan")."""
     row_by_row, batched = both_ways(
         forty, "DECLARE c CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM dv_forty "
         "WHERE (SELECT true)", "FETCH 1 FROM c", "UPDATE dv_forty SET body = 'x' WHERE CURRENT OF c RETURNING id")
@@ -107,10 +104,10 @@ def test_where_current_of_finds_the_row_below_a_one_time_filter(forty):
 
 def test_order_by_with_limit_keeps_row_by_rows_rows_of_equal_key(forty):
     """Row by row, the Limit bounds its Sort, which keeps the first 5 rows of
-    g = 0 (top-N heapsort): ids 3, 6, 9, 12, 15. In batch mode the batching
-    node between the Limit and the Sort (Limit, AwsMlBatch, Result, Sort)
-    hides the bound, the Sort sorts all 40 rows (quicksort), and other rows
-    of g = 0 come first."""
+    g = 0 (top-N heapsort): ids 3, 6, 9, 12, 15. The batching node between
+    the Limit and the Sort (Limit, AwsMlBatch, Result, Sort) passes the
+    bound down, so the Sort keeps the same 5 rows of equal key (without it,
+    a full quicksort put other rows of g = 0 first)."""
     sql = "SELECT id, (aws_comprehend.detect_sentiment(body, 'en')).sentiment FROM dv_forty ORDER BY g LIMIT 5"
     row_by_row, batched = both_ways(forty, sql)
     assert batched == row_by_row
@@ -123,10 +120,10 @@ def test_order_by_with_limit_keeps_row_by_rows_rows_of_equal_key(forty):
     "(aws_comprehend.detect_sentiment(body, 'en')).sentiment || body b FROM dv_forty OFFSET 0) s LIMIT (SELECT 1)",
 ], ids=["two_calls_a_row", "nested_queries"])
 def test_an_early_stop_pays_at_most_twice_row_by_row_plus_one_request(forty, emulator, sql):
-    """One row used: row by row sends 2 documents; batch mode sent 50 (the
-    bound: 2 x 2 + 25 = 29). Each call site (each batching node) reads at
-    most twice its rows used plus 25, but the 25 is paid once a site: two
-    calls a row, or a batching node reading from another, pay it twice."""
+    """One row used: row by row sends 2 documents, and batch mode at most
+    2 x 2 + 25 = 29: two calls a row, or a batching node reading from
+    another, share the 25 documents of slack (paid once a site, they cost
+    50)."""
     (rows, row_by_row), (batched_rows, batched) = documents_both_ways(forty, emulator, sql)
     assert len(batched_rows) == len(rows) == 1
     assert row_by_row == 2
@@ -134,12 +131,10 @@ def test_an_early_stop_pays_at_most_twice_row_by_row_plus_one_request(forty, emu
 
 
 def test_an_input_asked_again_with_another_max_rows_per_batch_is_sent_once(forty, emulator):
-    """Each note ten times, with max_rows_per_batch 1 to 10: row by row
-    sends each of the 40 notes once (the statement cache answers the
-    other nine); batch mode sent 380. The Python layer
-    (comprehend._score, sagemaker._invoke) groups a batch's rows by
-    (language or endpoint, max rows per request) and merges identical
-    inputs only within a group, so a note goes out once a group."""
+    """Each note ten times, with max_rows_per_batch 1 to 10: both modes send
+    each of the 40 notes once (row by row's statement cache answers the
+    other nine; batch mode merges identical inputs across max_rows_per_batch
+    values, where merging them only within one value sent 380)."""
     sql = ("SELECT count((aws_comprehend.detect_sentiment(body, 'en', k)).sentiment) "
            "FROM dv_forty, generate_series(1, 10 + 0 * id) k")
     (rows, row_by_row), (batched_rows, batched) = documents_both_ways(forty, emulator, sql)
