@@ -1,7 +1,8 @@
-"""Cases where batch mode once departed from row by row, each found by the
+"""Cases where batch mode has departed from row by row, each found by the
 differential test (tests/test_batch_differential.py) and kept as its smallest
-query: batch mode gives row by row's answers, side effects, errors and bill
-there. Run in a session that has already made a call (the `db` fixture's)."""
+query: each asserts row by row's answers, side effects, errors and bill there;
+a docstring that names a commit says what batch mode still did on it. Run in
+a session that has already made a call (the `db` fixture's)."""
 import psycopg
 import pytest
 
@@ -36,12 +37,16 @@ def both_ways(conn, *statements):
 
 
 def documents_both_ways(conn, emulator, sql):
-    """(rows, Comprehend's documents) of sql row by row, then in batch mode."""
+    """(rows, or the SQLSTATE of sql's error; Comprehend's documents) of sql
+    row by row, then in batch mode."""
     results = []
     for mode in ("off", "on"):
         conn.execute(f"SET aws_ml.batch_mode = {mode}")
         emulator.reset()
-        rows = conn.execute(sql).fetchall()
+        try:
+            rows = conn.execute(sql).fetchall()
+        except psycopg.Error as error:
+            rows = error.sqlstate
         results.append((rows, documents(emulator.counters())["comprehend"]))
     return results
 
@@ -140,3 +145,17 @@ def test_an_input_asked_again_with_another_max_rows_per_batch_is_sent_once(forty
     (rows, row_by_row), (batched_rows, batched) = documents_both_ways(forty, emulator, sql)
     assert batched_rows == rows == [(400,)]
     assert batched == row_by_row == 40
+
+
+def test_an_early_stop_after_repeated_inputs_pays_at_most_twice_row_by_row_plus_one_request(db, emulator):
+    """Rows 1 to 30 ask about one text and row 31 fails the query: row by row
+    sends 2 documents (its statement cache answers rows 2 to 30), so batch
+    mode may send 2 x 2 + 25 = 29. On b18c944 it sends 46: scan.c's
+    next_batch_rows grows the batches (25, then 50 rows) with the rows used,
+    not with the documents those rows cost."""
+    sql = ("SELECT (aws_comprehend.detect_sentiment(CASE WHEN n <= 30 THEN 'same' ELSE 'note ' || n END, 'en'))"
+           ".sentiment, 1 / (31 - n) FROM generate_series(1, 200) n")
+    (error, row_by_row), (batched_error, batched) = documents_both_ways(db, emulator, sql)
+    assert batched_error == error == "22012"
+    assert row_by_row == 2
+    assert batched <= 2 * row_by_row + 25
