@@ -25,7 +25,8 @@ def archiving(emulator, request):
 
 
 def environment_of_copy_to_program(server, conn, name):
-    conn.execute(f"COPY (SELECT 1) TO PROGRAM 'env > ../{name}.env'")
+    # the program reads COPY's row: one that exited first broke the server's pipe
+    conn.execute(f"COPY (SELECT 1) TO PROGRAM 'env > ../{name}.env; cat > /dev/null'")
     return (server.dir / f"{name}.env").read_text()
 
 
