@@ -75,16 +75,22 @@ redirected_call(PG_FUNCTION_ARGS)
 	if (row >= 0 && row < node->nrows && fcinfo->nargs == held->nargs && held->answer != NULL)
 	{
 		Answer		answer = held->answer[row];
+		bool		asked = answer == ANSWER_READY || answer == ANSWER_REFUSED || answer == ANSWER_FAILED;
 
-		if (answer == ANSWER_READY && same_arguments(held, row, fcinfo))
+		if (asked && same_arguments(held, row, fcinfo))
 		{
 			if (!context->speculative)
-				count_call(site);
-			fcinfo->isnull = held->nulls[row];
-			return held->nulls[row] ? (Datum) 0 : datumCopy(held->values[row], site->resultbyval, site->resultlen);
+				batch_bill_taken(held, row);
+			if (answer == ANSWER_READY)
+			{
+				if (!context->speculative)
+					count_call(site);
+				fcinfo->isnull = held->nulls[row];
+				return held->nulls[row] ? (Datum) 0 : datumCopy(held->values[row], site->resultbyval, site->resultlen);
+			}
+			if (answer == ANSWER_FAILED && !context->speculative)
+				ReThrowError(held->errors[row]);
 		}
-		if (answer == ANSWER_FAILED && !context->speculative && same_arguments(held, row, fcinfo))
-			ReThrowError(held->errors[row]);
 	}
 	if (context->speculative)
 		ereport(ERROR,

@@ -8,6 +8,7 @@
 
 #include "commands/explain.h"
 #include "nodes/execnodes.h"
+#include "utils/hsearch.h"
 
 #include "batch/batch.h"
 #include "sagemaker/csv.h"
@@ -66,11 +67,17 @@ typedef struct BatchSite
 	FmgrInfo	rows;			/* the batch-mode form */
 	int			max_rows;		/* a constant max_rows_per_batch; 0: none */
 
+	/* the bill (bill.c), over every rescan */
+	HTAB	   *inputs;			/* the inputs asked for, and whether a call took each */
+	int64		inputs_asked;
+	int64		inputs_taken;
+
 	/* per row of the batch */
 	char	   *answer;			/* Answer */
 	Datum	   *arg_values;		/* nrows * nargs */
 	bool	   *arg_nulls;
 	Datum	   *csv_lines;		/* SageMaker's model inputs as the request's CSV row */
+	uint64	   *input_hashes;	/* the input's, once asked for */
 	Datum	   *values;
 	bool	   *nulls;
 	ErrorData **errors;
@@ -109,7 +116,7 @@ typedef struct BatchScanState
 	bool		off;			/* aws_ml.batch_mode was off when it started: row by row */
 	LimitState *limit;			/* a Limit right above it, whose bound it passes on */
 	int			cap;			/* rows a batch holds at most */
-	int			slack;			/* the rows beyond twice those used it may read: its share of 25 */
+	int			slack;			/* the inputs a site may ask for beyond twice those taken: its share of 25 */
 	TupleTableSlot *child_row;
 	ExprContext *ahead_context; /* asking ahead's evaluation */
 	ExprContext *rows_context;	/* the batch-mode forms' set-returning protocol */
@@ -125,10 +132,9 @@ typedef struct BatchScanState
 	int			current;		/* the row whose calls are evaluated; -1: none */
 	bool		child_done;
 
-	/* the bill: rows read from the child and rows the query used, over every scan */
+	/* rows read from the child: over every scan, and since the last rescan with the rows used */
 	int64		fetched;
-	int64		processed;
-	int64		scan_fetched;	/* since the last rescan */
+	int64		scan_fetched;
 	int64		scan_processed;
 
 	/* asking ahead: where it is, so that an error resumes after its row */
@@ -151,6 +157,11 @@ extern void batch_site_init_ahead(BatchScanState *node, BatchSite *site, List *p
 extern ErrorData *batch_in_subtransaction(BatchScanState *node, BatchAttempt attempt, void *arg,
 										  MemoryContext error_memory);
 extern Datum batch_copy_value(BatchScanState *node, Datum value, bool isnull, bool byval, int16 len);
+
+/* bill.c */
+extern void batch_bill_asked(BatchSite *site, int row);
+extern void batch_bill_taken(BatchSite *site, int row);
+extern int64 batch_bill_rows(BatchScanState *node);
 
 /* ask.c */
 extern bool batch_ask_service(BatchScanState *node, BatchSite *site, bool parallel, int from);

@@ -288,6 +288,7 @@ evaluate_site(BatchScanState *node, BatchSite *site, ExprContext *econtext, int 
 	}
 	if (site->input_types)
 		site->csv_lines[row] = csv_line_of(node, site, row);
+	batch_bill_asked(site, row);
 	site->answer[row] = ANSWER_ASKED;
 }
 

@@ -11,10 +11,10 @@
  *
  * The bill: the rows a batch reads are rows whose calls may be asked for
  * before the query has used them. Batches start small and grow with the
- * rows the query has used, over every rescan of the node: the rows read
- * never exceed twice the rows used plus the node's slack, its share of one
- * request's worth (25 documents) among all the calls the plan asks ahead,
- * however early the query stops. A batch holds at most 1,000 rows (Aurora: "the
+ * inputs the query's calls have taken, over every rescan of the node: the
+ * inputs asked for never exceed twice those taken plus the node's slack,
+ * its share of one request's worth (25 documents) among all the calls the
+ * plan asks ahead, however early the query stops (bill.c). A batch holds at most 1,000 rows (Aurora: "the
  * optimizer chooses"), a constant max_rows_per_batch's, and work_mem of
  * rows. Under aws_ml.batch_mode = off at execution it reads one row at a
  * time and redirects nothing: row by row.
@@ -233,10 +233,7 @@ limit_bound(BatchScanState *node)
 	return bound;
 }
 
-/*
- * The rows the next batch reads: as many as keep the rows read within
- * twice the rows used plus the node's slack.
- */
+/* The rows the next batch reads: those the bill allows, within a Limit's bound. */
 static int
 next_batch_rows(BatchScanState *node)
 {
@@ -245,8 +242,7 @@ next_batch_rows(BatchScanState *node)
 
 	if (node->off)
 		return 1;
-	rows = 2 * node->processed + node->slack - node->fetched;
-	rows = Min(Max(rows, 1), node->cap);
+	rows = batch_bill_rows(node);
 	if ((bound = limit_bound(node)) > 0)
 		rows = Min(rows, Max(bound - node->scan_processed, 1));
 	return (int) rows;
@@ -268,6 +264,7 @@ allocate_answers(BatchScanState *node)
 		site->arg_nulls = palloc0(sizeof(bool) * n * Max(site->nargs, 1));
 		if (site->input_types)
 			site->csv_lines = palloc0(sizeof(Datum) * n);
+		site->input_hashes = palloc0(sizeof(uint64) * n);
 		site->values = palloc0(sizeof(Datum) * n);
 		site->nulls = palloc0(sizeof(bool) * n);
 		site->errors = palloc0(sizeof(ErrorData *) * n);
@@ -395,7 +392,6 @@ exec_batch_scan(CustomScanState *css)
 			if (row == node->resume_row)
 				resume_batch(node, row);
 			node->current = row;
-			node->processed++;
 			node->scan_processed++;
 			ResetExprContext(econtext);
 			batch_load_row(node, row);

@@ -110,20 +110,25 @@ RESET aws_ml.batch_mode;
 EXPLAIN (COSTS OFF) SELECT mood, count(*) FROM notes WHERE id > 5 GROUP BY mood;
 
 -- EXPLAIN ANALYZE's Batch Processing line (without the times under TIMING OFF),
--- over NULL inputs, which are never sent: batches of 25 rows, then twice the
--- rows read so far plus 25, up to 1,000 or max_rows_per_batch when given; a
--- LIMIT caps the first batch.
+-- over blank texts, answered without a request, each a distinct input:
+-- batches of 25 rows, then 25 rows more than the distinct inputs asked so far
+-- (twice those the query took plus 25, less those asked), up to 1,000 or
+-- max_rows_per_batch when given; a LIMIT caps the first batch. Rows that
+-- repeat one input (a NULL text in every row) grow the batches by one row.
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-SELECT (aws_comprehend.detect_sentiment(NULL::text, 'en')).* FROM generate_series(1, 2500);
+SELECT (aws_comprehend.detect_sentiment(repeat(' ', n), 'en')).* FROM generate_series(1, 2500) n;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-SELECT (aws_comprehend.detect_sentiment(NULL::text, 'en', 300)).* FROM generate_series(1, 2500);
+SELECT (aws_comprehend.detect_sentiment(repeat(' ', n), 'en', 300)).* FROM generate_series(1, 2500) n;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT (aws_comprehend.detect_sentiment(NULL::text, 'en', 10)).* FROM generate_series(1, 2500) LIMIT 5;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-SELECT aws_bedrock.invoke_model('amazon.titan-embed-text-v1', 'application/json', NULL, NULL)
-FROM generate_series(1, 1200) WHERE aws_bedrock.invoke_model('amazon.titan-embed-text-v1', 'application/json', NULL, NULL) IS NULL;
+SELECT (aws_comprehend.detect_sentiment(NULL::text, 'en')).* FROM generate_series(1, 2500);
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT aws_bedrock.invoke_model('amazon.titan-embed-text-v1', 'application/json', n::text, NULL)
+FROM generate_series(1, 1200) n WHERE aws_bedrock.invoke_model('amazon.titan-embed-text-v1', 'application/json', n::text, NULL) IS NULL;
 SELECT count(*), count(s.sentiment) FROM generate_series(1, 1500) i, aws_comprehend.detect_sentiment(NULL::text, 'en') s;
--- Under a Gather each worker batches its rows; the line counts every process's batches.
+-- Under a Gather each worker batches its rows; the line counts every process's
+-- batches. Only calls nothing can fail in are asked ahead there.
 SET force_parallel_mode = on;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT (aws_comprehend.detect_sentiment(NULL::text, 'en')).* FROM generate_series(1, 2500);
