@@ -1,7 +1,8 @@
 """aws_comprehend: sentiment from Amazon Comprehend."""
 from . import batch_rows, distributed, materialize
 from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
-from .errors import AwsMlError, at_ordinality, sql_entry, sqlstate_for
+from .entry import sql_entry
+from .errors import AwsMlError, at_ordinality, sqlstate_for
 from .request import Requests, Unanswered
 from .services import COMPREHEND
 
@@ -125,7 +126,7 @@ def materialize_sentiment(table_name, text_column, language_code, sentiment_colu
 def materialize_sentiment_shards(shards, *arguments):
     """CALL aws_comprehend._materialize_sentiment_shards: materialize_sentiment
     on the shards of a Citus table placed on this node (distributed.py)."""
-    return distributed.fill_shards("materialize_sentiment", shards,
+    return materialize.fill_shards("materialize_sentiment", shards,
                                    lambda shard: _materialize_sentiment(shard, *arguments))
 
 

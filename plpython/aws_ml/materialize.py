@@ -21,6 +21,7 @@ identifier is quoted; the procedures cannot have SET search_path
 (PostgreSQL forbids COMMIT in a procedure with a SET clause), so every
 function, operator and type here is schema-qualified."""
 import contextlib
+import json
 from dataclasses import dataclass
 
 from . import backend, distributed, sql_names
@@ -39,6 +40,7 @@ FEATURE_NOT_SUPPORTED = "0A000"
 INSUFFICIENT_PRIVILEGE = "42501"
 NOT_IN_PREREQUISITE_STATE = "55000"
 INVALID_TRANSACTION_TERMINATION = "2D000"
+QUERY_CANCELED = "57014"
 
 
 @dataclass(frozen=True)
@@ -354,3 +356,29 @@ def _stopped(table, rows, error):
     resume = "The batches before it are committed; CALL again to go on with the rows still to do."
     return AwsMlError(error.sqlstate, f"{table.procedure} stopped at {where} of {table.table}: {error.message}",
                       error.detail, f"{error.hint} {resume}" if error.hint else resume)
+
+
+def fill_shards(procedure, shards, fill):
+    """On a node: fill(shard) (answering the rows filled) for each of shards;
+    answers the procedure's output row: the outcome for fill_on_nodes, as
+    JSON. The batch an error stops is rolled back; a cancel is raised, as is
+    a call that cannot commit (in a transaction block)."""
+    import plpy
+    required("shards", shards)
+    commit_or_explain(procedure)
+    done = 0
+    try:
+        for shard in shards:
+            done += fill(shard)
+        return (json.dumps({"done": done}),)
+    except AwsMlError as error:
+        stopped = {"sqlstate": error.sqlstate, "message": error.full_message(), "detail": error.detail,
+                   "hint": error.hint}
+    except plpy.SPIError as error:
+        if error.sqlstate == QUERY_CANCELED:
+            raise
+        # spidata: (sqlerrcode, detail, hint, query, position, ...)
+        detail, hint = error.spidata[1:3] if hasattr(error, "spidata") else (None, None)
+        stopped = {"sqlstate": error.sqlstate, "message": error.args[0], "detail": detail, "hint": hint}
+    plpy.rollback()
+    return (json.dumps({"done": done, "error": stopped}),)

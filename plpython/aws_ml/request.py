@@ -1,50 +1,10 @@
-"""The one path every AWS call takes: settings, the statement cache, client,
-cancellable requests on worker threads, stats, and errors translated for
-SQL."""
+"""The one path every AWS call takes: settings, the statement cache, the
+client and its credentials, then the requests (transport.py)."""
 import contextlib
-import time
 from dataclasses import dataclass, field
 
-from botocore import xform_name
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.response import StreamingBody
-
-from . import backend, clients, lanes, settings, stats, statement_cache, wait
-from .errors import AwsMlError, at_ordinality, from_botocore
-
-
-def _retries(response):
-    return response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-
-
-def send_now(service, operation, method, params, items):
-    """Sends one request and records it; runs on a worker thread. A streamed
-    body is read here too, so that a stalled answer cannot block the backend."""
-    started = time.monotonic()
-    retries, failed = 0, True
-    try:
-        answer = method(**params)
-        for name, value in answer.items():
-            if isinstance(value, StreamingBody):
-                answer[name] = value.read()
-        retries, failed = _retries(answer), False
-        return answer
-    except ClientError as error:
-        retries = _retries(error.response)
-        raise
-    finally:
-        stats.record_request(service.setting, operation, items, (time.monotonic() - started) * 1000,
-                             retries, failed)
-
-
-def send(service, operation, client, items=1, **params):
-    """Sends operation with client and returns the decoded answer; items is
-    the number of rows or documents the request carries."""
-    method = getattr(client, xform_name(operation))
-    try:
-        return wait.run(send_now, service, operation, method, params, items)
-    except (BotoCoreError, ClientError) as error:
-        raise from_botocore(service, operation, error, clients.known_secrets()) from None
+from . import backend, credentials, settings, stats, statement_cache, transport
+from .errors import AwsMlError, at_ordinality
 
 
 _retained = None  # answers kept while answers_retained() is active
@@ -160,11 +120,11 @@ class Requests:
         return Cache(self.current, self.service, self.operation, scope)
 
     def client(self):
-        return clients.client_for(self.service, self.current)
+        return credentials.client_for(self.service, self.current)
 
     def send(self, items=1, **params):
         """One request; returns the answer."""
-        return send(self.service, self.operation, self.client(), items, **params)
+        return transport.send(self.service, self.operation, self.client(), items, **params)
 
     def cached(self, params, fetch):
         """The statement cache's answer to params, else fetch() (kept)."""
@@ -176,34 +136,12 @@ class Requests:
         return value
 
     def send_all(self, requests, decode=None, max_concurrency=None, keep=None):
-        """[decode(answer)] for requests, a list of (params, items), in order,
-        with at most max_concurrency (default aws_ml.max_concurrency) in flight.
-        decode runs on the worker threads (no plpy), overlapping the other
-        requests' waits, and so does keep(ordinality, decode(answer)), given
-        each answer as it arrives: what it keeps stays when a later request
-        fails. The first failure stops the requests not yet sent and is raised
-        naming its request's ordinality (1-based)."""
+        """transport.send_all of requests, with at most max_concurrency
+        (default aws_ml.max_concurrency) in flight; nothing to send needs no client."""
         if not requests:
             return []
-        method = getattr(self.client(), xform_name(self.operation))
-
-        def send_one(numbered):
-            number, (params, items) = numbered
-            answer = send_now(self.service, self.operation, method, params, items)
-            result = decode(answer) if decode else answer
-            if keep:
-                keep(number, result)
-            return result
-        try:
-            return lanes.map_in_order(send_one, list(enumerate(requests, 1)),
-                                      max_concurrency or self.current.max_concurrency)
-        except lanes.ItemFailed as failed:
-            error = failed.error
-            if isinstance(error, (BotoCoreError, ClientError)):
-                error = from_botocore(self.service, self.operation, error, clients.known_secrets())
-            elif not isinstance(error, AwsMlError):
-                raise error
-            raise at_ordinality(error, failed.index + 1) from None
+        return transport.send_all(self.service, self.operation, self.client(), requests,
+                                  max_concurrency or self.current.max_concurrency, decode, keep)
 
     def send_each(self, inputs, decode, max_concurrency=None):
         """{ordinality: decode(answer)} for inputs ({ordinality: params}, one

@@ -9,7 +9,6 @@ import concurrent.futures
 import os
 import select
 import threading
-import time
 import zlib
 
 import botocore.session
@@ -17,7 +16,7 @@ from botocore import xform_name
 from botocore.exceptions import (BotoCoreError, ClientError, IncompleteReadError, ReadTimeoutError,
                                  ResponseStreamingError)
 
-from . import clients, inflight, stats, wait
+from . import clients, inflight, stats, transport, wait
 from .copy_records import records_of
 from .errors import INVALID_PARAMETER, NETWORK_FAILURE, AwsMlError, from_botocore, from_transport_error
 from .services import S3
@@ -85,18 +84,11 @@ class Requests:
         self.throttles = []  # the operation of each attempt S3 throttled
 
     def timed(self, operation, call):
-        """call()'s answer, its time recorded as operation's."""
-        started = time.monotonic()
-        retries, failed = 0, True
-        try:
-            answer = call()
-            retries, failed = answer.get("ResponseMetadata", {}).get("RetryAttempts", 0), False
-            return answer
-        except ClientError as error:
-            retries = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-            raise
-        finally:
-            self.records.append([operation, (time.monotonic() - started) * 1000, retries, failed])
+        """call()'s answer, recorded for the backend's stats."""
+        return transport.recorded(S3, operation, 0, call, self._record)
+
+    def _record(self, service, operation, items, milliseconds, retries, failed):
+        self.records.append([operation, milliseconds, retries, failed])
 
     def submit(self, operation, lasting=False, **params):
         """Sends an S3 request on a worker thread; answer() waits for it.

@@ -8,7 +8,8 @@ import sys
 from . import batch_rows
 from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
 from .batching import by_size
-from .errors import SERVICE_FAILED, AwsMlError, at_ordinality, invalid_argument, sql_entry
+from .entry import sql_entry
+from .errors import SERVICE_FAILED, AwsMlError, at_ordinality, invalid_argument
 from .request import Requests, Unanswered
 from .services import SAGEMAKER
 
