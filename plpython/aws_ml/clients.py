@@ -114,7 +114,7 @@ def _renew_retry_quota(key):
     a statement may retry as aws_ml.max_attempts allows, whatever earlier
     statements of the session spent."""
     entry = _retry_quotas[key]
-    statement = backend.statement_id()
+    statement = backend.call_state().statement
     if entry[1] != statement:
         entry[0].release(entry[0].INITIAL_CAPACITY)
         entry[1] = statement

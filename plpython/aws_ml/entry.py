@@ -20,18 +20,15 @@ def entry_of(extension):
         @functools.wraps(function)
         def entry(*args, **kwargs):
             stats.begin_sql_call()
-            guard = None
             try:
-                guard = backend.guard_errors()
-                return function(*args, **kwargs)
+                with backend.call():
+                    return function(*args, **kwargs)
             except AwsMlError as error:
                 raise _aws_ml_error(extension, error) from None
             except Exception as error:
                 if not _is_server_error(error):
                     raise
                 raise _server_error(extension, error, [*args, *kwargs.values()]) from None
-            finally:
-                backend.unguard_errors(guard)
         return entry
     return mark
 

@@ -283,7 +283,7 @@ def _fill(table, select, update, answered, batch_size, score, progress):
         with table.running_its_code():
             written = _write(table, update, answered, rows, outputs, unsent)
         after = address.last(rows)
-        plpy.commit()
+        _commit()
         progress.advance(written)
 
 
@@ -311,10 +311,17 @@ def _write(table, update, answered, rows, outputs, unsent):
     return len(new_versions)
 
 
+def _commit():
+    """Commits; the next batch's requests belong to the new transaction (the statement cache's scope)."""
+    import plpy
+    plpy.commit()
+    backend.refresh_call_state()
+
+
 def commit_or_explain(procedure):
     import plpy
     try:
-        plpy.commit()
+        _commit()
     except plpy.spiexceptions.InvalidTransactionTermination:
         raise AwsMlError(INVALID_TRANSACTION_TERMINATION,
                          f"{procedure} commits every batch, so it cannot run inside a transaction block",

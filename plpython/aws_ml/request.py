@@ -38,7 +38,7 @@ class Cache:
         self.service, self.operation = service, operation
         self._current, self._scope_operation = current, scope or operation
         self._scope = None
-        self.statement = backend.statement_id() if self.on else None
+        self.statement = backend.call_state().statement if self.on else None
 
     def key(self, params):
         """The key of the input params, or None: not kept."""
