@@ -91,9 +91,20 @@ class Unanswered:
     distinct input once whatever group asked for it first, as row by row
     sends it once a statement. An uncached input (key None) is its own."""
 
-    def __init__(self):
+    def __init__(self, cache):
+        self.cache = cache
         self.groups = {}  # group -> [Input], in order of first appearance
         self._by_key = {}
+
+    def ask(self, group, params, index, value=None):
+        """The statement cache's answer to the input params at index, else
+        None, and the input is added to group (value: what its request
+        carries)."""
+        key = self.cache.key_at(params, index)
+        cached = self.cache.lookup(key)
+        if cached is None:
+            self.add(group, key, index, value)
+        return cached
 
     def add(self, group, key, index, value=None):
         pending = self._by_key.get(key) if key is not None else None
@@ -103,6 +114,35 @@ class Unanswered:
             if key is not None:
                 self._by_key[key] = pending
         pending.indexes.append(index)
+
+    def send(self, requests, results, split, request_of, outputs_of, kept=None, max_concurrency=None):
+        """Sends these inputs with requests and puts each output in results
+        (a list or a dict) at every index that asked for its input; returns
+        (inputs, answer) per request. split(group, inputs): the parts of a
+        group's inputs that share one request; request_of(group, inputs): its
+        (params, items); outputs_of(group, inputs, answer): {position in
+        inputs: output}, run on the worker thread as the answer arrives,
+        each output kept in the statement cache then (as kept(output) when
+        given). A failed request is raised naming its rows (indexes + 1)."""
+        parts = [(group, part) for group, inputs in self.groups.items() for part in split(group, inputs)]
+        outputs = {}
+
+        def keep(number, answer):
+            group, inputs = parts[number - 1]
+            outputs[number] = outputs_of(group, inputs, answer)
+            for position, output in outputs[number].items():
+                self.cache.store(inputs[position].key, kept(output) if kept else output)
+        try:
+            answers = requests.send_all([request_of(group, inputs) for group, inputs in parts],
+                                        max_concurrency=max_concurrency, keep=keep)
+        except AwsMlError as error:
+            rows = sorted(same.indexes[0] + 1 for same in parts[error.ordinality - 1][1])
+            raise at_ordinality(error, rows[0], rows) from None
+        for number, (_, inputs) in enumerate(parts, 1):
+            for position, output in outputs[number].items():
+                for index in inputs[position].indexes:
+                    results[index] = output
+        return [(inputs, answer) for (_, inputs), answer in zip(parts, answers)]
 
 
 class Requests:
@@ -149,25 +189,18 @@ class Requests:
         statement) are sent once. A failure is raised naming the first
         ordinality of its input."""
         outputs = {}
-        unanswered = Unanswered()
+        unanswered = Unanswered(self.cache)
         for ordinality, params in inputs.items():
-            key = self.cache.key_at(params, ordinality)
-            cached = self.cache.lookup(key)
+            cached = unanswered.ask(None, params, ordinality - 1, params)
             if cached is not None:
                 outputs[ordinality] = decode(cached)
-            else:
-                unanswered.add(None, key, ordinality)
-        pending = unanswered.groups.get(None, [])
-        try:
-            answers = self.send_all([(inputs[same.indexes[0]], 1) for same in pending],
-                                    lambda answer: (answer, decode(answer)), max_concurrency,
-                                    keep=lambda number, decoded: self.cache.store(pending[number - 1].key, decoded[0]))
-        except AwsMlError as error:
-            raise at_ordinality(error, pending[error.ordinality - 1].indexes[0]) from None
-        for same, (_, output) in zip(pending, answers):
-            for ordinality in same.indexes:
-                outputs[ordinality] = output
+        sent = {}  # index -> (answer, decode(answer))
+        unanswered.send(self, sent, lambda _, pending: [[same] for same in pending],
+                        lambda _, one: (one[0].value, 1), lambda _, one, answer: {0: (answer, decode(answer))},
+                        kept=lambda output: output[0], max_concurrency=max_concurrency)
+        outputs.update((index + 1, decoded) for index, (_, decoded) in sent.items())
         return outputs
+
 
 def call(service, operation, items=1, varies=False, **params):
     """Calls operation of service once under the current settings; an
