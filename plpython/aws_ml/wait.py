@@ -93,6 +93,8 @@ def check_for_interrupts():
     57014), as PL/Python raises the errors of the SQL it runs: PostgreSQL
     processes the interrupt itself (backend.process_interrupts), in parallel
     workers too."""
+    if not backend.cancel_pending():  # the usual case, in the cheapest crossing
+        return
     interrupted = backend.process_interrupts()
     if interrupted is not None:
         raise _server_error(*interrupted)
@@ -103,7 +105,7 @@ def _server_error(sqlstate, message):
     global _spi_exceptions
     import plpy
     if _spi_exceptions is None:
-        _spi_exceptions = {kind.sqlstate: kind for kind in vars(plpy.spiexceptions).values()
+        _spi_exceptions = {getattr(kind, "sqlstate"): kind for kind in vars(plpy.spiexceptions).values()
                            if isinstance(kind, type) and getattr(kind, "sqlstate", None)}
     error = _spi_exceptions.get(sqlstate, plpy.SPIError)(message)
     error.sqlstate = sqlstate
