@@ -14,6 +14,7 @@ filled from the calling node like a plain table, through Citus, its rows
 named by primary key rather than by ctid, which differs between the copies."""
 import json
 from dataclasses import dataclass
+from typing import Any, Dict
 
 from . import row_address
 from .errors import NOT_CONFIGURED, AwsMlError
@@ -102,7 +103,7 @@ def fill_on_nodes(procedure, call, shards):
     filled, or raises the error that stopped a node (the first node's). Each
     node's settings are checked first, before any request."""
     import plpy
-    nodes = {}
+    nodes: Dict[Any, Any] = {}
     for shard in shards:
         nodes.setdefault((shard.host, shard.port), []).append(shard.name)
     _refuse_other_settings(procedure, nodes)

@@ -2,6 +2,7 @@
 and how its errors reach SQL (docs/design.md, decision 5)."""
 import functools
 import sys
+from typing import Dict, Tuple
 
 from . import backend, stats
 from .errors import SERVICE_FAILED, AwsMlError, unpacked_sqlstate
@@ -35,7 +36,7 @@ def entry_of(extension):
 
 sql_entry = entry_of("aws_ml")
 
-_error_classes = {}
+_error_classes: Dict[Tuple[str, bool], type] = {}
 
 
 def _for_sql(extension, text, sql_message, sqlstate, spidata=None, **fields):

@@ -23,6 +23,7 @@ function, operator and type here is schema-qualified."""
 import contextlib
 import json
 from dataclasses import dataclass
+from typing import Any, List, cast
 
 from . import backend, distributed, sql_names
 from .arguments import NOT_BLANK_PATTERN, in_range, required
@@ -265,7 +266,7 @@ def backfill(procedure, tables, batch_size, score, shard_call):
 def _fill(table, select, update, answered, batch_size, score, progress):
     import plpy
     address = table.address
-    after, unsent = address.first, []
+    after, unsent = address.first, cast(List[Any], [])
     while True:
         with table.running_its_code():
             rows = plpy.execute(select, [NOT_BLANK_PATTERN, after, unsent, batch_size])

@@ -2,12 +2,13 @@
 client and its credentials, then the requests (transport.py)."""
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
 from . import backend, credentials, settings, stats, statement_cache, transport
 from .errors import AwsMlError, at_ordinality
 
 
-_retained = None  # answers kept while answers_retained() is active
+_retained: Optional[Dict[Any, Any]] = None  # answers kept while answers_retained() is active
 
 
 @contextlib.contextmanager
@@ -194,7 +195,7 @@ class Requests:
             cached = unanswered.ask(None, params, ordinality - 1, params)
             if cached is not None:
                 outputs[ordinality] = decode(cached)
-        sent = {}  # index -> (answer, decode(answer))
+        sent: Dict[int, Any] = {}  # index -> (answer, decode(answer))
         unanswered.send(self, sent, lambda _, pending: [[same] for same in pending],
                         lambda _, one: (one[0].value, 1), lambda _, one, answer: {0: (answer, decode(answer))},
                         kept=lambda output: output[0], max_concurrency=max_concurrency)

@@ -4,6 +4,8 @@ module (extension/src/s3/s3_copy.c), so an export is byte for byte what COPY
 (query) TO STDOUT writes, and an import is what COPY FROM reads, with the
 caller's privileges. S3 is on the other side of a pipe, which this backend's
 transfer process reads or writes (transfer_process.py, s3_transfer.py)."""
+from typing import Any, Dict
+
 from . import backend, clients, distributed, settings, transfer_process, wait
 from .arguments import required
 from .credentials import credentials_for
@@ -11,7 +13,7 @@ from .entry import entry_of
 from .errors import NOT_CONFIGURED, AwsMlError, invalid_argument, null_argument
 from .services import S3
 
-_plans = {}
+_plans: Dict[str, Any] = {}
 FEATURE_NOT_SUPPORTED = "0A000"
 
 

@@ -10,6 +10,7 @@ import os
 import select
 import threading
 import zlib
+from typing import Any, Deque, List
 
 import botocore.session
 from botocore import xform_name
@@ -46,7 +47,7 @@ def s3_error(operation, error, bucket, key, secrets):
     s3://bucket/key, naming the object; a missing object or bucket says so
     (AWS's own samples look for "file does not exist")."""
     failure = from_botocore(S3, operation, error, secrets)
-    code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+    code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
     reason = {"NoSuchKey": "file does not exist", "NoSuchBucket": "bucket does not exist"}.get(code)
     if reason is None:
         reason = failure.message.split(" failed: ", 1)[-1]
@@ -81,7 +82,7 @@ class Requests:
         self._lasting = inflight.Flight()
         self.stopping = threading.Event()
         self.records = []  # [operation, milliseconds, retries, failed]
-        self.throttles = []  # the operation of each attempt S3 throttled
+        self.throttles: List[str] = []  # the operation of each attempt S3 throttled
 
     def timed(self, operation, call):
         """call()'s answer, recorded for the backend's stats."""
@@ -209,7 +210,7 @@ class Export:
         self.header = bytearray() if job["layout"]["header"] and self.records else None
         self._header_done = self.header is None
         self.objects = []
-        self._uploading = collections.deque()  # (the object, its part number, the UploadPart submitted)
+        self._uploading: Deque[Any] = collections.deque()  # (the object, its part number, the UploadPart submitted)
 
     def run(self, committed):
         """Uploads until the pipe ends, then completes every file once the

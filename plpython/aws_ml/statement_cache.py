@@ -4,6 +4,7 @@ calls detect_sentiment twice per row. Never across statements, since an
 answer may change between them. Bounded in entries and bytes; large inputs
 are not kept."""
 import threading
+from typing import Any, Dict
 
 MAX_ENTRIES = 10_000
 MAX_BYTES = 16 * 1024 * 1024
@@ -11,7 +12,7 @@ MAX_REQUEST_BYTES = 16 * 1024
 
 _lock = threading.Lock()
 _statement = None
-_answers = {}
+_answers: Dict[Any, Any] = {}
 _bytes = 0
 
 
