@@ -378,7 +378,7 @@ settings_define(void)
 
 	DefineCustomIntVariable("aws_s3.max_file_size",
 							"Size at which aws_s3.query_export_to_s3 goes on in a new file (_part2, ...).",
-							"At most 80GB: S3 takes 10,000 parts of 8 MB a file.",
+							"At most 80000MB: S3 takes 10,000 parts of 8 MB a file.",
 							&s3_max_file_size_kb, 6 * 1024 * 1024, 1, S3_MAX_FILE_SIZE_KB,
 							PGC_USERSET, GUC_UNIT_KB, NULL, changed_int, NULL);
 
