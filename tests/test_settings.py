@@ -335,3 +335,21 @@ def test_the_documented_settings_are_the_modules(db):
         if " to " in default_text:
             assert f"({_shown(low, unit)} to {_shown(high, unit)})" in default_text, name
         assert who.startswith({"superuser": "superuser", "user": "any user"}[context]), name
+
+
+@pytest.mark.parametrize("call", [
+    "SELECT * FROM aws_comprehend.batch_detect_sentiment(ARRAY['I love it'], 'en')",
+    "SELECT * FROM aws_sagemaker.batch_invoke_endpoint('linear-regression', NULL, ARRAY['1,2'])",
+    "SELECT * FROM aws_bedrock.batch_invoke_model('amazon.titan-embed-text-v1', 'application/json', NULL, "
+    "ARRAY['{\"inputText\": \"I love it\"}'])",
+])
+def test_a_batch_without_a_region_is_a_configuration_error_with_the_statement_cache_off(db, emulator, call):
+    """With the statement cache on, a batch's first lookup finds that no region
+    is configured; with it off, the client does, inside the batch's sending,
+    where an error naming no input was taken for one (a Python TypeError)."""
+    db.execute("SET aws_ml.statement_cache = off")
+    db.execute("SET aws_ml.region = ''")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+        db.execute(call)
+    assert caught.value.diag.message_primary.startswith("aws_ml: no AWS Region is configured")
+    assert emulator.counters() == {}

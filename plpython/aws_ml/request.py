@@ -137,6 +137,8 @@ class Unanswered:
             answers = requests.send_all([request_of(group, inputs) for group, inputs in parts],
                                         max_concurrency=max_concurrency, keep=keep)
         except AwsMlError as error:
+            if error.ordinality is None:  # before any request: the client (no region, no role's credentials)
+                raise
             rows = sorted(same.indexes[0] + 1 for same in parts[error.ordinality - 1][1])
             raise at_ordinality(error, rows[0], rows) from None
         for number, (_, inputs) in enumerate(parts, 1):

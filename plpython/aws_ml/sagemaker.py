@@ -81,6 +81,8 @@ def _invoke(rows):
         try:
             ranges = by_size([len(same.value) for same in inputs], group[1], MAX_BODY_BYTES)
         except AwsMlError as error:
+            if error.ordinality is None:
+                raise
             raise at_ordinality(error, inputs[error.ordinality - 1].indexes[0] + 1) from None
         return [inputs[start:stop] for start, stop in ranges]
 
