@@ -2,6 +2,7 @@
 message naming the service and operation, the AWS error code in DETAIL and a
 HINT when there is something to do (docs/design.md, decision 5)."""
 import re
+from typing import Any, List, Optional, Sequence
 
 INVALID_PARAMETER = "22023"
 NULL_VALUE = "22004"
@@ -75,8 +76,9 @@ class AwsMlError(Exception):
     their ordinalities, in order; about_input: whether the input (rather than
     the service, the network or the configuration) caused it."""
 
-    def __init__(self, sqlstate, message, detail=None, hint=None, ordinality=None, request_rows=None,
-                 about_input=None):
+    def __init__(self, sqlstate: str, message: str, detail: Optional[str] = None, hint: Optional[str] = None,
+                 ordinality: Optional[int] = None, request_rows: Optional[List[int]] = None,
+                 about_input: Optional[bool] = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message
@@ -86,7 +88,7 @@ class AwsMlError(Exception):
         self.request_rows = request_rows
         self.about_input = sqlstate in _INPUT_SQLSTATES if about_input is None else about_input
 
-    def full_message(self):
+    def full_message(self) -> str:
         """The message, naming the input it is about (a failure of the service
         or the network is about no input of the batch)."""
         if self.ordinality is None or not self.about_input:
@@ -94,27 +96,27 @@ class AwsMlError(Exception):
         return f"{self.message} (the input at ordinality {self.ordinality})"
 
 
-def unpacked_sqlstate(code):
+def unpacked_sqlstate(code: int) -> str:
     """The SQLSTATE of an error code as the server packs it (MAKE_SQLSTATE)."""
     return "".join(chr(((code >> (6 * i)) & 0x3F) + ord("0")) for i in range(5))
 
 
-def at_ordinality(error, ordinality, request_rows=None):
+def at_ordinality(error: AwsMlError, ordinality: int, request_rows: Optional[List[int]] = None) -> AwsMlError:
     """error, raised for the element at ordinality of a batch function's array
     (request_rows: the elements of the request that failed as a whole)."""
     return AwsMlError(error.sqlstate, error.message, error.detail, error.hint, ordinality, request_rows,
                       error.about_input)
 
 
-def null_argument(name):
+def null_argument(name: str) -> AwsMlError:
     return AwsMlError(NULL_VALUE, f"{name} must not be NULL")
 
 
-def invalid_argument(message, hint=None):
+def invalid_argument(message: str, hint: Optional[str] = None) -> AwsMlError:
     return AwsMlError(INVALID_PARAMETER, message, hint=hint)
 
 
-def from_botocore(service, operation, error, secrets):
+def from_botocore(service: Any, operation: str, error: Exception, secrets: Sequence[Optional[str]]) -> AwsMlError:
     """The AwsMlError for an exception botocore raised while calling service;
     secrets: the credentials' values, never to appear in its text."""
     from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
@@ -128,7 +130,7 @@ def from_botocore(service, operation, error, secrets):
     return from_transport_error(service, operation, error, secrets)
 
 
-def without_secrets(text, secrets):
+def without_secrets(text: str, secrets: Sequence[Optional[str]]) -> str:
     """text without AWS's signing details and without any of secrets."""
     text = _SIGNING_DETAILS.sub("", text)
     for secret in secrets:
@@ -137,11 +139,11 @@ def without_secrets(text, secrets):
     return text
 
 
-def is_throttling(code, status):
+def is_throttling(code: Optional[str], status: Optional[int]) -> bool:
     return code in _THROTTLING_CODES or status == 429
 
 
-def sqlstate_for(code, message, status=None):
+def sqlstate_for(code: str, message: str, status: Optional[int] = None) -> str:
     sqlstate = _SQLSTATE_BY_AWS_CODE.get(code)
     if sqlstate == INVALID_PARAMETER and _NOT_FOUND_MESSAGE.search(message):
         return UNDEFINED_OBJECT
@@ -150,7 +152,7 @@ def sqlstate_for(code, message, status=None):
     return sqlstate
 
 
-def from_client_error(service, operation, error, secrets):
+def from_client_error(service: Any, operation: str, error: Any, secrets: Sequence[Optional[str]]) -> AwsMlError:
     """An error answer of an AWS service (botocore's ClientError)."""
     info = error.response.get("Error", {})
     code = info.get("Code") or "Unknown"
@@ -165,13 +167,14 @@ def from_client_error(service, operation, error, secrets):
                       about_input=True if code == "ModelError" else None)
 
 
-def from_transport_error(service, operation, error, secrets):
+def from_transport_error(service: Any, operation: str, error: Exception,
+                         secrets: Sequence[Optional[str]]) -> AwsMlError:
     """A request that got no answer: connection refused or dropped, or a timeout."""
     return AwsMlError(NETWORK_FAILURE, f"{service.display} {operation} failed: {without_secrets(str(error), secrets)}",
                       f"botocore error: {type(error).__name__}", _HINTS[NETWORK_FAILURE])
 
 
-def no_credentials(service, operation):
+def no_credentials(service: Any, operation: str) -> AwsMlError:
     return AwsMlError(
         NOT_CONFIGURED, f"{service.display} {operation} failed: no AWS credentials for the server",
         "botocore error: NoCredentialsError",
