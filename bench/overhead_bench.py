@@ -36,10 +36,10 @@ DO $do$
 import json, time
 exec(plpy.execute("SELECT prosrc FROM pg_catalog.pg_proc WHERE proname = 'detect_sentiment'")[0]["prosrc"].strip()
      .splitlines()[0])
-from aws_ml import clients, request, settings, wait
+from aws_ml import credentials, request, settings, wait
 from aws_ml.services import COMPREHEND
 calls, tag = %(calls)s, %(tag)s
-client = clients.client_for(COMPREHEND, settings.current())
+client = credentials.client_for(COMPREHEND, settings.current())
 sql = plpy.prepare("SELECT aws_comprehend.detect_sentiment($1, 'en')", ["text"])
 layers = {
     "boto3 on the backend's thread": lambda text: client.detect_sentiment(Text=text, LanguageCode="en"),

@@ -39,7 +39,7 @@ def test_role_for_one_service_leaves_the_others_on_base_credentials(db, emulator
 def cached_clients_and_roles(db):
     notices = []
     db.add_notice_handler(lambda diag: notices.append(diag.message_primary))
-    db.execute("DO $$ from aws_ml import clients; plpy.notice(f'{len(clients._clients)} {len(clients._assumed)}') "
+    db.execute("DO $$ from aws_ml import clients, credentials; plpy.notice(f'{len(clients._clients)} {len(credentials._assumed)}') "
                "$$ LANGUAGE plpython3u")
     return tuple(int(n) for n in notices[-1].split())
 

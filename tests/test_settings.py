@@ -1,5 +1,7 @@
 """The settings that decide where the server's credentials go can only be set
 by a superuser or the server configuration, whatever way a user tries."""
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -233,15 +235,19 @@ def test_python_refuses_a_module_whose_load_did_not_finish(db, emulator):
     db.execute("LOAD '$libdir/plugins/aws_ml'")  # which makes the package importable
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
         db.execute("""DO $$
+import ctypes
 from aws_ml import backend, comprehend
-backend.setting("aws_ml.region")
-ready = backend._module.aws_ml_ready
-backend._module.aws_ml_ready = lambda: False
-backend._ready = False  # as in a backend that never saw the flag set
+begin_call = backend._accessors().aws_ml_begin_call
+
+def begin_call_unready(state, guard_errors):
+    guard = begin_call(state, guard_errors)
+    ctypes.cast(state, ctypes.POINTER(backend._CallState)).contents.ready = False
+    return guard
+backend._module.aws_ml_begin_call = begin_call_unready
 try:
     comprehend.detect_sentiment("I love it", "en", None)
 finally:
-    backend._module.aws_ml_ready = ready
+    backend._module.aws_ml_begin_call = begin_call
 $$ LANGUAGE plpython3u""")
     assert "did not finish loading" in caught.value.diag.message_primary
     assert emulator.counters() == {}
@@ -261,4 +267,89 @@ def test_a_malformed_region_or_endpoint_is_a_configuration_error(db, emulator, s
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
         db.execute("SELECT aws_comprehend.detect_sentiment('I love it', 'en')")
     assert caught.value.diag.message_primary == message
+    assert emulator.counters() == {}
+
+
+def test_each_call_reads_the_settings_as_they_are_then(db, emulator):
+    """The package keeps the settings it read until one of them changes
+    (extension/src/settings.c's assign hooks): a SET, a ROLLBACK that undoes
+    a SET LOCAL, a RESET and a function's SET clause each take effect on the
+    very next call of the session."""
+    db.execute("SET aws_ml.max_attempts = 1")
+    assert db.execute(CALL).fetchone() == ("POSITIVE",)
+    db.execute(f"SET aws_ml.comprehend_endpoint_url = '{ELSEWHERE}'")
+    with pytest.raises(psycopg.errors.IoError):  # 58030: nothing listens there
+        db.execute(CALL)
+    db.execute("RESET aws_ml.comprehend_endpoint_url")
+    assert db.execute(CALL).fetchone() == ("POSITIVE",)
+    db.execute("BEGIN")
+    db.execute(f"SET LOCAL aws_ml.comprehend_endpoint_url = '{ELSEWHERE}'")
+    with pytest.raises(psycopg.errors.IoError):
+        db.execute(CALL)
+    db.execute("ROLLBACK")
+    assert db.execute(CALL).fetchone() == ("POSITIVE",)
+    db.execute("CREATE FUNCTION pg_temp.elsewhere() RETURNS text LANGUAGE sql "
+               f"SET aws_ml.comprehend_endpoint_url = '{ELSEWHERE}' "
+               "BEGIN ATOMIC SELECT sentiment FROM aws_comprehend.detect_sentiment('I love it', 'en'); END")
+    with pytest.raises(psycopg.errors.IoError):
+        db.execute("SELECT pg_temp.elsewhere()")
+    assert db.execute(CALL).fetchone() == ("POSITIVE",)
+    assert emulator.counters()["comprehend"]["DetectSentiment"]["requests"] == 4
+
+
+def _documented_settings():
+    """docs/configuration.md's table: {setting: (default, who can set it)}."""
+    rows = {}
+    for line in (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 4:
+            rows[cells[0].strip("`")] = (cells[1], cells[2])
+    return rows
+
+
+def _shown(value, unit):
+    """A setting's value as PostgreSQL shows one with a unit of kB (6GB)."""
+    if unit != "kB":
+        return value
+    kilobytes = int(value)
+    for name, size in (("TB", 1024 ** 3), ("GB", 1024 ** 2), ("MB", 1024)):
+        if kilobytes % size == 0:
+            return f"{kilobytes // size}{name}"
+    return f"{kilobytes}kB"
+
+
+def test_the_documented_settings_are_the_modules(db):
+    """docs/configuration.md lists every setting the module defines (settings.c,
+    the one place they are written), with its default, its range and who may
+    set it, as pg_settings reports them."""
+    db.execute("LOAD '$libdir/plugins/aws_ml'")
+    defined = db.execute(
+        "SELECT name, boot_val, min_val, max_val, unit, context FROM pg_catalog.pg_settings "
+        "WHERE name LIKE 'aws\\_ml.%' OR name LIKE 'aws\\_s3.%' OR name = 'apg_enable_function_migration'"
+    ).fetchall()
+    documented = _documented_settings()
+    assert sorted(documented) == sorted(name for name, *_ in defined)
+    for name, default, low, high, unit, context in defined:
+        default_text, who = documented[name]
+        assert default_text.startswith("empty" if default == "" else _shown(default, unit)), name
+        if " to " in default_text:
+            assert f"({_shown(low, unit)} to {_shown(high, unit)})" in default_text, name
+        assert who.startswith({"superuser": "superuser", "user": "any user"}[context]), name
+
+
+@pytest.mark.parametrize("call", [
+    "SELECT * FROM aws_comprehend.batch_detect_sentiment(ARRAY['I love it'], 'en')",
+    "SELECT * FROM aws_sagemaker.batch_invoke_endpoint('linear-regression', NULL, ARRAY['1,2'])",
+    "SELECT * FROM aws_bedrock.batch_invoke_model('amazon.titan-embed-text-v1', 'application/json', NULL, "
+    "ARRAY['{\"inputText\": \"I love it\"}'])",
+])
+def test_a_batch_without_a_region_is_a_configuration_error_with_the_statement_cache_off(db, emulator, call):
+    """With the statement cache on, a batch's first lookup finds that no region
+    is configured; with it off, the client does, inside the batch's sending,
+    where an error naming no input was taken for one (a Python TypeError)."""
+    db.execute("SET aws_ml.statement_cache = off")
+    db.execute("SET aws_ml.region = ''")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+        db.execute(call)
+    assert caught.value.diag.message_primary.startswith("aws_ml: no AWS Region is configured")
     assert emulator.counters() == {}

@@ -30,9 +30,31 @@
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
+#include "utils/memutils.h"
 
 #include "batch/batch.h"
 #include "settings.h"
+
+/*
+ * Bumped whenever one of this module's settings changes (SET, RESET, a
+ * function's SET clause, the end of a transaction or subtransaction, a
+ * reload, a parallel worker's start): every setting has an assign hook that
+ * bumps it. The Python layer keeps its snapshot of the settings until the
+ * generation moves (aws_ml_settings).
+ */
+static uint64 settings_generation = 1;
+
+static void
+changed_string(const char *newval, void *extra)
+{
+	settings_generation++;
+}
+
+static void
+changed_int(int newval, void *extra)
+{
+	settings_generation++;
+}
 
 /* aws_ml.statement_cache */
 typedef enum StatementCache
@@ -97,12 +119,14 @@ static void
 assign_batch_mode(bool newval, void *extra)
 {
 	batch_mode = newval && function_migration;
+	settings_generation++;
 }
 
 static void
 assign_function_migration(bool newval, void *extra)
 {
 	batch_mode = batch_mode_setting && newval;
+	settings_generation++;
 }
 
 /*
@@ -255,6 +279,49 @@ static const struct
 	"Time limit for reading one answer of a Bedrock model.", &bedrock_request_timeout_ms, 300000},
 };
 
+uint64
+settings_generation_now(void)
+{
+	return settings_generation;
+}
+
+/*
+ * This module's settings and their values as text, "name\0value\0" each, in
+ * a buffer that stays until the next call; *length: its bytes. The Python
+ * layer reads them all at once when the generation has moved, instead of
+ * each by name: the list of settings is the one defined here.
+ */
+const char *
+aws_ml_settings(int *length)
+{
+	static StringInfo snapshot = NULL;
+	int			count;
+	struct config_generic **settings = guc_variables(&count);
+
+	if (snapshot == NULL)
+	{
+		MemoryContext previous = MemoryContextSwitchTo(TopMemoryContext);
+
+		snapshot = makeStringInfo();
+		MemoryContextSwitchTo(previous);
+	}
+	resetStringInfo(snapshot);
+	for (int i = 0; i < count; i++)
+	{
+		const char *name = settings[i]->name;
+		const char *value;
+
+		if ((settings[i]->flags & GUC_CUSTOM_PLACEHOLDER) || !is_module_setting(name))
+			continue;
+		value = GetConfigOption(name, true, false);
+		appendBinaryStringInfo(snapshot, name, strlen(name) + 1);
+		appendStringInfoString(snapshot, value ? value : "");
+		appendStringInfoChar(snapshot, '\0');
+	}
+	*length = snapshot->len;
+	return snapshot->data;
+}
+
 void
 settings_define(void)
 {
@@ -263,37 +330,37 @@ settings_define(void)
 
 	for (int i = 0; i < lengthof(locked_settings); i++)
 		DefineCustomStringVariable(locked_settings[i].name, locked_settings[i].description, NULL,
-								   locked_settings[i].variable, "", PGC_SUSET, 0, NULL, NULL, NULL);
+								   locked_settings[i].variable, "", PGC_SUSET, 0, NULL, changed_string, NULL);
 	/* A session may not clear its own refusal by setting it first. */
 	DefineCustomStringVariable(REFUSED_SETTINGS,
 							   "Settings this session tried to set without the privilege to (read-only).",
 							   NULL, &refused_settings, "", PGC_SUSET,
 							   GUC_NO_RESET_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE |
 							   GUC_DISALLOW_IN_AUTO_FILE,
-							   NULL, NULL, NULL);
+							   NULL, changed_string, NULL);
 
 	DefineCustomIntVariable("aws_ml.connect_timeout_ms",
 							"Time limit for opening a connection to an AWS service.",
 							NULL, &connect_timeout_ms, 5000, 1, 600000,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							PGC_USERSET, 0, NULL, changed_int, NULL);
 	DefineCustomIntVariable("aws_ml.request_timeout_ms",
 							"Time limit for reading one answer of an AWS service.",
 							NULL, &request_timeout_ms, 60000, 1, 3600000,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							PGC_USERSET, 0, NULL, changed_int, NULL);
 	for (int i = 0; i < lengthof(service_timeouts); i++)
 		DefineCustomIntVariable(service_timeouts[i].name, service_timeouts[i].description,
 								"0: aws_ml.request_timeout_ms.", service_timeouts[i].variable,
 								service_timeouts[i].default_ms, 0, 3600000, PGC_SUSET, 0,
-								NULL, NULL, NULL);
+								NULL, changed_int, NULL);
 	DefineCustomIntVariable("aws_ml.max_attempts",
 							"Attempts per request, the first included, when AWS throttles or fails transiently.",
 							NULL, &max_attempts, 5, 1, 20,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							PGC_USERSET, 0, NULL, changed_int, NULL);
 	DefineCustomEnumVariable("aws_ml.statement_cache",
 							 "Send identical requests within one SQL statement once: on (all but "
 							 "aws_bedrock.invoke_model), always, or off.",
 							 NULL, &statement_cache, STATEMENT_CACHE_ON, statement_cache_options,
-							 PGC_USERSET, 0, NULL, NULL, NULL);
+							 PGC_USERSET, 0, NULL, changed_int, NULL);
 	DefineCustomBoolVariable("aws_ml.batch_mode",
 							 "Send the aws_ml calls of a query in batches, as Aurora's batch mode does.",
 							 NULL, &batch_mode_setting, true,
@@ -307,13 +374,13 @@ settings_define(void)
 	DefineCustomIntVariable("aws_ml.max_concurrency",
 							"Requests of one batch sent at the same time.",
 							NULL, &max_concurrency, 4, 1, 32,
-							PGC_USERSET, 0, NULL, NULL, NULL);
+							PGC_USERSET, 0, NULL, changed_int, NULL);
 
 	DefineCustomIntVariable("aws_s3.max_file_size",
 							"Size at which aws_s3.query_export_to_s3 goes on in a new file (_part2, ...).",
-							"At most 80GB: S3 takes 10,000 parts of 8 MB a file.",
+							"At most 80000MB: S3 takes 10,000 parts of 8 MB a file.",
 							&s3_max_file_size_kb, 6 * 1024 * 1024, 1, S3_MAX_FILE_SIZE_KB,
-							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+							PGC_USERSET, GUC_UNIT_KB, NULL, changed_int, NULL);
 
 	refused = refused_among(set_without_privilege);
 	if (refused[0] != '\0')

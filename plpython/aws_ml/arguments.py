@@ -1,8 +1,12 @@
 """Checks of SQL arguments shared by the service modules."""
+from typing import Any, List, Optional, Tuple, TypeVar
+
 from .errors import invalid_argument, null_argument
 
+T = TypeVar("T")
 
-def required(name, value):
+
+def required(name: str, value: T) -> T:
     if value is None:
         raise null_argument(name)
     return value
@@ -17,12 +21,12 @@ WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u
 NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
 
 
-def is_blank(text):
+def is_blank(text: Optional[str]) -> bool:
     """NULL, empty, or only WHITESPACE: not sent, answered with NULLs."""
     return text is None or not text.strip(WHITESPACE)
 
 
-def header_value(name, value):
+def header_value(name: str, value: Optional[str]) -> Optional[str]:
     """value, which goes out as an HTTP header: printable ASCII only, as
     botocore signs it and AWS checks the signature."""
     if value is not None and not all(" " <= character <= "~" for character in value):
@@ -31,7 +35,7 @@ def header_value(name, value):
     return value
 
 
-def batch_limit(max_rows_per_batch, service_limit):
+def batch_limit(max_rows_per_batch: Optional[int], service_limit: int) -> int:
     """Rows per request: the caller's max_rows_per_batch (NULL: no limit of its
     own) within the service's limit."""
     if max_rows_per_batch is None:
@@ -41,13 +45,13 @@ def batch_limit(max_rows_per_batch, service_limit):
     return min(max_rows_per_batch, service_limit)
 
 
-def one_dimensional(name, values):
+def one_dimensional(name: str, values: List[Any]) -> List[Any]:
     if any(isinstance(value, list) for value in values):
         raise invalid_argument(f"{name} must be a one-dimensional array")
     return values
 
 
-def batch_rows_of(function, **arrays):
+def batch_rows_of(function: str, **arrays: Any) -> List[Tuple[Any, ...]]:
     """The rows of batch mode's arrays (one per argument of function, named
     as its arguments; one element per row of a batch): each array given,
     one-dimensional, and all of one length, or 22023 naming function."""
@@ -62,7 +66,7 @@ def batch_rows_of(function, **arrays):
     return list(zip(*arrays.values()))
 
 
-def in_range(name, value, low, high):
+def in_range(name: str, value: T, low: Any, high: Any) -> T:
     required(name, value)
     if not low <= value <= high:
         raise invalid_argument(f"{name} must be between {low} and {high}, not {value}")

@@ -6,31 +6,55 @@ opens; settings and pending cancels are read here instead."""
 import contextlib
 import ctypes
 import os
+from dataclasses import dataclass
+from typing import Dict, Iterator, Optional, Tuple
 
 from . import errors
 
+
+class _CallState(ctypes.Structure):
+    """extension/src/python/backend.h's AwsMlCallState."""
+    _fields_ = [("settings_generation", ctypes.c_uint64), ("transaction_start", ctypes.c_int64),
+                ("statement_start", ctypes.c_int64), ("processes_sharing_requests", ctypes.c_int32),
+                ("ready", ctypes.c_bool)]
+
+
 _ACCESSORS = {
-    "aws_ml_ready": (ctypes.c_bool, ()),
-    "aws_ml_setting": (ctypes.c_char_p, (ctypes.c_char_p,)),
-    "aws_ml_in_parallel_mode": (ctypes.c_bool, ()),
-    "aws_ml_interrupt_pending": (ctypes.c_bool, ()),
-    "aws_ml_transaction_start": (ctypes.c_int64, ()),
-    "aws_ml_statement_start": (ctypes.c_int64, ()),
-    "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
+    "aws_ml_begin_call": (ctypes.c_void_p, (ctypes.POINTER(_CallState), ctypes.c_bool)),
+    "aws_ml_settings": (ctypes.c_void_p, (ctypes.POINTER(ctypes.c_int),)),
     "aws_ml_database_encoding": (ctypes.c_char_p, ()),
-    "aws_ml_guard_errors": (ctypes.c_void_p, ()),
-    "aws_ml_processes_sharing_requests": (ctypes.c_int, ()),
+    "aws_ml_interrupt_pending": (ctypes.c_bool, ()),
+    "aws_ml_check_for_interrupts": (ctypes.c_int, (ctypes.c_char_p, ctypes.c_int)),
+    "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
     "aws_ml_unguard_errors": (None, (ctypes.c_void_p,)),
     "aws_ml_run_as_owner": (ctypes.c_void_p, (ctypes.c_uint32,)),
     "aws_ml_end_run_as_owner": (None, (ctypes.c_void_p,)),
     "aws_ml_stop_threads_at_exit": (None, ()),
     "aws_ml_raising": (None, (ctypes.c_char_p, ctypes.c_char_p)),
 }
-_module = None
-_ready = False
+_module: Optional[ctypes.CDLL] = None
+_encoding: Optional[str] = None
+_raw_state = _CallState()
+_message = ctypes.create_string_buffer(1024)
 
 
-def _bind():
+@dataclass(frozen=True)
+class CallState:
+    """What a call needs of the backend, read as it begins: the settings'
+    generation (extension/src/settings.c: it moves when one changes), the
+    statement's identity (the start times of it and of its transaction;
+    parallel workers share the leader's) and the processes of a parallel
+    query that share aws_ml.max_concurrency while a batch is asked for (0:
+    this process alone)."""
+    settings_generation: int
+    statement: Tuple[int, int]
+    processes_sharing_requests: int
+
+
+_call: Optional[CallState] = None  # the state of the call under way (entry.py)
+
+
+def _bind() -> Optional[ctypes.CDLL]:
     """The accessors, or None while the module is not loaded. PostgreSQL loads
     modules with RTLD_GLOBAL: their symbols are the process's."""
     process = ctypes.CDLL(None, use_errno=True)
@@ -43,39 +67,84 @@ def _bind():
     return process
 
 
-def _accessors():
+def _accessors() -> ctypes.CDLL:
     """The module's accessors. The module is loaded: it made this package
-    importable (extension/src/python/python_path.c). A module whose _PG_init failed
-    is loaded but not ready: its settings may be placeholders any user set."""
-    global _module, _ready
-    if _ready:
-        return _module
+    importable (extension/src/python/python_path.c)."""
+    global _module
     if _module is None:
         _module = _bind()
         if _module is None:
             raise errors.AwsMlError(errors.NOT_CONFIGURED,
                                     "the aws_ml module in $libdir/plugins lacks this package's accessors",
                                     hint="Reinstall the extension (make install), then reconnect.")
-    if not _module.aws_ml_ready():
-        raise errors.AwsMlError(errors.NOT_CONFIGURED, "the aws_ml module did not finish loading in this backend",
-                                hint="Call an aws_ml function once in the session before any parallel query, or "
-                                     "add '$libdir/plugins/aws_ml' to session_preload_libraries.")
-    _ready = True
     return _module
 
 
-def setting(name):
-    """A setting's value as text; None when it does not exist."""
-    value = _accessors().aws_ml_setting(name.encode())
-    if value is None:
-        return None
-    # every call reads every setting: an ASCII value needs no lookup of the encoding
+def begin_call(guard_errors: bool = False) -> Tuple[CallState, Optional[int]]:
+    """The backend's state as a call begins, and with guard_errors, a guard
+    (None: nothing to guard) under which errors raised beneath are made
+    readable by PL/Python outside UTF8 (extension/src/python/plpython_errors.c)
+    until unguard_errors(guard); in one crossing. A module whose _PG_init
+    failed is loaded but not ready: its settings may be placeholders any user
+    set."""
+    guard = _accessors().aws_ml_begin_call(ctypes.byref(_raw_state), guard_errors)
+    raw = _raw_state
+    if not raw.ready:
+        unguard_errors(guard)
+        raise errors.AwsMlError(errors.NOT_CONFIGURED, "the aws_ml module did not finish loading in this backend",
+                                hint="Call an aws_ml function once in the session before any parallel query, or "
+                                     "add '$libdir/plugins/aws_ml' to session_preload_libraries.")
+    return CallState(raw.settings_generation, (raw.transaction_start, raw.statement_start),
+                     raw.processes_sharing_requests), guard
+
+
+@contextlib.contextmanager
+def call() -> Iterator[None]:
+    """Within: a call from SQL (entry.py), whose state call_state() gives;
+    its errors guarded. Calls nest (the SQL a call runs may call again)."""
+    global _call
+    outer = _call
+    state, guard = begin_call(guard_errors=True)
+    _call = state
+    try:
+        yield
+    finally:
+        _call = outer
+        unguard_errors(guard)
+
+
+def call_state() -> CallState:
+    """The state of the call under way; outside one (a DO block), the backend's now."""
+    return _call or begin_call()[0]
+
+
+def refresh_call_state() -> None:
+    """After the call committed or rolled back: its statement is identified
+    by its new transaction."""
+    global _call
+    if _call is not None:
+        _call = begin_call()[0]
+
+
+def settings_values() -> Dict[str, str]:
+    """The module's settings: {name: value as text}, as
+    extension/src/settings.c defines them."""
+    length = ctypes.c_int()
+    address = _accessors().aws_ml_settings(ctypes.byref(length))
+    fields = ctypes.string_at(address, length.value).split(b"\0")[:-1]
+    return {name.decode("ascii"): _decoded(value) for name, value in zip(fields[::2], fields[1::2])}
+
+
+def _decoded(value: bytes) -> str:
     return value.decode("ascii") if value.isascii() else value.decode(_codec(), "backslashreplace")
 
 
-def database_encoding():
+def database_encoding() -> str:
     """The name of the database's encoding, as getdatabaseencoding() gives it."""
-    return _accessors().aws_ml_database_encoding().decode()
+    global _encoding
+    if _encoding is None:
+        _encoding = _accessors().aws_ml_database_encoding().decode()
+    return _encoding
 
 
 # Python's codecs for PostgreSQL's server encodings but UTF8 and SQL_ASCII.
@@ -109,21 +178,9 @@ def in_database_encoding(text):
     return text.encode(codec, "backslashreplace").decode(codec)
 
 
-def guard_errors():
-    """Until unguard_errors(guard), errors raised beneath are made readable by
-    PL/Python outside UTF8 (extension/src/python/plpython_errors.c); the guard."""
-    return _accessors().aws_ml_guard_errors()
-
-
 def unguard_errors(guard):
     if guard is not None:
         _accessors().aws_ml_unguard_errors(guard)
-
-
-def processes_sharing_requests():
-    """The processes of a parallel query that share aws_ml.max_concurrency
-    while a batch is asked for (0: this process alone)."""
-    return _accessors().aws_ml_processes_sharing_requests()
 
 
 def announce_error(plpython_message, sql_message):
@@ -138,13 +195,19 @@ def announce_error(plpython_message, sql_message):
                           sql_message.encode(codec, "backslashreplace"))
 
 
-def in_parallel_mode():
-    return _accessors().aws_ml_in_parallel_mode()
-
-
-def cancel_pending():
+def cancel_pending() -> bool:
     """Whether a cancel, statement_timeout or termination awaits the backend."""
     return _accessors().aws_ml_interrupt_pending()
+
+
+def process_interrupts() -> Optional[Tuple[str, str]]:
+    """Lets PostgreSQL process a pending interrupt, without SPI: the
+    (SQLSTATE, message) of the error it raised for a cancel or a timeout,
+    None when none was pending; a termination ends the process."""
+    code = _accessors().aws_ml_check_for_interrupts(_message, len(_message))
+    if not code:
+        return None
+    return errors.unpacked_sqlstate(code), _decoded(_message.value)
 
 
 def transfer_pipe(export):
@@ -158,13 +221,6 @@ def transfer_pipe(export):
         raise errors.AwsMlError(errors.NOT_CONFIGURED,
                                 f"could not create a pipe: {os.strerror(ctypes.get_errno())}")
     return fd, ctypes.c_int64(token.value).value
-
-
-def statement_id():
-    """Identifies the current top-level statement (parallel workers share the
-    leader's): the start times of it and of its transaction."""
-    accessors = _accessors()
-    return accessors.aws_ml_transaction_start(), accessors.aws_ml_statement_start()
 
 
 @contextlib.contextmanager

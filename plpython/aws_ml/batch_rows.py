@@ -5,11 +5,13 @@ that its error is the row function's own, raised where row-by-row
 evaluation raises it, and a query that stops before it (a LIMIT, EXISTS)
 never sees it. An error that is not about the input (throttling, the
 network, permissions) fails the batch at once."""
+from typing import Any, Callable, List, Tuple
+
 from . import request
 from .errors import AwsMlError
 
 
-def answers(answer, rows):
+def answers(answer: Callable[[List[Any]], List[Any]], rows: List[Any]) -> List[Any]:
     """The answers of the longest first part of rows whose calls succeed.
     answer(rows) answers rows in order, or raises AwsMlError naming the
     ordinality of the row it failed at (without one: the first row); an
@@ -21,7 +23,7 @@ def answers(answer, rows):
         return _longest_answered(answer, rows)[0]
 
 
-def _longest_answered(answer, rows):
+def _longest_answered(answer: Callable[[List[Any]], List[Any]], rows: List[Any]) -> Tuple[List[Any], bool]:
     """(answers of the longest first part of rows whose calls succeed,
     whether a row failed)."""
     if not rows:

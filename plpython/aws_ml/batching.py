@@ -1,8 +1,10 @@
 """Splitting items into requests by count and by size."""
+from typing import List, Sequence, Tuple
+
 from .errors import INVALID_PARAMETER, AwsMlError
 
 
-def by_size(sizes, max_items, max_bytes):
+def by_size(sizes: Sequence[int], max_items: int, max_bytes: int) -> List[Tuple[int, int]]:
     """(start, stop) index ranges over consecutive items, in order, each range
     holding at most max_items items and max_bytes bytes (sizes: each item's
     bytes). An item over max_bytes on its own is an error."""

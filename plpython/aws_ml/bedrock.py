@@ -4,7 +4,8 @@ import json
 
 from . import batch_rows, distributed, embedding_models, json_path, materialize, request
 from .arguments import batch_rows_of, header_value, in_range, is_blank, one_dimensional, required
-from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_ordinality, sql_entry
+from .entry import sql_entry
+from .errors import INVALID_PARAMETER, SERVICE_FAILED, AwsMlError, at_ordinality
 from .services import BEDROCK
 from .wait import MAX_WORKERS
 
@@ -218,7 +219,7 @@ def materialize_embeddings(table_name, input_column, embedding_column, model_id,
 def materialize_embeddings_shards(shards, *arguments):
     """CALL aws_bedrock._materialize_embeddings_shards: materialize_embeddings
     on the shards of a Citus table placed on this node (distributed.py)."""
-    return distributed.fill_shards("materialize_embeddings", shards,
+    return materialize.fill_shards("materialize_embeddings", shards,
                                    lambda shard: _materialize_embeddings(shard, *arguments))
 
 

@@ -1,34 +1,30 @@
 """boto3 clients, cached per backend by everything that shapes them: service,
-region, endpoint, timeouts, attempts and credential identity. Base credentials
-come from the server process's standard AWS chain; a service with a role ARN
-uses STS AssumeRole credentials, cached until shortly before they expire.
-Each statement starts with a client's full retry quota. Both caches keep the
-most recently used entries only: a session that tries many settings does not
-keep a client (and its connection pool) for each."""
+region, endpoint, timeouts, attempts and the credentials they sign with (the
+server's standard AWS chain, or a role's: credentials.py). Each statement
+starts with a client's full retry quota. The cache keeps the most recently
+used clients only: a session that tries many settings does not keep a client
+(and its connection pool) for each."""
 import collections
-import hashlib
 import os
 import random
-import time
+from typing import Any, Dict, List, Optional
 
-from . import backend, inflight, request, stats, wait
-from .services import BEDROCK, COMPREHEND, S3, SAGEMAKER, STS
+from . import backend, inflight, stats, wait
+from .services import BEDROCK, COMPREHEND, S3, SAGEMAKER, STS, Service
+from .settings import Settings
 
 # S3 is called from aws_s3's transfer process (transfer_process.py), not from the backend
 SERVICES = (COMPREHEND, SAGEMAKER, BEDROCK, STS)
 
-_REFRESH_MARGIN_SECONDS = 300
-_ROLE_SESSION_SECONDS = 3600
-
 MAX_CLIENTS = 16
-MAX_ROLES = 16
+
+Credentials = Dict[str, Any]  # STS's: AccessKeyId, SecretAccessKey, SessionToken, Expiration
 
 _session = None
 _seeded_pid = None
-_clients = collections.OrderedDict()  # least recently used first
-_retry_quotas = {}  # client key -> [botocore's retry quota of the client, the statement that last used it]
-_assumed = collections.OrderedDict()  # (role_arn, region, sts endpoint) -> (credentials dict, expiry epoch)
-_given = collections.OrderedDict()  # identity -> credentials a call gave (aws_s3), while a client has them
+_clients: "collections.OrderedDict[tuple, Any]" = collections.OrderedDict()  # least recently used first
+_credentials: Dict[tuple, Optional[Credentials]] = {}  # client key -> what the client signs with (None: the chain's)
+_retry_quotas: Dict[tuple, list] = {}  # client key -> [the client's retry quota, the statement that last used it]
 
 
 def _base_session():
@@ -63,19 +59,13 @@ def config(service, spec):
     )
 
 
-def _identity(credentials):
-    """Tells credentials apart in the client cache: the access key id, and for
-    credentials a call gave, a digest of the secrets that came with it."""
-    if not credentials or "Expiration" in credentials:  # none, or assumed through STS
-        return credentials["AccessKeyId"] if credentials else None
-    secrets = f"{credentials['SecretAccessKey']}\0{credentials.get('SessionToken') or ''}"
-    return f"{credentials['AccessKeyId']}/{hashlib.sha256(secrets.encode()).hexdigest()}"
-
-
-def _client(service, settings, region, credentials):
-    identity = _identity(credentials)
+def client(service: Service, settings: Settings, region: str, credentials: Optional[Credentials]) -> Any:
+    """The client of service under settings in region that signs with
+    credentials (None: the server's standard AWS chain)."""
+    _reseed_after_preload()
     key = (service.client_name, region, settings.endpoint_for(service), settings.connect_timeout_ms,
-           settings.request_timeout_ms_for(service), settings.max_attempts, identity)
+           settings.request_timeout_ms_for(service), settings.max_attempts,
+           credentials["AccessKeyId"] if credentials else None)
     client = _clients.get(key)
     if client is None:
         explicit = {}
@@ -89,6 +79,7 @@ def _client(service, settings, region, credentials):
         client.meta.events.register_first("needs-retry", stats.throttle_observer(service))
         inflight.track(client)
         _clients[key] = client
+        _credentials[key] = credentials
         _retry_quotas[key] = [_retry_quota(client), None]
         while len(_clients) > MAX_CLIENTS:
             _forget_client(next(iter(_clients)))
@@ -99,8 +90,14 @@ def _client(service, settings, region, credentials):
 
 def _forget_client(key):
     _clients.pop(key).close()
-    del _retry_quotas[key]
-    _given.pop(key[-1], None)
+    del _retry_quotas[key], _credentials[key]
+
+
+def forget_clients_of(credentials: Credentials) -> None:
+    """Closes the clients that sign with credentials: they expire, or are dropped."""
+    for stale in [key for key, theirs in _credentials.items() if theirs and
+                  theirs["AccessKeyId"] == credentials["AccessKeyId"]]:
+        _forget_client(stale)
 
 
 def _retry_quota(client):
@@ -117,34 +114,10 @@ def _renew_retry_quota(key):
     a statement may retry as aws_ml.max_attempts allows, whatever earlier
     statements of the session spent."""
     entry = _retry_quotas[key]
-    statement = backend.statement_id()
+    statement = backend.call_state().statement
     if entry[1] != statement:
         entry[0].release(entry[0].INITIAL_CAPACITY)
         entry[1] = statement
-
-
-def _assume_role(role_arn, settings, region):
-    key = (role_arn, region, settings.endpoint_for(STS))
-    cached = _assumed.get(key)
-    if cached and cached[1] - time.time() > _REFRESH_MARGIN_SECONDS:
-        _assumed.move_to_end(key)
-        return cached[0]
-    sts = _client(STS, settings, region, None)
-    answer = request.send(STS, "AssumeRole", sts, RoleArn=role_arn,
-                          RoleSessionName=f"aws_ml-{os.getpid()}", DurationSeconds=_ROLE_SESSION_SECONDS)
-    credentials = answer["Credentials"]
-    _assumed[key] = (credentials, credentials["Expiration"].timestamp())
-    _assumed.move_to_end(key)
-    if cached:
-        _forget_clients_of(cached[0])
-    while len(_assumed) > MAX_ROLES:
-        _forget_clients_of(_assumed.popitem(last=False)[1][0])
-    return credentials
-
-
-def _forget_clients_of(credentials):
-    for stale in [key for key in _clients if key[-1] == credentials["AccessKeyId"]]:
-        _forget_client(stale)
 
 
 def load_models():
@@ -156,15 +129,14 @@ def load_models():
                                aws_access_key_id="preload", aws_secret_access_key="preload")
 
 
-def known_secrets():
-    """The secret keys and session tokens this backend signs with."""
+def known_secrets() -> List[Optional[str]]:
+    """The secret keys and session tokens this backend's clients sign with."""
     base = _session.get_credentials() if _session else None
     frozen = base.get_frozen_credentials() if base else None
     secrets = [frozen.secret_key, frozen.token] if frozen else []
-    for credentials, _ in _assumed.values():
-        secrets += [credentials["SecretAccessKey"], credentials["SessionToken"]]
-    for credentials in _given.values():
-        secrets += [credentials["SecretAccessKey"], credentials.get("SessionToken")]
+    for credentials in _credentials.values():
+        if credentials:
+            secrets += [credentials["SecretAccessKey"], credentials["SessionToken"]]
     return secrets
 
 
@@ -177,22 +149,3 @@ def _reseed_after_preload():
         _seeded_pid = os.getpid()
 
 
-def credentials_for(service, settings, region, given=None):
-    """What a request to service signs with: the credentials a call gave
-    ({AccessKeyId, SecretAccessKey, SessionToken}), else the role's, assumed
-    through STS, else None: the server's base credentials."""
-    if given:
-        return given
-    role_arn = settings.role_for(service)
-    return _assume_role(role_arn, settings, region) if role_arn else None
-
-
-def client_for(service, settings, region=None, credentials=None):
-    """The client for service under the current settings (AwsMlError when
-    there is none); region: the call's own, else the settings'; credentials:
-    the ones the call gave, else the role's or the server's."""
-    _reseed_after_preload()
-    region = region or settings.resolved_region()
-    if credentials:
-        _given[_identity(credentials)] = credentials
-    return _client(service, settings, region, credentials_for(service, settings, region, credentials))

@@ -1,7 +1,8 @@
 """aws_comprehend: sentiment from Amazon Comprehend."""
 from . import batch_rows, distributed, materialize
 from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
-from .errors import AwsMlError, at_ordinality, sql_entry, sqlstate_for
+from .entry import sql_entry
+from .errors import AwsMlError, at_ordinality, sqlstate_for
 from .request import Requests, Unanswered
 from .services import COMPREHEND
 
@@ -78,37 +79,23 @@ def _score(documents):
     documents, aws_ml.max_concurrency at a time; each distinct document once a
     statement (unless aws_ml.statement_cache is off)."""
     requests = Requests(COMPREHEND, "BatchDetectSentiment")
-    cache = requests.cache_of("DetectSentiment")
     results = [None] * len(documents)
-    unanswered = Unanswered()
+    unanswered = Unanswered(requests.cache_of("DetectSentiment"))
     for index, (text, language_code, size) in enumerate(documents):
-        if is_blank(text):
-            continue
-        key = cache.key_at(_document(text, language_code), index)
-        results[index] = cache.lookup(key)
-        if results[index] is None:
-            unanswered.add((language_code, size), key, index)
-    chunks = []  # (language code, [Input, ...])
-    for (language_code, size), inputs in unanswered.groups.items():
-        chunks += [(language_code, inputs[start:start + size]) for start in range(0, len(inputs), size)]
-    def keep(number, answer):
-        inputs = chunks[number - 1][1]
-        for result in answer["ResultList"]:
-            cache.store(inputs[result["Index"]].key, _sentiment(result))
-    try:
-        answers = requests.send_all([
-            ({"TextList": [documents[same.indexes[0]][0] for same in inputs], "LanguageCode": language_code},
-             len(inputs))
-            for language_code, inputs in chunks], keep=keep)
-    except AwsMlError as error:
-        rows = sorted(same.indexes[0] + 1 for same in chunks[error.ordinality - 1][1])
-        raise at_ordinality(error, rows[0], rows) from None
-    refused = []
-    for (_, inputs), answer in zip(chunks, answers):
-        for result in answer["ResultList"]:
-            for index in inputs[result["Index"]].indexes:
-                results[index] = _sentiment(result)
-        refused += [(inputs[error["Index"]].indexes[0], error) for error in answer.get("ErrorList", [])]
+        if not is_blank(text):
+            results[index] = unanswered.ask((language_code, size), _document(text, language_code), index, text)
+
+    def split(group, inputs):
+        size = group[1]
+        return [inputs[start:start + size] for start in range(0, len(inputs), size)]
+
+    def request_of(group, inputs):
+        return {"TextList": [same.value for same in inputs], "LanguageCode": group[0]}, len(inputs)
+    sent = unanswered.send(requests, results, split, request_of,
+                           lambda _, inputs, answer: {result["Index"]: _sentiment(result)
+                                                      for result in answer["ResultList"]})
+    refused = [(inputs[error["Index"]].indexes[0], error)
+               for inputs, answer in sent for error in answer.get("ErrorList", [])]
     if refused:
         raise _document_error(refused)
     return results
@@ -125,7 +112,7 @@ def materialize_sentiment(table_name, text_column, language_code, sentiment_colu
 def materialize_sentiment_shards(shards, *arguments):
     """CALL aws_comprehend._materialize_sentiment_shards: materialize_sentiment
     on the shards of a Citus table placed on this node (distributed.py)."""
-    return distributed.fill_shards("materialize_sentiment", shards,
+    return materialize.fill_shards("materialize_sentiment", shards,
                                    lambda shard: _materialize_sentiment(shard, *arguments))
 
 

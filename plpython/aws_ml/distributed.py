@@ -14,14 +14,13 @@ filled from the calling node like a plain table, through Citus, its rows
 named by primary key rather than by ctid, which differs between the copies."""
 import json
 from dataclasses import dataclass
+from typing import Any, Dict
 
 from . import row_address
-from .arguments import required
 from .errors import NOT_CONFIGURED, AwsMlError
 
 FEATURE_NOT_SUPPORTED = "0A000"
 CONNECTION_FAILURE = "08006"  # postgres_fdw's, for a remote error without its SQLSTATE
-QUERY_CANCELED = "57014"
 
 # What decides where a node's requests go and whose credentials sign them:
 # the same on every node, or a backfill refuses to start.
@@ -104,7 +103,7 @@ def fill_on_nodes(procedure, call, shards):
     filled, or raises the error that stopped a node (the first node's). Each
     node's settings are checked first, before any request."""
     import plpy
-    nodes = {}
+    nodes: Dict[Any, Any] = {}
     for shard in shards:
         nodes.setdefault((shard.host, shard.port), []).append(shard.name)
     _refuse_other_settings(procedure, nodes)
@@ -152,30 +151,3 @@ def _refuse_other_settings(procedure, nodes):
             raise AwsMlError(NOT_CONFIGURED, f"{procedure}: the aws_ml settings of {where} differ from this node's: "
                              + ", ".join(f"aws_ml.{name}" for name in differing),
                              hint="Set them the same on every node (docs/scaling.md), then CALL again.")
-
-
-def fill_shards(procedure, shards, fill):
-    """On a node: fill(shard) (answering the rows filled) for each of shards;
-    answers the procedure's output row: the outcome for fill_on_nodes, as
-    JSON. The batch an error stops is rolled back; a cancel is raised, as is
-    a call that cannot commit (in a transaction block)."""
-    import plpy
-    from .materialize import commit_or_explain  # which imports this module
-    required("shards", shards)
-    commit_or_explain(procedure)
-    done = 0
-    try:
-        for shard in shards:
-            done += fill(shard)
-        return (json.dumps({"done": done}),)
-    except AwsMlError as error:
-        stopped = {"sqlstate": error.sqlstate, "message": error.full_message(), "detail": error.detail,
-                   "hint": error.hint}
-    except plpy.SPIError as error:
-        if error.sqlstate == QUERY_CANCELED:
-            raise
-        # spidata: (sqlerrcode, detail, hint, query, position, ...)
-        detail, hint = error.spidata[1:3] if hasattr(error, "spidata") else (None, None)
-        stopped = {"sqlstate": error.sqlstate, "message": error.args[0], "detail": detail, "hint": hint}
-    plpy.rollback()
-    return (json.dumps({"done": done, "error": stopped}),)

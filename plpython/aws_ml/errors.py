@@ -1,11 +1,8 @@
 """Errors as PostgreSQL reports them: a SQLSTATE a client can branch on, a
 message naming the service and operation, the AWS error code in DETAIL and a
 HINT when there is something to do (docs/design.md, decision 5)."""
-import functools
 import re
-import sys
-
-from . import backend, stats
+from typing import Any, List, Optional, Sequence
 
 INVALID_PARAMETER = "22023"
 NULL_VALUE = "22004"
@@ -79,8 +76,9 @@ class AwsMlError(Exception):
     their ordinalities, in order; about_input: whether the input (rather than
     the service, the network or the configuration) caused it."""
 
-    def __init__(self, sqlstate, message, detail=None, hint=None, ordinality=None, request_rows=None,
-                 about_input=None):
+    def __init__(self, sqlstate: str, message: str, detail: Optional[str] = None, hint: Optional[str] = None,
+                 ordinality: Optional[int] = None, request_rows: Optional[List[int]] = None,
+                 about_input: Optional[bool] = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message
@@ -90,7 +88,7 @@ class AwsMlError(Exception):
         self.request_rows = request_rows
         self.about_input = sqlstate in _INPUT_SQLSTATES if about_input is None else about_input
 
-    def full_message(self):
+    def full_message(self) -> str:
         """The message, naming the input it is about (a failure of the service
         or the network is about no input of the batch)."""
         if self.ordinality is None or not self.about_input:
@@ -98,116 +96,27 @@ class AwsMlError(Exception):
         return f"{self.message} (the input at ordinality {self.ordinality})"
 
 
-def entry_of(extension):
-    """Marks the entry points from SQL of extension's functions ("aws_ml",
-    "aws_s3"): one SQL call in the stats; an AwsMlError reported as a
-    PostgreSQL error with its SQLSTATE, DETAIL and HINT and a message that
-    starts with the extension's name; an error of the SQL the package ran
-    (the caller's query, COPY, a trigger) passed on as the server reported
-    it; neither with PL/Python's traceback in CONTEXT (extension/src/python/
-    deliberate_errors.c); and the errors of the SQL it runs readable by
-    PL/Python in every encoding."""
-    def mark(function):
-        @functools.wraps(function)
-        def entry(*args, **kwargs):
-            stats.begin_sql_call()
-            guard = None
-            try:
-                guard = backend.guard_errors()
-                return function(*args, **kwargs)
-            except AwsMlError as error:
-                raise _aws_ml_error(extension, error) from None
-            except Exception as error:
-                if not _is_server_error(error):
-                    raise
-                raise _server_error(extension, error, [*args, *kwargs.values()]) from None
-            finally:
-                backend.unguard_errors(guard)
-        return entry
-    return mark
+def unpacked_sqlstate(code: int) -> str:
+    """The SQLSTATE of an error code as the server packs it (MAKE_SQLSTATE)."""
+    return "".join(chr(((code >> (6 * i)) & 0x3F) + ord("0")) for i in range(5))
 
 
-sql_entry = entry_of("aws_ml")
-
-_error_classes = {}
-
-
-def _for_sql(extension, text, sql_message, sqlstate, spidata=None, **fields):
-    """A plpy.Error of text with the fields PL/Python reports (detail, hint,
-    the object names), announced to the module as the error whose message
-    SQL reads as sql_message. PL/Python prefixes text with the exception's
-    type name, so the type is named after the extension. With spidata (a
-    server error's, in _SPIDATA_FIELDS' order), a plpy.SPIError: PL/Python
-    reports its fields, the internal query and position too, from there."""
-    kind = (extension, spidata is not None)
-    if kind not in _error_classes:
-        import plpy
-        _error_classes[kind] = type(extension, (plpy.SPIError if spidata is not None else plpy.Error,),
-                                    {"__module__": "builtins"})
-    error = _error_classes[kind](text)
-    error.sqlstate = sqlstate
-    for name, value in fields.items():
-        setattr(error, name, value)
-    if spidata is not None:
-        error.spidata = spidata
-    backend.announce_error(f"{extension}: {text}", sql_message)
-    return error
-
-
-def _aws_ml_error(extension, error):
-    text = backend.in_database_encoding(error.full_message())
-    return _for_sql(extension, text, f"{extension}: {text}", error.sqlstate,
-                    detail=backend.in_database_encoding(error.detail), hint=backend.in_database_encoding(error.hint))
-
-
-def _is_server_error(error):
-    plpy = sys.modules.get("plpy")
-    return plpy is not None and isinstance(error, plpy.SPIError)
-
-
-# plpy.SPIError's spidata, as PL/Python fills it
-_SPIDATA_FIELDS = ("sqlerrcode", "detail", "hint", "internal_query", "internal_position", "schema_name",
-                   "table_name", "column_name", "datatype_name", "constraint_name")
-_REPORTED_FIELDS = ("detail", "hint", "schema_name", "table_name", "column_name", "datatype_name", "constraint_name")
-
-
-def _server_error(extension, error, arguments):
-    """The server's error, as it reported it: its SQLSTATE, message, DETAIL,
-    HINT and object names, without the internal query (the SQL the package
-    built around the caller's) and its position, unless that query is one
-    of the caller's arguments: aws_s3's COPY points a syntax error into the
-    argument it is in (extension/src/s3/copy_arguments.c)."""
-    spidata = dict(zip(_SPIDATA_FIELDS, getattr(error, "spidata", None) or ()))
-    if spidata:
-        code = spidata["sqlerrcode"]
-        sqlstate = "".join(chr(((code >> (6 * i)) & 0x3F) + ord("0")) for i in range(5))
-    else:  # raised in Python as a plpy.spiexceptions class
-        sqlstate = getattr(error, "sqlstate", None) or SERVICE_FAILED
-    text = str(error.args[0]) if error.args else str(error)
-    reported = {name: spidata[name] for name in _REPORTED_FIELDS if spidata.get(name) is not None}
-    query = spidata.get("internal_query")
-    if query is not None and any(query == argument for argument in arguments if isinstance(argument, str)):
-        return _for_sql(extension, text, text, sqlstate, spidata=tuple(spidata[name] for name in _SPIDATA_FIELDS),
-                        **reported)
-    return _for_sql(extension, text, text, sqlstate, **reported)
-
-
-def at_ordinality(error, ordinality, request_rows=None):
+def at_ordinality(error: AwsMlError, ordinality: int, request_rows: Optional[List[int]] = None) -> AwsMlError:
     """error, raised for the element at ordinality of a batch function's array
     (request_rows: the elements of the request that failed as a whole)."""
     return AwsMlError(error.sqlstate, error.message, error.detail, error.hint, ordinality, request_rows,
                       error.about_input)
 
 
-def null_argument(name):
+def null_argument(name: str) -> AwsMlError:
     return AwsMlError(NULL_VALUE, f"{name} must not be NULL")
 
 
-def invalid_argument(message, hint=None):
+def invalid_argument(message: str, hint: Optional[str] = None) -> AwsMlError:
     return AwsMlError(INVALID_PARAMETER, message, hint=hint)
 
 
-def from_botocore(service, operation, error, secrets):
+def from_botocore(service: Any, operation: str, error: Exception, secrets: Sequence[Optional[str]]) -> AwsMlError:
     """The AwsMlError for an exception botocore raised while calling service;
     secrets: the credentials' values, never to appear in its text."""
     from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
@@ -221,7 +130,7 @@ def from_botocore(service, operation, error, secrets):
     return from_transport_error(service, operation, error, secrets)
 
 
-def without_secrets(text, secrets):
+def without_secrets(text: str, secrets: Sequence[Optional[str]]) -> str:
     """text without AWS's signing details and without any of secrets."""
     text = _SIGNING_DETAILS.sub("", text)
     for secret in secrets:
@@ -230,11 +139,11 @@ def without_secrets(text, secrets):
     return text
 
 
-def is_throttling(code, status):
+def is_throttling(code: Optional[str], status: Optional[int]) -> bool:
     return code in _THROTTLING_CODES or status == 429
 
 
-def sqlstate_for(code, message, status=None):
+def sqlstate_for(code: str, message: str, status: Optional[int] = None) -> str:
     sqlstate = _SQLSTATE_BY_AWS_CODE.get(code)
     if sqlstate == INVALID_PARAMETER and _NOT_FOUND_MESSAGE.search(message):
         return UNDEFINED_OBJECT
@@ -243,7 +152,7 @@ def sqlstate_for(code, message, status=None):
     return sqlstate
 
 
-def from_client_error(service, operation, error, secrets):
+def from_client_error(service: Any, operation: str, error: Any, secrets: Sequence[Optional[str]]) -> AwsMlError:
     """An error answer of an AWS service (botocore's ClientError)."""
     info = error.response.get("Error", {})
     code = info.get("Code") or "Unknown"
@@ -258,13 +167,14 @@ def from_client_error(service, operation, error, secrets):
                       about_input=True if code == "ModelError" else None)
 
 
-def from_transport_error(service, operation, error, secrets):
+def from_transport_error(service: Any, operation: str, error: Exception,
+                         secrets: Sequence[Optional[str]]) -> AwsMlError:
     """A request that got no answer: connection refused or dropped, or a timeout."""
     return AwsMlError(NETWORK_FAILURE, f"{service.display} {operation} failed: {without_secrets(str(error), secrets)}",
                       f"botocore error: {type(error).__name__}", _HINTS[NETWORK_FAILURE])
 
 
-def no_credentials(service, operation):
+def no_credentials(service: Any, operation: str) -> AwsMlError:
     return AwsMlError(
         NOT_CONFIGURED, f"{service.display} {operation} failed: no AWS credentials for the server",
         "botocore error: NoCredentialsError",

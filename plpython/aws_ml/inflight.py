@@ -18,7 +18,7 @@ from botocore.awsrequest import (AWSHTTPConnection, AWSHTTPConnectionPool, AWSHT
                                  AWSHTTPSConnectionPool)
 
 _current = threading.local()
-_flights = weakref.WeakSet()  # every Flight of the process, for ground_every_flight
+_flights: "weakref.WeakSet[Flight]" = weakref.WeakSet()  # every Flight of the process, for ground_every_flight
 
 
 class Grounded(concurrent.futures.CancelledError):
@@ -96,14 +96,18 @@ def _enrol(connection):
 
 
 class _Enrolling:
+    """Mixed in before botocore's connection classes (whose methods super()
+    reaches, which mypy cannot see): each enrols in the flight of the request
+    it carries."""
+
     def connect(self):
         _enrol(self)
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _enrol(self)  # grounded while connecting: nothing is sent
 
     def request(self, *args, **kwargs):
         _enrol(self)
-        return super().request(*args, **kwargs)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
 class _HTTPConnection(_Enrolling, AWSHTTPConnection):

@@ -3,6 +3,7 @@ on Aurora (`embedding`), or a dotted path of object keys and array indexes
 for models that nest their vectors (`embeddingsByType.float`, `embeddings.0`).
 Pure: parsed JSON in, floats or an AwsMlError out."""
 import re
+from typing import Any, List
 
 from .errors import INVALID_PARAMETER, AwsMlError
 
@@ -26,7 +27,7 @@ def _resolve(document, json_key):
     if isinstance(document, dict) and json_key in document:
         return document, document[json_key]
     parent, value = None, document
-    walked = []
+    walked: List[Any] = []
     for segment in json_key.split("."):
         parent, value = value, _step(value, segment, json_key, walked)
         walked.append(segment)

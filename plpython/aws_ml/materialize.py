@@ -21,7 +21,9 @@ identifier is quoted; the procedures cannot have SET search_path
 (PostgreSQL forbids COMMIT in a procedure with a SET clause), so every
 function, operator and type here is schema-qualified."""
 import contextlib
+import json
 from dataclasses import dataclass
+from typing import Any, List, cast
 
 from . import backend, distributed, sql_names
 from .arguments import NOT_BLANK_PATTERN, in_range, required
@@ -39,6 +41,7 @@ FEATURE_NOT_SUPPORTED = "0A000"
 INSUFFICIENT_PRIVILEGE = "42501"
 NOT_IN_PREREQUISITE_STATE = "55000"
 INVALID_TRANSACTION_TERMINATION = "2D000"
+QUERY_CANCELED = "57014"
 
 
 @dataclass(frozen=True)
@@ -263,7 +266,7 @@ def backfill(procedure, tables, batch_size, score, shard_call):
 def _fill(table, select, update, answered, batch_size, score, progress):
     import plpy
     address = table.address
-    after, unsent = address.first, []
+    after, unsent = address.first, cast(List[Any], [])
     while True:
         with table.running_its_code():
             rows = plpy.execute(select, [NOT_BLANK_PATTERN, after, unsent, batch_size])
@@ -281,7 +284,7 @@ def _fill(table, select, update, answered, batch_size, score, progress):
         with table.running_its_code():
             written = _write(table, update, answered, rows, outputs, unsent)
         after = address.last(rows)
-        plpy.commit()
+        _commit()
         progress.advance(written)
 
 
@@ -309,10 +312,17 @@ def _write(table, update, answered, rows, outputs, unsent):
     return len(new_versions)
 
 
+def _commit():
+    """Commits; the next batch's requests belong to the new transaction (the statement cache's scope)."""
+    import plpy
+    plpy.commit()
+    backend.refresh_call_state()
+
+
 def commit_or_explain(procedure):
     import plpy
     try:
-        plpy.commit()
+        _commit()
     except plpy.spiexceptions.InvalidTransactionTermination:
         raise AwsMlError(INVALID_TRANSACTION_TERMINATION,
                          f"{procedure} commits every batch, so it cannot run inside a transaction block",
@@ -354,3 +364,29 @@ def _stopped(table, rows, error):
     resume = "The batches before it are committed; CALL again to go on with the rows still to do."
     return AwsMlError(error.sqlstate, f"{table.procedure} stopped at {where} of {table.table}: {error.message}",
                       error.detail, f"{error.hint} {resume}" if error.hint else resume)
+
+
+def fill_shards(procedure, shards, fill):
+    """On a node: fill(shard) (answering the rows filled) for each of shards;
+    answers the procedure's output row: the outcome for fill_on_nodes, as
+    JSON. The batch an error stops is rolled back; a cancel is raised, as is
+    a call that cannot commit (in a transaction block)."""
+    import plpy
+    required("shards", shards)
+    commit_or_explain(procedure)
+    done = 0
+    try:
+        for shard in shards:
+            done += fill(shard)
+        return (json.dumps({"done": done}),)
+    except AwsMlError as error:
+        stopped = {"sqlstate": error.sqlstate, "message": error.full_message(), "detail": error.detail,
+                   "hint": error.hint}
+    except plpy.SPIError as error:
+        if error.sqlstate == QUERY_CANCELED:
+            raise
+        # spidata: (sqlerrcode, detail, hint, query, position, ...)
+        detail, hint = error.spidata[1:3] if hasattr(error, "spidata") else (None, None)
+        stopped = {"sqlstate": error.sqlstate, "message": error.args[0], "detail": detail, "hint": hint}
+    plpy.rollback()
+    return (json.dumps({"done": done, "error": stopped}),)

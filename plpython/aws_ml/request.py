@@ -1,53 +1,14 @@
-"""The one path every AWS call takes: settings, the statement cache, client,
-cancellable requests on worker threads, stats, and errors translated for
-SQL."""
+"""The one path every AWS call takes: settings, the statement cache, the
+client and its credentials, then the requests (transport.py)."""
 import contextlib
-import time
 from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
-from botocore import xform_name
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.response import StreamingBody
-
-from . import backend, clients, lanes, settings, stats, statement_cache, wait
-from .errors import AwsMlError, at_ordinality, from_botocore
+from . import backend, credentials, settings, stats, statement_cache, transport
+from .errors import AwsMlError, at_ordinality
 
 
-def _retries(response):
-    return response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-
-
-def send_now(service, operation, method, params, items):
-    """Sends one request and records it; runs on a worker thread. A streamed
-    body is read here too, so that a stalled answer cannot block the backend."""
-    started = time.monotonic()
-    retries, failed = 0, True
-    try:
-        answer = method(**params)
-        for name, value in answer.items():
-            if isinstance(value, StreamingBody):
-                answer[name] = value.read()
-        retries, failed = _retries(answer), False
-        return answer
-    except ClientError as error:
-        retries = _retries(error.response)
-        raise
-    finally:
-        stats.record_request(service.setting, operation, items, (time.monotonic() - started) * 1000,
-                             retries, failed)
-
-
-def send(service, operation, client, items=1, **params):
-    """Sends operation with client and returns the decoded answer; items is
-    the number of rows or documents the request carries."""
-    method = getattr(client, xform_name(operation))
-    try:
-        return wait.run(send_now, service, operation, method, params, items)
-    except (BotoCoreError, ClientError) as error:
-        raise from_botocore(service, operation, error, clients.known_secrets()) from None
-
-
-_retained = None  # answers kept while answers_retained() is active
+_retained: Optional[Dict[Any, Any]] = None  # answers kept while answers_retained() is active
 
 
 @contextlib.contextmanager
@@ -78,7 +39,7 @@ class Cache:
         self.service, self.operation = service, operation
         self._current, self._scope_operation = current, scope or operation
         self._scope = None
-        self.statement = backend.statement_id() if self.on else None
+        self.statement = backend.call_state().statement if self.on else None
 
     def key(self, params):
         """The key of the input params, or None: not kept."""
@@ -131,9 +92,20 @@ class Unanswered:
     distinct input once whatever group asked for it first, as row by row
     sends it once a statement. An uncached input (key None) is its own."""
 
-    def __init__(self):
+    def __init__(self, cache):
+        self.cache = cache
         self.groups = {}  # group -> [Input], in order of first appearance
         self._by_key = {}
+
+    def ask(self, group, params, index, value=None):
+        """The statement cache's answer to the input params at index, else
+        None, and the input is added to group (value: what its request
+        carries)."""
+        key = self.cache.key_at(params, index)
+        cached = self.cache.lookup(key)
+        if cached is None:
+            self.add(group, key, index, value)
+        return cached
 
     def add(self, group, key, index, value=None):
         pending = self._by_key.get(key) if key is not None else None
@@ -143,6 +115,37 @@ class Unanswered:
             if key is not None:
                 self._by_key[key] = pending
         pending.indexes.append(index)
+
+    def send(self, requests, results, split, request_of, outputs_of, kept=None, max_concurrency=None):
+        """Sends these inputs with requests and puts each output in results
+        (a list or a dict) at every index that asked for its input; returns
+        (inputs, answer) per request. split(group, inputs): the parts of a
+        group's inputs that share one request; request_of(group, inputs): its
+        (params, items); outputs_of(group, inputs, answer): {position in
+        inputs: output}, run on the worker thread as the answer arrives,
+        each output kept in the statement cache then (as kept(output) when
+        given). A failed request is raised naming its rows (indexes + 1)."""
+        parts = [(group, part) for group, inputs in self.groups.items() for part in split(group, inputs)]
+        outputs = {}
+
+        def keep(number, answer):
+            group, inputs = parts[number - 1]
+            outputs[number] = outputs_of(group, inputs, answer)
+            for position, output in outputs[number].items():
+                self.cache.store(inputs[position].key, kept(output) if kept else output)
+        try:
+            answers = requests.send_all([request_of(group, inputs) for group, inputs in parts],
+                                        max_concurrency=max_concurrency, keep=keep)
+        except AwsMlError as error:
+            if error.ordinality is None:  # before any request: the client (no region, no role's credentials)
+                raise
+            rows = sorted(same.indexes[0] + 1 for same in parts[error.ordinality - 1][1])
+            raise at_ordinality(error, rows[0], rows) from None
+        for number, (_, inputs) in enumerate(parts, 1):
+            for position, output in outputs[number].items():
+                for index in inputs[position].indexes:
+                    results[index] = output
+        return [(inputs, answer) for (_, inputs), answer in zip(parts, answers)]
 
 
 class Requests:
@@ -160,11 +163,11 @@ class Requests:
         return Cache(self.current, self.service, self.operation, scope)
 
     def client(self):
-        return clients.client_for(self.service, self.current)
+        return credentials.client_for(self.service, self.current)
 
     def send(self, items=1, **params):
         """One request; returns the answer."""
-        return send(self.service, self.operation, self.client(), items, **params)
+        return transport.send(self.service, self.operation, self.client(), items, **params)
 
     def cached(self, params, fetch):
         """The statement cache's answer to params, else fetch() (kept)."""
@@ -176,34 +179,12 @@ class Requests:
         return value
 
     def send_all(self, requests, decode=None, max_concurrency=None, keep=None):
-        """[decode(answer)] for requests, a list of (params, items), in order,
-        with at most max_concurrency (default aws_ml.max_concurrency) in flight.
-        decode runs on the worker threads (no plpy), overlapping the other
-        requests' waits, and so does keep(ordinality, decode(answer)), given
-        each answer as it arrives: what it keeps stays when a later request
-        fails. The first failure stops the requests not yet sent and is raised
-        naming its request's ordinality (1-based)."""
+        """transport.send_all of requests, with at most max_concurrency
+        (default aws_ml.max_concurrency) in flight; nothing to send needs no client."""
         if not requests:
             return []
-        method = getattr(self.client(), xform_name(self.operation))
-
-        def send_one(numbered):
-            number, (params, items) = numbered
-            answer = send_now(self.service, self.operation, method, params, items)
-            result = decode(answer) if decode else answer
-            if keep:
-                keep(number, result)
-            return result
-        try:
-            return lanes.map_in_order(send_one, list(enumerate(requests, 1)),
-                                      max_concurrency or self.current.max_concurrency)
-        except lanes.ItemFailed as failed:
-            error = failed.error
-            if isinstance(error, (BotoCoreError, ClientError)):
-                error = from_botocore(self.service, self.operation, error, clients.known_secrets())
-            elif not isinstance(error, AwsMlError):
-                raise error
-            raise at_ordinality(error, failed.index + 1) from None
+        return transport.send_all(self.service, self.operation, self.client(), requests,
+                                  max_concurrency or self.current.max_concurrency, decode, keep)
 
     def send_each(self, inputs, decode, max_concurrency=None):
         """{ordinality: decode(answer)} for inputs ({ordinality: params}, one
@@ -211,25 +192,18 @@ class Requests:
         statement) are sent once. A failure is raised naming the first
         ordinality of its input."""
         outputs = {}
-        unanswered = Unanswered()
+        unanswered = Unanswered(self.cache)
         for ordinality, params in inputs.items():
-            key = self.cache.key_at(params, ordinality)
-            cached = self.cache.lookup(key)
+            cached = unanswered.ask(None, params, ordinality - 1, params)
             if cached is not None:
                 outputs[ordinality] = decode(cached)
-            else:
-                unanswered.add(None, key, ordinality)
-        pending = unanswered.groups.get(None, [])
-        try:
-            answers = self.send_all([(inputs[same.indexes[0]], 1) for same in pending],
-                                    lambda answer: (answer, decode(answer)), max_concurrency,
-                                    keep=lambda number, decoded: self.cache.store(pending[number - 1].key, decoded[0]))
-        except AwsMlError as error:
-            raise at_ordinality(error, pending[error.ordinality - 1].indexes[0]) from None
-        for same, (_, output) in zip(pending, answers):
-            for ordinality in same.indexes:
-                outputs[ordinality] = output
+        sent: Dict[int, Any] = {}  # index -> (answer, decode(answer))
+        unanswered.send(self, sent, lambda _, pending: [[same] for same in pending],
+                        lambda _, one: (one[0].value, 1), lambda _, one, answer: {0: (answer, decode(answer))},
+                        kept=lambda output: output[0], max_concurrency=max_concurrency)
+        outputs.update((index + 1, decoded) for index, (_, decoded) in sent.items())
         return outputs
+
 
 def call(service, operation, items=1, varies=False, **params):
     """Calls operation of service once under the current settings; an

@@ -4,12 +4,16 @@ module (extension/src/s3/s3_copy.c), so an export is byte for byte what COPY
 (query) TO STDOUT writes, and an import is what COPY FROM reads, with the
 caller's privileges. S3 is on the other side of a pipe, which this backend's
 transfer process reads or writes (transfer_process.py, s3_transfer.py)."""
+from typing import Any, Dict
+
 from . import backend, clients, distributed, settings, transfer_process, wait
 from .arguments import required
-from .errors import NOT_CONFIGURED, AwsMlError, entry_of, invalid_argument, null_argument
+from .credentials import credentials_for
+from .entry import entry_of
+from .errors import NOT_CONFIGURED, AwsMlError, invalid_argument, null_argument
 from .services import S3
 
-_plans = {}
+_plans: Dict[str, Any] = {}
 FEATURE_NOT_SUPPORTED = "0A000"
 
 
@@ -72,7 +76,7 @@ def _client(region, given=None):
     None: the server's own, which that process finds as the backend does)."""
     current = settings.current()
     region = region or current.resolved_region()
-    credentials = clients.credentials_for(S3, current, region, given)
+    credentials = credentials_for(S3, current, region, given)
     if credentials:
         credentials = {name: credentials[name] for name in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
     return current, {**clients.client_spec(S3, current, region), "credentials": credentials}

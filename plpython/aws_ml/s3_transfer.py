@@ -9,15 +9,15 @@ import concurrent.futures
 import os
 import select
 import threading
-import time
 import zlib
+from typing import Any, Deque, List
 
 import botocore.session
 from botocore import xform_name
 from botocore.exceptions import (BotoCoreError, ClientError, IncompleteReadError, ReadTimeoutError,
                                  ResponseStreamingError)
 
-from . import clients, inflight, stats, wait
+from . import clients, inflight, stats, transport, wait
 from .copy_records import records_of
 from .errors import INVALID_PARAMETER, NETWORK_FAILURE, AwsMlError, from_botocore, from_transport_error
 from .services import S3
@@ -47,7 +47,7 @@ def s3_error(operation, error, bucket, key, secrets):
     s3://bucket/key, naming the object; a missing object or bucket says so
     (AWS's own samples look for "file does not exist")."""
     failure = from_botocore(S3, operation, error, secrets)
-    code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+    code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
     reason = {"NoSuchKey": "file does not exist", "NoSuchBucket": "bucket does not exist"}.get(code)
     if reason is None:
         reason = failure.message.split(" failed: ", 1)[-1]
@@ -82,21 +82,14 @@ class Requests:
         self._lasting = inflight.Flight()
         self.stopping = threading.Event()
         self.records = []  # [operation, milliseconds, retries, failed]
-        self.throttles = []  # the operation of each attempt S3 throttled
+        self.throttles: List[str] = []  # the operation of each attempt S3 throttled
 
     def timed(self, operation, call):
-        """call()'s answer, its time recorded as operation's."""
-        started = time.monotonic()
-        retries, failed = 0, True
-        try:
-            answer = call()
-            retries, failed = answer.get("ResponseMetadata", {}).get("RetryAttempts", 0), False
-            return answer
-        except ClientError as error:
-            retries = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-            raise
-        finally:
-            self.records.append([operation, (time.monotonic() - started) * 1000, retries, failed])
+        """call()'s answer, recorded for the backend's stats."""
+        return transport.recorded(S3, operation, 0, call, self._record)
+
+    def _record(self, service, operation, items, milliseconds, retries, failed):
+        self.records.append([operation, milliseconds, retries, failed])
 
     def submit(self, operation, lasting=False, **params):
         """Sends an S3 request on a worker thread; answer() waits for it.
@@ -217,7 +210,7 @@ class Export:
         self.header = bytearray() if job["layout"]["header"] and self.records else None
         self._header_done = self.header is None
         self.objects = []
-        self._uploading = collections.deque()  # (the object, its part number, the UploadPart submitted)
+        self._uploading: Deque[Any] = collections.deque()  # (the object, its part number, the UploadPart submitted)
 
     def run(self, committed):
         """Uploads until the pipe ends, then completes every file once the

@@ -8,7 +8,8 @@ import sys
 from . import batch_rows
 from .arguments import batch_limit, batch_rows_of, is_blank, one_dimensional, required
 from .batching import by_size
-from .errors import SERVICE_FAILED, AwsMlError, at_ordinality, invalid_argument, sql_entry
+from .entry import sql_entry
+from .errors import SERVICE_FAILED, AwsMlError, at_ordinality, invalid_argument
 from .request import Requests, Unanswered
 from .services import SAGEMAKER
 
@@ -65,7 +66,7 @@ def _invoke(rows):
     statement (unless aws_ml.statement_cache is off)."""
     requests = Requests(SAGEMAKER, "InvokeEndpoint")
     outputs = [None] * len(rows)
-    unanswered = Unanswered()
+    unanswered = Unanswered(requests.cache)
     for index, (endpoint_name, max_rows_per_batch, row) in enumerate(rows):
         try:
             group = _endpoint_and_size(endpoint_name, max_rows_per_batch)
@@ -74,36 +75,22 @@ def _invoke(rows):
             _check_row(row)
         except AwsMlError as error:
             raise at_ordinality(error, index + 1) from None
-        key = requests.cache.key_at({"EndpointName": endpoint_name, "Row": row}, index)
-        outputs[index] = requests.cache.lookup(key)
-        if outputs[index] is None:
-            unanswered.add(group, key, index, row.encode())
-    bodies = []  # (endpoint name, [Input (value: the encoded row), ...])
-    for (endpoint_name, size), inputs in unanswered.groups.items():
-        try:
-            ranges = by_size([len(same.value) for same in inputs], size, MAX_BODY_BYTES)
-        except AwsMlError as error:
-            raise at_ordinality(error, inputs[error.ordinality - 1].indexes[0] + 1) from None
-        bodies += [(endpoint_name, inputs[start:stop]) for start, stop in ranges]
-    body_outputs = {}  # request ordinality -> the outputs of its rows
+        outputs[index] = unanswered.ask(group, {"EndpointName": endpoint_name, "Row": row}, index, row.encode())
 
-    def keep(number, answer):
-        endpoint_name, inputs = bodies[number - 1]
-        body_outputs[number] = _outputs(endpoint_name, answer, len(inputs))
-        for same, output in zip(inputs, body_outputs[number]):
-            requests.cache.store(same.key, output)
-    try:
-        requests.send_all([
-            ({"EndpointName": endpoint_name, "Body": b"".join(same.value for same in inputs),
-              "ContentType": "text/csv", "Accept": "text/csv"}, len(inputs))
-            for endpoint_name, inputs in bodies], keep=keep)
-    except AwsMlError as error:
-        rows = sorted(same.indexes[0] + 1 for same in bodies[error.ordinality - 1][1])
-        raise at_ordinality(error, rows[0], rows) from None
-    for number, (_, inputs) in enumerate(bodies, 1):
-        for same, output in zip(inputs, body_outputs[number]):
-            for index in same.indexes:
-                outputs[index] = output
+    def split(group, inputs):
+        try:
+            ranges = by_size([len(same.value) for same in inputs], group[1], MAX_BODY_BYTES)
+        except AwsMlError as error:
+            if error.ordinality is None:
+                raise
+            raise at_ordinality(error, inputs[error.ordinality - 1].indexes[0] + 1) from None
+        return [inputs[start:stop] for start, stop in ranges]
+
+    def request_of(group, inputs):
+        return {"EndpointName": group[0], "Body": b"".join(same.value for same in inputs),
+                "ContentType": "text/csv", "Accept": "text/csv"}, len(inputs)
+    unanswered.send(requests, outputs, split, request_of,
+                    lambda group, inputs, answer: dict(enumerate(_outputs(group[0], answer, len(inputs)))))
     return outputs
 
 

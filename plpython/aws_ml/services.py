@@ -4,10 +4,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Service:
-    setting: str       # prefix of its aws_ml.<setting>_endpoint_url / _role_arn settings
+    setting: str       # prefix of its aws_ml.<setting>_endpoint_url / _role_arn settings; its name in the stats
     client_name: str   # boto3's name for it
     display: str       # its name in messages
     access_hint: str   # what to do about AccessDenied
+    extension: str = "aws_ml"  # whose settings are its own: aws_s3.endpoint_url, aws_s3.role_arn
+
+    def setting_name(self, suffix: str) -> str:
+        """The name of the service's own setting suffix (endpoint_url, role_arn, request_timeout_ms)."""
+        return f"aws_ml.{self.setting}_{suffix}" if self.extension == "aws_ml" else f"{self.extension}.{suffix}"
 
 
 COMPREHEND = Service(
@@ -26,7 +31,7 @@ S3 = Service(
     "s3", "s3", "S3",
     "Allow s3:PutObject and s3:AbortMultipartUpload for exports and s3:GetObject for imports on the "
     "object to the role in aws_s3.role_arn, or to the server's base credentials when it is not set "
-    "(or to the credentials given to the call).")
+    "(or to the credentials given to the call).", "aws_s3")
 STS = Service(
     "sts", "sts", "STS",
     "Let the server's base credentials assume the role: sts:AssumeRole in their policy and the "

@@ -1,76 +1,60 @@
-"""The aws_ml.* and aws_s3.* server settings, read once per call.
+"""The aws_ml.* and aws_s3.* server settings as a call sees them.
 
-The C module defines them; it is loaded (at plan time by every aws_ml
-function's planner support function, by the procedures' LOAD) before the
-package is even importable, so PostgreSQL enforces that only a superuser or
-the server configuration sets region, endpoints, roles and the services'
-time limits.
+The C module defines them (extension/src/settings.c): their names, types,
+defaults and who may set them are written there only. It is loaded (at plan
+time by every aws_ml function's planner support function, by the
+procedures' LOAD) before the package is even importable, so PostgreSQL
+enforces that only a superuser or the server configuration sets region,
+endpoints, roles and the services' time limits. The package reads them all
+in one crossing, and again only once one of them has changed.
 """
 import os
 import re
-from dataclasses import dataclass, replace
+from typing import Dict, Optional
 
 from . import backend
 from .errors import NOT_CONFIGURED, PERMISSION_DENIED, AwsMlError
+from .services import Service
 
-_NAMES = (
-    "region", "endpoint_url",
-    "comprehend_endpoint_url", "sagemaker_endpoint_url", "bedrock_endpoint_url", "sts_endpoint_url",
-    "comprehend_role_arn", "sagemaker_role_arn", "bedrock_role_arn",
-    "connect_timeout_ms", "request_timeout_ms",
-    "comprehend_request_timeout_ms", "sagemaker_request_timeout_ms", "bedrock_request_timeout_ms",
-    "max_attempts", "statement_cache", "max_concurrency",
-)
 # What botocore accepts as a region name, which becomes part of the endpoint's host name.
 REGION = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _URL = re.compile(r"https?://[!-~]+", re.ASCII | re.IGNORECASE)
-# aws_s3's settings: (field, setting)
-_S3_NAMES = (("s3_endpoint_url", "aws_s3.endpoint_url"), ("s3_role_arn", "aws_s3.role_arn"),
-             ("s3_max_file_size_kb", "aws_s3.max_file_size"))
 
 
-@dataclass(frozen=True)
 class Settings:
-    region: str
-    endpoint_url: str
-    comprehend_endpoint_url: str
-    sagemaker_endpoint_url: str
-    bedrock_endpoint_url: str
-    sts_endpoint_url: str
-    comprehend_role_arn: str
-    sagemaker_role_arn: str
-    bedrock_role_arn: str
-    connect_timeout_ms: int
-    request_timeout_ms: int
-    comprehend_request_timeout_ms: int  # 0: request_timeout_ms
-    sagemaker_request_timeout_ms: int
-    bedrock_request_timeout_ms: int
-    max_attempts: int
-    statement_cache: str  # off, on (every call but text generation) or always
-    max_concurrency: int
-    s3_endpoint_url: str
-    s3_role_arn: str
-    s3_max_file_size_kb: int  # an export goes on in a new file beyond this size
+    """The settings at one moment ({name: value as text}); max_concurrency
+    is this process's share of aws_ml.max_concurrency."""
 
-    def endpoint_for(self, service):
-        field = f"{service.setting}_endpoint_url"
-        url = getattr(self, field) or self.endpoint_url or None
+    def __init__(self, values: Dict[str, str], sharing: int = 0) -> None:
+        self.values = values
+        self.connect_timeout_ms = int(values["aws_ml.connect_timeout_ms"])
+        self.max_attempts = int(values["aws_ml.max_attempts"])
+        self.statement_cache = values["aws_ml.statement_cache"]  # off, on (every call but text generation) or always
+        self.s3_max_file_size_kb = int(values["aws_s3.max_file_size"])  # an export goes on in a new file beyond it
+        self.max_concurrency = int(values["aws_ml.max_concurrency"])
+        if sharing > 1:  # a parallel query's processes share aws_ml.max_concurrency
+            self.max_concurrency = max(1, self.max_concurrency // sharing)
+
+    def endpoint_for(self, service: Service) -> Optional[str]:
+        own = service.setting_name("endpoint_url")
+        setting = own if self.values[own] else "aws_ml.endpoint_url"
+        url = self.values[setting] or None
         if url is not None and not _URL.fullmatch(url):
-            setting = dict(_S3_NAMES).get(field) or f"aws_ml.{field if getattr(self, field) else 'endpoint_url'}"
             raise AwsMlError(NOT_CONFIGURED, f"{setting} {url!r} is not an http or https URL",
                              hint="Set it to a URL such as https://comprehend.us-east-1.amazonaws.com, or empty "
                                   "for the service's own endpoint.")
         return url
 
-    def request_timeout_ms_for(self, service):
+    def request_timeout_ms_for(self, service: Service) -> int:
         """The service's own time limit for one answer, else request_timeout_ms."""
-        return getattr(self, f"{service.setting}_request_timeout_ms", 0) or self.request_timeout_ms
+        own = self.values.get(service.setting_name("request_timeout_ms"), "0")
+        return int(own) or int(self.values["aws_ml.request_timeout_ms"])
 
-    def role_for(self, service):
-        return getattr(self, f"{service.setting}_role_arn") or None
+    def role_for(self, service: Service) -> Optional[str]:
+        return self.values[service.setting_name("role_arn")] or None
 
-    def resolved_region(self):
-        region = self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    def resolved_region(self) -> str:
+        region = self.values["aws_ml.region"] or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not region:
             raise AwsMlError(NOT_CONFIGURED, "no AWS Region is configured",
                              hint="Set aws_ml.region in postgresql.conf (or AWS_REGION in the "
@@ -81,8 +65,19 @@ class Settings:
         return region
 
 
-def current():
-    refused = backend.setting("aws_ml.refused_settings")
+_snapshot: Optional[Settings] = None
+_snapshot_key = None  # (settings generation, processes sharing requests) it was read at
+
+
+def current() -> Settings:
+    """The settings for the call under way; refused (42501) in a session
+    that tried to set a locked one without the privilege to."""
+    global _snapshot, _snapshot_key
+    state = backend.call_state()
+    key = (state.settings_generation, state.processes_sharing_requests)
+    if _snapshot is None or key != _snapshot_key:
+        _snapshot, _snapshot_key = Settings(backend.settings_values(), state.processes_sharing_requests), key
+    refused = _snapshot.values["aws_ml.refused_settings"]
     if refused:
         raise AwsMlError(
             PERMISSION_DENIED,
@@ -90,14 +85,4 @@ def current():
             "Only a superuser or the server configuration may set them; PostgreSQL discarded the "
             "session's value.",
             "Reconnect without setting them (SET, set_config() or connection options).")
-    values = {name: backend.setting(f"aws_ml.{name}") for name in _NAMES}
-    values.update({field: backend.setting(name) for field, name in _S3_NAMES})
-    settings = Settings(**{name: _PARSE.get(name, str)(value) for name, value in values.items()})
-    sharing = backend.processes_sharing_requests()
-    if sharing > 1:  # a parallel query's processes share aws_ml.max_concurrency
-        settings = replace(settings, max_concurrency=max(1, settings.max_concurrency // sharing))
-    return settings
-
-
-_PARSE = {name: int for name in (*_NAMES, "s3_max_file_size_kb")
-          if name.endswith(("_ms", "_kb")) or name in ("max_attempts", "max_concurrency")}
+    return _snapshot

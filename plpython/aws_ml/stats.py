@@ -4,12 +4,13 @@ Requests are recorded on worker threads too, hence the lock; each backend
 (a parallel worker included) keeps its own."""
 import threading
 from dataclasses import dataclass
+from typing import Any, Dict, Set, Tuple
 
 from . import errors
 
 _lock = threading.Lock()
-_operations = {}
-_counted_calls = set()  # (service, operation) already counted in this SQL call
+_operations: Dict[Tuple[str, str], Any] = {}
+_counted_calls: Set[Tuple[str, str]] = set()  # (service, operation) already counted in this SQL call
 
 
 @dataclass

@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import traceback
+from typing import Any, Dict, Tuple
 
 from .errors import AwsMlError
 from .transfer_messages import Channel, Closed
@@ -45,10 +46,12 @@ class Job:
 
     def _run(self):
         final = {"job": self.number}
-        s3_transfer = transfer = None
+        stopped: Tuple[type, ...] = ()
+        transfer: Any = None
         try:
             # botocore: imported after the backend has had its answer
             from . import s3_transfer, wait
+            stopped = (s3_transfer.Stopped,)
             wait.outside_a_backend()
             self.requests = s3_transfer.Requests(self.message["client"])
             if self.stopped.is_set():
@@ -56,7 +59,7 @@ class Job:
             transfer = s3_transfer.TRANSFERS[self.message["kind"]](self.requests, self.pipe, self.message)
             final["done"] = transfer.run(self.committed)
         except BaseException as error:
-            if s3_transfer is None or not isinstance(error, s3_transfer.Stopped):
+            if not isinstance(error, stopped):
                 self._send({"job": self.number, "failed": _fields(error)})
             self._close_pipe()  # the backend's COPY stops, if it still runs
             final["aborted"] = True
@@ -93,7 +96,7 @@ def _fields(error):
 
 
 def serve(channel, idle_seconds):
-    jobs = {}
+    jobs: Dict[int, Any] = {}
     while True:
         try:
             message = channel.receive(_REAP_SECONDS if jobs else idle_seconds)

@@ -11,6 +11,7 @@ import select
 import socket
 import struct
 import threading
+from typing import Deque
 
 _LENGTH = struct.Struct("!I")
 _READ_SIZE = 256 * 1024
@@ -26,7 +27,7 @@ class Channel:
         self.sock = sock
         self._sending = threading.Lock()  # the transfer process's threads send
         self._received = bytearray()
-        self._fds = collections.deque()
+        self._fds: Deque[int] = collections.deque()
 
     def send(self, message, fds=()):
         data = json.dumps({**message, "fds": len(fds)}).encode()

@@ -28,7 +28,7 @@ _THREAD_NAMES = ("aws_ml",)
 _pool = None
 _pool_lock = threading.Lock()
 _in_backend = True
-_interrupt_check = None
+_spi_exceptions = None  # SQLSTATE -> plpy.spiexceptions' class
 _EVERY_SIGNAL = frozenset(signal.Signals)
 
 
@@ -89,18 +89,27 @@ def submit(flight, task):
 
 
 def check_for_interrupts():
-    """Raises plpy's QueryCanceled (SQLSTATE 57014) when a cancel is pending:
-    outside a parallel operation, by letting PostgreSQL process it in a query,
-    which raises PostgreSQL's own error for it."""
-    global _interrupt_check
-    if not backend.cancel_pending():
+    """Raises the server's error for a pending cancel or timeout (SQLSTATE
+    57014), as PL/Python raises the errors of the SQL it runs: PostgreSQL
+    processes the interrupt itself (backend.process_interrupts), in parallel
+    workers too."""
+    if not backend.cancel_pending():  # the usual case, in the cheapest crossing
         return
+    interrupted = backend.process_interrupts()
+    if interrupted is not None:
+        raise _server_error(*interrupted)
+
+
+def _server_error(sqlstate, message):
+    """The plpy.SPIError PL/Python raises for a server error of sqlstate."""
+    global _spi_exceptions
     import plpy
-    if backend.in_parallel_mode():
-        raise plpy.spiexceptions.QueryCanceled("canceling statement during a parallel operation")
-    if _interrupt_check is None:
-        _interrupt_check = plpy.prepare("SELECT 1")
-    plpy.execute(_interrupt_check)
+    if _spi_exceptions is None:
+        _spi_exceptions = {getattr(kind, "sqlstate"): kind for kind in vars(plpy.spiexceptions).values()
+                           if isinstance(kind, type) and getattr(kind, "sqlstate", None)}
+    error = _spi_exceptions.get(sqlstate, plpy.SPIError)(message)
+    error.sqlstate = sqlstate
+    return error
 
 
 def result_in_slices(future, between):

@@ -4,19 +4,20 @@
  * server itself, so that it depends on nothing but this module, compiled
  * against the server's headers. PL/Python cannot open a subtransaction
  * during a parallel operation, so settings and pending cancels are read here
- * rather than through SQL.
+ * rather than through SQL; and each crossing from Python costs, so a call
+ * reads what it needs as it begins in one (aws_ml_begin_call).
  */
 #include "postgres.h"
 
 #include "compat.h"
 
-#include "access/parallel.h"
 #include "access/xact.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "utils/guc.h"
 
 #include "python/backend.h"
+#include "python/plpython_errors.h"
+#include "settings.h"
 
 static bool ready = false;
 static int	processes_sharing_requests = 0;
@@ -29,33 +30,31 @@ backend_mark_ready(void)
 }
 
 /*
- * Whether _PG_init finished. A _PG_init that fails leaves the library
- * loaded, its symbols visible, and the aws_ml.* names still placeholders
- * that any user may set.
+ * Fills state for a call of the Python layer beginning now and, with
+ * guard_errors, guards the errors raised beneath it until the caller
+ * unguards (plpython_errors.c); returns the guard, NULL where there is
+ * nothing to guard. A _PG_init that failed leaves the library loaded, its
+ * symbols visible, and the aws_ml.* names still placeholders that any user
+ * may set: state->ready tells.
+ *
+ * The statement is identified by its start time and its transaction's;
+ * parallel workers share the leader's.
  */
-bool
-aws_ml_ready(void)
+void *
+aws_ml_begin_call(AwsMlCallState *state, bool guard_errors)
 {
-	return ready;
-}
-
-/* A setting's value as text, NULL when it does not exist. */
-const char *
-aws_ml_setting(const char *name)
-{
-	return GetConfigOption(name, true, false);
+	state->ready = ready;
+	state->settings_generation = settings_generation_now();
+	state->transaction_start = GetCurrentTransactionStartTimestamp();
+	state->statement_start = GetCurrentStatementStartTimestamp();
+	state->processes_sharing_requests = processes_sharing_requests;
+	return guard_errors ? guard_errors_for_plpython() : NULL;
 }
 
 const char *
 aws_ml_database_encoding(void)
 {
 	return GetDatabaseEncodingName();
-}
-
-bool
-aws_ml_in_parallel_mode(void)
-{
-	return IsInParallelMode();
 }
 
 /* A cancel, statement_timeout or termination awaits the backend. */
@@ -66,19 +65,36 @@ aws_ml_interrupt_pending(void)
 }
 
 /*
- * The current top-level statement is identified by its start time and its
- * transaction's; parallel workers share the leader's.
+ * Lets PostgreSQL process a pending interrupt. The error it raises for a
+ * cancel or a timeout cannot cross Python's frames: it is caught here, its
+ * message copied into message (size bytes) and its SQLSTATE returned, for
+ * the Python layer to raise as PL/Python raises the server's errors; 0 when
+ * nothing was pending. A termination ends the process from here, as it
+ * would from any query.
  */
-int64
-aws_ml_transaction_start(void)
+int
+aws_ml_check_for_interrupts(char *message, int size)
 {
-	return GetCurrentTransactionStartTimestamp();
-}
+	MemoryContext context = CurrentMemoryContext;
+	volatile int sqlerrcode = 0;
 
-int64
-aws_ml_statement_start(void)
-{
-	return GetCurrentStatementStartTimestamp();
+	PG_TRY();
+	{
+		CHECK_FOR_INTERRUPTS();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(context);
+		error = CopyErrorData();
+		FlushErrorState();
+		strlcpy(message, error->message ? error->message : "", size);
+		sqlerrcode = error->sqlerrcode;
+		FreeErrorData(error);
+	}
+	PG_END_TRY();
+	return sqlerrcode;
 }
 
 /*
@@ -90,10 +106,4 @@ void
 backend_share_requests(int processes)
 {
 	processes_sharing_requests = processes;
-}
-
-int
-aws_ml_processes_sharing_requests(void)
-{
-	return processes_sharing_requests;
 }

@@ -10,7 +10,7 @@
  * leaves Python's state broken, and the next error crashes the server.
  *
  * So outside UTF8 every aws_ml entry point from SQL guards the errors raised
- * beneath it (aws_ml_guard_errors, bound with ctypes): an error context
+ * beneath it (python/backend.c's aws_ml_begin_call): an error context
  * callback that, when an ERROR carries a text PL/Python cannot take, raises
  * it again with every text PL/Python reads made ASCII (\xNN for each byte
  * outside ASCII). PostgreSQL treats an error raised in a context callback as
@@ -128,7 +128,7 @@ raise_readable_error(void *arg)
  * do. The caller (the Python layer) unguards before it returns to PL/Python.
  */
 void *
-aws_ml_guard_errors(void)
+guard_errors_for_plpython(void)
 {
 	ErrorContextCallback *guard;
 

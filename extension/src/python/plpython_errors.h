@@ -5,9 +5,9 @@
 #define AWS_ML_PLPYTHON_ERRORS_H
 
 extern bool make_readable_by_plpython(ErrorData *error);
+extern void *guard_errors_for_plpython(void);
 
 /* bound by the Python layer (plpython/aws_ml/backend.py) */
-extern PGDLLEXPORT void *aws_ml_guard_errors(void);
 extern PGDLLEXPORT void aws_ml_unguard_errors(void *guard);
 
 #endif

@@ -47,7 +47,6 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 
-#include "python/backend.h"
 #include "python/plpython_errors.h"
 #include "python/python_lock.h"
 #include "s3/copy_arguments.h"

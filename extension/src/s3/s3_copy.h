@@ -6,4 +6,7 @@
 
 extern void s3_copy_init(void);
 
+/* bound by the Python layer (plpython/aws_ml/backend.py) */
+extern PGDLLEXPORT int aws_s3_transfer_pipe(bool export, uint64 *token);
+
 #endif
