@@ -1,0 +1,20 @@
+/*
+ * unicode_names.h: whether names that came through PL/Python, which passes
+ * them in Unicode, name what they named (unicode_names.c).
+ */
+#ifndef AWS_ML_UNICODE_NAMES_H
+#define AWS_ML_UNICODE_NAMES_H
+
+#include "nodes/pg_list.h"
+#include "utils/relcache.h"
+
+typedef enum UnicodeNames
+{
+	UNICODE_NAMES_OWN,			/* every name whole, none shared in Unicode */
+	UNICODE_NAMES_TAKEN,		/* the table's or a column's is not */
+	UNICODE_NAMES_SCHEMA_TAKEN	/* the schema's is not */
+} UnicodeNames;
+
+extern UnicodeNames unicode_names_of(Relation rel, List *column_names);
+
+#endif
