@@ -12,7 +12,8 @@
  * back to itself) and no sibling has the same Unicode: no other schema for
  * a schema, no other relation of its schema for a table, no other column
  * of its table for a column. aws_s3's import refuses a table or columns
- * whose names are not their own (s3/s3_copy.c).
+ * whose names are not their own (s3/s3_copy.c); the backfills ask through
+ * aws_ml_check_unicode_names (plpython/aws_ml/sql_names.py).
  *
  * An ASCII name is its own: no character of a server encoding but ASCII's
  * has an ASCII code point (every character of every server encoding with a
@@ -24,7 +25,9 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
@@ -33,7 +36,9 @@
 #include "nodes/value.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 
 #include "unicode_names.h"
 
@@ -213,4 +218,84 @@ unicode_names_of(Relation rel, List *column_names)
 									  InvalidAttrNumber, InvalidOid)))
 		return UNICODE_NAMES_SCHEMA_TAKEN;
 	return UNICODE_NAMES_OWN;
+}
+
+/* unicode_names_of the relation relid and its columns attnums (count) */
+static UnicodeNames
+unicode_names_of_relid(Oid relid, const int16 *attnums, int count)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+	TupleDesc	columns;
+	List	   *names = NIL;
+	UnicodeNames answer;
+
+	if (rel == NULL)
+		return UNICODE_NAMES_NO_RELATION;
+	columns = RelationGetDescr(rel);
+	for (int i = 0; i < count; i++)
+	{
+		if (attnums[i] < 1 || attnums[i] > columns->natts ||
+			TupleDescAttr(columns, attnums[i] - 1)->attisdropped)
+		{
+			relation_close(rel, AccessShareLock);
+			return UNICODE_NAMES_NO_COLUMN;
+		}
+		names = lappend(names, makeString(NameStr(TupleDescAttr(columns, attnums[i] - 1)->attname)));
+	}
+	answer = unicode_names_of(rel, names);
+	relation_close(rel, NoLock);
+	return answer;
+}
+
+/*
+ * unicode_names_of the relation relid and its columns attnums (count), for
+ * the Python layer, which calls it through ctypes: no error may leave it.
+ * The relation, once found, stays locked (AccessShareLock) until the
+ * transaction ends. The check runs in a subtransaction: an error it raises
+ * (a cancel or a lock timeout while it waits for the relation) is rolled
+ * back, its SQLSTATE put in *sqlerrcode and its message in message (size
+ * bytes), and UNICODE_NAMES_FAILED answered.
+ */
+int
+aws_ml_check_unicode_names(Oid relid, const int16 *attnums, int count,
+						   int *sqlerrcode, char *message, int size)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	ResourceOwner caller_owner = CurrentResourceOwner;
+	volatile MemoryContext check_context = NULL;
+	volatile bool in_subtransaction = false;
+	volatile UnicodeNames answer;
+
+	if (!names_go_through_unicode())
+		return UNICODE_NAMES_OWN;
+	PG_TRY();
+	{
+		BeginInternalSubTransaction(NULL);
+		in_subtransaction = true;
+		check_context = AllocSetContextCreate(caller_context, "aws_ml names in Unicode",
+											  ALLOCSET_DEFAULT_SIZES);
+		MemoryContextSwitchTo(check_context);
+		answer = unicode_names_of_relid(relid, attnums, count);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(caller_context);
+		answer = UNICODE_NAMES_FAILED;
+		error = CopyErrorData();
+		FlushErrorState();
+		if (in_subtransaction)
+			RollbackAndReleaseCurrentSubTransaction();
+		*sqlerrcode = error->sqlerrcode;
+		strlcpy(message, error->message ? error->message : "", size);
+		FreeErrorData(error);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller_context);
+	CurrentResourceOwner = caller_owner;
+	if (check_context != NULL)
+		MemoryContextDelete(check_context);
+	return answer;
 }
