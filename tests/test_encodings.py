@@ -4,10 +4,12 @@ UTF-8, whatever the database's encoding: backfills must quote non-ASCII
 names so that they survive, and an error with a non-ASCII text must reach
 SQL with its SQLSTATE instead of breaking PL/Python, which crashed the
 server at the next error."""
+import threading
+
 import psycopg
 import pytest
 
-from tests.conftest import counter, create_database, in_encoding
+from tests.conftest import counter, create_database, in_encoding, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +169,85 @@ def test_a_table_whose_name_is_another_tables_in_unicode_is_refused(database_in)
         assert diag.sqlstate == "0A000"
     assert conn.execute("SELECT sentiment_of(convert_from('\\xadf0', 'EUC_JP')::regclass), "
                         "sentiment_of(convert_from('\\xa2e2', 'EUC_JP')::regclass)").fetchone() == (None, None)
+
+
+def test_a_schema_whose_name_is_another_schemas_in_unicode_is_refused(database_in, emulator):
+    """PL/Python gives the procedure its table_name, a regclass, as text:
+    schema-qualified, which outside the search_path it is, and in Unicode,
+    where NEC's 0xADF0 and JIS's 0xA2E2 are both U+2252. Both resolve to the
+    JIS schema's table, which the caller of the NEC one did not mean."""
+    conn = database_in("EUC_JP")
+    for code in ("\\xadf0", "\\xa2e2"):
+        conn.execute(f"""DO $$BEGIN
+            EXECUTE format('CREATE SCHEMA %I', convert_from('{code}', 'EUC_JP'));
+            EXECUTE format('CREATE TABLE %I.notes (id int, body text, sentiment text, confidence real)',
+                           convert_from('{code}', 'EUC_JP'));
+            EXECUTE format('INSERT INTO %I.notes VALUES (1, ''I love it'')', convert_from('{code}', 'EUC_JP'));
+        END$$""")
+    conn.execute("CREATE FUNCTION sentiment_of(schema text) RETURNS text LANGUAGE plpgsql AS $$DECLARE s text; "
+                 "BEGIN EXECUTE format('SELECT sentiment FROM %I.notes', schema) INTO s; RETURN s; END$$")
+    for code in ("\\xadf0", "\\xa2e2"):
+        diag = sql_error(conn, "CALL aws_comprehend.materialize_sentiment("
+                               f"quote_ident(convert_from('{code}', 'EUC_JP')) || '.notes', 'body', 'en')")
+        assert (diag.sqlstate, diag.message_primary) == (
+            "0A000", 'aws_ml: materialize_sentiment: "\u2252".notes and its columns cannot be named in SQL in this '
+                     "database's encoding (EUC_JP): another schema has a name that is the same in Unicode as the "
+                     "table's schema")
+    assert conn.execute("SELECT sentiment_of(convert_from('\\xadf0', 'EUC_JP')), "
+                        "sentiment_of(convert_from('\\xa2e2', 'EUC_JP'))").fetchone() == (None, None)
+    assert emulator.counters() == {}
+
+
+def waiting_for_a_lock(watcher, pid):
+    return lambda: watcher.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                                   (pid,)).fetchone() == ("Lock",)
+
+
+@pytest.mark.parametrize("change, error", [
+    ("DROP TABLE notes", ("42P01", "aws_ml: materialize_sentiment: public.notes was dropped")),
+    ("ALTER TABLE notes DROP COLUMN sentiment",
+     ("42703", "aws_ml: materialize_sentiment: a column of public.notes that it reads or writes was dropped")),
+])
+def test_a_table_changed_while_the_check_of_its_names_waits_for_it(database_in, connect, change, error):
+    """The check of the names (extension/src/unicode_names.c, called through
+    ctypes, where no error may be raised) waits for the table that another
+    transaction changes; once that commits, the table or the column it read
+    is gone, and it says so."""
+    conn = database_in("EUC_JP")
+    conn.execute("CREATE TABLE notes (id int, body text, sentiment text, confidence real)")
+    changer, watcher = connect(dbname=conn.info.dbname), connect(dbname=conn.info.dbname)
+    changer.execute("BEGIN")
+    changer.execute(change)
+
+    def commit_once_the_check_waits():
+        wait_until(waiting_for_a_lock(watcher, conn.info.backend_pid), "the check waiting for the table")
+        changer.execute("COMMIT")
+    thread = threading.Thread(target=commit_once_the_check_waits)
+    thread.start()
+    diag = sql_error(conn, "CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    thread.join()
+    assert (diag.sqlstate, diag.message_primary) == error
+    still_whole(conn)
+
+
+def test_a_lock_timeout_while_the_check_of_its_names_waits(database_in, connect, emulator):
+    """The server's error that stops the check (through ctypes) is rolled
+    back with it and raised as the server raised it; the session goes on."""
+    conn = database_in("EUC_JP")
+    conn.execute("CREATE TABLE notes (id int, body text, sentiment text, confidence real)")
+    conn.execute("INSERT INTO notes VALUES (1, 'I love it')")
+    holder = connect(dbname=conn.info.dbname)
+    holder.execute("BEGIN")
+    holder.execute("LOCK TABLE notes")
+    conn.execute("LOAD '$libdir/plugins/aws_ml'")  # so that the CALL's errors read like PostgreSQL's own
+    conn.execute("SET lock_timeout = '100ms'")
+    diag = sql_error(conn, "CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    assert (diag.sqlstate, diag.message_primary) == ("55P03", "canceling statement due to lock timeout")
+    holder.execute("ROLLBACK")
+    assert emulator.counters() == {}
+    conn.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    assert conn.execute("SELECT sentiment FROM notes").fetchall() == [("POSITIVE",)]
+    still_whole(conn)
 
 
 def test_an_aws_message_with_characters_the_database_lacks(latin1):

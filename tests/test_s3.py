@@ -513,35 +513,66 @@ def test_errors_with_non_ascii_text_outside_utf8_do_not_break_python(latin1_data
     assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
 
 
-def test_an_import_refuses_a_table_or_column_named_like_another_in_unicode(cluster, connect, s3):
-    """EUC_JP has two characters for U+2252, the NEC extension's 0xADF0 and
-    JIS's 0xA2E2; PL/Python gives table_import_from_s3 either as U+2252,
-    which reaches COPY as JIS's. (A client in UTF8 cannot tell them apart:
-    the names are made in SQL.)"""
+# EUC_JP has two characters for U+2252, the NEC extension's 0xADF0 and JIS's
+# 0xA2E2; PL/Python gives table_import_from_s3 either as U+2252, which
+# reaches COPY as JIS's. (A client in UTF8 cannot tell them apart: the names
+# are made in SQL.)
+NEC, JIS = "convert_from('\\xadf0', 'EUC_JP')", "convert_from('\\xa2e2', 'EUC_JP')"
+
+
+@pytest.fixture
+def euc_jp_import(cluster, connect, s3):
+    """A connection to a new EUC_JP database with aws_s3 and rows_of(regclass),
+    and the key of an object that holds one row."""
     conn = connect(dbname=create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE",
                                           options=in_encoding("EUC_JP")), client_encoding="UTF8")
-    key = new_key()
-    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
-    nec, jis = "convert_from('\\xadf0', 'EUC_JP')", "convert_from('\\xa2e2', 'EUC_JP')"
-    conn.execute(f"""DO $$BEGIN
-        EXECUTE format('CREATE TABLE %I (n int)', {nec});
-        EXECUTE format('CREATE TABLE %I (n int)', {jis});
-        EXECUTE format('CREATE TABLE columns (%I int, %I int)', {nec}, {jis});
-    END$$""")
     conn.execute("CREATE FUNCTION rows_of(t regclass) RETURNS bigint LANGUAGE plpgsql AS "
                  "$$DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM %s', t) INTO n; RETURN n; END$$")
-    for table, columns in ((f"quote_ident({nec})", "''"), ("'columns'", f"quote_ident({jis})")):
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+    return conn, key
+
+
+def test_an_import_refuses_a_table_or_column_named_like_another_in_unicode(euc_jp_import):
+    conn, key = euc_jp_import
+    conn.execute(f"""DO $$BEGIN
+        EXECUTE format('CREATE TABLE %I (n int)', {NEC});
+        EXECUTE format('CREATE TABLE %I (n int)', {JIS});
+        EXECUTE format('CREATE TABLE columns (%I int, %I int)', {NEC}, {JIS});
+    END$$""")
+    for table, columns in ((f"quote_ident({NEC})", "''"), ("'columns'", f"quote_ident({JIS})")):
         diag = sql_error(conn, f"SELECT aws_s3.table_import_from_s3({table}, {columns}, '', %s, %s, %s)",
                          (BUCKET, key, REGION))
         assert diag.sqlstate == "0A000"
         assert "shares its name in Unicode with another table or column" in diag.message_primary
-    assert conn.execute(f"SELECT rows_of({nec}::regclass), rows_of({jis}::regclass), rows_of('columns')"
+    assert conn.execute(f"SELECT rows_of({NEC}::regclass), rows_of({JIS}::regclass), rows_of('columns')"
                         ).fetchone() == (0, 0, 0)
     # names no other shares in Unicode
     conn.execute('CREATE TABLE "\u65e5" ("\u6708" int)')
     conn.execute("SELECT aws_s3.table_import_from_s3('\"\u65e5\"', '\"\u6708\"', '', %s, %s, %s)",
                  (BUCKET, key, REGION))
     assert conn.execute('SELECT "\u6708" FROM "\u65e5"').fetchall() == [(1,)]
+
+
+def test_an_import_refuses_a_schema_named_like_another_in_unicode(euc_jp_import):
+    """A schema-qualified table_name reaches COPY in the JIS schema whichever
+    of the twins the caller named: the NEC one's table is refused rather
+    than the other's filled."""
+    conn, key = euc_jp_import
+    conn.execute(f"""DO $$BEGIN
+        EXECUTE format('CREATE SCHEMA %I', {NEC});
+        EXECUTE format('CREATE SCHEMA %I', {JIS});
+        EXECUTE format('CREATE TABLE %I.t (n int)', {NEC});
+        EXECUTE format('CREATE TABLE %I.t (n int)', {JIS});
+    END$$""")
+    tables = [f"quote_ident({schema}) || '.t'" for schema in (NEC, JIS)]
+    for table in tables:
+        diag = sql_error(conn, f"SELECT aws_s3.table_import_from_s3({table}, '', '', %s, %s, %s)",
+                         (BUCKET, key, REGION))
+        assert (diag.sqlstate, diag.message_primary) == (
+            "0A000", "aws_s3: the schema of table t shares its name in Unicode with another schema")
+    assert conn.execute(f"SELECT rows_of(({tables[0]})::regclass), rows_of(({tables[1]})::regclass)").fetchone() == (
+        0, 0)
 
 
 def test_a_non_ascii_quote_is_not_split_on(latin1_database, connect, s3):

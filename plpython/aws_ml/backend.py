@@ -7,7 +7,7 @@ import contextlib
 import ctypes
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 from . import errors
 
@@ -31,6 +31,8 @@ _ACCESSORS = {
     "aws_ml_end_run_as_owner": (None, (ctypes.c_void_p,)),
     "aws_ml_stop_threads_at_exit": (None, ()),
     "aws_ml_raising": (None, (ctypes.c_char_p, ctypes.c_char_p)),
+    "aws_ml_check_unicode_names": (ctypes.c_int, (ctypes.c_uint32, ctypes.POINTER(ctypes.c_int16), ctypes.c_int,
+                                                  ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, ctypes.c_int)),
 }
 _module: Optional[ctypes.CDLL] = None
 _encoding: Optional[str] = None
@@ -208,6 +210,25 @@ def process_interrupts() -> Optional[Tuple[str, str]]:
     if not code:
         return None
     return errors.unpacked_sqlstate(code), _decoded(_message.value)
+
+
+# extension/src/unicode_names.h's UnicodeNames
+(UNICODE_NAMES_OWN, UNICODE_NAMES_TAKEN, UNICODE_NAMES_SCHEMA_TAKEN, UNICODE_NAMES_NO_RELATION,
+ UNICODE_NAMES_NO_COLUMN, UNICODE_NAMES_FAILED) = range(6)
+
+
+def unicode_names(relid: int, attnums: Sequence[int]) -> int:
+    """Whether the names of table relid, of its schema and of its columns
+    attnums are their own in Unicode, as PL/Python passes names
+    (extension/src/unicode_names.c): one of the UNICODE_NAMES_ values. The
+    server's error that stopped the check (a cancel, a lock timeout) is
+    raised as PL/Python raises the errors of the SQL it runs."""
+    sqlerrcode = ctypes.c_int()
+    answer = _accessors().aws_ml_check_unicode_names(relid, (ctypes.c_int16 * len(attnums))(*attnums), len(attnums),
+                                                     ctypes.byref(sqlerrcode), _message, len(_message))
+    if answer == UNICODE_NAMES_FAILED:
+        raise errors.server_error(errors.unpacked_sqlstate(sqlerrcode.value), _decoded(_message.value))
+    return answer
 
 
 def transfer_pipe(export):

@@ -101,6 +101,21 @@ def unpacked_sqlstate(code: int) -> str:
     return "".join(chr(((code >> (6 * i)) & 0x3F) + ord("0")) for i in range(5))
 
 
+_spi_exceptions = None  # SQLSTATE -> plpy.spiexceptions' class
+
+
+def server_error(sqlstate: str, message: str) -> Exception:
+    """The plpy.SPIError PL/Python raises for a server error of sqlstate."""
+    global _spi_exceptions
+    import plpy
+    if _spi_exceptions is None:
+        _spi_exceptions = {getattr(kind, "sqlstate"): kind for kind in vars(plpy.spiexceptions).values()
+                           if isinstance(kind, type) and getattr(kind, "sqlstate", None)}
+    error = _spi_exceptions.get(sqlstate, plpy.SPIError)(message)
+    error.sqlstate = sqlstate
+    return error
+
+
 def at_ordinality(error: AwsMlError, ordinality: int, request_rows: Optional[List[int]] = None) -> AwsMlError:
     """error, raised for the element at ordinality of a batch function's array
     (request_rows: the elements of the request that failed as a whole)."""

@@ -150,9 +150,8 @@ class Target:
                              f"{TIMESTAMP_COLUMN}, and that column of {self.table} is "
                              f"{columns[TIMESTAMP_COLUMN]['full_type']}",
                              hint="Make it timestamp with time zone, or rename it.")
-        sql_names.refuse_unless_named_exactly(
-            f"{procedure}: {self.table} and its columns", relid, table["schema"], table["relname"],
-            {columns[column]["attnum"]: column for column in (input_column, *output_columns)})
+        sql_names.refuse_unless_named_exactly(procedure, self.table, relid,
+                                              [columns[column]["attnum"] for column in (input_column, *output_columns)])
         self.input = sql_names.identifier(input_column)
         self.outputs = [sql_names.identifier(column) for column in output_columns]
         self.output_types = [output.sql_type for output in outputs]

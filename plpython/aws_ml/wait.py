@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 
-from . import backend, inflight
+from . import backend, errors, inflight
 
 # How long a wait goes on before it checks for a cancel again.
 SLICE_SECONDS = 0.05
@@ -28,7 +28,6 @@ _THREAD_NAMES = ("aws_ml",)
 _pool = None
 _pool_lock = threading.Lock()
 _in_backend = True
-_spi_exceptions = None  # SQLSTATE -> plpy.spiexceptions' class
 _EVERY_SIGNAL = frozenset(signal.Signals)
 
 
@@ -97,19 +96,7 @@ def check_for_interrupts():
         return
     interrupted = backend.process_interrupts()
     if interrupted is not None:
-        raise _server_error(*interrupted)
-
-
-def _server_error(sqlstate, message):
-    """The plpy.SPIError PL/Python raises for a server error of sqlstate."""
-    global _spi_exceptions
-    import plpy
-    if _spi_exceptions is None:
-        _spi_exceptions = {getattr(kind, "sqlstate"): kind for kind in vars(plpy.spiexceptions).values()
-                           if isinstance(kind, type) and getattr(kind, "sqlstate", None)}
-    error = _spi_exceptions.get(sqlstate, plpy.SPIError)(message)
-    error.sqlstate = sqlstate
-    return error
+        raise errors.server_error(*interrupted)
 
 
 def result_in_slices(future, between):

@@ -1,8 +1,8 @@
 /*
  * backend.h: what the Python layer reads of the backend it runs in, exported
  * by this module (plpython/aws_ml/backend.py binds these, settings.h's,
- * plpython_errors.h's, deliberate_errors.h's, run_as_owner.h's, python_exit.h's
- * and s3_copy.h's, and no symbol of the server).
+ * plpython_errors.h's, deliberate_errors.h's, run_as_owner.h's, python_exit.h's,
+ * s3_copy.h's and unicode_names.h's, and no symbol of the server).
  */
 #ifndef AWS_ML_BACKEND_H
 #define AWS_ML_BACKEND_H

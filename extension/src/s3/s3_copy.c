@@ -51,7 +51,7 @@
 #include "python/python_lock.h"
 #include "s3/copy_arguments.h"
 #include "s3/s3_copy.h"
-#include "s3/unicode_names.h"
+#include "unicode_names.h"
 
 #define POLL_MILLISECONDS 100
 #define PIPE_BYTES (1024 * 1024)
@@ -417,6 +417,29 @@ copy_from_pipe(int fd, ParseState *pstate, Relation rel, List *columns, List *op
 	return rows;
 }
 
+/*
+ * Refuses rel, or a column of columns (String nodes), when its name, or its
+ * schema's, may not be the one the caller gave: PL/Python passed it in
+ * Unicode (unicode_names.c).
+ */
+static void
+refuse_names_taken_in_unicode(Relation rel, List *columns)
+{
+	UnicodeNames answer = unicode_names_of(rel, columns);
+
+	if (answer != UNICODE_NAMES_OWN)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 answer == UNICODE_NAMES_SCHEMA_TAKEN ?
+				 errmsg("aws_s3: the schema of table %s shares its name in Unicode with another schema",
+						RelationGetRelationName(rel)) :
+				 errmsg("aws_s3: table %s or a column of it shares its name in Unicode "
+						"with another table or column", RelationGetRelationName(rel)),
+				 errdetail("PL/Python passes names in Unicode, where the database's encoding (%s) has one "
+						   "character for two of its own.", GetDatabaseEncodingName()),
+				 errhint("Rename one of them, or use a UTF8 database.")));
+}
+
 /* COPY table_name (column_list) FROM STDIN with options, from the pipe fd; the rows */
 static uint64
 copy_into_table(int fd, const char *table_name, const char *column_list, List *options)
@@ -428,7 +451,7 @@ copy_into_table(int fd, const char *table_name, const char *column_list, List *o
 	uint64		rows;
 
 	rel = table_openrv(table, RowExclusiveLock);
-	refuse_names_shared_in_unicode(rel, columns);
+	refuse_names_taken_in_unicode(rel, columns);
 	check_copy_into(pstate, rel, columns);
 	rows = copy_from_pipe(fd, pstate, rel, columns, options);
 	table_close(rel, NoLock);
