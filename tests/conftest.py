@@ -28,9 +28,17 @@ SESSION_TOKEN = "aws-ml-test-session-token-Wq4TnY7pB1sHc0"
 REGION = "us-east-1"
 
 
+# The files that take longest, handed out first to scripts/test's workers
+# (pytest-xdist hands out files in this order), so that none is left running
+# alone at the end.
+LONGEST_FIRST = ("test_postgres_regression.py", "test_batch_differential.py", "test_batch_mode.py", "test_s3.py",
+                 "test_settings.py", "test_citus.py", "test_pg_cron.py")
+
+
 def pytest_collection_modifyitems(items):
-    """The secrets check reads the server log the whole suite has written: last."""
-    items.sort(key=lambda item: item.path.name == "test_secrets.py")
+    """The longest files first; the secrets check, which reads the server log
+    the tests before it have written, last."""
+    items.sort(key=lambda item: (item.path.name == "test_secrets.py", item.path.name not in LONGEST_FIRST))
 
 
 @pytest.fixture(scope="session")
@@ -71,10 +79,16 @@ def new_cluster(emulator, **settings):
 
 @pytest.fixture(scope="session")
 def cluster(emulator):
+    """The shared cluster. When the session ends, its log, which every test
+    of this pytest process has written to (log_statement = all,
+    log_min_messages = debug1), must hold neither the secret key nor the
+    session token (tests/test_secrets.py checks it during the session too)."""
     server = new_cluster(emulator, log_statement="all", log_min_messages="debug1",
                          max_worker_processes="16", max_parallel_workers="8").start()
     yield server
+    log = server.server_log()
     server.stop()
+    assert SECRET_ACCESS_KEY not in log and SESSION_TOKEN not in log, "a secret is in the shared cluster's log"
 
 
 def in_encoding(encoding):

@@ -230,6 +230,7 @@ def test_98_variadic_inputs_and_no_more(db, cluster, emulator, aws_client):
     backend_alive(cluster, db)
 
 
+@pytest.mark.slow  # 200,000 elements
 def test_200000_element_batch(db, cluster, emulator):
     got = db.execute("SELECT count(*), count(DISTINCT model_output), min(ordinality), max(ordinality) "
                      "FROM aws_sagemaker.batch_invoke_endpoint('echo-row-count', NULL, "

@@ -52,6 +52,8 @@ from tests.batch_grammar import FEATURES, cases
 from tests.conftest import create_database
 from tests.reference import ANALYZE_COMPANY, CLASSIFY_EVENT_4, REGRESSION_MODEL
 
+pytestmark = pytest.mark.slow  # 250 examples, each in both modes
+
 EXAMPLES = int(os.environ.get("AWS_ML_DIFFERENTIAL_EXAMPLES", "250"))
 SEED = int(os.environ.get("AWS_ML_DIFFERENTIAL_SEED", "20"))
 WITHOUT = frozenset(filter(None, os.environ.get("AWS_ML_DIFFERENTIAL_WITHOUT", "").split(",")))

@@ -418,6 +418,7 @@ def test_a_cancelled_batch_stops_its_requests(db, notes, emulator):
     assert comprehend["in_flight"] == 0 and comprehend["abandoned"] == 1
 
 
+@pytest.mark.slow  # many rescans
 def test_rescans_cursors_prepared_statements_and_plpgsql(db, notes, emulator, sentiments):
     expected = expected_rows(sentiments)
     # the inner side of a nested loop, rescanned with a new parameter each time
@@ -762,6 +763,7 @@ def test_a_failed_row_fails_as_row_by_row(five, sql):
     assert row_by_row[0] in ("22023", "22012")
 
 
+@pytest.mark.slow  # arguments of 1 GB
 def test_arguments_over_1_gb_go_out_in_parts_whatever_work_mem(db, emulator):
     """An array may take at most 1 GB; 400 rows of 3 MB with work_mem at 2 GB."""
     db.execute("CREATE TEMP TABLE huge AS SELECT n id, repeat('1', 3000000) v FROM generate_series(1, 400) n")
@@ -831,6 +833,7 @@ GENERATE = ("aws_bedrock.invoke_model('anthropic.claude-v2', 'application/json',
             "'{\"prompt\": \"\\n\\nHuman: Say something.\\n\\nAssistant:\", \"max_tokens_to_sample\": 20}')")
 
 
+@pytest.mark.slow  # a long Bedrock query stopped early
 def test_a_limit_the_plan_cannot_see_bounds_the_batches(db, emulator):
     """Comprehend refuses any request holding row 976 of 1,000; one request
     at a time. LIMIT (SELECT 975) is known once the query runs: the batches

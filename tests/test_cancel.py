@@ -311,6 +311,7 @@ def ended(pid):
         return True
 
 
+@pytest.mark.slow  # its own TLS server and a backend terminated
 def test_a_terminated_backend_stops_its_threads_before_it_exits(tls_server):
     """pg_terminate_backend during HTTPS requests (a Bedrock batch, 32 at a
     time): the backend stops its threads before it exits, so none is inside

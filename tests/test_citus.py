@@ -23,6 +23,8 @@ from tests.test_docs import run_sql_blocks
 from tests.reference import ANALYZE_COMPANY, CLASSIFY_EVENT_2, CLASSIFY_EVENT_4, CLINICIAN_NOTES_UPDATE, \
     REGRESSION_MODEL
 
+pytestmark = pytest.mark.slow  # a coordinator and two workers of its own
+
 SHARDS = 32
 SENTIMENT_QUERY = ("SELECT feedback, s.sentiment,s.confidence FROM {table},aws_comprehend.detect_sentiment(feedback, "
                    "'en') s ORDER BY s.confidence DESC")

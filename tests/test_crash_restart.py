@@ -96,6 +96,7 @@ RESTART_CALLS = [
 ]
 
 
+@pytest.mark.slow  # a cluster of its own, restarted
 def test_extension_works_after_a_restart(emulator):
     server = new_cluster(emulator).start()
     try:

@@ -92,6 +92,7 @@ def preloaded(emulator):
     server.stop()
 
 
+@pytest.mark.slow  # a cluster of its own
 def test_a_shared_preload_takes_it_everywhere_but_the_configuration_files(preloaded, emulator):
     with psycopg.connect(preloaded.conninfo(), autocommit=True,
                          options="-c apg_enable_function_migration=off") as conn:

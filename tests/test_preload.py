@@ -74,6 +74,7 @@ def test_a_cancel_still_stops_a_hanging_request(preloaded, emulator, connect):
         assert call.run(conn) == answer
 
 
+@pytest.mark.slow  # a cluster of its own, shut down
 def test_a_fast_shutdown_still_stops_the_server(emulator):
     """The postmaster's own SIGINT (fast shutdown) survives Python's start."""
     server = new_cluster(emulator, shared_preload_libraries="$libdir/plugins/aws_ml").start()

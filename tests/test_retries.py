@@ -30,6 +30,7 @@ def reviews(db):
     db.execute("DROP TABLE reviews")
 
 
+@pytest.mark.slow  # every request throttled first
 def test_row_by_row_finishes_under_throttling(reviews, emulator, expected):
     reviews.execute("SET aws_ml.batch_mode = off")
     emulator.set_faults(service="comprehend", throttle_every=3)

@@ -421,6 +421,7 @@ def test_gzip_members_one_after_another_and_a_truncated_object(s3db, s3):
     assert s3db.execute("SELECT count(*) FROM members").fetchone() == (4,)
 
 
+@pytest.mark.slow  # a hundredfold inflation
 def test_a_gzip_object_that_inflates_a_hundredfold_keeps_memory_flat(s3db, s3):
     line = b"x" * 1_000_000 + b"\n"
     key = new_key(".gz")

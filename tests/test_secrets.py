@@ -1,7 +1,9 @@
 """The server's secret key and session token never appear in what a client
 sees (errors and notices, at every message level) nor in the server log
-(log_statement = all, log_min_messages = debug1), which every other test has
-written to: conftest runs this file last."""
+(log_statement = all, log_min_messages = debug1), which the tests before it
+have written to: conftest sorts this file last (scripts/test's workers are
+handed it after every other file), and checks the whole log of each
+worker's cluster again when its session ends."""
 import psycopg
 import pytest
 

@@ -48,6 +48,7 @@ def superuser_only(db):
     return settings
 
 
+@pytest.mark.slow  # a session for each way
 @pytest.mark.parametrize("how", ["SET", "set_config", "options"])
 @pytest.mark.parametrize("empty", [False, True])
 def test_value_set_before_the_module_loads_is_refused_before_any_request(connect, member, emulator, superuser_only,
@@ -176,6 +177,7 @@ def test_parallel_workers_refuse_what_the_leader_refuses(connect, member, emulat
             assert str(conn.info.backend_pid) not in pids  # a worker sent it
 
 
+@pytest.mark.slow  # new sessions as each role
 @pytest.mark.parametrize("target", ["ROLE", "DATABASE"])
 def test_alter_role_or_database_set_is_refused(connect, member, database, db, superuser_only, target):
     if target == "DATABASE":
