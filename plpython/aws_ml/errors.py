@@ -4,6 +4,8 @@ HINT when there is something to do (docs/design.md, decision 5)."""
 import re
 from typing import Any, List, Optional, Sequence
 
+from .services import Service
+
 INVALID_PARAMETER = "22023"
 NULL_VALUE = "22004"
 NOT_CONFIGURED = "55000"
@@ -116,7 +118,7 @@ def invalid_argument(message: str, hint: Optional[str] = None) -> AwsMlError:
     return AwsMlError(INVALID_PARAMETER, message, hint=hint)
 
 
-def from_botocore(service: Any, operation: str, error: Exception, secrets: Sequence[Optional[str]]) -> AwsMlError:
+def from_botocore(service: Service, operation: str, error: Exception, secrets: Sequence[Optional[str]]) -> AwsMlError:
     """The AwsMlError for an exception botocore raised while calling service;
     secrets: the credentials' values, never to appear in its text."""
     from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
@@ -152,7 +154,7 @@ def sqlstate_for(code: str, message: str, status: Optional[int] = None) -> str:
     return sqlstate
 
 
-def from_client_error(service: Any, operation: str, error: Any, secrets: Sequence[Optional[str]]) -> AwsMlError:
+def from_client_error(service: Service, operation: str, error: Any, secrets: Sequence[Optional[str]]) -> AwsMlError:
     """An error answer of an AWS service (botocore's ClientError)."""
     info = error.response.get("Error", {})
     code = info.get("Code") or "Unknown"
@@ -167,14 +169,14 @@ def from_client_error(service: Any, operation: str, error: Any, secrets: Sequenc
                       about_input=True if code == "ModelError" else None)
 
 
-def from_transport_error(service: Any, operation: str, error: Exception,
+def from_transport_error(service: Service, operation: str, error: Exception,
                          secrets: Sequence[Optional[str]]) -> AwsMlError:
     """A request that got no answer: connection refused or dropped, or a timeout."""
     return AwsMlError(NETWORK_FAILURE, f"{service.display} {operation} failed: {without_secrets(str(error), secrets)}",
                       f"botocore error: {type(error).__name__}", _HINTS[NETWORK_FAILURE])
 
 
-def no_credentials(service: Any, operation: str) -> AwsMlError:
+def no_credentials(service: Service, operation: str) -> AwsMlError:
     return AwsMlError(
         NOT_CONFIGURED, f"{service.display} {operation} failed: no AWS credentials for the server",
         "botocore error: NoCredentialsError",
