@@ -1,7 +1,7 @@
 """aws_bedrock: models on Amazon Bedrock through InvokeModel, one input per
 call or many inputs concurrently (Bedrock has no batch request)."""
 import json
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, cast
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, cast
 
 from . import batch_rows, distributed, embedding_models, json_path, materialize, request
 from .arguments import batch_rows_of, header_value, has_text, in_range, one_dimensional, required
@@ -194,7 +194,7 @@ def _row_inputs(rows: List[Tuple[Optional[str], ...]]) -> Dict[int, Params]:
     return inputs
 
 
-def embeddings(model_id: str, texts: List[Optional[str]], json_key: Optional[str],
+def embeddings(model_id: str, texts: Sequence[Optional[str]], json_key: Optional[str],
                max_concurrency: int) -> List[Optional[Vector]]:
     """The embedding of each text, in order, with request bodies built for the
     model's family (embedding_models) and at most max_concurrency requests in

@@ -1,5 +1,5 @@
 """aws_comprehend: sentiment from Amazon Comprehend."""
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import batch_rows, distributed, materialize
 from .arguments import batch_limit, batch_rows_of, has_text, one_dimensional, required
@@ -75,7 +75,8 @@ def batch_detect_sentiment(input_texts: Optional[List[Optional[str]]], language_
             for ordinality, scored in enumerate(sentiments(input_texts, language_code, size), 1)]
 
 
-def sentiments(texts: List[Optional[str]], language_code: str, size: int = BATCH_LIMIT) -> List[Optional[Sentiment]]:
+def sentiments(texts: Sequence[Optional[str]], language_code: str,
+               size: int = BATCH_LIMIT) -> List[Optional[Sentiment]]:
     """(sentiment, confidence) per text, in order; None for a NULL or blank
     text, which is not sent."""
     return _score([(text, language_code, size) for text in texts])

@@ -5,6 +5,8 @@ as they come) a non-ASCII name is written with Unicode escapes (U&"..."),
 which PostgreSQL converts to the database's encoding; and refused when that
 conversion would not give the name back (EUC_JP maps two characters to one
 code point)."""
+from typing import Callable, Dict
+
 from . import backend
 from .errors import AwsMlError
 
@@ -12,16 +14,16 @@ FEATURE_NOT_SUPPORTED = "0A000"
 _TAKEN_AS_WRITTEN = ("UTF8", "SQL_ASCII")
 
 
-def _escaping():
+def _escaping() -> bool:
     return backend.database_encoding() not in _TAKEN_AS_WRITTEN
 
 
-def _escaped(text, escape):
+def _escaped(text: str, escape: Callable[[int], str]) -> str:
     """text with each non-ASCII character written escape(code point)."""
     return "".join(c if c.isascii() else escape(ord(c)) for c in text)
 
 
-def identifier(name):
+def identifier(name: str) -> str:
     """name quoted as an identifier, for a query's text."""
     quoted = name.replace('"', '""')
     if quoted.isascii() or not _escaping():
@@ -52,7 +54,7 @@ _CATALOG_NAMES = (
     "WHERE c.oid OPERATOR(pg_catalog.=) $1")
 
 
-def refuse_unless_named_exactly(what, relid, schema, table, columns):
+def refuse_unless_named_exactly(what: str, relid: int, schema: str, table: str, columns: Dict[int, str]) -> None:
     """Raises unless identifier() writes the names of table relid, of its
     schema and of its columns ({attnum: name}) so that they name them and
     nothing else. PL/Python gave those names converted to Unicode: a name
@@ -78,7 +80,7 @@ def refuse_unless_named_exactly(what, relid, schema, table, columns):
                               "or use a UTF8 database.")
 
 
-def quote_ident(name):
+def quote_ident(name: str) -> str:
     """name as pg_catalog.quote_ident writes it, for messages (plpy.quote_ident
     reads its argument as UTF-8 whatever the database's encoding)."""
     import plpy
