@@ -120,9 +120,6 @@ class Requests:
         except inflight.Grounded:
             raise Stopped() from None
 
-    def send(self, operation: str, **params: Any) -> Answer:
-        return self.answer(self.submit(operation, **params))
-
     def stop(self) -> None:
         """Stops the transfer: its requests in flight end at once."""
         self.stopping.set()
