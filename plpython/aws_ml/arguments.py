@@ -1,12 +1,15 @@
 """Checks of SQL arguments shared by the service modules."""
-from typing import Any, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple, TypeVar
 
 from .errors import invalid_argument, null_argument
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeGuard  # Python 3.10's typing.TypeGuard
 
 T = TypeVar("T")
 
 
-def required(name: str, value: T) -> T:
+def required(name: str, value: Optional[T]) -> T:
     if value is None:
         raise null_argument(name)
     return value
@@ -21,9 +24,10 @@ WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u
 NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
 
 
-def is_blank(text: Optional[str]) -> bool:
-    """NULL, empty, or only WHITESPACE: not sent, answered with NULLs."""
-    return text is None or not text.strip(WHITESPACE)
+def has_text(text: Optional[str]) -> "TypeGuard[str]":
+    """Neither NULL, nor empty, nor only WHITESPACE: a text that is sent (the
+    others are not, and are answered with NULLs)."""
+    return text is not None and bool(text.strip(WHITESPACE))
 
 
 def header_value(name: str, value: Optional[str]) -> Optional[str]:
@@ -66,8 +70,8 @@ def batch_rows_of(function: str, **arrays: Any) -> List[Tuple[Any, ...]]:
     return list(zip(*arrays.values()))
 
 
-def in_range(name: str, value: T, low: Any, high: Any) -> T:
-    required(name, value)
+def in_range(name: str, value: Optional[int], low: int, high: int) -> int:
+    value = required(name, value)
     if not low <= value <= high:
         raise invalid_argument(f"{name} must be between {low} and {high}, not {value}")
     return value

@@ -7,7 +7,7 @@ import contextlib
 import ctypes
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple, overload
 
 from . import errors
 
@@ -160,17 +160,25 @@ _CODECS = {
 }
 
 
-def _codec():
+def _codec() -> str:
     """Python's codec for the database's encoding (ASCII for one it lacks);
     SQL_ASCII's bytes are taken as UTF-8, as PL/Python takes them."""
     return _codec_of(database_encoding())
 
 
-def _codec_of(encoding):
+def _codec_of(encoding: str) -> str:
     return "utf-8" if encoding in ("UTF8", "SQL_ASCII") else _CODECS.get(encoding, "ascii")
 
 
-def in_database_encoding(text):
+@overload
+def in_database_encoding(text: str) -> str: ...
+
+
+@overload
+def in_database_encoding(text: Optional[str]) -> Optional[str]: ...
+
+
+def in_database_encoding(text: Optional[str]) -> Optional[str]:
     """text with each character the database's encoding lacks written as a
     Python escape (\\u20ac): PL/Python refuses to hand PostgreSQL a text it
     cannot convert (22P05), and an AWS message may hold any character."""
@@ -180,12 +188,12 @@ def in_database_encoding(text):
     return text.encode(codec, "backslashreplace").decode(codec)
 
 
-def unguard_errors(guard):
+def unguard_errors(guard: Optional[int]) -> None:
     if guard is not None:
         _accessors().aws_ml_unguard_errors(guard)
 
 
-def announce_error(plpython_message, sql_message):
+def announce_error(plpython_message: str, sql_message: str) -> None:
     """Tells the module the error about to be raised to PL/Python: the
     message PL/Python will make of it, and the one SQL is to read
     (extension/src/python/deliberate_errors.c)."""
@@ -231,7 +239,7 @@ def unicode_names(relid: int, attnums: Sequence[int]) -> int:
     return answer
 
 
-def transfer_pipe(export):
+def transfer_pipe(export: bool) -> Tuple[int, int]:
     """A new pipe between this package and aws_s3's COPY in the module
     (extension/src/s3/s3_copy.c), which keeps the other end: (the end to read an
     export from, or to write an import to, which the caller closes; the
@@ -245,7 +253,7 @@ def transfer_pipe(export):
 
 
 @contextlib.contextmanager
-def running_as(owner):
+def running_as(owner: int) -> Iterator[None]:
     """Within: this backend runs as the role owner (an OID) in a
     security-restricted operation, as PostgreSQL's maintenance commands run a
     table's code as its owner (extension/src/python/run_as_owner.c)."""
@@ -258,7 +266,7 @@ def running_as(owner):
         _accessors().aws_ml_end_run_as_owner(saved)
 
 
-def stop_threads_at_exit():
+def stop_threads_at_exit() -> None:
     """Has the process run wait.stop_threads before it exits, on FATAL too
     (extension/src/python/python_exit.c); on the backend's thread."""
     _accessors().aws_ml_stop_threads_at_exit()

@@ -7,7 +7,7 @@ used clients only: a session that tries many settings does not keep a client
 import collections
 import os
 import random
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import backend, inflight, stats, wait
 from .services import BEDROCK, COMPREHEND, S3, SAGEMAKER, STS, Service
@@ -19,15 +19,18 @@ SERVICES = (COMPREHEND, SAGEMAKER, BEDROCK, STS)
 MAX_CLIENTS = 16
 
 Credentials = Dict[str, Any]  # STS's: AccessKeyId, SecretAccessKey, SessionToken, Expiration
+ClientSpec = Dict[str, Any]  # client_spec()'s
+# (service, region, endpoint, connect and request time limits, attempts, access key id)
+ClientKey = Tuple[str, str, Optional[str], int, int, int, Optional[str]]
 
-_session = None
-_seeded_pid = None
-_clients: "collections.OrderedDict[tuple, Any]" = collections.OrderedDict()  # least recently used first
-_credentials: Dict[tuple, Optional[Credentials]] = {}  # client key -> what the client signs with (None: the chain's)
-_retry_quotas: Dict[tuple, list] = {}  # client key -> [the client's retry quota, the statement that last used it]
+_session: Any = None  # boto3's Session
+_seeded_pid: Optional[int] = None
+_clients: "collections.OrderedDict[ClientKey, Any]" = collections.OrderedDict()  # least recently used first
+_credentials: Dict[ClientKey, Optional[Credentials]] = {}  # what the client signs with (None: the chain's)
+_retry_quotas: Dict[ClientKey, List[Any]] = {}  # [the client's retry quota, the statement that last used it]
 
 
-def _base_session():
+def _base_session() -> Any:
     global _session
     if _session is None:
         import boto3
@@ -35,7 +38,7 @@ def _base_session():
     return _session
 
 
-def client_spec(service, settings, region):
+def client_spec(service: Service, settings: Settings, region: str) -> ClientSpec:
     """What shapes a client of service but its credentials, as plain values:
     aws_s3's transfer process makes its S3 clients from them."""
     return {"region": region, "endpoint_url": settings.endpoint_for(service),
@@ -44,7 +47,7 @@ def client_spec(service, settings, region):
             "max_attempts": settings.max_attempts, "pid": os.getpid()}
 
 
-def config(service, spec):
+def config(service: Service, spec: ClientSpec) -> Any:
     """botocore's Config for a client of service shaped by spec (client_spec)."""
     from botocore.config import Config
     return Config(
@@ -63,9 +66,9 @@ def client(service: Service, settings: Settings, region: str, credentials: Optio
     """The client of service under settings in region that signs with
     credentials (None: the server's standard AWS chain)."""
     _reseed_after_preload()
-    key = (service.client_name, region, settings.endpoint_for(service), settings.connect_timeout_ms,
-           settings.request_timeout_ms_for(service), settings.max_attempts,
-           credentials["AccessKeyId"] if credentials else None)
+    key: ClientKey = (service.client_name, region, settings.endpoint_for(service), settings.connect_timeout_ms,
+                      settings.request_timeout_ms_for(service), settings.max_attempts,
+                      credentials["AccessKeyId"] if credentials else None)
     client = _clients.get(key)
     if client is None:
         explicit = {}
@@ -88,7 +91,7 @@ def client(service: Service, settings: Settings, region: str, credentials: Optio
     return client
 
 
-def _forget_client(key):
+def _forget_client(key: ClientKey) -> None:
     _clients.pop(key).close()
     del _retry_quotas[key], _credentials[key]
 
@@ -100,7 +103,7 @@ def forget_clients_of(credentials: Credentials) -> None:
         _forget_client(stale)
 
 
-def _retry_quota(client):
+def _retry_quota(client: Any) -> Any:
     """botocore's standard-mode retry quota of client, which it keeps for the
     client's lifetime: in the retry handler it registers under a fixed unique
     id, with no public access (botocore is pinned; test_retries checks this)."""
@@ -109,7 +112,7 @@ def _retry_quota(client):
     return handler.__self__._retry_quota._quota
 
 
-def _renew_retry_quota(key):
+def _renew_retry_quota(key: ClientKey) -> None:
     """Refills the quota of the client under key when a new statement uses it:
     a statement may retry as aws_ml.max_attempts allows, whatever earlier
     statements of the session spent."""
@@ -120,7 +123,7 @@ def _renew_retry_quota(key):
         entry[1] = statement
 
 
-def load_models():
+def load_models() -> None:
     """Loads what the services' clients read (models, endpoint rules) into
     the base session's caches, with placeholder credentials: nothing is
     resolved or sent."""
@@ -140,7 +143,7 @@ def known_secrets() -> List[Optional[str]]:
     return secrets
 
 
-def _reseed_after_preload():
+def _reseed_after_preload() -> None:
     """A backend forked from a postmaster that preloaded the package starts
     with its random state: reseeded, backends' retry backoffs differ."""
     global _seeded_pid

@@ -5,34 +5,35 @@ does not: the scanner follows the quoting as COPY writes it, where within
 quotes the escape character (the quote itself by default) comes only before
 a quote or an escape character. The binary format is not scanned."""
 import re
+from typing import Any, Dict, Optional, Tuple, Union
 
 
 class TextRecords:
-    def first_end(self, chunk, start=0):
+    def first_end(self, chunk: bytes, start: int = 0) -> Optional[int]:
         """The offset just past the first record end in chunk at or after
         start, or None; chunk follows the chunks advance() was given."""
         end = chunk.find(b"\n", start)
         return None if end < 0 else end + 1
 
-    def advance(self, chunk):
+    def advance(self, chunk: bytes) -> None:
         """Takes in chunk, the next piece of COPY's output."""
 
 
 class CsvRecords:
-    def __init__(self, quote, escape):
+    def __init__(self, quote: str, escape: str) -> None:
         self.quote = quote.encode()
         self.escape = escape.encode()
         self.special = re.compile(re.escape(self.quote) + b"|" + re.escape(self.escape))
         self.inside = False       # within a quoted value at the end of the last chunk
         self.pending = False      # that chunk ended on an escape (or a quote that may be doubled)
 
-    def first_end(self, chunk, start=0):
+    def first_end(self, chunk: bytes, start: int = 0) -> Optional[int]:
         return self._scan(chunk, start, stop_at_end=True)[0]
 
-    def advance(self, chunk):
+    def advance(self, chunk: bytes) -> None:
         _, self.inside, self.pending = self._scan(chunk, 0, stop_at_end=False)
 
-    def _scan(self, chunk, start, stop_at_end):
+    def _scan(self, chunk: bytes, start: int, stop_at_end: bool) -> Tuple[Optional[int], bool, bool]:
         """(first record end at or after start or None, inside, pending) from
         the state at the chunk's start."""
         inside, pending, position = self.inside, self.pending, 0
@@ -69,7 +70,10 @@ class CsvRecords:
         return None, inside, pending
 
 
-def records_of(layout):
+Records = Union[TextRecords, CsvRecords]
+
+
+def records_of(layout: Dict[str, Any]) -> Optional[Records]:
     """The scanner for COPY's output in layout ({format, quote, escape,
     ascii_safe}), or None for the binary format and for an encoding whose
     characters may hold bytes that look like a quote or an escape (SJIS,

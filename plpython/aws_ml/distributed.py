@@ -14,10 +14,12 @@ filled from the calling node like a plain table, through Citus, its rows
 named by primary key rather than by ctid, which differs between the copies."""
 import json
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Collection, Dict, List, Optional, Tuple
 
 from . import row_address
 from .errors import NOT_CONFIGURED, AwsMlError
+
+Node = Tuple[str, int]  # (host, port)
 
 FEATURE_NOT_SUPPORTED = "0A000"
 CONNECTION_FAILURE = "08006"  # postgres_fdw's, for a remote error without its SQLSTATE
@@ -68,10 +70,10 @@ class ShardCall:
     (shards regclass[], arguments..., INOUT outcome jsonb), and the
     backfill's arguments after its table."""
     procedure: str
-    arguments: tuple
+    arguments: Tuple[Any, ...]
 
 
-def placement(procedure, relid, table):
+def placement(procedure: str, relid: int, table: str) -> Tuple[Optional[List[Shard]], row_address.RowAddress]:
     """(the shards of table (relid) if Citus distributes it, else None; how
     rows of it filled here are named)."""
     import plpy
@@ -90,7 +92,7 @@ def placement(procedure, relid, table):
     return [Shard(shard["name"], shard["host"], shard["port"]) for shard in shards], row_address.CTID
 
 
-def managed_by_citus(table_name):
+def managed_by_citus(table_name: str) -> bool:
     """Whether the table that table_name (text) names is a Citus table:
     distributed, reference or Citus-managed local."""
     import plpy
@@ -98,12 +100,12 @@ def managed_by_citus(table_name):
                                                                 [table_name]))
 
 
-def fill_on_nodes(procedure, call, shards):
+def fill_on_nodes(procedure: str, call: ShardCall, shards: List[Shard]) -> int:
     """Fills shards (Shard each), each node its own at once; answers the rows
     filled, or raises the error that stopped a node (the first node's). Each
     node's settings are checked first, before any request."""
     import plpy
-    nodes: Dict[Any, Any] = {}
+    nodes: Dict[Node, List[str]] = {}  # the names of its shards
     for shard in shards:
         nodes.setdefault((shard.host, shard.port), []).append(shard.name)
     _refuse_other_settings(procedure, nodes)
@@ -126,7 +128,7 @@ def fill_on_nodes(procedure, call, shards):
     return done
 
 
-def _run_on_nodes(procedure, nodes, commands):
+def _run_on_nodes(procedure: str, nodes: Collection[Node], commands: List[str]) -> List[Tuple[str, str]]:
     """(node, its command's result) for each of nodes ((host, port) each) and
     its command, run at once; raises when a node could not answer."""
     import plpy
@@ -142,7 +144,7 @@ def _run_on_nodes(procedure, nodes, commands):
     return [(f"node {node['host']}:{node['port']}", node["result"]) for node in results]
 
 
-def _refuse_other_settings(procedure, nodes):
+def _refuse_other_settings(procedure: str, nodes: Collection[Node]) -> None:
     import plpy
     here = json.loads(plpy.execute(_SETTINGS)[0]["settings"])
     for where, answer in _run_on_nodes(procedure, nodes, [_SETTINGS] * len(nodes)):

@@ -3,11 +3,12 @@ requests for: the request body for some texts, and the texts' vectors in the
 JSON answer."""
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Callable, List, Optional
 
 from . import json_path
 from .errors import invalid_argument
+from .json_path import Json
 
 
 @dataclass(frozen=True)
@@ -15,20 +16,20 @@ class Family:
     prefix: str             # model ids of the family start with it
     texts_per_request: int
     json_key: str           # where the vector(s) are in the answer, by default
-    body: Callable          # texts -> request body (JSON text)
-    vectors: Callable       # (answer document, json_key, number of texts) -> vectors
-    first_vector: Callable  # request body (text) -> the json_key of the answer's first vector
+    body: Callable[[List[str]], str]  # texts -> request body (JSON text)
+    vectors: Callable[[Json, str, int], List[List[float]]]  # (answer document, json_key, number of texts) -> vectors
+    first_vector: Callable[[str], str]  # request body (text) -> the json_key of the answer's first vector
 
 
-def _titan_vectors(document, json_key, count):
+def _titan_vectors(document: Json, json_key: str, count: int) -> List[List[float]]:
     return [json_path.vector(document, json_key)]
 
 
-def _cohere_vectors(document, json_key, count):
+def _cohere_vectors(document: Json, json_key: str, count: int) -> List[List[float]]:
     return [json_path.vector(document, f"{json_key}.{index}") for index in range(count)]
 
 
-def _cohere_first_vector(model_input):
+def _cohere_first_vector(model_input: str) -> str:
     try:
         body = json.loads(model_input)
     except ValueError:
@@ -52,20 +53,20 @@ FAMILIES = (
 _GEOGRAPHY = re.compile(r"^(?:us|us-gov|eu|apac|ca|jp|au|global)\.(?=[a-z0-9-]+\.)")
 
 
-def base_model_id(model_id):
+def base_model_id(model_id: str) -> str:
     """The id of the foundation model a model id, inference profile id or ARN names."""
     if model_id.startswith("arn:"):
         model_id = model_id.rsplit("/", 1)[-1]
     return _GEOGRAPHY.sub("", model_id, count=1)
 
 
-def _known_family(model_id):
+def _known_family(model_id: str) -> Optional[Family]:
     """The Family of model_id, or None."""
     base = base_model_id(model_id)
     return next((candidate for candidate in FAMILIES if base.startswith(candidate.prefix)), None)
 
 
-def family(model_id):
+def family(model_id: str) -> Family:
     found = _known_family(model_id)
     if found is None:
         known = ", ".join(f"{candidate.prefix}*" for candidate in FAMILIES)
@@ -75,7 +76,7 @@ def family(model_id):
     return found
 
 
-def first_vector_json_key(model_id, model_input):
+def first_vector_json_key(model_id: str, model_input: str) -> str:
     """The json_key of the first vector in the answer of model_id to
     model_input, for a call that gives none."""
     found = _known_family(model_id)

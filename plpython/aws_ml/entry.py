@@ -2,13 +2,15 @@
 and how its errors reach SQL (docs/design.md, decision 5)."""
 import functools
 import sys
-from typing import Dict, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, cast
 
 from . import backend, stats
 from .errors import SERVICE_FAILED, AwsMlError, unpacked_sqlstate
 
+Function = TypeVar("Function", bound=Callable[..., Any])
 
-def entry_of(extension):
+
+def entry_of(extension: str) -> Callable[[Function], Function]:
     """Marks the entry points from SQL of extension's functions ("aws_ml",
     "aws_s3"): one SQL call in the stats; an AwsMlError reported as a
     PostgreSQL error with its SQLSTATE, DETAIL and HINT and a message that
@@ -17,9 +19,9 @@ def entry_of(extension):
     it; neither with PL/Python's traceback in CONTEXT (extension/src/python/
     deliberate_errors.c); and the errors of the SQL it runs readable by
     PL/Python in every encoding."""
-    def mark(function):
+    def mark(function: Function) -> Function:
         @functools.wraps(function)
-        def entry(*args, **kwargs):
+        def entry(*args: Any, **kwargs: Any) -> Any:
             stats.begin_sql_call()
             try:
                 with backend.call():
@@ -30,7 +32,7 @@ def entry_of(extension):
                 if not _is_server_error(error):
                     raise
                 raise _server_error(extension, error, [*args, *kwargs.values()]) from None
-        return entry
+        return cast(Function, entry)
     return mark
 
 
@@ -39,7 +41,8 @@ sql_entry = entry_of("aws_ml")
 _error_classes: Dict[Tuple[str, bool], type] = {}
 
 
-def _for_sql(extension, text, sql_message, sqlstate, spidata=None, **fields):
+def _for_sql(extension: str, text: str, sql_message: str, sqlstate: str, spidata: Optional[Tuple[Any, ...]] = None,
+             **fields: Optional[str]) -> Exception:
     """A plpy.Error of text with the fields PL/Python reports (detail, hint,
     the object names), announced to the module as the error whose message
     SQL reads as sql_message. PL/Python prefixes text with the exception's
@@ -61,13 +64,13 @@ def _for_sql(extension, text, sql_message, sqlstate, spidata=None, **fields):
     return error
 
 
-def _aws_ml_error(extension, error):
+def _aws_ml_error(extension: str, error: AwsMlError) -> Exception:
     text = backend.in_database_encoding(error.full_message())
     return _for_sql(extension, text, f"{extension}: {text}", error.sqlstate,
                     detail=backend.in_database_encoding(error.detail), hint=backend.in_database_encoding(error.hint))
 
 
-def _is_server_error(error):
+def _is_server_error(error: Exception) -> bool:
     plpy = sys.modules.get("plpy")
     return plpy is not None and isinstance(error, plpy.SPIError)
 
@@ -78,7 +81,7 @@ _SPIDATA_FIELDS = ("sqlerrcode", "detail", "hint", "internal_query", "internal_p
 _REPORTED_FIELDS = ("detail", "hint", "schema_name", "table_name", "column_name", "datatype_name", "constraint_name")
 
 
-def _server_error(extension, error, arguments):
+def _server_error(extension: str, error: Exception, arguments: List[Any]) -> Exception:
     """The server's error, as it reported it: its SQLSTATE, message, DETAIL,
     HINT and object names, without the internal query (the SQL the package
     built around the caller's) and its position, unless that query is one

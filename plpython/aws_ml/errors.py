@@ -2,7 +2,10 @@
 message naming the service and operation, the AWS error code in DETAIL and a
 HINT when there is something to do (docs/design.md, decision 5)."""
 import re
-from typing import Any, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+if TYPE_CHECKING:  # errors.py stays a leaf of the package's imports
+    from .services import Service
 
 INVALID_PARAMETER = "22023"
 NULL_VALUE = "22004"
@@ -101,7 +104,7 @@ def unpacked_sqlstate(code: int) -> str:
     return "".join(chr(((code >> (6 * i)) & 0x3F) + ord("0")) for i in range(5))
 
 
-_spi_exceptions = None  # SQLSTATE -> plpy.spiexceptions' class
+_spi_exceptions: Optional[Dict[str, type]] = None  # SQLSTATE -> plpy.spiexceptions' class
 
 
 def server_error(sqlstate: str, message: str) -> Exception:
@@ -131,7 +134,7 @@ def invalid_argument(message: str, hint: Optional[str] = None) -> AwsMlError:
     return AwsMlError(INVALID_PARAMETER, message, hint=hint)
 
 
-def from_botocore(service: Any, operation: str, error: Exception, secrets: Sequence[Optional[str]]) -> AwsMlError:
+def from_botocore(service: "Service", operation: str, error: Exception, secrets: Sequence[Optional[str]]) -> AwsMlError:
     """The AwsMlError for an exception botocore raised while calling service;
     secrets: the credentials' values, never to appear in its text."""
     from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
@@ -167,7 +170,7 @@ def sqlstate_for(code: str, message: str, status: Optional[int] = None) -> str:
     return sqlstate
 
 
-def from_client_error(service: Any, operation: str, error: Any, secrets: Sequence[Optional[str]]) -> AwsMlError:
+def from_client_error(service: "Service", operation: str, error: Any, secrets: Sequence[Optional[str]]) -> AwsMlError:
     """An error answer of an AWS service (botocore's ClientError)."""
     info = error.response.get("Error", {})
     code = info.get("Code") or "Unknown"
@@ -182,14 +185,14 @@ def from_client_error(service: Any, operation: str, error: Any, secrets: Sequenc
                       about_input=True if code == "ModelError" else None)
 
 
-def from_transport_error(service: Any, operation: str, error: Exception,
+def from_transport_error(service: "Service", operation: str, error: Exception,
                          secrets: Sequence[Optional[str]]) -> AwsMlError:
     """A request that got no answer: connection refused or dropped, or a timeout."""
     return AwsMlError(NETWORK_FAILURE, f"{service.display} {operation} failed: {without_secrets(str(error), secrets)}",
                       f"botocore error: {type(error).__name__}", _HINTS[NETWORK_FAILURE])
 
 
-def no_credentials(service: Any, operation: str) -> AwsMlError:
+def no_credentials(service: "Service", operation: str) -> AwsMlError:
     return AwsMlError(
         NOT_CONFIGURED, f"{service.display} {operation} failed: no AWS credentials for the server",
         "botocore error: NoCredentialsError",

@@ -13,12 +13,15 @@ import concurrent.futures
 import socket
 import threading
 import weakref
+from typing import Any, Callable, Dict, Optional, TypeVar
 
 from botocore.awsrequest import (AWSHTTPConnection, AWSHTTPConnectionPool, AWSHTTPSConnection,
                                  AWSHTTPSConnectionPool)
 
 _current = threading.local()
 _flights: "weakref.WeakSet[Flight]" = weakref.WeakSet()  # every Flight of the process, for ground_every_flight
+
+T = TypeVar("T")
 
 
 class Grounded(concurrent.futures.CancelledError):
@@ -29,13 +32,13 @@ class Grounded(concurrent.futures.CancelledError):
 class Flight:
     """The requests of one statement's tasks."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._grounded = False
-        self._connections = {}  # worker thread ident -> the connection it is using
+        self._connections: Dict[int, Any] = {}  # worker thread ident -> the connection it is using
         _flights.add(self)
 
-    def run(self, task):
+    def run(self, task: Callable[[], T]) -> T:
         """Runs task (on a worker thread) within this Flight."""
         _current.flight = self
         try:
@@ -45,7 +48,7 @@ class Flight:
             with self._lock:
                 self._connections.pop(threading.get_ident(), None)
 
-    def ground(self):
+    def ground(self) -> None:
         """Shuts down the sockets of the requests in flight; refuses any later attempt."""
         with self._lock:
             self._grounded = True
@@ -53,29 +56,29 @@ class Flight:
                 _shut_down(connection.sock)
 
     @property
-    def grounded(self):
+    def grounded(self) -> bool:
         return self._grounded
 
-    def enrol(self, connection):
+    def enrol(self, connection: Any) -> None:
         with self._lock:
             if self._grounded:
                 _shut_down(connection.sock)
             self.refuse_if_grounded()
             self._connections[threading.get_ident()] = connection
 
-    def refuse_if_grounded(self):
+    def refuse_if_grounded(self) -> None:
         if self._grounded:
             raise Grounded("the statement was cancelled or failed")
 
 
-def ground_every_flight():
+def ground_every_flight() -> None:
     """Before the process exits: every Flight's requests stopped, and any
     later attempt refused."""
     for flight in list(_flights):
         flight.ground()
 
 
-def _shut_down(sock):
+def _shut_down(sock: Optional[socket.socket]) -> None:
     if sock is not None:
         try:
             # socket.socket's own shutdown, also for an SSL socket: no TLS
@@ -85,11 +88,11 @@ def _shut_down(sock):
             pass  # already closed
 
 
-def _current_flight():
+def _current_flight() -> Optional[Flight]:
     return getattr(_current, "flight", None)
 
 
-def _enrol(connection):
+def _enrol(connection: Any) -> None:
     flight = _current_flight()
     if flight is not None:
         flight.enrol(connection)
@@ -100,12 +103,12 @@ class _Enrolling:
     reaches, which mypy cannot see): each enrols in the flight of the request
     it carries."""
 
-    def connect(self):
+    def connect(self) -> None:
         _enrol(self)
         super().connect()  # type: ignore[misc]
         _enrol(self)  # grounded while connecting: nothing is sent
 
-    def request(self, *args, **kwargs):
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _enrol(self)
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
@@ -126,13 +129,13 @@ class _HTTPSConnectionPool(AWSHTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
-def _refuse_retry(**_):
+def _refuse_retry(**_: Any) -> None:
     flight = _current_flight()
     if flight is not None:
         flight.refuse_if_grounded()
 
 
-def track(client):
+def track(client: Any) -> None:
     """Makes client's requests stoppable by the Flight they run in. Call
     before the client's first request: pools are made on first use."""
     pool_classes = client._endpoint.http_session._pool_classes_by_scheme

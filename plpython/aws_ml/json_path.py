@@ -3,14 +3,16 @@ on Aurora (`embedding`), or a dotted path of object keys and array indexes
 for models that nest their vectors (`embeddingsByType.float`, `embeddings.0`).
 Pure: parsed JSON in, floats or an AwsMlError out."""
 import re
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from .errors import INVALID_PARAMETER, AwsMlError
+
+Json = Any  # a parsed JSON value: dict, list, str, int, float, bool or None
 
 _INDEX = re.compile(r"[0-9]+")
 
 
-def vector(document, json_key):
+def vector(document: Json, json_key: str) -> List[float]:
     """The array of numbers at json_key in document, as floats."""
     parent, value = _resolve(document, json_key)
     if isinstance(value, list):
@@ -21,20 +23,20 @@ def vector(document, json_key):
     raise _error(json_key, f"the value is {_kind(value)}, not an array of numbers", parent)
 
 
-def _resolve(document, json_key):
+def _resolve(document: Json, json_key: str) -> Tuple[Json, Json]:
     """(the object or array holding the value, the value) at json_key."""
     # Aurora's json_key is a top-level key, whatever characters it has.
     if isinstance(document, dict) and json_key in document:
         return document, document[json_key]
     parent, value = None, document
-    walked: List[Any] = []
+    walked: List[str] = []
     for segment in json_key.split("."):
         parent, value = value, _step(value, segment, json_key, walked)
         walked.append(segment)
     return parent, value
 
 
-def _step(value, segment, json_key, walked):
+def _step(value: Json, segment: str, json_key: str, walked: List[str]) -> Json:
     where = ".".join(walked) if walked else "the top level"
     if isinstance(value, dict):
         if segment not in value:
@@ -47,13 +49,13 @@ def _step(value, segment, json_key, walked):
     raise _error(json_key, f"{where} is {_kind(value)}, not an object or an array", None)
 
 
-def _as_float(number):
+def _as_float(number: Json) -> float:
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise TypeError(number)
     return float(number)  # OverflowError for an integer beyond float8
 
 
-def _kind(value):
+def _kind(value: Json) -> str:
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
@@ -65,7 +67,7 @@ def _kind(value):
     return "null" if value is None else "a string"
 
 
-def _error(json_key, problem, container):
+def _error(json_key: str, problem: str, container: Json) -> AwsMlError:
     if isinstance(container, dict):
         detail = "The keys there are: " + (", ".join(f'"{key}"' for key in container) or "none") + "."
     elif isinstance(container, list):

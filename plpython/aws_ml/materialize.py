@@ -23,12 +23,13 @@ function, operator and type here is schema-qualified."""
 import contextlib
 import json
 from dataclasses import dataclass
-from typing import Any, List, cast
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, cast
 
 from . import backend, distributed, sql_names
 from .arguments import NOT_BLANK_PATTERN, in_range, required
 from .errors import AwsMlError
 from .progress import Progress
+from .row_address import RowId
 
 TIMESTAMP_COLUMN = "materialized_at"
 MAX_BATCH_SIZE = 10_000
@@ -43,15 +44,18 @@ NOT_IN_PREREQUISITE_STATE = "55000"
 INVALID_TRANSACTION_TERMINATION = "2D000"
 QUERY_CANCELED = "57014"
 
+Row = Dict[str, Any]  # a row as plpy.execute gives it
+Outputs = Sequence[Optional[Tuple[Any, ...]]]  # a batch's: one tuple of output values per input, None: not sent
+Score = Callable[[List[str]], Outputs]  # the inputs of a batch -> their outputs
+
 
 @dataclass(frozen=True)
 class Output:
     """An output column: the SQL type of the values written to it, what its
-    column's type must be (accepts(column) with the column's catalog row:
-    type, typmod, category, element; None: any type the value casts to on
-    assignment) and how to say so."""
+    column's type must be (accepts(column), given the column's row of
+    _COLUMNS: type, length, category, element) and how to say so."""
     sql_type: str
-    accepts: object
+    accepts: Callable[[Row], bool]
     wanted: str
 
 
@@ -59,16 +63,16 @@ _FLOATS = ("real", "double precision")
 _TIMESTAMPS = ("timestamp with time zone", "timestamp without time zone")
 
 
-def _holds_sentiment(column):
+def _holds_sentiment(column: Row) -> bool:
     # POSITIVE, NEGATIVE, NEUTRAL, MIXED: at most 8 characters
     return column["category"] == _TEXT_CATEGORY and (column["length"] is None or column["length"] >= 8)
 
 
-def _holds_confidence(column):
+def _holds_confidence(column: Row) -> bool:
     return column["type"] in _FLOATS or column["type"] == "numeric"
 
 
-def _holds_embedding(column):
+def _holds_embedding(column: Row) -> bool:
     return column["element"] in (*_FLOATS, "numeric") if column["element"] else column["category"] != "A"
 
 
@@ -120,7 +124,8 @@ class Target:
     distributed table (Citus), its shards, which their nodes fill; address:
     how the rows of a table filled here are named."""
 
-    def __init__(self, procedure, table, input_column, output_columns, outputs):
+    def __init__(self, procedure: str, table: Row, input_column: str, output_columns: Sequence[str],
+                 outputs: Sequence[Output]) -> None:
         """table: its row of _TABLES."""
         import plpy
         self.procedure = procedure
@@ -156,12 +161,12 @@ class Target:
         self.outputs = [sql_names.identifier(column) for column in output_columns]
         self.output_types = [output.sql_type for output in outputs]
         self.marker = sql_names.quote_ident(output_columns[0])  # NULL: to do
-        self.owner = None if table["owned"] else table["owner"]
+        self.owner: Optional[int] = None if table["owned"] else table["owner"]
         if self.owner is not None:
             self._check_the_caller_may(relid, input_column, output_columns)
         self.shards, self.address = distributed.placement(procedure, relid, self.table)
 
-    def _check_the_caller_may(self, relid, input_column, output_columns):
+    def _check_the_caller_may(self, relid: int, input_column: str, output_columns: Sequence[str]) -> None:
         """What PostgreSQL checks of the caller when the statements run as the
         caller, checked here: they run as the table's owner."""
         import plpy
@@ -180,19 +185,19 @@ class Target:
                              "row security policies apply to you",
                              hint="CALL it as the table's owner.")
 
-    def running_its_code(self):
+    def running_its_code(self) -> ContextManager[None]:
         """Within: the statements that run the table's code, as its owner
         when the caller is not."""
         return contextlib.nullcontext() if self.owner is None else backend.running_as(self.owner)
 
-    def _to_do(self):
+    def _to_do(self) -> str:
         """$1: NOT_BLANK_PATTERN."""
         return f"{self.outputs[0]} IS NULL AND {self.input} OPERATOR(pg_catalog.~) $1"
 
-    def count_sql(self):
+    def count_sql(self) -> str:
         return f"SELECT pg_catalog.count(*) AS rows FROM ONLY {self.sql_table} WHERE {self._to_do()}"
 
-    def select_sql(self):
+    def select_sql(self) -> str:
         """$2: the address after which to look, $3: addresses not to take, $4: rows."""
         address = self.address
         return (f"SELECT {address.expression} AS row_id, {self.input} AS input FROM ONLY {self.sql_table} "
@@ -200,7 +205,7 @@ class Target:
                 f"AND {address.expression} OPERATOR(pg_catalog.<>) ALL ($3){address.order_by} "
                 f"LIMIT $4 FOR UPDATE SKIP LOCKED")
 
-    def update_sql(self):
+    def update_sql(self) -> str:
         """$1: the row's address, $2...: the output columns' values. Returns
         the address of the row's new version and whether it holds its answer."""
         assignments = [f"{column} = ${index}" for index, column in enumerate(self.outputs, 2)]
@@ -210,13 +215,14 @@ class Target:
                 f"WHERE {self.address.expression} OPERATOR(pg_catalog.=) $1 "
                 f"RETURNING {self.address.expression} AS row_id, {self.outputs[0]} IS NOT NULL AS answered")
 
-    def answered_sql(self):
+    def answered_sql(self) -> str:
         """$1: the addresses of rows' new versions; those still holding their answer."""
         return (f"SELECT {self.address.expression} AS row_id FROM ONLY {self.sql_table} "
                 f"WHERE {self.address.expression} OPERATOR(pg_catalog.=) ANY ($1) AND {self.outputs[0]} IS NOT NULL")
 
 
-def targets(procedure, table_name, input_column, output_columns, outputs):
+def targets(procedure: str, table_name: Optional[str], input_column: str, output_columns: Sequence[str],
+            outputs: Sequence[Output]) -> List[Target]:
     """The Target of each plain table of table_name's hierarchy (the table,
     its inheritance children and partitions); checked before any request."""
     import plpy
@@ -233,14 +239,15 @@ def targets(procedure, table_name, input_column, output_columns, outputs):
             for table in tables if table["kind"] == "r"]
 
 
-def backfill(procedure, tables, batch_size, score, shard_call):
+def backfill(procedure: str, tables: List[Target], batch_size: Optional[int], score: Score,
+             shard_call: distributed.ShardCall) -> int:
     """Fills the to-do rows of tables (Targets), batch_size rows per
     transaction; answers how many it filled. score: the inputs of a batch ->
     one tuple of output values per input, or None for an input it did not
     send (left as it is, not taken again by this run). shard_call: the same
     backfill on the shards of a node (distributed.ShardCall)."""
     import plpy
-    in_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    batch_size = in_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
     commit_or_explain(procedure)  # inside a transaction block COMMIT fails: now, before any request
     here = [table for table in tables if table.shards is None]
     plans = [(table, plpy.prepare(table.select_sql(), ["pg_catalog.text", table.address.sql_type,
@@ -262,7 +269,8 @@ def backfill(procedure, tables, batch_size, score, shard_call):
     return progress.done
 
 
-def _fill(table, select, update, answered, batch_size, score, progress):
+def _fill(table: Target, select: Any, update: Any, answered: Any, batch_size: int, score: Score,
+          progress: Progress) -> None:
     import plpy
     address = table.address
     after, unsent = address.first, cast(List[Any], [])
@@ -287,7 +295,8 @@ def _fill(table, select, update, answered, batch_size, score, progress):
         progress.advance(written)
 
 
-def _write(table, update, answered, rows, outputs, unsent):
+def _write(table: Target, update: Any, answered: Any, rows: Sequence[Row], outputs: Outputs,
+           unsent: List[RowId]) -> int:
     """Writes the outputs of a batch's rows (None: not sent, added to
     unsent); how many rows took their answer, or the 55000 of the first
     that did not."""
@@ -311,14 +320,14 @@ def _write(table, update, answered, rows, outputs, unsent):
     return len(new_versions)
 
 
-def _commit():
+def _commit() -> None:
     """Commits; the next batch's requests belong to the new transaction (the statement cache's scope)."""
     import plpy
     plpy.commit()
     backend.refresh_call_state()
 
 
-def commit_or_explain(procedure):
+def commit_or_explain(procedure: str) -> None:
     import plpy
     try:
         _commit()
@@ -328,7 +337,7 @@ def commit_or_explain(procedure):
                          hint="CALL it on its own, outside BEGIN ... COMMIT.") from None
 
 
-def _prepare_update(table):
+def _prepare_update(table: Target) -> Any:
     """The UPDATE of a batch's rows, or an error naming the column whose type
     cannot take the procedure's output. PostgreSQL refuses its RETURNING
     (0A000) on a table with a DO INSTEAD rule on UPDATE, which takes the
@@ -346,7 +355,7 @@ def _prepare_update(table):
                          f"{error.args[0]}") from None
 
 
-def _not_answered(table, row_id, why):
+def _not_answered(table: Target, row_id: RowId, why: str) -> AwsMlError:
     return AwsMlError(NOT_IN_PREREQUISITE_STATE,
                       f"{table.procedure} stopped at the row at {table.address.label(row_id)} of {table.table}: {why}",
                       hint="A trigger, rule or policy of the table skips the UPDATE, or sets the output back to "
@@ -354,7 +363,7 @@ def _not_answered(table, row_id, why):
                            "batches before it are committed.")
 
 
-def _stopped(table, rows, error):
+def _stopped(table: Target, rows: Sequence[Row], error: AwsMlError) -> AwsMlError:
     """error of a batch's requests, naming the row it is about (else the batch)."""
     if error.ordinality is not None:
         where = f"the row at {table.address.label(rows[error.ordinality - 1]['row_id'])}"
@@ -365,13 +374,13 @@ def _stopped(table, rows, error):
                       error.detail, f"{error.hint} {resume}" if error.hint else resume)
 
 
-def fill_shards(procedure, shards, fill):
+def fill_shards(procedure: str, shards: Optional[List[str]], fill: Callable[[str], int]) -> Tuple[str]:
     """On a node: fill(shard) (answering the rows filled) for each of shards;
     answers the procedure's output row: the outcome for fill_on_nodes, as
     JSON. The batch an error stops is rolled back; a cancel is raised, as is
     a call that cannot commit (in a transaction block)."""
     import plpy
-    required("shards", shards)
+    shards = required("shards", shards)
     commit_or_explain(procedure)
     done = 0
     try:

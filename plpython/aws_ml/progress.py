@@ -1,20 +1,21 @@
 """Progress of a long procedure as NOTICE lines: rows done of the total, the
 rate and the time left, at most once per interval, plus a final line."""
 import time
+from typing import Callable, Optional
 
 INTERVAL_SECONDS = 5.0
 
 
 class Progress:
-    def __init__(self, name, total, clock=time.monotonic):
+    def __init__(self, name: str, total: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.total = total
         self.done = 0
         self._clock = clock
         self._started = clock()
-        self._last_report = None
+        self._last_report: Optional[float] = None
 
-    def advance(self, rows):
+    def advance(self, rows: int) -> None:
         """Counts rows as done; reports after the first batch and then at most
         once per INTERVAL_SECONDS."""
         self.done += rows
@@ -23,17 +24,17 @@ class Progress:
         if self._last_report is None or now - self._last_report >= INTERVAL_SECONDS:
             self._report(now)
 
-    def finish(self):
+    def finish(self) -> None:
         self._report(self._clock())
 
-    def line(self, now):
+    def line(self, now: float) -> str:
         elapsed = max(now - self._started, 1e-9)
         rate = self.done / elapsed
         left = max(self.total - self.done, 0)
         time_left = f"about {left / rate:.0f} s left" if rate else "time left unknown"
         return f"{self.name}: {self.done} / {self.total} rows, {rate:.0f} rows/s, {time_left}"
 
-    def _report(self, now):
+    def _report(self, now: float) -> None:
         import plpy
         self._last_report = now
         plpy.notice(self.line(now))

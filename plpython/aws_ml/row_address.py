@@ -4,11 +4,14 @@ that fills it: by ctid, or by primary key where a ctid does not name one row
 differ). A pass over a table goes by increasing address ($2, the address
 after which to look); the value `first` is before every row."""
 from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Tuple
 
 from . import sql_names
 from .errors import AwsMlError
 
 FEATURE_NOT_SUPPORTED = "0A000"
+
+RowId = Any  # a row's address as PL/Python gives it: a ctid's text, or the key's value
 
 
 @dataclass(frozen=True)
@@ -16,20 +19,20 @@ class RowAddress:
     expression: str  # SQL: ctid, or the key column
     name: str  # for messages: ctid, or the key column's name
     sql_type: str
-    first: object
+    first: RowId
     after: str  # SQL: the row comes after $2
     order_by: str  # SQL: how the SELECT orders its rows, if it must
-    last: object  # a batch's rows -> the address to go on after
+    last: Callable[[List[Dict[str, Any]]], RowId]  # a batch's rows -> the address to go on after
 
-    def array_type(self):
+    def array_type(self) -> str:
         return f"{self.sql_type}[]"
 
-    def label(self, row_id):
+    def label(self, row_id: RowId) -> str:
         """The row at row_id, for messages: ctid (0,27), id 42."""
         return f"{self.name} {row_id}"
 
 
-def _tid_order(ctid):
+def _tid_order(ctid: str) -> Tuple[int, int]:
     block, offset = ctid.strip("()").split(",")
     return int(block), int(offset)
 
@@ -49,7 +52,7 @@ _PRIMARY_KEY = (
     "WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary AND i.indnkeyatts OPERATOR(pg_catalog.=) 1")
 
 
-def primary_key(procedure, relid, table, why):
+def primary_key(procedure: str, relid: int, table: str, why: str) -> RowAddress:
     """The address of table (relid) by its one-column primary key. why: why
     its ctids will not do, for the error when it has no such key."""
     import plpy

@@ -4,27 +4,32 @@ module (extension/src/s3/s3_copy.c), so an export is byte for byte what COPY
 (query) TO STDOUT writes, and an import is what COPY FROM reads, with the
 caller's privileges. S3 is on the other side of a pipe, which this backend's
 transfer process reads or writes (transfer_process.py, s3_transfer.py)."""
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import backend, clients, distributed, settings, transfer_process, wait
 from .arguments import required
+from .clients import ClientSpec, Credentials
 from .credentials import credentials_for
 from .entry import entry_of
 from .errors import NOT_CONFIGURED, AwsMlError, invalid_argument, null_argument
 from .services import S3
+from .settings import Settings
+from .transfer_process import Transfer
 
 _plans: Dict[str, Any] = {}
 FEATURE_NOT_SUPPORTED = "0A000"
 
+Composite = Optional[Dict[str, Optional[str]]]  # a value of a composite type (aws_commons'), from SQL
 
-def _execute(sql, types, values):
+
+def _execute(sql: str, types: List[str], values: List[Any]) -> Any:
     import plpy
     if sql not in _plans:
         _plans[sql] = plpy.prepare(sql, types)
     return plpy.execute(_plans[sql], values)
 
 
-def _location(s3_info):
+def _location(s3_info: Composite) -> Tuple[str, str, Optional[str]]:
     """(bucket, key, region or None) of an aws_commons._s3_uri_1."""
     if s3_info is None:
         raise null_argument("s3_info")
@@ -35,7 +40,7 @@ def _location(s3_info):
     return required("bucket", s3_info["bucket"]), required("file_path", s3_info["file_path"]), region
 
 
-def _given_credentials(credentials):
+def _given_credentials(credentials: Composite) -> Optional[Credentials]:
     """An aws_commons._aws_credentials_1 as botocore's credentials, or None
     when the call gives none: NULL or empty key and secret. An empty session
     token is no token, as AWS's guide passes it."""
@@ -53,11 +58,11 @@ def _given_credentials(credentials):
     return {"AccessKeyId": key, "SecretAccessKey": secret, "SessionToken": token}
 
 
-def _is_token_text(value):
+def _is_token_text(value: str) -> bool:
     return value != "" and all("!" <= character <= "~" for character in value)
 
 
-def _layout(options, is_from):
+def _layout(options: Optional[str], is_from: bool) -> Dict[str, Any]:
     """COPY's data format with options ({format, quote, escape, header, ascii_safe}),
     checked as COPY FROM (is_from) or TO checks them: before any request."""
     import plpy
@@ -70,7 +75,7 @@ def _layout(options, is_from):
                          hint="ALTER EXTENSION aws_s3 UPDATE (docs/operations.md#upgrading).") from None
 
 
-def _client(region, given=None):
+def _client(region: Optional[str], given: Optional[Credentials] = None) -> Tuple[Settings, ClientSpec]:
     """The settings, and what the transfer process makes its S3 client from:
     the settings' values and the credentials (the call's, else the role's;
     None: the server's own, which that process finds as the backend does)."""
@@ -82,7 +87,7 @@ def _client(region, given=None):
     return current, {**clients.client_spec(S3, current, region), "credentials": credentials}
 
 
-def _copy_through(transfer, sql, types, values):
+def _copy_through(transfer: Transfer, sql: str, types: List[str], values: List[Any]) -> Tuple[int, Dict[str, Any]]:
     """The rows of the COPY sql, run with values, then the transfer's
     result. If either fails, the transfer is given up and the error raised
     is the transfer's own if it had one (COPY then failed because the pipe
@@ -99,7 +104,8 @@ def _copy_through(transfer, sql, types, values):
 
 
 @entry_of("aws_s3")
-def query_export_to_s3(query, s3_info, options, kms_key):
+def query_export_to_s3(query: Optional[str], s3_info: Composite, options: Optional[str],
+                       kms_key: Optional[str]) -> Tuple[int, int, int]:
     """(rows_uploaded, files_uploaded, bytes_uploaded) of COPY (query) TO
     s3_info's object with options; SSE-KMS with kms_key."""
     required("query", query)
@@ -117,10 +123,11 @@ def query_export_to_s3(query, s3_info, options, kms_key):
 
 
 @entry_of("aws_s3")
-def table_import_from_s3(table_name, column_list, options, s3_info, credentials):
+def table_import_from_s3(table_name: Optional[str], column_list: Optional[str], options: Optional[str],
+                         s3_info: Composite, credentials: Composite) -> str:
     """COPY table_name (column_list) FROM s3_info's object with options; AWS's
     summary of it."""
-    required("table_name", table_name)
+    table_name = required("table_name", table_name)
     if distributed.managed_by_citus(table_name):
         raise AwsMlError(FEATURE_NOT_SUPPORTED, f"cannot import into {table_name}, a Citus table: its COPY runs "
                          "inside the server, where Citus does not see it, and would write only this node's own "

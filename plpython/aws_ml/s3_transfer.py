@@ -6,11 +6,12 @@ backend gives the transfer up; each is recorded for the backend's
 aws_ml.stats()."""
 import collections
 import concurrent.futures
+import functools
 import os
 import select
 import threading
 import zlib
-from typing import Any, Deque, List
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 import botocore.session
 from botocore import xform_name
@@ -18,9 +19,12 @@ from botocore.exceptions import (BotoCoreError, ClientError, IncompleteReadError
                                  ResponseStreamingError)
 
 from . import clients, inflight, stats, transport, wait
-from .copy_records import records_of
+from .clients import ClientSpec
+from .copy_records import Records, records_of
 from .errors import INVALID_PARAMETER, NETWORK_FAILURE, AwsMlError, from_botocore, from_transport_error
 from .services import S3
+from .transfer_messages import Message
+from .transport import Params
 
 PART_SIZE = 8 * 1024 * 1024  # S3 wants at least 5 MiB a part, but for the last
 PARTS_IN_FLIGHT = 2
@@ -28,21 +32,27 @@ READ_SIZE = 1024 * 1024
 CLEANUP_SECONDS = 10
 _LIFECYCLE_HINT = ("Remove it, and give the bucket a lifecycle rule that aborts incomplete multipart uploads.")
 
-_session = None
+_session: Any = None  # botocore's Session
+
+T = TypeVar("T")
+Answer = Dict[str, Any]
+# a request on its way: (operation, parameters, its future)
+Submitted = Tuple[str, Params, "concurrent.futures.Future[Answer]"]
+WarningText = Tuple[str, str]  # a WARNING's message and hint
 
 
 class Stopped(Exception):
     """The backend gave the transfer up, or ended."""
 
 
-def _botocore_session():
+def _botocore_session() -> Any:
     global _session
     if _session is None:
         _session = botocore.session.get_session()
     return _session
 
 
-def s3_error(operation, error, bucket, key, secrets):
+def s3_error(operation: str, error: Exception, bucket: str, key: str, secrets: Sequence[Optional[str]]) -> AwsMlError:
     """The AwsMlError for what botocore raised for an S3 request about
     s3://bucket/key, naming the object; a missing object or bucket says so
     (AWS's own samples look for "file does not exist")."""
@@ -60,7 +70,7 @@ class Requests:
     clients.client_spec's values and the credentials, None for the
     process's own chain, the server's), each recorded."""
 
-    def __init__(self, spec):
+    def __init__(self, spec: ClientSpec) -> None:
         explicit = {}
         credentials = spec["credentials"]
         if credentials:
@@ -81,24 +91,25 @@ class Requests:
         self.flight = inflight.Flight()
         self._lasting = inflight.Flight()
         self.stopping = threading.Event()
-        self.records = []  # [operation, milliseconds, retries, failed]
+        self.records: List[List[Any]] = []  # [operation, milliseconds, retries, failed]
         self.throttles: List[str] = []  # the operation of each attempt S3 throttled
 
-    def timed(self, operation, call):
+    def timed(self, operation: str, call: Callable[[], Answer]) -> Answer:
         """call()'s answer, recorded for the backend's stats."""
         return transport.recorded(S3, operation, 0, call, self._record)
 
-    def _record(self, service, operation, items, milliseconds, retries, failed):
+    def _record(self, service: str, operation: str, items: int, milliseconds: float, retries: int,
+                failed: bool) -> None:
         self.records.append([operation, milliseconds, retries, failed])
 
-    def submit(self, operation, lasting=False, **params):
+    def submit(self, operation: str, lasting: bool = False, **params: Any) -> Submitted:
         """Sends an S3 request on a worker thread; answer() waits for it.
         lasting: a stop does not cut it, as the cleanup needs its answer."""
         method = getattr(self.client, xform_name(operation))
         return operation, params, wait.submit(self._lasting if lasting else self.flight,
                                               lambda: self.timed(operation, lambda: method(**params)))
 
-    def answer(self, submitted):
+    def answer(self, submitted: Submitted) -> Answer:
         """The answer of a submitted request, once it comes, unless the
         transfer is stopped."""
         operation, params, future = submitted
@@ -109,25 +120,22 @@ class Requests:
         except inflight.Grounded:
             raise Stopped() from None
 
-    def send(self, operation, **params):
-        return self.answer(self.submit(operation, **params))
-
-    def stop(self):
+    def stop(self) -> None:
         """Stops the transfer: its requests in flight end at once."""
         self.stopping.set()
         self.flight.ground()
 
-    def check_stop(self):
+    def check_stop(self) -> None:
         if self.stopping.is_set():
             raise Stopped()
 
-    def wait_for_pipe(self, pipe, events):
+    def wait_for_pipe(self, pipe: int, events: int) -> None:
         poller = select.poll()
         poller.register(pipe, events)
         while not poller.poll(wait.SLICE_SECONDS * 1000):
             self.check_stop()
 
-    def cleanup(self, tasks):
+    def cleanup(self, tasks: Dict[Callable[[], None], T]) -> Dict[T, Optional[BaseException]]:
         """Runs tasks ({task: what it cleans up}) at once, on a Flight of
         their own (the transfer's may be grounded), for CLEANUP_SECONDS in
         all; what each left: {what: exception, or None when it ran out of time}."""
@@ -146,20 +154,21 @@ class S3Object:
     (its last part may be smaller), or one PutObject when it is the last
     file and fits in one part."""
 
-    def __init__(self, export, key):
+    def __init__(self, export: "Export", key: str) -> None:
         self.export, self.key = export, key
         self.size = 0
-        self.upload_id = None
-        self.creating = None  # its CreateMultipartUpload, submitted
+        self.upload_id: Optional[str] = None
+        self.creating: Optional[Submitted] = None  # its CreateMultipartUpload
         self.parts_sent = 0
-        self.parts = []  # those S3 took: {ETag, PartNumber}
+        self.parts: List[Dict[str, Any]] = []  # those S3 took: {ETag, PartNumber}
         # the part filling, handed to its request when full: PART_SIZE bytes,
         # or a small file's size to begin with (it grows past it)
-        self.buffer, self.filled = None, 0
+        self.buffer: Optional[bytearray] = None
+        self.filled = 0
         self.complete = False
         self.put_unanswered = False  # a PutObject got no answer: S3 may hold the object, or the one before
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         view = memoryview(data)
         self.size += len(view)
         while view:
@@ -173,19 +182,19 @@ class S3Object:
                 self.export.upload_part(self, self.buffer)
                 self.buffer, self.filled = None, 0
 
-    def pending(self):
+    def pending(self) -> Union[bytes, bytearray]:
         """The bytes of the part filling."""
         if self.buffer is None or self.filled == len(self.buffer):
             return self.buffer or b""
         return bytes(memoryview(self.buffer)[:self.filled])
 
-    def seal(self):
+    def seal(self) -> None:
         """The file is whole and another follows: its last part goes too."""
         if self.filled or self.upload_id is None:
             self.export.upload_part(self, self.pending())
         self.buffer, self.filled = None, 0
 
-    def completion(self):
+    def completion(self) -> Tuple[str, Params]:
         """The request that makes the file visible, whole: (operation, parameters)."""
         if self.upload_id is None:
             return "PutObject", {"Bucket": self.export.bucket, "Key": self.key, "Body": self.pending(),
@@ -202,17 +211,18 @@ class Export:
     while the next fills. Nothing is visible before the backend commits,
     once COPY has succeeded: then every file is completed at once."""
 
-    def __init__(self, requests, pipe, job):
+    def __init__(self, requests: Requests, pipe: int, job: Message) -> None:
         self.requests, self.pipe = requests, pipe
         self.bucket, self.file_path = job["bucket"], job["file_path"]
         self.encryption, self.max_file_size = job["encryption"], job["max_file_size"]
-        self.records = records_of(job["layout"])
-        self.header = bytearray() if job["layout"]["header"] and self.records else None
-        self._header_done = self.header is None
-        self.objects = []
-        self._uploading: Deque[Any] = collections.deque()  # (the object, its part number, the UploadPart submitted)
+        self.records: Optional[Records] = records_of(job["layout"])
+        self.header = bytearray()  # empty without a header record
+        self._header_done = not (job["layout"]["header"] and self.records)
+        self.objects: List[S3Object] = []
+        # (the object, its part number, the UploadPart submitted)
+        self._uploading: Deque[Tuple[S3Object, int, Submitted]] = collections.deque()
 
-    def run(self, committed):
+    def run(self, committed: threading.Event) -> Dict[str, int]:
         """Uploads until the pipe ends, then completes every file once the
         backend commits: {"files", "bytes"}."""
         self._next_object()
@@ -228,41 +238,42 @@ class Export:
         self._complete()
         return {"files": len(self.objects), "bytes": sum(each.size for each in self.objects)}
 
-    def _next_object(self):
+    def _next_object(self) -> None:
         number = len(self.objects) + 1
         self.objects.append(S3Object(self, self.file_path if number == 1 else f"{self.file_path}_part{number}"))
         if number > 1 and self.header:
             self.objects[-1].write(bytes(self.header))
 
-    def _take(self, chunk):
-        if not self._header_done:
-            end = self.records.first_end(chunk)
-            self.header += chunk if end is None else chunk[:end]
-            self._header_done = end is not None
-        if self.records is None:
+    def _take(self, chunk: bytes) -> None:
+        records = self.records
+        if records is None:
             self.objects[-1].write(chunk)
             return
+        if not self._header_done:
+            end = records.first_end(chunk)
+            self.header += chunk if end is None else chunk[:end]
+            self._header_done = end is not None
         while chunk:
             current = self.objects[-1]
             if current.size < self.max_file_size:
                 end = self.max_file_size - current.size
             else:
-                end = self.records.first_end(chunk)
+                end = records.first_end(chunk)
                 if end is not None:
-                    self._write(current, chunk[:end])
+                    self._write(records, current, chunk[:end])
                     current.seal()
                     self._next_object()
                     chunk = chunk[end:]
                     continue
                 end = len(chunk)
-            self._write(current, chunk[:end])
+            self._write(records, current, chunk[:end])
             chunk = chunk[end:]
 
-    def _write(self, current, data):
-        self.records.advance(data)
+    def _write(self, records: Records, current: S3Object, data: bytes) -> None:
+        records.advance(data)
         current.write(data)
 
-    def upload_part(self, target, data):
+    def upload_part(self, target: S3Object, data: Union[bytes, bytearray]) -> None:
         """Sends data as target's next part, once fewer than
         PARTS_IN_FLIGHT (of any file) are on their way."""
         while len(self._uploading) >= PARTS_IN_FLIGHT:
@@ -277,12 +288,12 @@ class Export:
             "UploadPart", Bucket=self.bucket, Key=target.key, UploadId=target.upload_id,
             PartNumber=target.parts_sent, Body=data)))
 
-    def _uploaded(self):
+    def _uploaded(self) -> None:
         """Waits for the oldest part on its way."""
         target, number, submitted = self._uploading.popleft()
         target.parts.append({"ETag": self.requests.answer(submitted)["ETag"], "PartNumber": number})
 
-    def _complete(self):
+    def _complete(self) -> None:
         """Completes every file at once; raises the first failure (the files
         completed meanwhile stay so: discard() names them)."""
         last = self.objects[-1]
@@ -305,13 +316,13 @@ class Export:
         if failure is not None:
             raise failure
 
-    def discard(self):
+    def discard(self) -> List[WarningText]:
         """Leaves nothing of a failed export in S3 but the files already
         completed: aborts its uploads (never deletes a key: the object there
         is what was there before, or another session's). The WARNINGs
         (message, hint) for what is left."""
         uploads = [each for each in self.objects if each.creating is not None and not each.complete]
-        left = self.requests.cleanup({(lambda each=each: self._abort(each)): each for each in uploads})
+        left = self.requests.cleanup({functools.partial(self._abort, each): each for each in uploads})
         bucket = self.bucket
         warnings = [(f"aws_s3: could not remove the multipart upload {each.upload_id} of s3://{bucket}/{each.key} "
                      "of the failed export", _LIFECYCLE_HINT) for each in uploads if each in left]
@@ -323,12 +334,13 @@ class Export:
                      for each in self.objects if each.put_unanswered]
         return warnings
 
-    def _abort(self, each):
+    def _abort(self, each: S3Object) -> None:
         """Aborts each's upload, once its creation (under way when the
         transfer stopped) has answered."""
         if each.upload_id is None:
+            creating = cast(Submitted, each.creating)  # discard() aborts only the uploads whose creation it sent
             try:
-                each.upload_id = each.creating[2].result()["UploadId"]
+                each.upload_id = creating[2].result()["UploadId"]
             except (BotoCoreError, ClientError):
                 return  # S3 created none
         try:
@@ -344,17 +356,17 @@ class Import:
     """Writes an S3 object's body into the pipe that COPY FROM reads,
     decompressed when it is stored with Content-Encoding gzip."""
 
-    def __init__(self, requests, pipe, job):
+    def __init__(self, requests: Requests, pipe: int, job: Message) -> None:
         self.requests, self.pipe = requests, pipe
         self.bucket, self.key = job["bucket"], job["key"]
         self.read_timeout_s = job["client"]["read_timeout_ms"] / 1000
 
-    def run(self, committed):
+    def run(self, committed: threading.Event) -> Dict[str, int]:
         """Runs on the transfer's own thread, in its Flight: the body's
         connection is then grounded with its requests. {"size"}."""
         return self.requests.flight.run(self._move)
 
-    def _move(self):
+    def _move(self) -> Dict[str, int]:
         answer = self._get_object()
         gunzip = Gunzip(self.bucket, self.key) if answer.get("ContentEncoding") == "gzip" else None
         body = answer["Body"]
@@ -369,7 +381,7 @@ class Import:
             gunzip.finish()
         return {"size": answer["ContentLength"]}
 
-    def _get_object(self):
+    def _get_object(self) -> Answer:
         try:
             return self.requests.timed("GetObject", lambda: self.requests.client.get_object(Bucket=self.bucket,
                                                                                             Key=self.key))
@@ -379,7 +391,7 @@ class Import:
             self.requests.check_stop()
             raise s3_error("GetObject", error, self.bucket, self.key, self.requests.secrets) from None
 
-    def _read(self, body, size):
+    def _read(self, body: Any, size: int) -> bytes:
         """The body's next chunk; a connection that stalls or ends early is
         a network failure naming the object."""
         self.requests.check_stop()
@@ -394,13 +406,13 @@ class Import:
             failure.message = f"S3 GetObject of s3://{self.bucket}/{self.key} failed: {reason}"
             raise failure from None
 
-    def _write(self, data):
+    def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             self.requests.wait_for_pipe(self.pipe, select.POLLOUT)
             view = view[os.write(self.pipe, view):]
 
-    def discard(self):
+    def discard(self) -> List[WarningText]:
         return []
 
 
@@ -409,11 +421,11 @@ class Gunzip:
     does: member after member, READ_SIZE bytes at a time whatever the ratio,
     and refused when it ends in the middle of a member."""
 
-    def __init__(self, bucket, key):
+    def __init__(self, bucket: str, key: str) -> None:
         self.name = f"s3://{bucket}/{key}"
         self._member = zlib.decompressobj(wbits=31)
 
-    def pieces(self, data):
+    def pieces(self, data: bytes) -> Iterator[bytes]:
         while data:
             if self._member.eof:
                 self._member = zlib.decompressobj(wbits=31)
@@ -425,13 +437,14 @@ class Gunzip:
                 yield piece
             data = self._member.unused_data if self._member.eof else self._member.unconsumed_tail
 
-    def finish(self):
+    def finish(self) -> None:
         if not self._member.eof:
             raise self._invalid("ends in the middle of its gzip data")
 
-    def _invalid(self, what):
+    def _invalid(self, what: str) -> AwsMlError:
         return AwsMlError(INVALID_PARAMETER, f"S3 object {self.name}, stored with Content-Encoding gzip, {what}",
                           hint="Store it again, compressed whole with gzip, or without that Content-Encoding.")
 
 
-TRANSFERS = {"export": Export, "import": Import}
+Transfer = Union[Export, Import]  # a transfer, as this process runs it
+TRANSFERS: Dict[str, Callable[[Requests, int, Message], Transfer]] = {"export": Export, "import": Import}

@@ -5,7 +5,7 @@ as they come) a non-ASCII name is written with Unicode escapes (U&"..."),
 which PostgreSQL converts to the database's encoding; and refused when that
 conversion would not give the name back, or the name is another's in
 Unicode (EUC_JP maps two characters to one code point)."""
-from typing import Sequence
+from typing import Callable, Sequence
 
 from . import backend
 from .errors import AwsMlError
@@ -17,16 +17,16 @@ _TAKEN_AS_WRITTEN = ("UTF8", "SQL_ASCII")
 _HINT = "Rename them with characters that have a Unicode code point of their own, or use a UTF8 database."
 
 
-def _escaping():
+def _escaping() -> bool:
     return backend.database_encoding() not in _TAKEN_AS_WRITTEN
 
 
-def _escaped(text, escape):
+def _escaped(text: str, escape: Callable[[int], str]) -> str:
     """text with each non-ASCII character written escape(code point)."""
     return "".join(c if c.isascii() else escape(ord(c)) for c in text)
 
 
-def identifier(name):
+def identifier(name: str) -> str:
     """name quoted as an identifier, for a query's text."""
     quoted = name.replace('"', '""')
     if quoted.isascii() or not _escaping():
@@ -57,7 +57,7 @@ def refuse_unless_named_exactly(procedure: str, table: str, relid: int, attnums:
         raise AwsMlError(UNDEFINED_COLUMN, f"{procedure}: a column of {table} that it reads or writes was dropped")
 
 
-def quote_ident(name):
+def quote_ident(name: str) -> str:
     """name as pg_catalog.quote_ident writes it, for messages (plpy.quote_ident
     reads its argument as UTF-8 whatever the database's encoding)."""
     import plpy

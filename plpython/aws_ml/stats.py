@@ -4,13 +4,18 @@ Requests are recorded on worker threads too, hence the lock; each backend
 (a parallel worker included) keeps its own."""
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from . import errors
+from .services import Service
 
 _lock = threading.Lock()
-_operations: Dict[Tuple[str, str], Any] = {}
+_operations: Dict[Tuple[str, str], "_Operation"] = {}
 _counted_calls: Set[Tuple[str, str]] = set()  # (service, operation) already counted in this SQL call
+
+# one of rows(), as aws_ml.stats() returns it
+Row = Tuple[str, str, int, int, int, Optional[int], Optional[float], Optional[int],
+            Optional[float], Optional[float], Optional[float], int, int, int, int]
 
 
 @dataclass
@@ -30,7 +35,7 @@ class _Operation:
     cache_hits: int = 0
 
 
-def _operation(service, operation):
+def _operation(service: str, operation: str) -> _Operation:
     """The entry of (service, operation), counting this SQL call once."""
     key = (service, operation)
     entry = _operations.setdefault(key, _Operation())
@@ -40,12 +45,13 @@ def _operation(service, operation):
     return entry
 
 
-def begin_sql_call():
+def begin_sql_call() -> None:
     with _lock:
         _counted_calls.clear()
 
 
-def record_request(service, operation, items, milliseconds, retries, failed):
+def record_request(service: str, operation: str, items: int, milliseconds: float, retries: int,
+                   failed: bool) -> None:
     with _lock:
         entry = _operation(service, operation)
         first = entry.requests == 0
@@ -61,15 +67,15 @@ def record_request(service, operation, items, milliseconds, retries, failed):
         entry.errors += failed
 
 
-def record_throttle(service, operation):
+def record_throttle(service: str, operation: str) -> None:
     with _lock:
         _operations.setdefault((service, operation), _Operation()).throttles += 1
 
 
-def throttle_observer(service, record=record_throttle):
+def throttle_observer(service: Service, record: Callable[[str, str], None] = record_throttle) -> Callable[..., None]:
     """A botocore needs-retry handler counting the attempts AWS throttled,
     with record(service, operation)."""
-    def observe(response=None, operation=None, **_):
+    def observe(response: Optional[Tuple[Any, Dict[str, Any]]] = None, operation: Any = None, **_: Any) -> None:
         if response is not None:
             http_response, parsed = response
             if errors.is_throttling(parsed.get("Error", {}).get("Code"), http_response.status_code):
@@ -77,14 +83,14 @@ def throttle_observer(service, record=record_throttle):
     return observe
 
 
-def record_cache_hit(service, operation, items):
+def record_cache_hit(service: str, operation: str, items: int) -> None:
     with _lock:
         entry = _operation(service, operation)
         entry.cache_hits += 1
         entry.rows += items
 
 
-def rows():
+def rows() -> List[Row]:
     """(service, operation, calls, rows, requests, min/avg/max batch size,
     min/avg/max request ms, retries, throttles, errors, cache hits)."""
     with _lock:
@@ -98,7 +104,7 @@ def rows():
         ]
 
 
-def reset():
+def reset() -> None:
     with _lock:
         _operations.clear()
         _counted_calls.clear()

@@ -12,10 +12,13 @@ import socket
 import sys
 import threading
 import traceback
-from typing import Any, Dict, Tuple
+from typing import TYPE_CHECKING, Dict, NoReturn, Optional, Tuple, cast
 
 from .errors import AwsMlError
-from .transfer_messages import Channel, Closed
+from .transfer_messages import Channel, Closed, Message
+
+if TYPE_CHECKING:  # imported by a job's thread, once the backend has had its answer (Job._run)
+    from .s3_transfer import Requests, Transfer
 
 _REAP_SECONDS = 1.0
 INTERNAL_ERROR = "XX000"
@@ -25,29 +28,29 @@ class Job:
     """One transfer: start() it; the backend commits it once its COPY has
     succeeded, or aborts it."""
 
-    def __init__(self, channel, message):
+    def __init__(self, channel: Channel, message: Message) -> None:
         self.channel, self.number, self.message = channel, message["start"], message
-        self.pipe = message["fds"][0]
+        self.pipe: Optional[int] = message["fds"][0]
         self.committed = threading.Event()
         self.stopped = threading.Event()  # before its Requests exist
-        self.requests = None
+        self.requests: Optional[Requests] = None
         self.thread = threading.Thread(target=self._run, name=f"aws_s3 transfer {self.number}", daemon=True)
 
-    def start(self):
+    def start(self) -> None:
         self.thread.start()
 
-    def commit(self):
+    def commit(self) -> None:
         self.committed.set()
 
-    def abort(self):
+    def abort(self) -> None:
         self.stopped.set()
         if self.requests is not None:
             self.requests.stop()
 
-    def _run(self):
-        final = {"job": self.number}
+    def _run(self) -> None:
+        final: Message = {"job": self.number}
         stopped: Tuple[type, ...] = ()
-        transfer: Any = None
+        transfer: Optional[Transfer] = None
         try:
             # botocore: imported after the backend has had its answer
             from . import s3_transfer, wait
@@ -56,7 +59,8 @@ class Job:
             self.requests = s3_transfer.Requests(self.message["client"])
             if self.stopped.is_set():
                 self.requests.stop()
-            transfer = s3_transfer.TRANSFERS[self.message["kind"]](self.requests, self.pipe, self.message)
+            pipe = cast(int, self.pipe)  # open until this thread closes it
+            transfer = s3_transfer.TRANSFERS[self.message["kind"]](self.requests, pipe, self.message)
             final["done"] = transfer.run(self.committed)
         except BaseException as error:
             if not isinstance(error, stopped):
@@ -74,19 +78,19 @@ class Job:
                 final["requests"], final["throttles"] = self.requests.records, self.requests.throttles
             self._send(final)
 
-    def _close_pipe(self):
+    def _close_pipe(self) -> None:
         if self.pipe is not None:
             os.close(self.pipe)
             self.pipe = None
 
-    def _send(self, message):
+    def _send(self, message: Message) -> None:
         try:
             self.channel.send(message)
         except Closed:
             pass  # the backend has ended
 
 
-def _fields(error):
+def _fields(error: BaseException) -> Dict[str, Optional[str]]:
     """An error as the backend raises it again: AwsMlError's fields."""
     if isinstance(error, AwsMlError):
         return {"sqlstate": error.sqlstate, "message": error.message, "detail": error.detail, "hint": error.hint}
@@ -95,8 +99,8 @@ def _fields(error):
             "detail": None, "hint": "The server log has its traceback."}
 
 
-def serve(channel, idle_seconds):
-    jobs: Dict[int, Any] = {}
+def serve(channel: Channel, idle_seconds: float) -> None:
+    jobs: Dict[int, Job] = {}
     while True:
         try:
             message = channel.receive(_REAP_SECONDS if jobs else idle_seconds)
@@ -122,7 +126,7 @@ def serve(channel, idle_seconds):
             jobs[message["abort"]].abort()
 
 
-def main(fd, idle_seconds):
+def main(fd: int, idle_seconds: float) -> NoReturn:
     """Serves the backend on the socket fd; exits 0 whatever happens: a
     process left to the postmaster (when it is the container's first
     process) that exits otherwise would be taken for a crashed backend."""

@@ -11,11 +11,13 @@ import select
 import socket
 import struct
 import threading
-from typing import Deque
+from typing import Any, Deque, Dict, Optional, Sequence
 
 _LENGTH = struct.Struct("!I")
 _READ_SIZE = 256 * 1024
 _MAX_FDS = 16
+
+Message = Dict[str, Any]  # a JSON object
 
 
 class Closed(Exception):
@@ -23,13 +25,13 @@ class Closed(Exception):
 
 
 class Channel:
-    def __init__(self, sock):
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._sending = threading.Lock()  # the transfer process's threads send
         self._received = bytearray()
         self._fds: Deque[int] = collections.deque()
 
-    def send(self, message, fds=()):
+    def send(self, message: Message, fds: Sequence[int] = ()) -> None:
         data = json.dumps({**message, "fds": len(fds)}).encode()
         packet = _LENGTH.pack(len(data)) + data
         try:
@@ -41,7 +43,7 @@ class Channel:
         except (BrokenPipeError, ConnectionResetError):
             raise Closed() from None
 
-    def receive(self, timeout=None):
+    def receive(self, timeout: Optional[float] = None) -> Optional[Message]:
         """The next message, or None when none came within timeout seconds
         (None: no limit)."""
         poller = select.poll()
@@ -64,7 +66,7 @@ class Channel:
             self._received += data
         return message
 
-    def _next(self):
+    def _next(self) -> Optional[Message]:
         if len(self._received) < _LENGTH.size:
             return None
         (length,) = _LENGTH.unpack_from(self._received)
@@ -75,7 +77,7 @@ class Channel:
         message["fds"] = [self._fds.popleft() for _ in range(message["fds"])]
         return message
 
-    def close(self):
+    def close(self) -> None:
         self.sock.close()
         while self._fds:
             os.close(self._fds.popleft())

@@ -14,11 +14,12 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any, DefaultDict, Deque, Dict, Optional, Set
 
 from . import backend, stats, wait
 from .errors import NOT_CONFIGURED, AwsMlError
 from .services import S3
-from .transfer_messages import Channel, Closed
+from .transfer_messages import Channel, Closed, Message
 
 IDLE_SECONDS = 60
 # a failed transfer's cleanup takes up to s3_transfer.CLEANUP_SECONDS (10) there
@@ -28,16 +29,16 @@ SYSTEM_ERROR = "58000"
 _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from aws_ml.transfer_main import main; "
          "main(int(sys.argv[2]), float(sys.argv[3]))")
 
-_process = None
+_process: Optional["_Process"] = None
 _numbers = itertools.count(1)
 
 
-def interpreter():
+def interpreter() -> str:
     """The Python that plpython3u runs, as a program."""
     return os.path.join(sys.base_exec_prefix, "bin", f"python{sys.version_info.major}.{sys.version_info.minor}")
 
 
-def _ended_unexpectedly(process):
+def _ended_unexpectedly(process: "_Process") -> AwsMlError:
     """The error of a transfer whose process ended before it (process.end()
     has reaped it, if it could)."""
     status = process.popen.returncode
@@ -48,7 +49,7 @@ def _ended_unexpectedly(process):
 
 
 class _Process:
-    def __init__(self):
+    def __init__(self) -> None:
         python = interpreter()
         package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         ours, theirs = socket.socketpair()
@@ -65,10 +66,10 @@ class _Process:
         finally:
             theirs.close()
         self.channel = Channel(ours)
-        self._mailboxes = collections.defaultdict(collections.deque)
-        self._forgotten = set()
+        self._mailboxes: DefaultDict[int, Deque[Message]] = collections.defaultdict(collections.deque)
+        self._forgotten: Set[int] = set()
 
-    def receive_for(self, number, timeout):
+    def receive_for(self, number: int, timeout: float) -> Optional[Message]:
         """The next message about transfer number, or None within timeout
         seconds; those about others are kept for them."""
         mailbox = self._mailboxes[number]
@@ -83,16 +84,16 @@ class _Process:
             self._mailboxes[message["job"]].append(message)
         return mailbox.popleft()
 
-    def release(self, number):
+    def release(self, number: int) -> None:
         """Transfer number has ended."""
         self._mailboxes.pop(number, None)
 
-    def forget(self, number):
+    def forget(self, number: int) -> None:
         """Transfer number's messages to come are dropped: the backend stopped waiting for it."""
         self.release(number)
         self._forgotten.add(number)
 
-    def end(self):
+    def end(self) -> None:
         self.channel.close()
         try:
             self.popen.wait(_REAP_SECONDS)
@@ -100,7 +101,7 @@ class _Process:
             pass
 
 
-def _record(message):
+def _record(message: Message) -> None:
     for operation, milliseconds, retries, failed in message.get("requests", ()):
         stats.record_request(S3.setting, operation, 0, milliseconds, retries, failed)
     for operation in message.get("throttles", ()):
@@ -111,13 +112,13 @@ class Transfer:
     """A transfer under way in the transfer process: finish() it once COPY
     has succeeded, or give_up() if COPY or finish() failed."""
 
-    def __init__(self, process, number):
+    def __init__(self, process: _Process, number: int) -> None:
         self.process, self.number = process, number
-        self.failure = None  # the transfer's own error
-        self.result = None
+        self.failure: Optional[AwsMlError] = None  # the transfer's own error
+        self.result: Any = None  # its "done": an export's {"files", "bytes"}, an import's {"size"}
         self.ended = False
 
-    def _take(self, message):
+    def _take(self, message: Message) -> None:
         import plpy
         if "failed" in message:
             self.failure = AwsMlError(**message["failed"])
@@ -128,26 +129,26 @@ class Transfer:
             self.result, self.ended = message.get("done"), True
             self.process.release(self.number)
 
-    def _receive(self, timeout):
+    def _receive(self, timeout: float) -> Optional[Message]:
         try:
             return self.process.receive_for(self.number, timeout)
         except Closed:
             self._lost()
             return None
 
-    def _send(self, message):
+    def _send(self, message: Message) -> None:
         try:
             self.process.channel.send(message)
         except Closed:
             self._lost()
 
-    def _lost(self):
+    def _lost(self) -> None:
         """The transfer process ended before the transfer did."""
         _end_process(self.process)
         self.ended = True
         self.failure = self.failure or _ended_unexpectedly(self.process)
 
-    def finish(self):
+    def finish(self) -> Dict[str, Any]:
         """Once COPY has succeeded: the transfer's result, when it has ended
         (an export's files completed); raises its error. A cancel stops the
         wait (the caller gives the transfer up)."""
@@ -162,7 +163,7 @@ class Transfer:
             raise self.failure
         return self.result
 
-    def give_up(self):
+    def give_up(self) -> Optional[AwsMlError]:
         """Stops the transfer; its own error, if it had one (COPY then
         failed because the pipe closed), else None. Waits for its cleanup
         (aborting an export's uploads) and the WARNINGs about what is left,
@@ -180,14 +181,14 @@ class Transfer:
         return self.failure
 
 
-def _end_process(process):
+def _end_process(process: _Process) -> None:
     global _process
     process.end()
     if _process is process:
         _process = None
 
 
-def start(kind, pipe, **job):
+def start(kind: str, pipe: int, **job: Any) -> Transfer:
     """Hands a transfer and its end of the pipe (closed here) to the
     transfer process, started if need be; the Transfer."""
     global _process
@@ -210,7 +211,7 @@ def start(kind, pipe, **job):
         os.close(pipe)
 
 
-def _accepted(transfer):
+def _accepted(transfer: Transfer) -> bool:
     """Whether the process took the transfer, before it ended; cancellable."""
     try:
         while (message := transfer.process.receive_for(transfer.number, wait.SLICE_SECONDS)) is None:

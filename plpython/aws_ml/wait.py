@@ -10,8 +10,11 @@ import contextlib
 import signal
 import threading
 import time
+from typing import Any, Callable, Collection, Iterator, List, Optional, Sequence, TypeVar
 
 from . import backend, errors, inflight
+
+T = TypeVar("T")
 
 # How long a wait goes on before it checks for a cancel again.
 SLICE_SECONDS = 0.05
@@ -25,14 +28,14 @@ MAX_WORKERS = 32
 # then sends nothing).
 _EXIT_SECONDS = 2
 _THREAD_NAMES = ("aws_ml",)
-_pool = None
+_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
 _pool_lock = threading.Lock()
 _in_backend = True
 _EVERY_SIGNAL = frozenset(signal.Signals)
 
 
 @contextlib.contextmanager
-def signals_blocked():
+def signals_blocked() -> Iterator[None]:
     """The threads started within block every signal from their first
     instruction on, as they inherit this thread's mask: PostgreSQL's signal
     handlers must run on the backend's own thread. Signals that arrive
@@ -44,7 +47,7 @@ def signals_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def outside_a_backend():
+def outside_a_backend() -> None:
     """This process is aws_ml's own, not a backend: aws_s3's transfer process
     (transfer_main.py), which has no server to call and leaves by os._exit,
     running no library's cleanup under its threads."""
@@ -52,7 +55,7 @@ def outside_a_backend():
     _in_backend = False
 
 
-def pool():
+def pool() -> concurrent.futures.ThreadPoolExecutor:
     """The worker threads' pool; in a backend, made on the backend's thread,
     which has the process stop them before it exits."""
     global _pool
@@ -65,7 +68,7 @@ def pool():
     return _pool
 
 
-def stop_threads():
+def stop_threads() -> int:
     """Before the process exits (extension/src/python/python_exit.c), on the
     backend's thread: every request stopped and its socket shut down, the
     tasks not started never started, and every thread of this package given
@@ -81,13 +84,13 @@ def stop_threads():
     return sum(thread.is_alive() for thread in threads)
 
 
-def submit(flight, task):
+def submit(flight: inflight.Flight, task: Callable[[], T]) -> "concurrent.futures.Future[T]":
     """Starts task on a worker thread, within flight; its future."""
     with signals_blocked():  # submit may start one of the pool's threads
         return pool().submit(flight.run, task)
 
 
-def check_for_interrupts():
+def check_for_interrupts() -> None:
     """Raises the server's error for a pending cancel or timeout (SQLSTATE
     57014), as PL/Python raises the errors of the SQL it runs: PostgreSQL
     processes the interrupt itself (backend.process_interrupts), in parallel
@@ -99,7 +102,7 @@ def check_for_interrupts():
         raise errors.server_error(*interrupted)
 
 
-def result_in_slices(future, between):
+def result_in_slices(future: "concurrent.futures.Future[T]", between: Callable[[], None]) -> T:
     """future's result; waits in short slices and calls between() after each
     slice that ended without it (between raises to stop waiting)."""
     while True:
@@ -111,7 +114,7 @@ def result_in_slices(future, between):
             between()
 
 
-def _land(flight, pending):
+def _land(flight: inflight.Flight, pending: Collection["concurrent.futures.Future[Any]"]) -> None:
     """Stops the tasks of flight still pending: those not started never start,
     the requests in flight are grounded and given a moment to end."""
     for future in pending:
@@ -120,7 +123,7 @@ def _land(flight, pending):
     concurrent.futures.wait(pending, _LANDING_SECONDS)
 
 
-def run_all(tasks, stop_on_error=False):
+def run_all(tasks: Sequence[Callable[[], Any]], stop_on_error: bool = False) -> List["concurrent.futures.Future[Any]"]:
     """Runs each of tasks (callables) on a worker thread and waits while
     PostgreSQL can cancel the statement; returns the futures, in order. Waits
     for all or, with stop_on_error, until one has failed. On a cancel, an
@@ -143,7 +146,7 @@ def run_all(tasks, stop_on_error=False):
     return futures
 
 
-def run(function, *args, **kwargs):
+def run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Runs function on a worker thread and returns its result, cancellably:
     run_all for one task, without the bookkeeping of many (a call a row)."""
     flight = inflight.Flight()
