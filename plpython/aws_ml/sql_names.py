@@ -5,7 +5,7 @@ as they come) a non-ASCII name is written with Unicode escapes (U&"..."),
 which PostgreSQL converts to the database's encoding; and refused when that
 conversion would not give the name back, or the name is another's in
 Unicode (EUC_JP maps two characters to one code point)."""
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import backend
 from .errors import AwsMlError
@@ -21,9 +21,10 @@ def _escaping() -> bool:
     return backend.database_encoding() not in _TAKEN_AS_WRITTEN
 
 
-def _escaped(text: str, escape: Callable[[int], str]) -> str:
-    """text with each non-ASCII character written escape(code point)."""
-    return "".join(c if c.isascii() else escape(ord(c)) for c in text)
+def _unicode_escape(character: str) -> str:
+    """character as U&"..." writes a code point."""
+    code = ord(character)
+    return f"\\{code:04X}" if code <= 0xFFFF else f"\\+{code:06X}"
 
 
 def identifier(name: str) -> str:
@@ -31,8 +32,7 @@ def identifier(name: str) -> str:
     quoted = name.replace('"', '""')
     if quoted.isascii() or not _escaping():
         return f'"{quoted}"'
-    return 'U&"' + _escaped(quoted.replace("\\", "\\\\"),
-                            lambda code: f"\\{code:04X}" if code <= 0xFFFF else f"\\+{code:06X}") + '"'
+    return 'U&"' + "".join(c if c.isascii() else _unicode_escape(c) for c in quoted.replace("\\", "\\\\")) + '"'
 
 
 def refuse_unless_named_exactly(procedure: str, table: str, relid: int, attnums: Sequence[int]) -> None:
