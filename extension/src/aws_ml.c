@@ -12,6 +12,7 @@
 
 #include "python/backend.h"
 #include "python/deliberate_errors.h"
+#include "python/plpython_errors.h"
 #include "batch/batch.h"
 #include "python/python_path.h"
 #include "python/python_preload.h"
@@ -43,6 +44,7 @@ _PG_init(void)
 	batch_plan_init();
 	s3_copy_init();
 	deliberate_errors_init();
+	plpython_errors_init();
 	if (process_shared_preload_libraries_in_progress)
 		python_preload();
 	backend_mark_ready();

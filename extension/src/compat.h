@@ -44,6 +44,15 @@ extern PGDLLEXPORT void _PG_init(void);
 #define pg_proc_aclcheck(proc, role, mode) object_aclcheck(ProcedureRelationId, proc, role, mode)
 #endif
 
+/* 18 dropped ExecutorRun's execute_once. */
+#if PG_VERSION_NUM >= 180000
+#define EXECUTE_ONCE_PARAMETER
+#define EXECUTE_ONCE_ARGUMENT
+#else
+#define EXECUTE_ONCE_PARAMETER , bool execute_once
+#define EXECUTE_ONCE_ARGUMENT , execute_once
+#endif
+
 /* 18 moved the EXPLAIN output functions out of commands/explain.h. */
 #if PG_VERSION_NUM >= 180000
 #include "commands/explain_format.h"

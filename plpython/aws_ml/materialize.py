@@ -321,8 +321,12 @@ def _write(table: Target, update: Any, answered: Any, rows: Sequence[Row], outpu
 
 
 def _commit() -> None:
-    """Commits; the next batch's requests belong to the new transaction (the statement cache's scope)."""
+    """Commits; the next batch's requests belong to the new transaction (the
+    statement cache's scope). Deferred constraints are checked first, by a
+    statement: an error of theirs inside COMMIT would escape the guard that
+    makes errors readable outside UTF8 (python/plpython_errors.c)."""
     import plpy
+    plpy.execute("SET CONSTRAINTS ALL IMMEDIATE")
     plpy.commit()
     backend.refresh_call_state()
 

@@ -38,6 +38,7 @@
 #include "utils/syscache.h"
 
 #include "python/deliberate_errors.h"
+#include "python/plpython_errors.h"
 
 static needs_fmgr_hook_type previous_needs_fmgr_hook = NULL;
 static fmgr_hook_type previous_fmgr_hook = NULL;
@@ -86,6 +87,7 @@ raise_as_announced(void)
 	FlushErrorState();
 	plpython_message = NULL;
 	error->message = sql_message;
+	restore_original_texts(error);
 	/* the callers' context comes again from their callbacks */
 	error->context = NULL;
 	ThrowErrorData(error);
