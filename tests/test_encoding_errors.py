@@ -65,7 +65,8 @@ def databases(cluster):
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def failure_in(connect, database, failure, caller):
+def table_with(connect, database, failure):
+    """A connection to database, where the table is made to fail as failure says."""
     conn = connect(dbname=database, client_encoding="UTF8")
     conn.execute(f"DROP TABLE IF EXISTS {TABLE}, \"p\u00e4rent\", \"p\u00e4rts\"; "
                  "DROP DOMAIN IF EXISTS \"s\u00e9ntiment_d\"; DROP FUNCTION IF EXISTS \"r\u00e9fuse\", \"v\u00e9rifie\"")
@@ -74,6 +75,11 @@ def failure_in(connect, database, failure, caller):
     conn.execute(FAILURES[failure])
     # the module loaded, a CALL's errors read as PostgreSQL's own (docs/errors.md)
     conn.execute("LOAD '$libdir/plugins/aws_ml'")
+    return conn
+
+
+def failure_in(connect, database, failure, caller):
+    conn = table_with(connect, database, failure)
     with pytest.raises(psycopg.Error) as caught:
         conn.execute(caller.format(f"CALL aws_comprehend.materialize_sentiment('{TABLE}', 'body', 'en', "
                                    "'s\u00e9ntiment')"))
@@ -96,3 +102,26 @@ def test_a_backfills_error_reads_as_in_utf8(databases, connect, emulator, encodi
         conn.execute("SELECT aws_comprehend.detect_sentiment('x', 'xx')")
     assert conn.execute("SELECT (aws_comprehend.detect_sentiment('I love it', 'en')).sentiment").fetchone() == (
         "POSITIVE",)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_the_callers_deferred_error_at_a_backfills_first_commit_reads_as_in_utf8(databases, connect, emulator,
+                                                                                  encoding):
+    """A procedure CALLs the backfill after a statement of its own broke a
+    deferred foreign key: the backfill's first COMMIT checks it."""
+    def failure(database):
+        conn = table_with(connect, database, "deferred foreign key")
+        conn.execute('CREATE OR REPLACE PROCEDURE "pr\u00e9pare"() LANGUAGE plpgsql AS $$BEGIN '
+                     f"UPDATE {TABLE} SET s\u00e9ntiment = 'POSITIVE' WHERE id = 1; "
+                     f"CALL aws_comprehend.materialize_sentiment('{TABLE}', 'body', 'en', 's\u00e9ntiment'); END$$")
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute('CALL "pr\u00e9pare"()')
+        return conn, caught.value.diag
+
+    emulator.reset()
+    _, expected = failure(databases["UTF8"])
+    conn, diag = failure(databases[encoding])
+    assert expected.sqlstate == "23503"
+    assert {field: getattr(diag, field) for field in FIELDS} == {field: getattr(expected, field) for field in FIELDS}
+    assert emulator.counters() == {}
+    assert conn.execute(f"SELECT count(s\u00e9ntiment) FROM {TABLE}").fetchone() == (0,)

@@ -23,6 +23,7 @@ _ACCESSORS = {
     "aws_ml_begin_call": (ctypes.c_void_p, (ctypes.POINTER(_CallState), ctypes.c_bool)),
     "aws_ml_settings": (ctypes.c_void_p, (ctypes.POINTER(ctypes.c_int),)),
     "aws_ml_database_encoding": (ctypes.c_char_p, ()),
+    "aws_ml_may_commit": (ctypes.c_bool, ()),
     "aws_ml_interrupt_pending": (ctypes.c_bool, ()),
     "aws_ml_check_for_interrupts": (ctypes.c_int, (ctypes.c_char_p, ctypes.c_int)),
     "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
@@ -203,6 +204,12 @@ def announce_error(plpython_message: str, sql_message: str) -> None:
     codec = _codec_of(module.aws_ml_database_encoding().decode())
     module.aws_ml_raising(plpython_message.encode(codec, "backslashreplace"),
                           sql_message.encode(codec, "backslashreplace"))
+
+
+def may_commit() -> bool:
+    """Whether the procedure under way may COMMIT: CALLed outside a
+    transaction block and its callers' exception blocks."""
+    return _accessors().aws_ml_may_commit()
 
 
 def cancel_pending() -> bool:
