@@ -516,6 +516,8 @@ def test_errors_with_non_ascii_text_outside_utf8_do_not_break_python(latin1_data
         assert diag.sqlstate == sqlstate, (sql, diag.message_primary)
         assert diag.table_name == (None if sqlstate == "22012" else "t\u00eb")
         assert diag.constraint_name == constraint
+        if sqlstate == "23514":  # COPY's context, at the end of DETAIL, in the database's encoding too
+            assert diag.message_detail.startswith('Failing row contains (-1).\nCOPY t\u00eb, line 1: "-1"\n')
     assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
 
 

@@ -171,34 +171,10 @@ escape_texts(ErrorData *error)
 		*text_of(error, i) = ascii_only(*text_of(error, i));
 }
 
-/* Whether error is the original, its texts already made readable (by the guard). */
-static bool
-made_from_original(ErrorData *error)
-{
-	return original != NULL && error->sqlerrcode == original->sqlerrcode &&
-		error->message != NULL && original->message != NULL &&
-		strcmp(error->message, ascii_only(original->message)) == 0;
-}
-
 /*
- * In a PG_CATCH: makes the texts of error, the copy of the error being
- * handled, ASCII if PL/Python cannot read them, keeping the error as it is
- * as the original unless the guard kept it already. Nothing to do in a UTF8
- * database.
- */
-void
-make_readable_by_plpython(ErrorData *error)
-{
-	if (readable_by_plpython(error))
-		return;
-	if (!made_from_original(error))
-		keep_original(error);
-	escape_texts(error);
-}
-
-/*
- * Gives error, an error leaving an aws_ml function, the texts of the last
- * error made readable this transaction where its texts are their ASCII.
+ * Gives error (one leaving an aws_ml function, or one made readable again)
+ * the texts of the last error made readable this transaction where its
+ * texts are their ASCII.
  */
 void
 restore_original_texts(ErrorData *error)
@@ -213,6 +189,22 @@ restore_original_texts(ErrorData *error)
 		if (*text != NULL && original_text != NULL && strcmp(*text, ascii_only(original_text)) == 0)
 			*text = pstrdup(original_text);
 	}
+}
+
+/*
+ * In a PG_CATCH: makes the texts of error, the copy of the error being
+ * handled, ASCII if PL/Python cannot read them, keeping the error as it is
+ * as the original; texts of it the guard made ASCII as it was raised are
+ * kept as they were. Nothing to do in a UTF8 database.
+ */
+void
+make_readable_by_plpython(ErrorData *error)
+{
+	if (readable_by_plpython(error))
+		return;
+	restore_original_texts(error);
+	keep_original(error);
+	escape_texts(error);
 }
 
 /* The guard's error context callback: rewrites the texts of the error being raised. */
