@@ -189,6 +189,17 @@ def in_database_encoding(text: Optional[str]) -> Optional[str]:
     return text.encode(codec, "backslashreplace").decode(codec)
 
 
+def as_plpython_reads(text: str) -> str:
+    """text, in the database, as PL/Python reads it in an error raised
+    beneath a guard (extension/src/python/plpython_errors.c's ascii_only):
+    outside UTF8 each byte of it outside ASCII written \\xNN; in SQL_ASCII
+    it is UTF-8, which is left as it is."""
+    if text.isascii() or database_encoding() in ("UTF8", "SQL_ASCII"):
+        return text
+    return "".join(chr(byte) if byte < 0x80 else f"\\x{byte:02x}"
+                   for byte in text.encode(_codec(), "backslashreplace"))
+
+
 def unguard_errors(guard: Optional[int]) -> None:
     if guard is not None:
         _accessors().aws_ml_unguard_errors(guard)
