@@ -20,7 +20,15 @@ REFUSE = ("CREATE FUNCTION \"r\u00e9fuse\"() RETURNS trigger LANGUAGE plpgsql AS
           "RAISE EXCEPTION 'refus\u00e9 \u00e0 la validation' USING DETAIL = 'd\u00e9tail', "
           "HINT = 'indic\u00e9', COLUMN = 's\u00e9ntiment', CONSTRAINT = 'r\u00e8gle'; END$$; ")
 
-# where a backfill's write of POSITIVE fails: inside the UPDATE, after it, at the batch's commit
+# a function of the user's that PostgreSQL runs while it plans a query (IMMUTABLE) or starts it (STABLE)
+CHECKER = ("CREATE FUNCTION \"v\u00e9rifie\"() RETURNS int {} LANGUAGE plpgsql AS $$BEGIN "
+           "RAISE EXCEPTION 'refus\u00e9 au d\u00e9part' USING DETAIL = 'd\u00e9tail', HINT = 'indic\u00e9', "
+           "TABLE = 'n\u00f6tes', CONSTRAINT = 'r\u00e8gle'; END$$; ")
+PARTS = ('CREATE TABLE "p\u00e4rts" (k int) PARTITION BY LIST (k); '
+         'CREATE TABLE "p\u00e4rt_1" PARTITION OF "p\u00e4rts" FOR VALUES IN (1); ')
+
+# where a backfill's write of POSITIVE fails: inside the UPDATE, after it, at the batch's commit, while
+# its UPDATE is planned or started (the table's rule runs the function)
 FAILURES = {
     "check constraint": f'ALTER TABLE {TABLE} ADD CONSTRAINT "ch\u00ebck" CHECK (s\u00e9ntiment <> \'POSITIVE\')',
     "unique index": f'CREATE UNIQUE INDEX "\u00fcnique" ON {TABLE} (s\u00e9ntiment)',
@@ -36,6 +44,11 @@ FAILURES = {
     "deferred constraint trigger": REFUSE + f'CREATE CONSTRAINT TRIGGER "\u00e0_commit" AFTER UPDATE ON {TABLE} '
                                             'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION '
                                             '"r\u00e9fuse"()',
+    "rule folded by the planner": CHECKER.format("IMMUTABLE") + f'CREATE RULE "r\u00e9gle" AS ON UPDATE TO {TABLE} '
+                                                               'DO ALSO SELECT "v\u00e9rifie"()',
+    "rule pruning at the executor's start": PARTS + CHECKER.format("STABLE") + (
+        f'CREATE RULE "r\u00e9gle" AS ON UPDATE TO {TABLE} DO ALSO SELECT * FROM "p\u00e4rts" '
+        'WHERE k = "v\u00e9rifie"()'),
 }
 
 FIELDS = ("sqlstate", "message_primary", "message_detail", "message_hint", "schema_name", "table_name",
@@ -52,15 +65,21 @@ def databases(cluster):
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def failure_in(connect, database, failure, caller):
+def table_with(connect, database, failure):
+    """A connection to database, where the table is made to fail as failure says."""
     conn = connect(dbname=database, client_encoding="UTF8")
-    conn.execute(f"DROP TABLE IF EXISTS {TABLE}, \"p\u00e4rent\"; DROP DOMAIN IF EXISTS \"s\u00e9ntiment_d\"; "
-                 "DROP FUNCTION IF EXISTS \"r\u00e9fuse\"")
+    conn.execute(f"DROP TABLE IF EXISTS {TABLE}, \"p\u00e4rent\", \"p\u00e4rts\"; "
+                 "DROP DOMAIN IF EXISTS \"s\u00e9ntiment_d\"; DROP FUNCTION IF EXISTS \"r\u00e9fuse\", \"v\u00e9rifie\"")
     conn.execute(TABLE_DDL)
     conn.execute(f"INSERT INTO {TABLE} VALUES (1, 'I love it'), (2, 'I love it too')")
     conn.execute(FAILURES[failure])
     # the module loaded, a CALL's errors read as PostgreSQL's own (docs/errors.md)
     conn.execute("LOAD '$libdir/plugins/aws_ml'")
+    return conn
+
+
+def failure_in(connect, database, failure, caller):
+    conn = table_with(connect, database, failure)
     with pytest.raises(psycopg.Error) as caught:
         conn.execute(caller.format(f"CALL aws_comprehend.materialize_sentiment('{TABLE}', 'body', 'en', "
                                    "'s\u00e9ntiment')"))
@@ -83,3 +102,26 @@ def test_a_backfills_error_reads_as_in_utf8(databases, connect, emulator, encodi
         conn.execute("SELECT aws_comprehend.detect_sentiment('x', 'xx')")
     assert conn.execute("SELECT (aws_comprehend.detect_sentiment('I love it', 'en')).sentiment").fetchone() == (
         "POSITIVE",)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_the_callers_deferred_error_at_a_backfills_first_commit_reads_as_in_utf8(databases, connect, emulator,
+                                                                                  encoding):
+    """A procedure CALLs the backfill after a statement of its own broke a
+    deferred foreign key: the backfill's first COMMIT checks it."""
+    def failure(database):
+        conn = table_with(connect, database, "deferred foreign key")
+        conn.execute('CREATE OR REPLACE PROCEDURE "pr\u00e9pare"() LANGUAGE plpgsql AS $$BEGIN '
+                     f"UPDATE {TABLE} SET s\u00e9ntiment = 'POSITIVE' WHERE id = 1; "
+                     f"CALL aws_comprehend.materialize_sentiment('{TABLE}', 'body', 'en', 's\u00e9ntiment'); END$$")
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute('CALL "pr\u00e9pare"()')
+        return conn, caught.value.diag
+
+    emulator.reset()
+    _, expected = failure(databases["UTF8"])
+    conn, diag = failure(databases[encoding])
+    assert expected.sqlstate == "23503"
+    assert {field: getattr(diag, field) for field in FIELDS} == {field: getattr(expected, field) for field in FIELDS}
+    assert emulator.counters() == {}
+    assert conn.execute(f"SELECT count(s\u00e9ntiment) FROM {TABLE}").fetchone() == (0,)

@@ -225,6 +225,15 @@ def test_inside_a_transaction_block_it_cannot_commit(db, emulator):
         with db.transaction():
             db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
     assert emulator.counters() == {}
+    # a deferred constraint the block's earlier statement broke is checked at its COMMIT, not by the CALL
+    db.execute("DROP TABLE IF EXISTS labels CASCADE")
+    db.execute("CREATE TABLE labels (name text PRIMARY KEY)")
+    db.execute("ALTER TABLE notes ADD COLUMN label text REFERENCES labels DEFERRABLE INITIALLY DEFERRED")
+    with pytest.raises(psycopg.errors.InvalidTransactionTermination):
+        with db.transaction():
+            db.execute("UPDATE notes SET label = 'none such' WHERE id = 1")
+            db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    assert emulator.counters() == {}
 
 
 def make_documents(conn, rows):

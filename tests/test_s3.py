@@ -516,7 +516,28 @@ def test_errors_with_non_ascii_text_outside_utf8_do_not_break_python(latin1_data
         assert diag.sqlstate == sqlstate, (sql, diag.message_primary)
         assert diag.table_name == (None if sqlstate == "22012" else "t\u00eb")
         assert diag.constraint_name == constraint
+        if sqlstate == "23514":  # COPY's context, at the end of DETAIL, in the database's encoding too
+            assert diag.message_detail.startswith('Failing row contains (-1).\nCOPY t\u00eb, line 1: "-1"\n')
     assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
+
+
+def test_an_error_in_a_non_ascii_argument_points_into_it_outside_utf8(latin1_database, s3_database, connect, s3):
+    """The internal query and position of an error in the query, the columns
+    or the options, as in UTF8."""
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+    calls = [("SELECT aws_s3.query_export_to_s3(%s, %s, 'k')", ('SELECT "n\u00f6" FR\u00d6M pg_class', BUCKET)),
+             ("SELECT aws_s3.query_export_to_s3(%s, %s, 'k')", ('SELECT 1, "n\u00f6" FROM pg_class', BUCKET)),
+             ("SELECT aws_s3.table_import_from_s3('t', %s, '', %s, %s, %s)", ('"n\u00f6", , a', BUCKET, key, REGION)),
+             ("SELECT aws_s3.query_export_to_s3('SELECT 1', %s, 'k', options := %s)", (BUCKET, "format csv, n\u00f6 1"))]
+    seen = {}
+    for database in (s3_database, latin1_database):
+        conn = connect(dbname=database, client_encoding="UTF8")
+        conn.execute("DROP TABLE IF EXISTS t; CREATE TABLE t (a int)")
+        seen[database] = [(diag.sqlstate, diag.message_primary, diag.internal_query, diag.internal_position)
+                          for diag in (sql_error(conn, sql, params) for sql, params in calls)]
+    assert [position for *_, position in seen[s3_database]] == ["18", "11", "7", "13"]
+    assert seen[latin1_database] == seen[s3_database]
 
 
 # EUC_JP has two characters for U+2252, the NEC extension's 0xADF0 and JIS's

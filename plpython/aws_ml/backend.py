@@ -23,6 +23,7 @@ _ACCESSORS = {
     "aws_ml_begin_call": (ctypes.c_void_p, (ctypes.POINTER(_CallState), ctypes.c_bool)),
     "aws_ml_settings": (ctypes.c_void_p, (ctypes.POINTER(ctypes.c_int),)),
     "aws_ml_database_encoding": (ctypes.c_char_p, ()),
+    "aws_ml_may_commit": (ctypes.c_bool, ()),
     "aws_ml_interrupt_pending": (ctypes.c_bool, ()),
     "aws_ml_check_for_interrupts": (ctypes.c_int, (ctypes.c_char_p, ctypes.c_int)),
     "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
@@ -188,6 +189,17 @@ def in_database_encoding(text: Optional[str]) -> Optional[str]:
     return text.encode(codec, "backslashreplace").decode(codec)
 
 
+def as_plpython_reads(text: str) -> str:
+    """text, in the database, as PL/Python reads it in an error raised
+    beneath a guard (extension/src/python/plpython_errors.c's ascii_only):
+    outside UTF8 each byte of it outside ASCII written \\xNN; in SQL_ASCII
+    it is UTF-8, which is left as it is."""
+    if text.isascii() or database_encoding() in ("UTF8", "SQL_ASCII"):
+        return text
+    return "".join(chr(byte) if byte < 0x80 else f"\\x{byte:02x}"
+                   for byte in text.encode(_codec(), "backslashreplace"))
+
+
 def unguard_errors(guard: Optional[int]) -> None:
     if guard is not None:
         _accessors().aws_ml_unguard_errors(guard)
@@ -203,6 +215,12 @@ def announce_error(plpython_message: str, sql_message: str) -> None:
     codec = _codec_of(module.aws_ml_database_encoding().decode())
     module.aws_ml_raising(plpython_message.encode(codec, "backslashreplace"),
                           sql_message.encode(codec, "backslashreplace"))
+
+
+def may_commit() -> bool:
+    """Whether the procedure under way may COMMIT: CALLed outside a
+    transaction block and its callers' exception blocks."""
+    return _accessors().aws_ml_may_commit()
 
 
 def cancel_pending() -> bool:

@@ -86,7 +86,8 @@ def _server_error(extension: str, error: Exception, arguments: List[Any]) -> Exc
     HINT and object names, without the internal query (the SQL the package
     built around the caller's) and its position, unless that query is one
     of the caller's arguments: aws_s3's COPY points a syntax error into the
-    argument it is in (extension/src/s3/copy_arguments.c)."""
+    argument it is in (extension/src/s3/copy_arguments.c); outside UTF8
+    PL/Python reads that argument as plpython_errors.c writes it."""
     spidata = dict(zip(_SPIDATA_FIELDS, getattr(error, "spidata", None) or ()))
     if spidata:
         sqlstate = unpacked_sqlstate(spidata["sqlerrcode"])
@@ -95,7 +96,8 @@ def _server_error(extension: str, error: Exception, arguments: List[Any]) -> Exc
     text = str(error.args[0]) if error.args else str(error)
     reported = {name: spidata[name] for name in _REPORTED_FIELDS if spidata.get(name) is not None}
     query = spidata.get("internal_query")
-    if query is not None and any(query == argument for argument in arguments if isinstance(argument, str)):
+    if query is not None and any(query in (argument, backend.as_plpython_reads(argument))
+                                 for argument in arguments if isinstance(argument, str)):
         return _for_sql(extension, text, text, sqlstate, spidata=tuple(spidata[name] for name in _SPIDATA_FIELDS),
                         **reported)
     return _for_sql(extension, text, text, sqlstate, **reported)

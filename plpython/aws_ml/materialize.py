@@ -332,13 +332,14 @@ def _commit() -> None:
 
 
 def commit_or_explain(procedure: str) -> None:
-    import plpy
-    try:
-        _commit()
-    except plpy.spiexceptions.InvalidTransactionTermination:
+    """Commits what the caller did before, or says why it cannot: asked
+    first, since _commit's SET CONSTRAINTS would check the caller's deferred
+    constraints before COMMIT refused."""
+    if not backend.may_commit():
         raise AwsMlError(INVALID_TRANSACTION_TERMINATION,
                          f"{procedure} commits every batch, so it cannot run inside a transaction block",
-                         hint="CALL it on its own, outside BEGIN ... COMMIT.") from None
+                         hint="CALL it on its own, outside BEGIN ... COMMIT.")
+    _commit()
 
 
 def _prepare_update(table: Target) -> Any:

@@ -12,6 +12,7 @@
 #include "compat.h"
 
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 
@@ -55,6 +56,17 @@ const char *
 aws_ml_database_encoding(void)
 {
 	return GetDatabaseEncodingName();
+}
+
+/*
+ * Whether the procedure under way may COMMIT, as SPI_commit checks it: it
+ * was CALLed outside a transaction block, and outside the exception blocks
+ * of its callers.
+ */
+bool
+aws_ml_may_commit(void)
+{
+	return SPI_inside_nonatomic_context() && !IsSubTransaction();
 }
 
 /* A cancel, statement_timeout or termination awaits the backend. */

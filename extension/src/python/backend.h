@@ -23,6 +23,7 @@ typedef struct AwsMlCallState
 
 extern PGDLLEXPORT void *aws_ml_begin_call(AwsMlCallState *state, bool guard_errors);
 extern PGDLLEXPORT const char *aws_ml_database_encoding(void);
+extern PGDLLEXPORT bool aws_ml_may_commit(void);
 extern PGDLLEXPORT bool aws_ml_interrupt_pending(void);
 extern PGDLLEXPORT int aws_ml_check_for_interrupts(char *message, int size);
 

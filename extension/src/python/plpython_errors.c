@@ -19,9 +19,12 @@
  *   callbacks rewrite an error's internal query.
  * - Its object names (schema, table, column, type, constraint) cannot be
  *   rewritten in place. The errors that carry them are raised by the
- *   executor (constraints, unique indexes, foreign keys, domains) or by SET
- *   CONSTRAINTS: the executor's and ProcessUtility's hooks catch such an
- *   error beneath a guard and throw it again with them made ASCII. The
+ *   executor (constraints, unique indexes, foreign keys, domains), by SET
+ *   CONSTRAINTS, or by a function of the user's that the planner (an
+ *   immutable one, folded) or the executor's start (a stable one, pruning
+ *   partitions) runs: the planner's, the executor's and ProcessUtility's
+ *   hooks catch such an error beneath a guard and throw it again with them
+ *   made ASCII. The
  *   backfills check deferred constraints with SET CONSTRAINTS ALL IMMEDIATE
  *   before they commit (plpython/aws_ml/materialize.py), so that none is
  *   left to fail inside COMMIT.
@@ -44,11 +47,14 @@
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "optimizer/planner.h"
 #include "tcop/utility.h"
 #include "utils/memutils.h"
 
 #include "python/plpython_errors.h"
 
+static planner_hook_type previous_planner = NULL;
+static ExecutorStart_hook_type previous_executor_start = NULL;
 static ExecutorRun_hook_type previous_executor_run = NULL;
 static ExecutorFinish_hook_type previous_executor_finish = NULL;
 static ProcessUtility_hook_type previous_process_utility = NULL;
@@ -165,34 +171,10 @@ escape_texts(ErrorData *error)
 		*text_of(error, i) = ascii_only(*text_of(error, i));
 }
 
-/* Whether error is the original, its texts already made readable (by the guard). */
-static bool
-made_from_original(ErrorData *error)
-{
-	return original != NULL && error->sqlerrcode == original->sqlerrcode &&
-		error->message != NULL && original->message != NULL &&
-		strcmp(error->message, ascii_only(original->message)) == 0;
-}
-
 /*
- * In a PG_CATCH: makes the texts of error, the copy of the error being
- * handled, ASCII if PL/Python cannot read them, keeping the error as it is
- * as the original unless the guard kept it already. Nothing to do in a UTF8
- * database.
- */
-void
-make_readable_by_plpython(ErrorData *error)
-{
-	if (readable_by_plpython(error))
-		return;
-	if (!made_from_original(error))
-		keep_original(error);
-	escape_texts(error);
-}
-
-/*
- * Gives error, an error leaving an aws_ml function, the texts of the last
- * error made readable this transaction where its texts are their ASCII.
+ * Gives error (one leaving an aws_ml function, or one made readable again)
+ * the texts of the last error made readable this transaction where its
+ * texts are their ASCII.
  */
 void
 restore_original_texts(ErrorData *error)
@@ -207,6 +189,22 @@ restore_original_texts(ErrorData *error)
 		if (*text != NULL && original_text != NULL && strcmp(*text, ascii_only(original_text)) == 0)
 			*text = pstrdup(original_text);
 	}
+}
+
+/*
+ * In a PG_CATCH: makes the texts of error, the copy of the error being
+ * handled, ASCII if PL/Python cannot read them, keeping the error as it is
+ * as the original; texts of it the guard made ASCII as it was raised are
+ * kept as they were. Nothing to do in a UTF8 database.
+ */
+void
+make_readable_by_plpython(ErrorData *error)
+{
+	if (readable_by_plpython(error))
+		return;
+	restore_original_texts(error);
+	keep_original(error);
+	escape_texts(error);
 }
 
 /* The guard's error context callback: rewrites the texts of the error being raised. */
@@ -273,6 +271,47 @@ rethrow_with_readable_names(void)
 	FlushErrorState();
 	escape_texts(error);
 	ReThrowError(error);
+}
+
+/* the planner folds immutable functions, a rule's action's among them */
+static PlannedStmt *
+guarded_planner(Query *parse, const char *query_string, int cursor_options, ParamListInfo bound_params)
+{
+	PlannedStmt *statement;
+
+	PG_TRY();
+	{
+		if (previous_planner)
+			statement = previous_planner(parse, query_string, cursor_options, bound_params);
+		else
+			statement = standard_planner(parse, query_string, cursor_options, bound_params);
+	}
+	PG_CATCH();
+	{
+		rethrow_with_readable_names();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return statement;
+}
+
+/* the executor's start runs stable functions, to prune partitions */
+static void
+guarded_executor_start(QueryDesc *query, int eflags)
+{
+	PG_TRY();
+	{
+		if (previous_executor_start)
+			previous_executor_start(query, eflags);
+		else
+			standard_ExecutorStart(query, eflags);
+	}
+	PG_CATCH();
+	{
+		rethrow_with_readable_names();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -351,6 +390,10 @@ plpython_errors_init(void)
 	original_context = AllocSetContextCreate(TopMemoryContext, "aws_ml error original",
 											 ALLOCSET_SMALL_SIZES);
 	RegisterXactCallback(forget_original_at_end, NULL);
+	previous_planner = planner_hook;
+	planner_hook = guarded_planner;
+	previous_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = guarded_executor_start;
 	previous_executor_run = ExecutorRun_hook;
 	ExecutorRun_hook = guarded_executor_run;
 	previous_executor_finish = ExecutorFinish_hook;
