@@ -24,6 +24,7 @@ _ACCESSORS = {
     "aws_ml_settings": (ctypes.c_void_p, (ctypes.POINTER(ctypes.c_int),)),
     "aws_ml_database_encoding": (ctypes.c_char_p, ()),
     "aws_ml_may_commit": (ctypes.c_bool, ()),
+    "aws_ml_as_plpython_reads": (ctypes.c_char_p, (ctypes.c_char_p,)),
     "aws_ml_interrupt_pending": (ctypes.c_bool, ()),
     "aws_ml_check_for_interrupts": (ctypes.c_int, (ctypes.c_char_p, ctypes.c_int)),
     "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
@@ -190,14 +191,12 @@ def in_database_encoding(text: Optional[str]) -> Optional[str]:
 
 
 def as_plpython_reads(text: str) -> str:
-    """text, in the database, as PL/Python reads it in an error raised
-    beneath a guard (extension/src/python/plpython_errors.c's ascii_only):
-    outside UTF8 each byte of it outside ASCII written \\xNN; in SQL_ASCII
-    it is UTF-8, which is left as it is."""
-    if text.isascii() or database_encoding() in ("UTF8", "SQL_ASCII"):
+    """text, an argument from the database, as PL/Python reads it in an
+    error raised beneath a guard (extension/src/python/plpython_errors.c)."""
+    if text.isascii():
         return text
-    return "".join(chr(byte) if byte < 0x80 else f"\\x{byte:02x}"
-                   for byte in text.encode(_codec(), "backslashreplace"))
+    codec = _codec()
+    return _accessors().aws_ml_as_plpython_reads(text.encode(codec, "backslashreplace")).decode(codec)
 
 
 def unguard_errors(guard: Optional[int]) -> None:

@@ -172,6 +172,18 @@ escape_texts(ErrorData *error)
 }
 
 /*
+ * text, in the database's encoding, as PL/Python reads it in an error raised
+ * beneath a guard; in the current memory context if it differs.
+ */
+const char *
+aws_ml_as_plpython_reads(const char *text)
+{
+	if (GetDatabaseEncoding() == PG_UTF8 || readable_text(text))
+		return text;
+	return ascii_only(text);
+}
+
+/*
  * Gives error (one leaving an aws_ml function, or one made readable again)
  * the texts of the last error made readable this transaction where its
  * texts are their ASCII.

@@ -11,5 +11,6 @@ extern void plpython_errors_init(void);
 
 /* bound by the Python layer (plpython/aws_ml/backend.py) */
 extern PGDLLEXPORT void aws_ml_unguard_errors(void *guard);
+extern PGDLLEXPORT const char *aws_ml_as_plpython_reads(const char *text);
 
 #endif
