@@ -226,13 +226,16 @@ def test_inside_a_transaction_block_it_cannot_commit(db, emulator):
             db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
     assert emulator.counters() == {}
     # a deferred constraint the block's earlier statement broke is checked at its COMMIT, not by the CALL
-    db.execute("DROP TABLE IF EXISTS labels CASCADE")
-    db.execute("CREATE TABLE labels (name text PRIMARY KEY)")
-    db.execute("ALTER TABLE notes ADD COLUMN label text REFERENCES labels DEFERRABLE INITIALLY DEFERRED")
-    with pytest.raises(psycopg.errors.InvalidTransactionTermination):
-        with db.transaction():
-            db.execute("UPDATE notes SET label = 'none such' WHERE id = 1")
-            db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    db.execute("CREATE TABLE note_labels (name text PRIMARY KEY)")
+    db.execute("ALTER TABLE notes ADD COLUMN label text REFERENCES note_labels DEFERRABLE INITIALLY DEFERRED")
+    try:
+        with pytest.raises(psycopg.errors.InvalidTransactionTermination):
+            with db.transaction():
+                db.execute("UPDATE notes SET label = 'none such' WHERE id = 1")
+                db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    finally:  # the tables are the database's, which other test files share
+        db.execute("ALTER TABLE notes DROP COLUMN label")
+        db.execute("DROP TABLE note_labels")
     assert emulator.counters() == {}
 
 
