@@ -153,6 +153,38 @@ def test_a_column_whose_name_converts_to_another_is_refused(database_in):
     assert conn.execute("SELECT sentiment FROM notes").fetchall() == [(None,)]
 
 
+def test_a_primary_key_whose_name_is_another_columns_in_unicode_is_refused(database_in):
+    """A Citus reference table's backfill names its rows by the primary key
+    (row_address.py), whose name goes into the backfill's SQL. Named with
+    EUC_JP's NEC character for U+2252 beside a column named with JIS's, the
+    SQL would order and update the rows by the JIS column. Called from a DO
+    block: the reference-table path needs Citus, which the suite runs in UTF8."""
+    conn = database_in("EUC_JP")
+    conn.execute("""DO $$BEGIN
+        EXECUTE format('CREATE TABLE nec (%I int PRIMARY KEY, %I int, body text)',
+                       convert_from('\\xadf0', 'EUC_JP'), convert_from('\\xa2e2', 'EUC_JP'));
+    END$$""")
+    conn.execute('CREATE TABLE numbered ("\u756a\u53f7" int PRIMARY KEY, body text)')
+    conn.execute("LOAD '$libdir/plugins/aws_ml'")
+    notices = []
+    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    conn.execute("""DO $$
+from aws_ml import row_address
+from aws_ml.errors import AwsMlError
+for table in ("nec", "numbered"):
+    relid = plpy.execute(f"SELECT '{table}'::regclass::oid AS oid")[0]["oid"]
+    try:
+        plpy.notice(row_address.primary_key("materialize_sentiment", relid, f"public.{table}", "").expression)
+    except AwsMlError as error:
+        plpy.notice(f"{error.sqlstate} {error.message}")
+$$ LANGUAGE plpython3u""")
+    assert notices == [
+        "0A000 materialize_sentiment: public.nec and its columns cannot be named in SQL in this database's encoding "
+        "(EUC_JP): a character of a name converts to another, or another table or column has a name that is the "
+        "same in Unicode",
+        'U&"\\756A\\53F7"']
+
+
 def test_a_table_whose_name_is_another_tables_in_unicode_is_refused(database_in):
     """Tables named with EUC_JP's NEC and JIS characters for U+2252: PL/Python
     gives the procedure either name as U+2252, which resolves to the JIS one.

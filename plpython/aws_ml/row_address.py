@@ -43,7 +43,7 @@ CTID = RowAddress("ctid", "ctid", "pg_catalog.tid", "(0,0)", "ctid OPERATOR(pg_c
                   lambda rows: max((row["row_id"] for row in rows), key=_tid_order))
 
 _PRIMARY_KEY = (
-    "SELECT a.attname AS name, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+    "SELECT a.attname AS name, a.attnum, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
     "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(t.typname) AS type "
     "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid "
     "AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0] "
@@ -54,13 +54,16 @@ _PRIMARY_KEY = (
 
 def primary_key(procedure: str, relid: int, table: str, why: str) -> RowAddress:
     """The address of table (relid) by its one-column primary key. why: why
-    its ctids will not do, for the error when it has no such key."""
+    its ctids will not do, for the error when it has no such key. The key's
+    name goes into the backfill's SQL, so it must name that column alone in
+    Unicode, as the columns the backfill reads and writes must."""
     import plpy
     keys = plpy.execute(plpy.prepare(_PRIMARY_KEY, ["pg_catalog.oid"]), [relid])
     if not keys:
         raise AwsMlError(FEATURE_NOT_SUPPORTED, f"{procedure} names the rows of {table} by its primary key, "
                          f"and it has no primary key of one column", why,
                          "Add a primary key of one column, or fill it with an UPDATE (docs/scaling.md).")
+    sql_names.refuse_unless_named_exactly(procedure, table, relid, [keys[0]["attnum"]])
     key = sql_names.identifier(keys[0]["name"])
     return RowAddress(key, sql_names.quote_ident(keys[0]["name"]), keys[0]["type"], None,
                       f"($2 IS NULL OR {key} OPERATOR(pg_catalog.>) $2)", f" ORDER BY {key}",
