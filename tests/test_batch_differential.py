@@ -41,6 +41,7 @@ to look past a divergence while it is being fixed; each divergence found is
 kept as a named test in tests/test_batch_divergences.py.
 """
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -208,14 +209,15 @@ def run(conn, emulator, case, mode, timeout="10s"):
 
 # --- the test ---------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def fuzz(cluster, emulator):
-    """A database of its own with the tables, the logging function, the
-    wrappers; a session that has loaded the module; a way to open new ones."""
+@contextmanager
+def differential_database(cluster, emulator, name):
+    """A database of its own on cluster, with the tables, the logging
+    function, the wrappers; a session that has loaded the module; a way to
+    open new ones."""
     emulator.register_endpoint("fuzz-classify", model={"kind": "linear", "coef": [1.0, 1.0, 2.0]})
     emulator.register_endpoint("fuzz-forecast", model={"kind": "linear", "coef": [[0.5, 0.1], [0.01, 0.02]],
                                                        "intercept": [0, 0]})
-    name = create_database(cluster, "aws_ml_differential")
+    name = create_database(cluster, name)
 
     def connect():
         conn = psycopg.connect(cluster.conninfo(name), autocommit=True, prepare_threshold=None)
@@ -229,6 +231,12 @@ def fuzz(cluster, emulator):
         yield conn, connect
     with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def fuzz(cluster, emulator):
+    with differential_database(cluster, emulator, "aws_ml_differential") as database:
+        yield database
 
 
 def load(conn, a_rows, b_rows):
