@@ -22,6 +22,8 @@ from tests.test_batch_differential import check, differential_database, tables
 from tests.test_cancel import HANG_SECONDS, assert_nothing_left_in_flight
 from tests.test_encoding_errors import FIELDS, TABLE, failure_in
 
+pytestmark = pytest.mark.slow  # three clusters of its own
+
 OTHERS = "pg_stat_statements,auto_explain"
 AWS_ML = "$libdir/plugins/aws_ml"
 PRELOADS = {
