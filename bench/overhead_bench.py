@@ -3,7 +3,9 @@ backend: boto3 on the backend's own thread, the same on aws_ml's worker
 thread, aws_ml's request path (settings, statement cache, stats), the SQL
 function through SPI, and the SQL function from a client, next to a boto3
 loop in this process. No emulated latency. Also the same pure-Python work
-timed in the backend and in this process: plpython3u runs Debian's shared
+timed in the backend, in this process, and in a program of its own that
+embeds the shared libpython this Python was built with (bench/
+embedded_python.c, built with cc): plpython3u runs Debian's shared
 libpython, slower than the static /usr/bin/python3 for the same code.
 
     .venv/bin/python bench/overhead_bench.py [--calls 1000] [--runs 3]
@@ -12,7 +14,10 @@ Prints a table and writes bench/results/overhead.json. Needs `make install`."""
 import argparse
 import json
 import statistics
+import subprocess
 import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 import boto3
@@ -57,6 +62,22 @@ for name, call in layers.items():
 plpy.notice(json.dumps(ms))
 $do$ LANGUAGE plpython3u
 """
+EMBEDDED_PYTHON = Path(__file__).resolve().parent / "embedded_python.c"
+
+
+def pure_python_in_shared_libpython():
+    """The pure-Python work's best of 3, in ms, in a program embedding this
+    Python's shared libpython, outside PostgreSQL."""
+    config = sysconfig.get_config_var
+    with tempfile.TemporaryDirectory() as directory:
+        program = Path(directory) / "embedded_python"
+        subprocess.run(["cc", "-O2", str(EMBEDDED_PYTHON), f"-I{config('INCLUDEPY')}", f"-L{config('LIBDIR')}",
+                        f"-Wl,-rpath,{config('LIBDIR')}", f"-lpython{config('VERSION')}", "-o", str(program)],
+                       check=True)
+        source = PURE_PYTHON + "\nprint(min(pure_python_ms() for _ in range(3)))\n"
+        return float(subprocess.run([str(program), source], check=True, capture_output=True, text=True).stdout)
+
+
 FROM_CLIENT = ("SELECT count((aws_comprehend.detect_sentiment(t, 'en')).sentiment) "
                "FROM (SELECT %s || ' ' || n || ': I love this product' AS t FROM generate_series(1, %s) n) texts")
 
@@ -68,6 +89,7 @@ def one_run(conn, emulator, calls, tag, notices):
     layers = json.loads(notices[-1])
     exec(PURE_PYTHON, here := {})
     layers["pure Python work in this process (ms in all)"] = min(here["pure_python_ms"]() for _ in range(3))
+    layers["pure Python work embedding the shared libpython (ms in all)"] = pure_python_in_shared_libpython()
     conn.execute("SET aws_ml.batch_mode = off")  # a call a row: the per-call path
     layers["detect_sentiment from a client"] = common.seconds(
         lambda: conn.execute(FROM_CLIENT, (tag, calls)).fetchone()) / calls * 1000
@@ -99,7 +121,7 @@ def main():
     with common.environment() as (emulator, cluster, conn):
         results = measure(conn, emulator, args.calls, args.runs)
     for layer, ms in results["ms_per_call"].items():
-        print(f"{layer:46} {ms:8.3f} ms")
+        print(f"{layer:60} {ms:8.3f} ms")
     print(f"wrote {common.write_results('overhead', results)}")
 
 
