@@ -32,6 +32,10 @@ def pure_python_ms():
     started = time.perf_counter()
     encoded = {str(i): json.dumps({"a": i, "b": [i, i + 1]}) for i in range(100_000)}
     return len(encoded) and (time.perf_counter() - started) * 1000
+
+
+def best_pure_python_ms():
+    return min(pure_python_ms() for _ in range(3))
 """
 
 # Runs in the backend. The package's directory comes from the first line of
@@ -53,7 +57,7 @@ layers = {
     "detect_sentiment through SPI": lambda text: plpy.execute(sql, [text]),
 }
 %(pure_python)s
-ms = {"pure Python work in the backend (ms in all)": min(pure_python_ms() for _ in range(3))}
+ms = {"pure Python work in the backend (ms in all)": best_pure_python_ms()}
 for name, call in layers.items():
     started = time.perf_counter()
     for i in range(calls):
@@ -65,31 +69,37 @@ $do$ LANGUAGE plpython3u
 EMBEDDED_PYTHON = Path(__file__).resolve().parent / "embedded_python.c"
 
 
-def pure_python_in_shared_libpython():
-    """The pure-Python work's best of 3, in ms, in a program embedding this
-    Python's shared libpython, outside PostgreSQL."""
+def build_embedded_python(directory):
+    """bench/embedded_python.c built in directory against this Python's
+    shared libpython; the program's path."""
     config = sysconfig.get_config_var
-    with tempfile.TemporaryDirectory() as directory:
-        program = Path(directory) / "embedded_python"
-        subprocess.run(["cc", "-O2", str(EMBEDDED_PYTHON), f"-I{config('INCLUDEPY')}", f"-L{config('LIBDIR')}",
-                        f"-Wl,-rpath,{config('LIBDIR')}", f"-lpython{config('VERSION')}", "-o", str(program)],
-                       check=True)
-        source = PURE_PYTHON + "\nprint(min(pure_python_ms() for _ in range(3)))\n"
-        return float(subprocess.run([str(program), source], check=True, capture_output=True, text=True).stdout)
+    program = Path(directory) / "embedded_python"
+    subprocess.run(["cc", "-O2", str(EMBEDDED_PYTHON), f"-I{config('INCLUDEPY')}", f"-L{config('LIBDIR')}",
+                    f"-Wl,-rpath,{config('LIBDIR')}", f"-lpython{config('VERSION')}", "-o", str(program)],
+                   check=True)
+    return program
+
+
+def pure_python_in_shared_libpython(program):
+    """The pure-Python work's best of 3, in ms, in program (build_embedded_python), outside PostgreSQL."""
+    source = PURE_PYTHON + "\nprint(best_pure_python_ms())\n"
+    return float(subprocess.run([str(program), source], check=True, capture_output=True, text=True).stdout)
 
 
 FROM_CLIENT = ("SELECT count((aws_comprehend.detect_sentiment(t, 'en')).sentiment) "
                "FROM (SELECT %s || ' ' || n || ': I love this product' AS t FROM generate_series(1, %s) n) texts")
 
 
-def one_run(conn, emulator, calls, tag, notices):
-    """{layer: ms per call} of one run; notices: where conn's notices go."""
+def one_run(conn, emulator, calls, tag, notices, embedded_python):
+    """{layer: ms per call} of one run; notices: where conn's notices go;
+    embedded_python: build_embedded_python's program."""
     conn.execute(LAYERS.replace("%(calls)s", str(calls)).replace("%(tag)s", repr(tag))
                  .replace("%(pure_python)s", PURE_PYTHON))
     layers = json.loads(notices[-1])
     exec(PURE_PYTHON, here := {})
-    layers["pure Python work in this process (ms in all)"] = min(here["pure_python_ms"]() for _ in range(3))
-    layers["pure Python work embedding the shared libpython (ms in all)"] = pure_python_in_shared_libpython()
+    layers["pure Python work in this process (ms in all)"] = here["best_pure_python_ms"]()
+    layers["pure Python work embedding the shared libpython (ms in all)"] = pure_python_in_shared_libpython(
+        embedded_python)
     conn.execute("SET aws_ml.batch_mode = off")  # a call a row: the per-call path
     layers["detect_sentiment from a client"] = common.seconds(
         lambda: conn.execute(FROM_CLIENT, (tag, calls)).fetchone()) / calls * 1000
@@ -108,7 +118,9 @@ def measure(conn, emulator, calls=1000, runs=3):
     conn.execute("SELECT aws_comprehend.detect_sentiment('warm-up', 'en')")
     notices = []
     conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
-    runs_ms = [one_run(conn, emulator, calls, f"run {run}", notices) for run in range(runs)]
+    with tempfile.TemporaryDirectory() as directory:
+        embedded_python = build_embedded_python(directory)
+        runs_ms = [one_run(conn, emulator, calls, f"run {run}", notices, embedded_python) for run in range(runs)]
     return {"calls": calls, "runs": runs,
             "ms_per_call": {layer: statistics.median(run[layer] for run in runs_ms) for layer in runs_ms[0]}}
 
