@@ -375,3 +375,37 @@ def test_clean_restore_stops_at_an_object_the_dump_does_not_know(tmp_path, clust
     else:
         assert after == ([("public.later",)], [(name,) for name in ("aws_commons", "aws_ml", "plpgsql", "plpython3u")],
                          None)
+
+
+@pytest.mark.parametrize("how", CLEAN_RESTORES)
+def test_clean_restore_keeps_the_grants_made_on_the_extensions_objects(tmp_path, cluster, emulator, roles, how):
+    """Grants and revokes made on the extensions' own objects after they
+    were installed are dumped as changes from pg_init_privs: restored over
+    the database with --clean, the recreated extensions have them again,
+    and pg_init_privs is a fresh install's."""
+    names = roles[0]
+    existing = new_database(cluster, roles)
+    with psycopg.connect(cluster.conninfo(existing), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION aws_ml CASCADE")
+        conn.execute("CREATE EXTENSION aws_s3")
+        conn.execute(f"GRANT USAGE ON SCHEMA aws_comprehend TO {names['outsider']}")
+        conn.execute("GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) "
+                     f"TO {names['outsider']}")
+        conn.execute("REVOKE EXECUTE ON FUNCTION aws_bedrock.invoke_model(varchar, text, text, text) FROM aws_ml")
+        conn.execute(f"GRANT aws_ml TO {names['member']}")
+    before, oids = catalog(cluster, existing), extension_oids(cluster, existing)
+    emulator.reset()
+    done = clean_restore(tmp_path, cluster, (existing,), how, existing)
+    assert done.returncode == 0, done.stderr
+    assert requests(emulator) == {}
+    assert catalog(cluster, existing) == before
+    assert extension_oids(cluster, existing)["aws_ml"] != oids["aws_ml"]
+    with psycopg.connect(cluster.conninfo(existing, names["outsider"]), autocommit=True) as conn:
+        assert conn.execute("SELECT (aws_comprehend.detect_sentiment('I love it.', 'en')).sentiment").fetchone() == (
+            "POSITIVE",)
+    with psycopg.connect(cluster.conninfo(existing, names["member"]), autocommit=True) as conn:
+        conn.execute("SELECT aws_bedrock.invoke_model_get_embeddings('amazon.titan-embed-text-v1', "
+                     "'application/json', 'embedding', '{\"inputText\": \"fine\"}')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT aws_bedrock.invoke_model('amazon.titan-text-express-v1', 'application/json', "
+                         "'application/json', '{}')")
