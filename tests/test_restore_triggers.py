@@ -7,6 +7,7 @@ second time. --disable-triggers (ALTER TABLE ... DISABLE TRIGGER ALL around
 each table's data) or session_replication_role = replica (which still fires
 ENABLE ALWAYS triggers) load the rows as dumped, without a request."""
 import os
+import re
 import subprocess
 
 import psycopg
@@ -208,3 +209,22 @@ def test_a_failed_data_only_restore_leaves_the_triggers_disabled(cluster, emulat
                            "RETURNING sentiment IS NOT NULL").fetchone()[0]
     assert new == single_transaction
     assert requests(emulator) == ({("comprehend", "DetectSentiment"): (1, 1)} if single_transaction else {})
+
+
+def test_a_trigger_that_fails_stops_the_data_only_restore_at_its_row(cluster, emulator, fresh_database, dumps, source):
+    """The service refusing review 5's text fails that table's COPY at its
+    line: the restore stops there with aws_ml's error, after one request a
+    line up to it, and the table has none of its rows (the alerts, loaded
+    before it, stay)."""
+    name = schema_only_copy(cluster, emulator, fresh_database, dumps)
+    emulator.reset()
+    emulator.set_faults(service="comprehend", body_contains="review 5:", error_every=1, error_status=400,
+                        error_code="AccessDeniedException")
+    done = subprocess.run([str(cluster.bindir / "pg_restore"), "--data-only", "--exit-on-error", "-d",
+                           cluster.conninfo(name), str(dumps["custom"])], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "ERROR:  aws_ml: Comprehend DetectSentiment failed" in done.stderr
+    line = int(re.search(r'COPY reviews, line (\d+): "5\treview 5: ', done.stderr).group(1))
+    assert requests(emulator) == {("comprehend", "DetectSentiment"): (line, line - 1)}
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        assert contents(conn) == {"reviews": [], "alerts": source[1]["alerts"]}
