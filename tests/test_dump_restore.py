@@ -14,6 +14,7 @@ import pytest
 from tests import test_bedrock, test_comprehend, test_sagemaker
 from tests.conftest import create_database, new_cluster
 from tests.reference import CLASSIFY_EVENT_4
+from tests.s3_support import BUCKET, export
 from tests.test_comprehend import SUPPORT_FEEDBACK
 from tests.test_upgrade import catalog
 
@@ -409,3 +410,31 @@ def test_clean_restore_keeps_the_grants_made_on_the_extensions_objects(tmp_path,
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT aws_bedrock.invoke_model('amazon.titan-text-express-v1', 'application/json', "
                          "'application/json', '{}')")
+
+
+@pytest.mark.parametrize("how", CLEAN_RESTORES)
+def test_a_session_open_across_a_clean_restore_answers_as_a_new_one(tmp_path, cluster, emulator, aws_client, source,
+                                                                    roles, how):
+    """A session that used every kind of call (the wrapper over the C
+    function, batch mode, the trigger, the backfill, aws_s3's export) before
+    the --clean restore dropped and recreated the extensions keeps working
+    after it, with the new functions: the same answers and requests as a
+    new session, batch mode included."""
+    existing = existing_copy(tmp_path, cluster, emulator, source, roles)
+    s3 = aws_client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    register_endpoint(emulator)
+    with psycopg.connect(cluster.conninfo(existing), autocommit=True) as kept:
+        answers(kept)
+        export(kept, "SELECT 1", "before")
+        kept.execute("CALL aws_comprehend.materialize_sentiment('models.notes', 'body', 'en')")
+        done = clean_restore(tmp_path, cluster, source, how, existing)
+        assert done.returncode == 0, done.stderr
+        register_endpoint(emulator)
+        emulator.reset()
+        assert answers(kept) == source[1]
+        assert requests(emulator) == {("sagemaker", "InvokeEndpoint"): (2, 30),
+                                      ("comprehend", "BatchDetectSentiment"): (1, 10),
+                                      ("comprehend", "DetectSentiment"): (1, 1)}
+        assert export(kept, "SELECT 1, 'after'", "after") == (1, 1, 8)
+        assert s3.get_object(Bucket=BUCKET, Key="after")["Body"].read() == b"1\tafter\n"
