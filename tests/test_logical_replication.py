@@ -6,6 +6,8 @@ apply worker exits and the launcher starts it again, which applies the same
 transaction again: every attempt pays its requests (each with
 aws_ml.max_attempts tries), until the subscription is disabled.
 disable_on_error = true stops it at the first error."""
+import re
+
 import psycopg
 import pytest
 
@@ -150,12 +152,16 @@ def test_a_failing_trigger_is_retried_until_the_subscription_is_disabled(replica
     assert value(sub, APPLY_ERRORS) == attempts
 
 
-def test_disable_on_error_stops_at_the_first_error(servers, replicated, emulator):
+@pytest.mark.parametrize("then", ["enabled again", "transaction skipped"])
+def test_disable_on_error_stops_at_the_first_error(servers, replicated, emulator, then):
     """disable_on_error = true (PostgreSQL 15): the first failed attempt
     disables the subscription, and its requests are the last; the log has
-    the error once."""
+    the error once, with the transaction's finish LSN. Enabled again once
+    the service answers, the transaction lands; skipped (ALTER SUBSCRIPTION
+    ... SKIP at that LSN), it is never sent again, and the next one lands."""
     pub, sub, create = replicated
-    logged = {line: servers[1].server_log().count(line) for line in LOGGED}
+    log = servers[1].server_log
+    logged = {line: log().count(line) for line in LOGGED}
     sub.execute("ALTER TABLE public.reviews ENABLE ALWAYS TRIGGER score_review")
     subscribe(sub, create, "disable_on_error = true")
     emulator.reset()
@@ -165,12 +171,19 @@ def test_disable_on_error_stops_at_the_first_error(servers, replicated, emulator
                and value(sub, WORKERS) == 0, "the subscription disabled by its error")
     assert value(sub, APPLY_ERRORS) == 1
     assert requests(emulator) == {("comprehend", "DetectSentiment"): (MAX_ATTEMPTS, 0)}
-    assert {line: servers[1].server_log().count(line) - logged[line] for line in LOGGED} == dict.fromkeys(LOGGED, 1)
+    assert {line: log().count(line) - logged[line] for line in LOGGED} == dict.fromkeys(LOGGED, 1)
     assert value(sub, ROWS) == SYNCED
     emulator.reset()
+    if then == "transaction skipped":
+        finished = re.findall(r'replication target relation "public.reviews" in transaction \d+, finished at (\S+)',
+                              log())[-1]
+        sub.execute(f"ALTER SUBSCRIPTION reviews SKIP (lsn = '{finished}')")
+        insert_reviews(pub, SYNCED + 2, SYNCED + 2)
     sub.execute("ALTER SUBSCRIPTION reviews ENABLE")
-    wait_until(lambda: value(sub, ROWS) == SYNCED + 1, "the row, once the service answers")
+    wait_until(lambda: value(sub, ROWS) == SYNCED + 1, "the next row, once the service answers")
     assert requests(emulator) == {("comprehend", "DetectSentiment"): (1, 1)}
+    landed = SYNCED + (2 if then == "transaction skipped" else 1)
+    assert sub.execute("SELECT max(id) FROM public.reviews").fetchone() == (landed,)
 
 
 def test_dropping_the_subscription_stops_a_hanging_request(replicated, emulator):
@@ -188,3 +201,33 @@ def test_dropping_the_subscription_stops_a_hanging_request(replicated, emulator)
     wait_until(lambda: in_flight(emulator, "comprehend")[0] == 0, "the request to end", seconds=HANG_SECONDS / 2)
     assert in_flight(emulator, "comprehend") == (0, 1)
     assert value(sub, ROWS) == SYNCED
+
+
+def test_a_trigger_over_a_sagemaker_endpoint_fires_in_the_apply_worker(replicated, emulator):
+    """aws_sagemaker.invoke_endpoint, the C function, in an ENABLE ALWAYS
+    trigger: one InvokeEndpoint a row in the initial sync and in the apply
+    worker, and the rows land with the model's answers."""
+    pub, sub, create = replicated
+    emulator.register_endpoint("replica_endpoint", model={"kind": "linear", "coef": [1.0, 2.0]})
+    events = "CREATE TABLE public.events (id int PRIMARY KEY, a real, b real, score real)"
+    pub.execute(events)
+    pub.execute("INSERT INTO public.events (id, a, b) SELECT n, n, n * 10 FROM pg_catalog.generate_series(1, 3) n")
+    pub.execute("ALTER PUBLICATION reviews ADD TABLE public.events")
+    sub.execute(events)
+    sub.execute("""CREATE FUNCTION public.score_event() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            NEW.score := aws_sagemaker.invoke_endpoint('replica_endpoint', NULL, NEW.a, NEW.b)::real;
+            RETURN NEW;
+        END $$""")
+    sub.execute("CREATE TRIGGER score_event BEFORE INSERT ON public.events "
+                "FOR EACH ROW EXECUTE FUNCTION public.score_event()")
+    sub.execute("ALTER TABLE public.events ENABLE ALWAYS TRIGGER score_event")
+    emulator.reset()
+    subscribe(sub, create)
+    assert requests(emulator) == {("sagemaker", "InvokeEndpoint"): (3, 3)}
+    emulator.reset()
+    pub.execute("INSERT INTO public.events (id, a, b) VALUES (4, 4, 40), (5, 5, 50)")
+    wait_until(lambda: value(sub, "SELECT count(*) FROM public.events") == 5, "the streamed events")
+    assert requests(emulator) == {("sagemaker", "InvokeEndpoint"): (2, 2)}
+    assert sub.execute("SELECT id, score FROM public.events ORDER BY id").fetchall() == [
+        (n, n + 2 * n * 10) for n in range(1, 6)]
