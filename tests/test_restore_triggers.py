@@ -34,6 +34,16 @@ SCHEMA_SQL = [
     END $$""",
     "CREATE TRIGGER alert_negative AFTER INSERT ON shop.reviews FOR EACH ROW EXECUTE FUNCTION shop.alert_negative()",
 ]
+# scores, in one statement over the transition table, the rows inserted
+# without a score: batch mode sends them in batches
+SCORE_NEW_REVIEWS = """CREATE FUNCTION shop.score_new_reviews() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE shop.reviews r SET sentiment = (s.scored).sentiment, confidence = (s.scored).confidence
+        FROM (SELECT n.id, aws_comprehend.detect_sentiment(n.body, 'en') AS scored
+              FROM new_rows n WHERE n.sentiment IS NULL) s
+        WHERE r.id = s.id;
+        RETURN NULL;
+    END $$"""
 CONTENTS = {
     "reviews": "SELECT id, body, sentiment, confidence FROM shop.reviews ORDER BY id",
     "alerts": "SELECT review_id, sentiment FROM shop.alerts ORDER BY 1",
@@ -167,26 +177,6 @@ def test_a_data_only_restore_fires_the_triggers_unless_they_are_disabled(cluster
     assert got["alerts"] == (twice if "alert_negative" in fired else want["alerts"])
 
 
-def test_a_trigger_that_scores_only_unscored_rows_leaves_restored_rows_alone(cluster, emulator, fresh_database,
-                                                                            dumps, source):
-    """A BEFORE INSERT trigger with WHEN (NEW.sentiment IS NULL) does not
-    fire for a restored row that has its score: a data-only restore without
-    --disable-triggers then sends nothing for it and keeps its value."""
-    name = schema_only_copy(cluster, emulator, fresh_database, dumps)
-    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
-        conn.execute("DROP TRIGGER alert_negative ON shop.reviews")
-        conn.execute("DROP TRIGGER score_review ON shop.reviews")
-        conn.execute("CREATE TRIGGER score_review BEFORE INSERT ON shop.reviews FOR EACH ROW "
-                     "WHEN (NEW.sentiment IS NULL) EXECUTE FUNCTION shop.score_review()")
-    emulator.reset()
-    restore_data(cluster, dumps, name, "custom")
-    assert requests(emulator) == {}
-    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
-        assert contents(conn)["reviews"] == source[1]["reviews"]
-        conn.execute("INSERT INTO shop.reviews (body) VALUES ('a new review: I love it.')")
-    assert requests(emulator) == {("comprehend", "DetectSentiment"): (1, 1)}
-
-
 @pytest.mark.parametrize("single_transaction", [False, True], ids=["", "single transaction"])
 def test_a_failed_data_only_restore_leaves_the_triggers_disabled(cluster, emulator, fresh_database, dumps, source,
                                                                  single_transaction):
@@ -228,3 +218,44 @@ def test_a_trigger_that_fails_stops_the_data_only_restore_at_its_row(cluster, em
     assert requests(emulator) == {("comprehend", "DetectSentiment"): (line, line - 1)}
     with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
         assert contents(conn) == {"reviews": [], "alerts": source[1]["alerts"]}
+
+
+NEW_ROWS = 30  # rows a COPY adds after the restore
+GUARDED = {  # a trigger that scores only the rows without a score, and what it sends for a COPY of NEW_ROWS
+    "row trigger WHEN (NEW.sentiment IS NULL)": (
+        ["CREATE TRIGGER score_review BEFORE INSERT ON shop.reviews FOR EACH ROW "
+         "WHEN (NEW.sentiment IS NULL) EXECUTE FUNCTION shop.score_review()"],
+        {("comprehend", "DetectSentiment"): (NEW_ROWS, NEW_ROWS)}),
+    "statement trigger over its transition table": (
+        [SCORE_NEW_REVIEWS, "CREATE TRIGGER score_new_reviews AFTER INSERT ON shop.reviews "
+         "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION shop.score_new_reviews()"],
+        {("comprehend", "BatchDetectSentiment"): (2, NEW_ROWS)}),
+}
+
+
+@pytest.mark.parametrize("trigger", GUARDED)
+def test_a_trigger_that_scores_only_unscored_rows_leaves_restored_rows_alone(cluster, emulator, fresh_database,
+                                                                            dumps, source, trigger):
+    """Restored rows have their score: a data-only restore without
+    --disable-triggers sends nothing for them and keeps their values. New
+    rows are scored: one request a row by the row trigger, in batches of 25
+    (batch mode) by the statement trigger."""
+    create, new_rows_cost = GUARDED[trigger]
+    name = schema_only_copy(cluster, emulator, fresh_database, dumps)
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        conn.execute("DROP TRIGGER alert_negative ON shop.reviews")
+        conn.execute("DROP TRIGGER score_review ON shop.reviews")
+        for sql in create:
+            conn.execute(sql)
+    emulator.reset()
+    restore_data(cluster, dumps, name, "custom")
+    assert requests(emulator) == {}
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        assert contents(conn)["reviews"] == source[1]["reviews"]
+        with conn.cursor().copy("COPY shop.reviews (body) FROM STDIN") as copy:
+            for n in range(NEW_ROWS):
+                copy.write_row((f"new review {n}: I love it.",))
+        assert requests(emulator) == new_rows_cost
+        new = conn.execute("SELECT id, body, sentiment, confidence FROM shop.reviews WHERE id > %s ORDER BY id",
+                           (ROWS,)).fetchall()
+        assert new == [row for row in scored_by_the_service(conn, "shop.reviews") if row[0] > ROWS]
