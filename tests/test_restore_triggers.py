@@ -9,11 +9,13 @@ ENABLE ALWAYS triggers) load the rows as dumped, without a request."""
 import os
 import re
 import subprocess
+import uuid
 
 import psycopg
 import pytest
 
-from tests.conftest import create_database
+from tests.conftest import REGION, create_database
+from tests.s3_support import BUCKET, copy_to_stdout
 from tests.test_dump_restore import requests, score_review, scored_by_the_service
 
 ROWS = 8
@@ -220,6 +222,8 @@ def test_a_trigger_that_fails_stops_the_data_only_restore_at_its_row(cluster, em
         assert contents(conn) == {"reviews": [], "alerts": source[1]["alerts"]}
 
 
+IMPORT = ("SELECT aws_s3.table_import_from_s3('shop.reviews', '', 'format csv', "
+          "aws_commons.create_s3_uri(%s, %s, %s))")
 NEW_ROWS = 30  # rows a COPY adds after the restore
 GUARDED = {  # a trigger that scores only the rows without a score, and what it sends for a COPY of NEW_ROWS
     "row trigger WHEN (NEW.sentiment IS NULL)": (
@@ -259,3 +263,35 @@ def test_a_trigger_that_scores_only_unscored_rows_leaves_restored_rows_alone(clu
         new = conn.execute("SELECT id, body, sentiment, confidence FROM shop.reviews WHERE id > %s ORDER BY id",
                            (ROWS,)).fetchall()
         assert new == [row for row in scored_by_the_service(conn, "shop.reviews") if row[0] > ROWS]
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["", "the service refuses review 5"])
+def test_an_s3_import_fires_the_triggers_as_copy_does(cluster, emulator, aws_client, fresh_database, dumps, source,
+                                                      refused):
+    """aws_s3.table_import_from_s3, the RDS way to load a table from a file,
+    is a COPY FROM in the calling backend: the table's triggers call aws_ml
+    from inside it, one request a row, as in a data-only restore; a refused
+    row fails the import with aws_ml's error, the table empty, and the next
+    import of the session works."""
+    s3 = aws_client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    key = f"reviews/{uuid.uuid4().hex}.csv"
+    name = schema_only_copy(cluster, emulator, fresh_database, dumps)
+    with psycopg.connect(cluster.conninfo(source[0]), autocommit=True) as conn:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=copy_to_stdout(conn, CONTENTS["reviews"], "format csv"))
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION aws_s3")
+        emulator.reset()
+        if refused:
+            emulator.set_faults(service="comprehend", body_contains="review 5:", error_every=1, error_status=400,
+                                error_code="AccessDeniedException")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as caught:
+                conn.execute(IMPORT, (BUCKET, key, REGION))
+            assert caught.value.diag.message_primary == "aws_ml: Comprehend DetectSentiment failed: " \
+                "AccessDeniedException (injected by the emulator)"
+            assert requests(emulator)[("comprehend", "DetectSentiment")] == (5, 4)
+            assert contents(conn)["reviews"] == []
+            emulator.reset()
+        conn.execute(IMPORT, (BUCKET, key, REGION))
+        assert requests(emulator) == {("comprehend", "DetectSentiment"): (ROWS, ROWS), ("s3", "GET"): (1, 1)}
+        assert contents(conn)["reviews"] == scored_by_the_service(conn, "shop.reviews")
