@@ -14,6 +14,7 @@ import pytest
 from tests import test_bedrock, test_comprehend, test_sagemaker
 from tests.conftest import create_database, new_cluster
 from tests.reference import CLASSIFY_EVENT_4
+from tests.s3_support import BUCKET, export
 from tests.test_comprehend import SUPPORT_FEEDBACK
 from tests.test_upgrade import catalog
 
@@ -54,12 +55,7 @@ def source_sql(member, scorer):
         "FROM public.support, aws_comprehend.detect_sentiment(feedback, 'en') s",
         "CREATE MATERIALIZED VIEW models.support_sentiment_saved AS SELECT * FROM models.support_sentiment",
         "CREATE TABLE models.reviews (id serial PRIMARY KEY, body text, sentiment varchar, confidence real)",
-        """CREATE FUNCTION models.score_review() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            SELECT s.sentiment, s.confidence INTO NEW.sentiment, NEW.confidence
-            FROM aws_comprehend.detect_sentiment(NEW.body, 'en') s;
-            RETURN NEW;
-        END $$""",
+        score_review("models"),
         "CREATE TRIGGER score_review BEFORE INSERT ON models.reviews "
         "FOR EACH ROW EXECUTE FUNCTION models.score_review()",
         "CREATE TABLE models.notes (id int PRIMARY KEY, body text, sentiment varchar, confidence real, "
@@ -68,6 +64,23 @@ def source_sql(member, scorer):
         "CASE n % 2 WHEN 0 THEN ': I love it.' ELSE ': I hate it.' END "
         f"FROM pg_catalog.generate_series(1, {NOTES}) n",
     ]
+
+
+def score_review(schema):
+    """The reference's use of a trigger: it fills the score of every new row."""
+    return f"""CREATE FUNCTION {schema}.score_review() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        SELECT s.sentiment, s.confidence INTO NEW.sentiment, NEW.confidence
+        FROM aws_comprehend.detect_sentiment(NEW.body, 'en') s;
+        RETURN NEW;
+    END $$"""
+
+
+def scored_by_the_service(conn, table):
+    """The rows (id, body) of table with the service's answers for body,
+    asked now: what a trigger that scored each row would have written."""
+    return conn.execute(f"SELECT id, body, (s).sentiment, (s).confidence FROM (SELECT id, body, "
+                        f"aws_comprehend.detect_sentiment(body, 'en') s FROM {table}) r ORDER BY id").fetchall()
 
 
 def register_endpoint(emulator):
@@ -266,3 +279,162 @@ def test_a_restore_by_a_non_superuser_stops_at_the_first_extension(tmp_path, clu
     assert done.returncode == 3
     assert errors_of(done) == ['ERROR:  42501: permission denied to create extension "aws_commons"']
     assert "HINT:  Must be superuser to create this extension." in done.stderr
+
+
+def extension_oids(cluster, name):
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        return dict(conn.execute("SELECT extname, oid FROM pg_catalog.pg_extension").fetchall())
+
+
+def existing_copy(tmp_path, cluster, emulator, source, roles):
+    """A database restored from the source and used since: a review scored
+    by the trigger, a note scored by hand."""
+    plain = tmp_path / "existing.sql"
+    run(cluster.bindir / "pg_dump", "-f", plain, "-d", cluster.conninfo(source[0]))
+    existing = new_database(cluster, roles)
+    run(cluster.bindir / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", plain, "-d", cluster.conninfo(existing))
+    with psycopg.connect(cluster.conninfo(existing), autocommit=True) as conn:
+        conn.execute(f"INSERT INTO models.reviews (body) VALUES ('{REVIEW}')")
+        conn.execute("UPDATE models.notes SET sentiment = 'MIXED' WHERE id = 1")
+    return existing
+
+
+CLEAN_RESTORES = {
+    "pg_dump --clean --if-exists | psql": (
+        ("--clean", "--if-exists"), ("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "{dump}", "-d", "{db}")),
+    "pg_restore --clean --if-exists": (
+        ("-Fc",), ("pg_restore", "--clean", "--if-exists", "--exit-on-error", "-d", "{db}", "{dump}")),
+}
+
+
+def clean_restore(tmp_path, cluster, source, how, existing, *extra):
+    """Dumps the source as how says and restores it over existing; extra:
+    the restoring program's further options."""
+    dump_options, command = CLEAN_RESTORES[how]
+    dump = tmp_path / "clean.dump"
+    run(cluster.bindir / "pg_dump", *dump_options, "-f", dump, "-d", cluster.conninfo(source[0]))
+    arguments = [part.format(dump=dump, db=cluster.conninfo(existing)) for part in command[1:]]
+    return subprocess.run([str(cluster.bindir / command[0]), *extra, *arguments], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("how", CLEAN_RESTORES)
+def test_clean_restore_over_a_database_that_uses_the_extensions(tmp_path, cluster, emulator, aws_client, source,
+                                                                 roles, how):
+    """--clean --if-exists drops every object of the dump, the extensions
+    last, and creates them again: aws_commons, aws_ml, aws_s3 and plpython3u
+    are new extensions (new OIDs), whose grants and pg_init_privs are a fresh
+    install's; the roles aws_ml and aws_s3, global, keep their members. The
+    restore sends only the materialized view's REFRESH, and the database is
+    the source's again."""
+    existing = existing_copy(tmp_path, cluster, emulator, source, roles)
+    before = extension_oids(cluster, existing)
+    emulator.reset()
+    done = clean_restore(tmp_path, cluster, source, how, existing)
+    assert done.returncode == 0, done.stderr
+    restore_requests(emulator)
+    after = extension_oids(cluster, existing)
+    assert after.keys() == before.keys()
+    assert {name for name in after if after[name] != before[name]} == {
+        "aws_commons", "aws_ml", "aws_s3", "plpython3u"}
+    check_restored(cluster, existing, source, roles[0], emulator, aws_client)
+
+
+def relations_and_extensions(cluster, name):
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        return (conn.execute("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+                             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                             "WHERE n.nspname IN ('public', 'models') AND c.relkind IN ('r', 'v', 'm') ORDER BY 1"
+                             ).fetchall(),
+                conn.execute("SELECT extname FROM pg_catalog.pg_extension ORDER BY 1").fetchall(),
+                conn.execute("SELECT * FROM models.notes ORDER BY id").fetchall()
+                if conn.execute("SELECT to_regclass('models.notes')").fetchone()[0] else None)
+
+
+@pytest.mark.parametrize("how", CLEAN_RESTORES)
+@pytest.mark.parametrize("single_transaction", [False, True], ids=["", "single transaction"])
+def test_clean_restore_stops_at_an_object_the_dump_does_not_know(tmp_path, cluster, emulator, source, roles, how,
+                                                                single_transaction):
+    """A view created after the dump over an aws_ml function makes the
+    dump's DROP EXTENSION IF EXISTS aws_ml fail (2BP01), after the dump's
+    tables, views and aws_s3 have been dropped: the restore stops with the
+    database emptied of them. With --single-transaction (-1) the failure
+    rolls everything back, and the database is as it was. No request is
+    sent either way."""
+    existing = existing_copy(tmp_path, cluster, emulator, source, roles)
+    with psycopg.connect(cluster.conninfo(existing), autocommit=True) as conn:
+        conn.execute("CREATE VIEW public.later AS "
+                     "SELECT s.sentiment FROM aws_comprehend.detect_sentiment('fine', 'en') s")
+    before = relations_and_extensions(cluster, existing)
+    emulator.reset()
+    done = clean_restore(tmp_path, cluster, source, how, existing, *(["-1"] if single_transaction else []))
+    assert done.returncode != 0
+    assert errors_of(done) == ["ERROR:  cannot drop extension aws_ml because other objects depend on it"]
+    assert requests(emulator) == {}
+    after = relations_and_extensions(cluster, existing)
+    if single_transaction:
+        assert after == before
+    else:
+        assert after == ([("public.later",)], [(name,) for name in ("aws_commons", "aws_ml", "plpgsql", "plpython3u")],
+                         None)
+
+
+@pytest.mark.parametrize("how", CLEAN_RESTORES)
+def test_clean_restore_keeps_the_grants_made_on_the_extensions_objects(tmp_path, cluster, emulator, roles, how):
+    """Grants and revokes made on the extensions' own objects after they
+    were installed are dumped as changes from pg_init_privs: restored over
+    the database with --clean, the recreated extensions have them again,
+    and pg_init_privs is a fresh install's."""
+    names = roles[0]
+    existing = new_database(cluster, roles)
+    with psycopg.connect(cluster.conninfo(existing), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION aws_ml CASCADE")
+        conn.execute("CREATE EXTENSION aws_s3")
+        conn.execute(f"GRANT USAGE ON SCHEMA aws_comprehend TO {names['outsider']}")
+        conn.execute("GRANT EXECUTE ON FUNCTION aws_comprehend.detect_sentiment(varchar, varchar, int) "
+                     f"TO {names['outsider']}")
+        conn.execute("REVOKE EXECUTE ON FUNCTION aws_bedrock.invoke_model(varchar, text, text, text) FROM aws_ml")
+        conn.execute(f"GRANT aws_ml TO {names['member']}")
+    before, oids = catalog(cluster, existing), extension_oids(cluster, existing)
+    emulator.reset()
+    done = clean_restore(tmp_path, cluster, (existing,), how, existing)
+    assert done.returncode == 0, done.stderr
+    assert requests(emulator) == {}
+    assert catalog(cluster, existing) == before
+    assert extension_oids(cluster, existing)["aws_ml"] != oids["aws_ml"]
+    with psycopg.connect(cluster.conninfo(existing, names["outsider"]), autocommit=True) as conn:
+        assert conn.execute("SELECT (aws_comprehend.detect_sentiment('I love it.', 'en')).sentiment").fetchone() == (
+            "POSITIVE",)
+    with psycopg.connect(cluster.conninfo(existing, names["member"]), autocommit=True) as conn:
+        conn.execute("SELECT aws_bedrock.invoke_model_get_embeddings('amazon.titan-embed-text-v1', "
+                     "'application/json', 'embedding', '{\"inputText\": \"fine\"}')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT aws_bedrock.invoke_model('amazon.titan-text-express-v1', 'application/json', "
+                         "'application/json', '{}')")
+
+
+@pytest.mark.parametrize("how", CLEAN_RESTORES)
+def test_a_session_open_across_a_clean_restore_answers_as_a_new_one(tmp_path, cluster, emulator, aws_client, source,
+                                                                    roles, how):
+    """A session that used every kind of call (the wrapper over the C
+    function, batch mode, the trigger, the backfill, aws_s3's export) before
+    the --clean restore dropped and recreated the extensions keeps working
+    after it, with the new functions: the same answers and requests as a
+    new session, batch mode included."""
+    existing = existing_copy(tmp_path, cluster, emulator, source, roles)
+    s3 = aws_client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    register_endpoint(emulator)
+    with psycopg.connect(cluster.conninfo(existing), autocommit=True) as kept:
+        answers(kept)
+        export(kept, "SELECT 1", "before")
+        kept.execute("CALL aws_comprehend.materialize_sentiment('models.notes', 'body', 'en')")
+        done = clean_restore(tmp_path, cluster, source, how, existing)
+        assert done.returncode == 0, done.stderr
+        register_endpoint(emulator)
+        emulator.reset()
+        assert answers(kept) == source[1]
+        assert requests(emulator) == {("sagemaker", "InvokeEndpoint"): (2, 30),
+                                      ("comprehend", "BatchDetectSentiment"): (1, 10),
+                                      ("comprehend", "DetectSentiment"): (1, 1)}
+        assert export(kept, "SELECT 1, 'after'", "after") == (1, 1, 8)
+        assert s3.get_object(Bucket=BUCKET, Key="after")["Body"].read() == b"1\tafter\n"
