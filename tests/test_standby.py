@@ -21,6 +21,7 @@ from tests.test_cancel import HANG_SECONDS, assert_nothing_left_in_flight
 from tests.test_comprehend import SUPPORT_FEEDBACK
 from tests.test_credentials import ROLE
 from tests.test_dump_restore import register_endpoint, requests
+from tests.test_materialize import run_in_thread
 from tests.test_parallel import QUERY as PARALLEL_QUERY
 from tests.test_parallel import ROWS as PARALLEL_ROWS
 
@@ -62,8 +63,9 @@ class Servers:
         return psycopg.connect(server.conninfo(self.database), autocommit=True)
 
 
-def new_standby(emulator, primary):
-    return new_cluster(emulator, max_worker_processes="16", max_parallel_workers="8").start_standby_of(primary)
+def new_standby(emulator, primary, **settings):
+    return new_cluster(emulator, max_worker_processes="16", max_parallel_workers="8",
+                       **settings).start_standby_of(primary)
 
 
 def replayed(primary, standby):
@@ -389,6 +391,49 @@ def test_a_hanging_call_on_the_standby_is_stopped(servers, standby, emulator, st
     standby.execute("RESET statement_timeout")
     assert standby.execute("SELECT (aws_comprehend.detect_sentiment('I love it', 'en')).sentiment").fetchone() \
         == ("POSITIVE",)
+
+
+@pytest.mark.parametrize("batch_mode", ["off", "on"])
+def test_a_recovery_conflict_stops_a_hanging_call(servers, emulator, batch_mode):
+    """The primary drops a table that a standby's statement reads while the
+    statement's request hangs; the standby, told not to wait for its
+    queries (max_standby_streaming_delay = 0), cancels the statement (40001)
+    at once, its request stopped, and replays on. Row by row the session
+    stays. In batch mode the request is asked for inside a subtransaction
+    (batch/ask.c), and PostgreSQL ends a session whose recovery conflict
+    comes inside a subtransaction (postgres.c, RecoveryConflictInterrupt):
+    the connection is lost (docs/operations.md says so)."""
+    # hot_standby_feedback: no conflict with the primary's vacuum, only the DROP
+    standby = new_standby(emulator, servers.primary, max_standby_streaming_delay="0", hot_standby_feedback="on")
+    try:
+        with servers.connect(servers.primary) as primary, servers.connect(standby) as session:
+            primary.execute("CREATE TABLE dropped (body text)")
+            primary.execute("INSERT INTO dropped VALUES ('I love it')")
+            replayed(primary, session)
+            session.execute(f"SET aws_ml.batch_mode = {batch_mode}")
+            session.execute("SELECT aws_comprehend.detect_sentiment('the client is cached', 'en')")
+            emulator.reset()
+            emulator.set_faults(service="comprehend", hang_seconds=HANG_SECONDS)
+            thread, failed = run_in_thread(session, "SELECT (aws_comprehend.detect_sentiment(body, 'en')).sentiment "
+                                                    "FROM dropped")
+            wait_until(requests_in_flight(emulator, "comprehend", 1), "the request to hang")
+            primary.execute("DROP TABLE dropped")
+            thread.join()
+            [error] = failed
+            stopped = "canceling statement" if batch_mode == "off" else "terminating connection"
+            assert (error.diag.sqlstate, error.diag.message_primary) == (
+                "40001", f"{stopped} due to conflict with recovery")
+            assert_nothing_left_in_flight(emulator, "comprehend", 1)
+            emulator.clear_faults()
+            assert session.closed == (batch_mode == "on")
+            with servers.connect(standby) as other:
+                replayed(primary, other)
+                assert other.execute("SELECT pg_catalog.to_regclass('dropped')").fetchone() == (None,)
+            if batch_mode == "off":
+                assert session.execute("SELECT (aws_comprehend.detect_sentiment('I love it', 'en')).sentiment") \
+                    .fetchone() == ("POSITIVE",)
+    finally:
+        standby.stop()
 
 
 @pytest.mark.parametrize("promote", ["pg_ctl promote", "pg_promote()"])
