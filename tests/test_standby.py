@@ -15,7 +15,7 @@ import pytest
 from tests import test_bedrock
 from tests.conftest import ACCESS_KEY_ID, create_database, new_cluster, requests_in_flight, stop_when, wait_until
 from tests.plans import explain_analyze, force_parallel_plan, workers_launched
-from tests.reference import CLASSIFY_EVENT_4
+from tests.reference import CLASSIFY_EVENT_4, CLINICIAN_NOTES_UPDATE
 from tests.s3_support import copy_to_stdout
 from tests.test_cancel import HANG_SECONDS, assert_nothing_left_in_flight
 from tests.test_comprehend import SUPPORT_FEEDBACK
@@ -32,6 +32,7 @@ OBJECT = "standby/import.csv"
 NOTES = 40  # the backfill's rows
 PASSAGES = 5
 TITAN = "amazon.titan-embed-text-v1"
+MEMBER = "standby_member"  # a member of aws_ml, no superuser
 
 PRIMARY_SQL = [
     "CREATE EXTENSION aws_s3",
@@ -47,11 +48,17 @@ PRIMARY_SQL = [
     f"INSERT INTO notes SELECT n, 'note ' || n || CASE n % 2 WHEN 0 THEN ': I love it.' ELSE ': I hate it.' END "
     f"FROM generate_series(1, {NOTES}) n",
     "CREATE TABLE imported (id int, body text)",
+    "CREATE TABLE clinician_notes (id serial PRIMARY KEY, french_notes text, sentiment varchar, confidence real)",
+    "INSERT INTO clinician_notes (french_notes) VALUES ('Le patient est très heureux.'), ('Terrible douleur.')",
     # test_parallel's table
     "CREATE TABLE parallel_notes (id int PRIMARY KEY, body text)",
     "INSERT INTO parallel_notes SELECT n, 'note ' || n || CASE n % 3 WHEN 0 THEN ': I love it' "
     f"WHEN 1 THEN ': I hate it' ELSE ': it is a table' END FROM generate_series(1, {PARALLEL_ROWS}) n",
     "ALTER TABLE parallel_notes SET (parallel_workers = 2)",
+    f"CREATE ROLE {MEMBER} LOGIN",
+    f"GRANT aws_ml TO {MEMBER}",
+    f"GRANT SELECT ON support TO {MEMBER}",
+    f"GRANT SELECT, UPDATE ON notes TO {MEMBER}",
 ]
 
 
@@ -59,8 +66,8 @@ class Servers:
     def __init__(self, primary, standby, database):
         self.primary, self.standby, self.database = primary, standby, database
 
-    def connect(self, server):
-        return psycopg.connect(server.conninfo(self.database), autocommit=True)
+    def connect(self, server, user="postgres"):
+        return psycopg.connect(server.conninfo(self.database, user), autocommit=True)
 
 
 def new_standby(emulator, primary, **settings):
@@ -220,6 +227,21 @@ def test_the_reference_bedrock_examples(reader, emulator, aws_client, example):
         example(conn, emulator, aws_client)
 
 
+def test_a_member_of_aws_ml_on_the_standby(servers, standby, emulator):
+    """A role granted aws_ml on the primary calls on the standby; it cannot
+    set a locked setting there; its backfill of a table it may update is
+    refused with 25006."""
+    with servers.connect(servers.standby, MEMBER) as member:
+        assert member.execute(SUPPORT_QUERY).fetchall() == standby.execute(SUPPORT_QUERY).fetchall()
+        assert requests(emulator) == {("comprehend", "BatchDetectSentiment"): (2, 20)}
+        emulator.reset()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            member.execute(f"SET aws_ml.comprehend_role_arn = '{ROLE}'")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            member.execute(BACKFILLS["materialize_sentiment"][0])
+        assert requests(emulator) == {}
+
+
 def test_stats_count_this_standbys_own_calls(standby, emulator):
     """aws_ml.stats() is the session's, on a standby too; the standby's
     pg_stat_user_functions counts its calls (docs/operations.md's query)."""
@@ -289,6 +311,37 @@ def test_a_backfill_is_refused_before_any_request(reader, emulator, procedure):
             "25006", f"aws_ml: {procedure} cannot fill public.{table} {reader.where()}", hint)
     assert requests(emulator) == {}
     assert to_do(reader.conn, table, column) == before > 0
+
+
+@pytest.mark.parametrize("sql", [CLINICIAN_NOTES_UPDATE,
+                                 "INSERT INTO notes (id, body, sentiment) SELECT id + 1000, feedback, "
+                                 "(aws_comprehend.detect_sentiment(feedback, 'en')).sentiment FROM support"])
+def test_a_statement_that_writes_with_calls_is_refused_before_any_request(reader, emulator, sql):
+    """The reference's UPDATE, and an INSERT ... SELECT: PostgreSQL's own
+    25006 when the executor starts, before batch mode asks for anything;
+    the session's first statement (rewritten at ExecutorStart) too."""
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        reader.execute(sql)
+    assert requests(emulator) == {}
+
+
+def test_a_cursor_fetches_as_on_the_primary(reader, primary, emulator):
+    """A NO SCROLL cursor (batched, docs/batch-mode.md) on a standby or in a
+    read-only transaction block: the primary's rows, for the primary's
+    requests."""
+    fetched, sent = [], []
+    for conn in (primary, reader.conn):
+        emulator.reset()
+        with conn.transaction(force_rollback=True):
+            if conn is reader.conn and reader.kind == "read_only_transaction":
+                conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute("DECLARE scores NO SCROLL CURSOR FOR SELECT id, (aws_comprehend.detect_sentiment(feedback, 'en')).* "
+                         "FROM support ORDER BY id")
+            fetched.append([conn.execute("FETCH 2 FROM scores").fetchall(),
+                            conn.execute("FETCH 3 FROM scores").fetchall()])
+        sent.append(requests(emulator))
+    assert fetched[0] == fetched[1] and [len(rows) for rows in fetched[1]] == [2, 3]
+    assert sent == [{("comprehend", "BatchDetectSentiment"): (1, 10)}] * 2
 
 
 def test_a_read_only_transaction_still_fills_its_own_temporary_table(primary, emulator):
@@ -398,8 +451,8 @@ def test_a_recovery_conflict_stops_a_hanging_call(servers, emulator, batch_mode)
     """The primary drops a table that a standby's statement reads while the
     statement's request hangs; the standby, told not to wait for its
     queries (max_standby_streaming_delay = 0), cancels the statement (40001)
-    at once, its request stopped, and replays on. Row by row the session
-    stays. In batch mode the request is asked for inside a subtransaction
+    at once with PostgreSQL's message and DETAIL, its request stopped, and
+    replays on. Row by row the session stays. In batch mode the request is asked for inside a subtransaction
     (batch/ask.c), and PostgreSQL ends a session whose recovery conflict
     comes inside a subtransaction (postgres.c, RecoveryConflictInterrupt):
     the connection is lost (docs/operations.md says so)."""
@@ -421,8 +474,8 @@ def test_a_recovery_conflict_stops_a_hanging_call(servers, emulator, batch_mode)
             thread.join()
             [error] = failed
             stopped = "canceling statement" if batch_mode == "off" else "terminating connection"
-            assert (error.diag.sqlstate, error.diag.message_primary) == (
-                "40001", f"{stopped} due to conflict with recovery")
+            assert (error.diag.sqlstate, error.diag.message_primary, error.diag.message_detail) == (
+                "40001", f"{stopped} due to conflict with recovery", "User was holding a relation lock for too long.")
             assert_nothing_left_in_flight(emulator, "comprehend", 1)
             emulator.clear_faults()
             assert session.closed == (batch_mode == "on")
