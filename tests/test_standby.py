@@ -70,9 +70,11 @@ class Servers:
         return psycopg.connect(server.conninfo(self.database, user), autocommit=True)
 
 
+PARALLEL_SETTINGS = {"max_worker_processes": "16", "max_parallel_workers": "8"}  # as the shared cluster's
+
+
 def new_standby(emulator, primary, **settings):
-    return new_cluster(emulator, max_worker_processes="16", max_parallel_workers="8",
-                       **settings).start_standby_of(primary)
+    return new_cluster(emulator, **PARALLEL_SETTINGS, **settings).start_standby_of(primary)
 
 
 def replayed(primary, standby):
@@ -87,8 +89,7 @@ def replayed(primary, standby):
 def servers(emulator, aws_client):
     """A primary with aws_ml and aws_s3, aws_ml preloaded, the tables of the
     tests; its standby, replayed; a bucket with an object to import."""
-    primary = new_cluster(emulator, shared_preload_libraries="$libdir/plugins/aws_ml", max_worker_processes="16",
-                          max_parallel_workers="8").start()
+    primary = new_cluster(emulator, shared_preload_libraries="$libdir/plugins/aws_ml", **PARALLEL_SETTINGS).start()
     standby = None
     try:
         database = create_database(primary, "standby_test")
@@ -318,8 +319,7 @@ def test_a_backfill_is_refused_before_any_request(reader, emulator, procedure):
                                  "(aws_comprehend.detect_sentiment(feedback, 'en')).sentiment FROM support"])
 def test_a_statement_that_writes_with_calls_is_refused_before_any_request(reader, emulator, sql):
     """The reference's UPDATE, and an INSERT ... SELECT: PostgreSQL's own
-    25006 when the executor starts, before batch mode asks for anything;
-    the session's first statement (rewritten at ExecutorStart) too."""
+    25006 when the executor starts, before batch mode asks for anything."""
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         reader.execute(sql)
     assert requests(emulator) == {}
