@@ -422,8 +422,11 @@ def test_roles_are_assumed_on_the_standby(standby, emulator):
         assert ACCESS_KEY_ID not in keys and sum(keys.values()) == calls
 
 
+@pytest.mark.parametrize("hanging", ["SELECT aws_comprehend.detect_sentiment('this hangs', 'en')", SUPPORT_QUERY])
 @pytest.mark.parametrize("stop", ["statement_timeout", "pg_cancel_backend"])
-def test_a_hanging_call_on_the_standby_is_stopped(servers, standby, emulator, stop):
+def test_a_hanging_call_on_the_standby_is_stopped(servers, standby, emulator, stop, hanging):
+    """57014 for a call, and for the batch of the reference's query, whose
+    one request hangs; the session goes on."""
     standby.execute("SELECT aws_comprehend.detect_sentiment('the client is cached', 'en')")
     emulator.reset()
     emulator.set_faults(service="comprehend", hang_seconds=HANG_SECONDS)
@@ -434,7 +437,7 @@ def test_a_hanging_call_on_the_standby_is_stopped(servers, standby, emulator, st
         stopper = stop_when(lambda: servers.connect(servers.standby), standby.info.backend_pid,
                             requests_in_flight(emulator, "comprehend", 1), "the request to hang")
     with pytest.raises(psycopg.errors.QueryCanceled) as caught:
-        standby.execute("SELECT aws_comprehend.detect_sentiment('this hangs', 'en')")
+        standby.execute(hanging)
     if stopper:
         stopper.join()
     assert caught.value.diag.message_primary == ("canceling statement due to statement timeout"
