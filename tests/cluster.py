@@ -45,24 +45,51 @@ class Cluster:
             env = None
         return subprocess.run(command, env=env, check=True, capture_output=True, text=True, **kwargs)
 
-    def init(self):
-        """initdb and the settings, without starting a server."""
+    def _own_directory(self):
         if self._as_postgres:
             postgres = pwd.getpwnam("postgres")
             os.chown(self.dir, postgres.pw_uid, postgres.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--encoding=UTF8", "--locale=C.UTF-8")
+
+    def _write_settings(self):
+        """This cluster's port, socket and settings, after what
+        postgresql.conf holds (the last line for a name wins)."""
         lines = [f"port = {self.port}", "listen_addresses = '127.0.0.1'",
                  f"unix_socket_directories = '{self.dir}'"]
         lines += [f"{name} = '{value}'" for name, value in self.settings.items()]
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write("\n".join(lines) + "\n")
+
+    def init(self):
+        """initdb and the settings, without starting a server."""
+        self._own_directory()
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "--encoding=UTF8", "--locale=C.UTF-8")
+        self._write_settings()
         return self
+
+    def _start_server(self):
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
 
     def start(self):
         self.init()
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+        self._start_server()
         return self
+
+    def start_standby_of(self, primary):
+        """A streaming hot standby of primary (a running Cluster): its base
+        backup, with the standby.signal and primary_conninfo of
+        pg_basebackup -R and primary's postgresql.conf, then this cluster's
+        port, socket and settings; started."""
+        self._own_directory()
+        self._run("pg_basebackup", "-D", str(self.data), "-R", "-X", "stream", "-c", "fast",
+                  "-d", primary.conninfo())
+        self._write_settings()
+        self._start_server()
+        return self
+
+    def promote(self):
+        """pg_ctl promote, waiting until the standby accepts writes."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "promote")
 
     def single_user(self, sql, wrapper=(), timeout=None):
         """Runs sql (statements separated by a blank line) in a single-user

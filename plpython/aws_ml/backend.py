@@ -26,7 +26,7 @@ _ACCESSORS = {
     "aws_ml_may_commit": (ctypes.c_bool, ()),
     "aws_ml_as_plpython_reads": (ctypes.c_char_p, (ctypes.c_char_p,)),
     "aws_ml_interrupt_pending": (ctypes.c_bool, ()),
-    "aws_ml_check_for_interrupts": (ctypes.c_int, (ctypes.c_char_p, ctypes.c_int)),
+    "aws_ml_check_for_interrupts": (ctypes.c_int, (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int)),
     "aws_s3_transfer_pipe": (ctypes.c_int, (ctypes.c_bool, ctypes.POINTER(ctypes.c_uint64))),
     "aws_ml_unguard_errors": (None, (ctypes.c_void_p,)),
     "aws_ml_run_as_owner": (ctypes.c_void_p, (ctypes.c_uint32,)),
@@ -40,6 +40,7 @@ _module: Optional[ctypes.CDLL] = None
 _encoding: Optional[str] = None
 _raw_state = _CallState()
 _message = ctypes.create_string_buffer(1024)
+_detail = ctypes.create_string_buffer(len(_message))
 
 
 @dataclass(frozen=True)
@@ -227,14 +228,15 @@ def cancel_pending() -> bool:
     return _accessors().aws_ml_interrupt_pending()
 
 
-def process_interrupts() -> Optional[Tuple[str, str]]:
+def process_interrupts() -> Optional[Tuple[str, str, Optional[str]]]:
     """Lets PostgreSQL process a pending interrupt, without SPI: the
-    (SQLSTATE, message) of the error it raised for a cancel or a timeout,
-    None when none was pending; a termination ends the process."""
-    code = _accessors().aws_ml_check_for_interrupts(_message, len(_message))
+    (SQLSTATE, message, detail) of the error it raised for a cancel, a
+    timeout or a recovery conflict, None when none was pending; a
+    termination ends the process."""
+    code = _accessors().aws_ml_check_for_interrupts(_message, _detail, len(_message))
     if not code:
         return None
-    return errors.unpacked_sqlstate(code), _decoded(_message.value)
+    return errors.unpacked_sqlstate(code), _decoded(_message.value), _decoded(_detail.value) or None
 
 
 # extension/src/unicode_names.h's UnicodeNames

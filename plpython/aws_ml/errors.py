@@ -104,10 +104,14 @@ def unpacked_sqlstate(code: int) -> str:
     return "".join(chr(((code >> (6 * i)) & 0x3F) + ord("0")) for i in range(5))
 
 
+def packed_sqlstate(sqlstate: str) -> int:
+    return sum(((ord(character) - ord("0")) & 0x3F) << (6 * i) for i, character in enumerate(sqlstate))
+
+
 _spi_exceptions: Optional[Dict[str, type]] = None  # SQLSTATE -> plpy.spiexceptions' class
 
 
-def server_error(sqlstate: str, message: str) -> Exception:
+def server_error(sqlstate: str, message: str, detail: Optional[str] = None) -> Exception:
     """The plpy.SPIError PL/Python raises for a server error of sqlstate."""
     global _spi_exceptions
     import plpy
@@ -116,6 +120,10 @@ def server_error(sqlstate: str, message: str) -> Exception:
                            if isinstance(kind, type) and getattr(kind, "sqlstate", None)}
     error = _spi_exceptions.get(sqlstate, plpy.SPIError)(message)
     error.sqlstate = sqlstate
+    if detail is not None:
+        # what PL/Python reads of an error: (SQLSTATE as the server packs it,
+        # detail, hint, query, position, schema, table, column, type, constraint)
+        error.spidata = (packed_sqlstate(sqlstate), detail, None, None, 0, None, None, None, None, None)
     return error
 
 

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple, cast
 
-from . import backend, distributed, sql_names
+from . import backend, distributed, read_only, sql_names
 from .arguments import NOT_BLANK_PATTERN, in_range, required
 from .errors import AwsMlError
 from .progress import Progress
@@ -224,7 +224,8 @@ class Target:
 def targets(procedure: str, table_name: Optional[str], input_column: str, output_columns: Sequence[str],
             outputs: Sequence[Output]) -> List[Target]:
     """The Target of each plain table of table_name's hierarchy (the table,
-    its inheritance children and partitions); checked before any request."""
+    its inheritance children and partitions); checked before any request,
+    as is that this transaction may write them (read_only.py)."""
     import plpy
     required("table_name", table_name)
     tables = plpy.execute(plpy.prepare(_TABLES, ["pg_catalog.regclass"]), [table_name])
@@ -235,8 +236,11 @@ def targets(procedure: str, table_name: Optional[str], input_column: str, output
         if table["kind"] not in ("r", "p"):
             what = "is not a table" if table is tables[0] else f"has {table['name']}, which is not a plain table"
             raise AwsMlError(WRONG_OBJECT_TYPE, f"{procedure} fills tables, and {tables[0]['name']} {what}")
-    return [Target(procedure, table, input_column, output_columns, outputs)
-            for table in tables if table["kind"] == "r"]
+    found = [Target(procedure, table, input_column, output_columns, outputs)
+             for table in tables if table["kind"] == "r"]
+    read_only.refuse_writes([table["relid"] for table in tables], f"{procedure} cannot fill {tables[0]['name']}",
+                            "CALL it")
+    return found
 
 
 def backfill(procedure: str, tables: List[Target], batch_size: Optional[int], score: Score,

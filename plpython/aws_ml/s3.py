@@ -6,7 +6,7 @@ caller's privileges. S3 is on the other side of a pipe, which this backend's
 transfer process reads or writes (transfer_process.py, s3_transfer.py)."""
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import backend, clients, distributed, settings, transfer_process, wait
+from . import backend, clients, distributed, read_only, settings, transfer_process, wait
 from .arguments import required
 from .clients import ClientSpec, Credentials
 from .credentials import credentials_for
@@ -17,6 +17,10 @@ from .settings import Settings
 from .transfer_process import Transfer
 
 _plans: Dict[str, Any] = {}
+# $1: an import's table_name, parse_ident's "qualified name and whatever follows it"
+_IMPORT_TARGET = (
+    "SELECT pg_catalog.to_regclass(pg_catalog.string_agg(pg_catalog.quote_ident(n.part), '.' ORDER BY n.i))"
+    "::pg_catalog.oid AS relid FROM pg_catalog.unnest(pg_catalog.parse_ident($1, false)) WITH ORDINALITY AS n(part, i)")
 FEATURE_NOT_SUPPORTED = "0A000"
 
 Composite = Optional[Dict[str, Optional[str]]]  # a value of a composite type (aws_commons'), from SQL
@@ -73,6 +77,17 @@ def _layout(options: Optional[str], is_from: bool) -> Dict[str, Any]:
         # aws_s3 1.0's _copy_layout(text): the database's aws_s3 predates this package
         raise AwsMlError(NOT_CONFIGURED, "this database's aws_s3 is older than the aws_s3 installed on the server",
                          hint="ALTER EXTENSION aws_s3 UPDATE (docs/operations.md#upgrading).") from None
+
+
+def _import_target(table_name: str) -> Optional[int]:
+    """The OID of the table table_name (as COPY takes it: a column list may
+    follow the name) names, None if it names none."""
+    import plpy
+    try:
+        return _execute(_IMPORT_TARGET, ["pg_catalog.text"], [table_name])[0]["relid"]
+    except (plpy.spiexceptions.InvalidParameterValue, plpy.spiexceptions.SyntaxError,
+            plpy.spiexceptions.FeatureNotSupported):  # not a table's name: COPY says so when it parses it
+        return None
 
 
 def _client(region: Optional[str], given: Optional[Credentials] = None) -> Tuple[Settings, ClientSpec]:
@@ -136,6 +151,8 @@ def table_import_from_s3(table_name: Optional[str], column_list: Optional[str], 
                               "(docs/scaling.md).")
     bucket, key, region = _location(s3_info)
     _layout(options, True)
+    read_only.refuse_writes([_import_target(table_name)],
+                            f"table_import_from_s3 cannot import s3://{bucket}/{key} into {table_name}", "Import it")
     _, client = _client(region, _given_credentials(credentials))
     pipe, token = backend.transfer_pipe(export=False)
     transfer = transfer_process.start("import", pipe, client=client, bucket=bucket, key=key)

@@ -78,14 +78,16 @@ aws_ml_interrupt_pending(void)
 
 /*
  * Lets PostgreSQL process a pending interrupt. The error it raises for a
- * cancel or a timeout cannot cross Python's frames: it is caught here, its
- * message copied into message (size bytes) and its SQLSTATE returned, for
- * the Python layer to raise as PL/Python raises the server's errors; 0 when
- * nothing was pending. A termination ends the process from here, as it
- * would from any query.
+ * cancel, a timeout or a hot standby's recovery conflict cannot cross
+ * Python's frames: it is caught here, its message and detail (which says
+ * what the conflict was about; empty if none) copied into message and
+ * detail (size bytes each) and its SQLSTATE returned, for the Python layer
+ * to raise as PL/Python raises the server's errors; 0 when nothing was
+ * pending. A termination ends the process from here, as it would from any
+ * query.
  */
 int
-aws_ml_check_for_interrupts(char *message, int size)
+aws_ml_check_for_interrupts(char *message, char *detail, int size)
 {
 	MemoryContext context = CurrentMemoryContext;
 	volatile int sqlerrcode = 0;
@@ -102,6 +104,7 @@ aws_ml_check_for_interrupts(char *message, int size)
 		error = CopyErrorData();
 		FlushErrorState();
 		strlcpy(message, error->message ? error->message : "", size);
+		strlcpy(detail, error->detail ? error->detail : "", size);
 		sqlerrcode = error->sqlerrcode;
 		FreeErrorData(error);
 	}

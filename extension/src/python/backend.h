@@ -25,7 +25,7 @@ extern PGDLLEXPORT void *aws_ml_begin_call(AwsMlCallState *state, bool guard_err
 extern PGDLLEXPORT const char *aws_ml_database_encoding(void);
 extern PGDLLEXPORT bool aws_ml_may_commit(void);
 extern PGDLLEXPORT bool aws_ml_interrupt_pending(void);
-extern PGDLLEXPORT int aws_ml_check_for_interrupts(char *message, int size);
+extern PGDLLEXPORT int aws_ml_check_for_interrupts(char *message, char *detail, int size);
 
 extern void backend_mark_ready(void);
 extern void backend_share_requests(int processes);
