@@ -2,6 +2,7 @@
 TO STDOUT writes, files split at aws_s3.max_file_size, imports (gzip too),
 errors, cancel, the settings lock and privileges."""
 import gzip
+import itertools
 import threading
 import time
 import uuid
@@ -178,6 +179,83 @@ def test_errors_have_their_sqlstate(s3db, s3, emulator):
     emulator.set_faults(service="s3", error_code="AccessDenied", error_status=403, error_every=1)
     diag = sql_error(s3db, "SELECT aws_s3.query_export_to_s3('SELECT 1', %s, %s)", (BUCKET, new_key()))
     assert diag.sqlstate == "42501" and "aws_s3.role_arn" in diag.message_hint
+
+
+# The errors COPY's own report is compared with: raised in the query an
+# export runs, at a depth of nested functions; and in a line of an import.
+QUERY_FAILURES = {"division": "SELECT 1 / (n - n) FROM generate_series(1, 2) n",
+                  "cast": "SELECT (n || 'x')::int FROM generate_series(1, 2) n",
+                  "raise": "SELECT copy_failure(n) FROM generate_series(1, 2) n"}
+LINE_FAILURES = {"not a number": b"x", "check": b"-1", "not null": b"\\N", "trigger": b"13"}
+
+
+def reported(conn, run):
+    """The diagnostics of the error run raises."""
+    with pytest.raises(psycopg.Error) as caught:
+        run()
+    return caught.value.diag
+
+
+def assert_reported_as_copy(conn, run_copy, run_aws_s3):
+    """aws_s3's error has COPY's SQLSTATE, message and DETAIL, with COPY's
+    CONTEXT at the end of DETAIL, and no CONTEXT of its own (the caller's
+    only: none here). Returns COPY's."""
+    copy, aws_s3 = reported(conn, run_copy), reported(conn, run_aws_s3)
+    assert (aws_s3.sqlstate, aws_s3.message_primary, aws_s3.message_detail, aws_s3.context) == (
+        copy.sqlstate, copy.message_primary,
+        "\n".join(part for part in (copy.message_detail, copy.context) if part) or None, None)
+    return copy
+
+
+@pytest.fixture
+def failing_copies(s3db):
+    s3db.execute("""
+        CREATE OR REPLACE FUNCTION copy_failure(n int) RETURNS int LANGUAGE plpgsql AS
+            $$BEGIN RAISE EXCEPTION 'refused %', n USING DETAIL = 'a detail of its own'; END$$;
+        DROP TABLE IF EXISTS copy_target;
+        CREATE TABLE copy_target (n int NOT NULL CHECK (n > 0));
+        CREATE OR REPLACE FUNCTION copy_target_refuses() RETURNS trigger LANGUAGE plpgsql AS
+            $$BEGIN IF NEW.n = 13 THEN RAISE EXCEPTION 'no 13' USING HINT = 'not thirteen'; END IF;
+            RETURN NEW; END$$;
+        CREATE TRIGGER refuses BEFORE INSERT ON copy_target FOR EACH ROW EXECUTE FUNCTION copy_target_refuses()""")
+    return s3db
+
+
+def nested(sql, depth):
+    """sql run inside depth SQL functions, each calling the next."""
+    for level in range(depth):
+        sql = f"SELECT * FROM pg_temp.nested_{level}()"
+    return sql
+
+
+@pytest.mark.parametrize("failure, depth", list(itertools.product(QUERY_FAILURES, range(3))))
+def test_an_export_fails_with_the_error_copy_to_stdout_gives(failing_copies, s3, failure, depth):
+    conn = failing_copies
+    sql = QUERY_FAILURES[failure]
+    for level in range(depth):
+        conn.execute(f"CREATE OR REPLACE FUNCTION pg_temp.nested_{level}() RETURNS SETOF int LANGUAGE sql "
+                     f"AS $$ {nested(QUERY_FAILURES[failure], level)} $$")
+    sql = nested(sql, depth)
+    copy = assert_reported_as_copy(conn, lambda: copy_to_stdout(conn, sql, None),
+                                   lambda: export(conn, sql, new_key()))
+    assert (copy.context or "").count('SQL function "nested_') == depth
+
+
+@pytest.mark.parametrize("failure, line", list(itertools.product(LINE_FAILURES, (1, 3))))
+def test_an_import_fails_with_the_error_copy_from_stdin_gives(failing_copies, s3, failure, line):
+    conn = failing_copies
+    data = b"".join((LINE_FAILURES[failure] if number == line else b"%d" % number) + b"\n" for number in range(1, 4))
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+
+    def copy_from_stdin():
+        with conn.cursor() as cursor, cursor.copy("COPY copy_target FROM STDIN") as copy:
+            copy.write(data)
+    copy = assert_reported_as_copy(conn, copy_from_stdin, lambda: conn.execute(
+        "SELECT aws_s3.table_import_from_s3('copy_target', '', '', aws_commons.create_s3_uri(%s, %s, %s))",
+        (BUCKET, key, REGION)))
+    assert f"COPY copy_target, line {line}" in copy.context
+    assert conn.execute("SELECT count(*) FROM copy_target").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("sql", [
@@ -517,7 +595,7 @@ def test_errors_with_non_ascii_text_outside_utf8_do_not_break_python(latin1_data
         assert diag.table_name == (None if sqlstate == "22012" else "t\u00eb")
         assert diag.constraint_name == constraint
         if sqlstate == "23514":  # COPY's context, at the end of DETAIL, in the database's encoding too
-            assert diag.message_detail.startswith('Failing row contains (-1).\nCOPY t\u00eb, line 1: "-1"\n')
+            assert diag.message_detail == 'Failing row contains (-1).\nCOPY t\u00eb, line 1: "-1"'
     assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
 
 

@@ -50,6 +50,7 @@
 #include "python/plpython_errors.h"
 #include "python/python_lock.h"
 #include "s3/copy_arguments.h"
+#include "s3/copy_errors.h"
 #include "s3/s3_copy.h"
 #include "unicode_names.h"
 
@@ -157,28 +158,6 @@ take_pipe(bool writes, int64 token)
 	return fd;
 }
 
-/*
- * Throws the error being handled again as PL/Python can take it. Its
- * context, such as COPY's "COPY t, line 2, column n", goes at the end of its
- * DETAIL: PL/Python reports the context of its own frames instead. Its
- * texts are made readable by PL/Python (plpython_errors.c): ReThrowError
- * runs no context callback, so the guard does not see it.
- */
-static void
-rethrow_for_plpython(MemoryContext context)
-{
-	ErrorData  *error;
-
-	MemoryContextSwitchTo(context);
-	error = CopyErrorData();
-	FlushErrorState();
-	if (error->context != NULL)
-		error->detail = error->detail ? psprintf("%s\n%s", error->detail, error->context) : error->context;
-	error->context = NULL;
-	make_readable_by_plpython(error);
-	ReThrowError(error);
-}
-
 PG_FUNCTION_INFO_V1(aws_s3_copy_layout);
 
 /*
@@ -199,16 +178,19 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	bool		nulls[5] = {false};
 	int			encoding;
+	OwnContext	own;
 
 	PG_TRY();
 	{
+		begin_own_context(&own);
 		/* aws_s3 1.0's form, until ALTER EXTENSION aws_s3 UPDATE, has no is_from */
 		parse_copy_options(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
 						   PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1), &layout);
+		end_own_context(&own);
 	}
 	PG_CATCH();
 	{
-		rethrow_for_plpython(context);
+		rethrow_for_plpython(context, &own);
 	}
 	PG_END_TRY();
 	encoding = layout.file_encoding >= 0 ? layout.file_encoding : pg_get_client_encoding();
@@ -490,19 +472,22 @@ copy_through_pipe(FunctionCallInfo fcinfo, bool export, const char *first_argume
 	int			token_argument = PG_NARGS() - 1;
 	int			fd = take_pipe(export, PG_ARGISNULL(token_argument) ? 0 : PG_GETARG_INT64(token_argument));
 	volatile uint64 rows = 0;
+	OwnContext	own;
 
 	PG_TRY();
 	{
+		begin_own_context(&own);
 		if (PG_ARGISNULL(0))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("aws_s3: %s must not be NULL", first_argument)));
 		rows = copy(fd, fcinfo);
+		end_own_context(&own);
 	}
 	PG_CATCH();
 	{
 		close(fd);
-		rethrow_for_plpython(context);
+		rethrow_for_plpython(context, &own);
 	}
 	PG_END_TRY();
 	close(fd);
