@@ -1,0 +1,82 @@
+"""An import in a read-only transaction against COPY FROM STDIN into the
+same table_name in the same transaction, the reference: where COPY writes,
+the import writes; where COPY is refused as read-only (25006), the import is
+refused with 25006 before any download (read_only.py). Generated over the
+ways a table_name can be written and the tables it may name: temporary,
+permanent, one shadowing the other, names quoted with dots, spaces and
+uppercase, Unicode escapes, comments, a column list after the name."""
+import itertools
+
+import psycopg
+import pytest
+
+from tests.conftest import REGION
+from tests.s3_support import BUCKET, new_key, s3, s3_database, sql_error  # noqa: F401 (fixtures)
+from tests.test_dump_restore import requests
+
+# (name as created, permanent?, temporary?)
+TABLES = [("plain", True, False), ("only_temp", False, True), ("shadow", True, True),
+          ("Odd.Name x", False, True), ("Odd.Name y", True, False), ("dat", False, True), ("pdat", True, False),
+          ("u", False, True)]  # U&"..." read as u by parse_ident
+
+# how a table_name may name them; {c}: a column list
+SPELLINGS = ["plain", "only_temp", "shadow", "public.shadow", "pg_temp.shadow", "pg_temp.only_temp",
+             '"Odd.Name x"', '"Odd.Name y"', 'pg_temp."Odd.Name x"', 'public."Odd.Name y"', "ONLY_TEMP",
+             '"only_temp" (n)', "  only_temp\n(n)", 'U&"d\\0061t"', 'U&"p\\0064at"', 'U&"!0064at" UESCAPE \'!\'',
+             "/* a comment */ only_temp", "/* c */ plain", "-- c\nonly_temp", "missing", "pg_temp.plain"]
+
+
+@pytest.fixture(scope="module")
+def permanent_tables(s3_database, cluster):
+    with psycopg.connect(cluster.conninfo(s3_database), autocommit=True) as conn:
+        for name, permanent, _ in TABLES:
+            if permanent:
+                conn.execute(f'CREATE TABLE IF NOT EXISTS public."{name}" (n int)')
+    return s3_database
+
+
+@pytest.fixture
+def session(permanent_tables, connect, emulator, s3):
+    emulator.reset()
+    conn = connect(dbname=permanent_tables)
+    for name, _, temporary in TABLES:
+        if temporary:
+            conn.execute(f'CREATE TEMPORARY TABLE "{name}" (n int)')
+    return conn
+
+
+def copy_from_stdin(conn, table_name):
+    """None if COPY table_name FROM STDIN writes a row, else its SQLSTATE."""
+    try:
+        with conn.transaction(), conn.cursor() as cursor:
+            with cursor.copy(f"COPY {table_name} FROM STDIN") as copy:
+                copy.write(b"1\n")
+            raise psycopg.Rollback()
+    except psycopg.Error as error:
+        return error.sqlstate
+    return None
+
+
+@pytest.mark.parametrize("table_name", SPELLINGS)
+def test_an_import_in_a_read_only_transaction_writes_where_copy_from_stdin_does(session, emulator, s3, table_name):
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+    emulator.reset()
+    session.execute("BEGIN READ ONLY")
+    reference = copy_from_stdin(session, table_name)
+    try:
+        with session.transaction():
+            session.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)",
+                            (table_name, BUCKET, key, REGION))
+        outcome = None
+    except psycopg.Error as error:
+        outcome = error.sqlstate
+        refused_before = error.diag.message_primary.startswith("aws_s3: table_import_from_s3 cannot import")
+    session.execute("ROLLBACK")
+    downloads = requests(emulator).get(("s3", "GET"), (0, 0))[0]
+    if reference is None:
+        assert (outcome, downloads) == (None, 1)
+    elif reference == "25006":  # by aws_s3 before the download, not by the COPY once it has begun
+        assert (outcome, refused_before, downloads) == ("25006", True, 0)
+    else:  # not a table COPY can write: an error, never a write
+        assert outcome is not None
