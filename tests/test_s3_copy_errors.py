@@ -5,7 +5,8 @@ works and the error again."""
 import pytest
 
 from tests.s3_support import export, new_key, s3, s3_database, s3db  # noqa: F401 (fixtures)
-from tests.s3_support import copy_to_stdout
+from tests.conftest import REGION
+from tests.s3_support import BUCKET, copy_to_stdout
 from tests.test_s3 import assert_reported_as_copy
 
 FUNCTIONS = """
@@ -53,5 +54,25 @@ def test_an_export_fails_as_copy_to_stdout_when_the_query_caught_errors_first(s3
     s3db.execute(FUNCTIONS)
     sql = QUERIES[query]
     for _ in range(2):  # and again after an export that works
+        assert_reported_as_copy(s3db, lambda: copy_to_stdout(s3db, sql, None), lambda: export(s3db, sql, new_key()))
+        assert export(s3db, "SELECT 1", new_key()) == (1, 1, 2)
+
+
+NESTED = ("SELECT rows_uploaded FROM aws_s3.query_export_to_s3("
+          "'SELECT 1 / (n - n) FROM generate_series(1, 2) n', "
+          "aws_commons.create_s3_uri('" + BUCKET + "', 'exports/nested', '" + REGION + "'))")
+
+
+@pytest.mark.parametrize("batch_mode", ["on", "off"])
+@pytest.mark.parametrize("query", ["nested export", "failing aws_ml call"])
+def test_an_export_of_a_query_calling_aws_s3_or_aws_ml_fails_as_copy_to_stdout(s3db, s3, emulator, query,
+                                                                               batch_mode):
+    s3db.execute("CREATE EXTENSION IF NOT EXISTS aws_ml")
+    s3db.execute("SELECT pg_catalog.set_config('aws_ml.batch_mode', %s, false)", (batch_mode,))
+    emulator.set_faults(service="comprehend", error_code="AccessDeniedException", error_status=400, error_every=1)
+    sql = {"nested export": NESTED,
+           "failing aws_ml call": "SELECT (aws_comprehend.detect_sentiment('I love it ' || n, 'en')).sentiment "
+                                  "FROM generate_series(1, 30) n"}[query]
+    for _ in range(2):
         assert_reported_as_copy(s3db, lambda: copy_to_stdout(s3db, sql, None), lambda: export(s3db, sql, new_key()))
         assert export(s3db, "SELECT 1", new_key()) == (1, 1, 2)

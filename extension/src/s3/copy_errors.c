@@ -16,7 +16,7 @@
  * and keeps them. Not only the last error's: the query may catch an error,
  * raise others and catch them, then throw the first again (PL/pgSQL's
  * RAISE; in a handler), which runs no callback; so the error thrown is
- * matched with the own context it begins with.
+ * matched with the latest own context it begins with.
  */
 #include "postgres.h"
 
@@ -73,30 +73,27 @@ end_own_context(OwnContext *own)
 }
 
 /*
- * The length of context's own lines: the longest own context seen that
- * context begins with, whole lines; all of it when none.
+ * The length of context's own lines: the latest own context seen that
+ * context begins with, whole lines (an error thrown again from a handler
+ * came before those raised in it; an error of a nested aws_s3 call is seen
+ * with that call's lines first, then raised again from the call with none);
+ * all of it when none.
  */
 static size_t
 own_length(const OwnContext *own, const char *context)
 {
-	size_t		longest = strlen(context);
-	bool		found = false;
-	ListCell   *cell;
+	int			i;
 
-	foreach(cell, own->seen)
+	for (i = list_length(own->seen) - 1; i >= 0; i--)
 	{
-		const char *seen = lfirst(cell);
+		const char *seen = list_nth(own->seen, i);
 		size_t		length = strlen(seen);
 
 		if (strncmp(context, seen, length) == 0 &&
-			(length == 0 || context[length] == '\0' || context[length] == '\n') &&
-			(!found || length > longest))
-		{
-			longest = length;
-			found = true;
-		}
+			(length == 0 || context[length] == '\0' || context[length] == '\n'))
+			return length;
 	}
-	return longest;
+	return strlen(context);
 }
 
 /*
