@@ -4,7 +4,11 @@ the import writes; where COPY is refused as read-only (25006), the import is
 refused with 25006 before any download (read_only.py). Generated over the
 ways a table_name can be written and the tables it may name: temporary,
 permanent, one shadowing the other, names quoted with dots, spaces and
-uppercase, Unicode escapes, comments, a column list after the name."""
+uppercase, Unicode escapes, comments, a column list after the name, views
+with an INSTEAD OF trigger, partitioned tables and inheritance parents and
+children; the transaction made read-only by BEGIN READ ONLY, by SET
+TRANSACTION READ ONLY after its first statement, or by
+default_transaction_read_only."""
 import itertools
 
 import psycopg
@@ -23,7 +27,32 @@ TABLES = [("plain", True, False), ("only_temp", False, True), ("shadow", True, T
 SPELLINGS = ["plain", "only_temp", "shadow", "public.shadow", "pg_temp.shadow", "pg_temp.only_temp",
              '"Odd.Name x"', '"Odd.Name y"', 'pg_temp."Odd.Name x"', 'public."Odd.Name y"', "ONLY_TEMP",
              '"only_temp" (n)', "  only_temp\n(n)", 'U&"d\\0061t"', 'U&"p\\0064at"', 'U&"!0064at" UESCAPE \'!\'',
-             "/* a comment */ only_temp", "/* c */ plain", "-- c\nonly_temp", "missing", "pg_temp.plain"]
+             "/* a comment */ only_temp", "/* c */ plain", "-- c\nonly_temp", "missing", "pg_temp.plain",
+             "temp_view", "permanent_view", "temp_partitioned", "permanent_partitioned", "permanent_parent",
+             "temp_child"]
+
+# the tables above the simple ones: permanent, then this session's
+PERMANENT_SQL = """
+    CREATE TABLE IF NOT EXISTS public.permanent_partitioned (n int) PARTITION BY RANGE (n);
+    CREATE TABLE IF NOT EXISTS public.permanent_partition PARTITION OF public.permanent_partitioned
+        FOR VALUES FROM (0) TO (10);
+    CREATE TABLE IF NOT EXISTS public.permanent_parent (n int);
+    CREATE OR REPLACE FUNCTION public.insert_instead() RETURNS trigger LANGUAGE plpgsql AS
+        $$BEGIN EXECUTE pg_catalog.format('INSERT INTO %s VALUES ($1)', TG_ARGV[0]) USING NEW.n; RETURN NEW; END$$;
+    CREATE OR REPLACE VIEW public.permanent_view AS SELECT n FROM public.plain;
+    CREATE OR REPLACE TRIGGER instead INSTEAD OF INSERT ON public.permanent_view
+        FOR EACH ROW EXECUTE FUNCTION public.insert_instead('public.plain')"""
+SESSION_SQL = """
+    CREATE TEMPORARY VIEW temp_view AS SELECT n FROM pg_temp.only_temp;
+    CREATE TRIGGER instead INSTEAD OF INSERT ON pg_temp.temp_view
+        FOR EACH ROW EXECUTE FUNCTION public.insert_instead('pg_temp.only_temp');
+    CREATE TEMPORARY TABLE temp_partitioned (n int) PARTITION BY RANGE (n);
+    CREATE TEMPORARY TABLE temp_partition PARTITION OF pg_temp.temp_partitioned FOR VALUES FROM (0) TO (10);
+    CREATE TEMPORARY TABLE temp_child () INHERITS (public.permanent_parent)"""
+
+READ_ONLY = {"BEGIN READ ONLY": ["BEGIN READ ONLY"],
+             "SET TRANSACTION READ ONLY after a statement": ["BEGIN", "SELECT 1", "SET TRANSACTION READ ONLY"],
+             "default_transaction_read_only": ["SET default_transaction_read_only = on", "BEGIN"]}
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +61,7 @@ def permanent_tables(s3_database, cluster):
         for name, permanent, _ in TABLES:
             if permanent:
                 conn.execute(f'CREATE TABLE IF NOT EXISTS public."{name}" (n int)')
+        conn.execute(PERMANENT_SQL)
     return s3_database
 
 
@@ -42,6 +72,7 @@ def session(permanent_tables, connect, emulator, s3):
     for name, _, temporary in TABLES:
         if temporary:
             conn.execute(f'CREATE TEMPORARY TABLE "{name}" (n int)')
+    conn.execute(SESSION_SQL)
     return conn
 
 
@@ -57,12 +88,16 @@ def copy_from_stdin(conn, table_name):
     return None
 
 
+@pytest.mark.parametrize("read_only", READ_ONLY)
 @pytest.mark.parametrize("table_name", SPELLINGS)
-def test_an_import_in_a_read_only_transaction_writes_where_copy_from_stdin_does(session, emulator, s3, table_name):
+def test_an_import_in_a_read_only_transaction_writes_where_copy_from_stdin_does(session, emulator, s3, table_name,
+                                                                                read_only):
     key = new_key()
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
     emulator.reset()
-    session.execute("BEGIN READ ONLY")
+    for sql in READ_ONLY[read_only]:
+        session.execute(sql)
+    assert session.execute("SHOW transaction_read_only").fetchone() == ("on",)
     reference = copy_from_stdin(session, table_name)
     try:
         with session.transaction():
