@@ -115,3 +115,55 @@ def test_an_import_in_a_read_only_transaction_writes_where_copy_from_stdin_does(
         assert (outcome, refused_before, downloads) == ("25006", True, 0)
     else:  # not a table COPY can write: an error, never a write
         assert outcome is not None
+
+
+# Backfills against UPDATE of the same table (its hierarchy) in the same
+# read-only transaction: where UPDATE writes, the backfill fills; where UPDATE
+# is refused (25006), the backfill is refused before any request.
+BACKFILL_SQL = """
+    CREATE TABLE IF NOT EXISTS public.notes_parent (body text, sentiment varchar, confidence real);
+    CREATE TABLE IF NOT EXISTS public.notes_partitioned (id int, body text, sentiment varchar, confidence real)
+        PARTITION BY RANGE (id);
+    CREATE TABLE IF NOT EXISTS public.notes_partition PARTITION OF public.notes_partitioned
+        FOR VALUES FROM (0) TO (10)"""
+BACKFILL_SESSION_SQL = """
+    CREATE TEMPORARY TABLE notes_child () INHERITS (public.notes_parent);
+    INSERT INTO pg_temp.notes_child (body) VALUES ('I love it'), ('I hate it');
+    CREATE TEMPORARY TABLE temp_notes_partitioned (id int, body text, sentiment varchar, confidence real)
+        PARTITION BY RANGE (id);
+    CREATE TEMPORARY TABLE temp_notes_partition PARTITION OF pg_temp.temp_notes_partitioned
+        FOR VALUES FROM (0) TO (10);
+    INSERT INTO pg_temp.temp_notes_partitioned (id, body) VALUES (1, 'I love it'), (2, 'I hate it');
+    CREATE TEMPORARY TABLE temp_notes_parent (body text, sentiment varchar, confidence real);
+    CREATE TEMPORARY TABLE temp_notes_child () INHERITS (pg_temp.temp_notes_parent);
+    INSERT INTO pg_temp.temp_notes_child (body) VALUES ('I love it')"""
+BACKFILL_TABLES = ["public.notes_parent", "notes_child", "public.notes_partitioned", "temp_notes_partitioned",
+                   "temp_notes_parent", "public.notes_partition", "temp_notes_partition"]
+
+
+@pytest.mark.parametrize("table", BACKFILL_TABLES)
+def test_a_backfill_in_a_read_only_transaction_fills_where_update_does(permanent_tables, connect, emulator, table):
+    conn = connect(dbname=permanent_tables)
+    conn.execute("CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE")
+    conn.execute(BACKFILL_SQL)
+    conn.execute(BACKFILL_SESSION_SQL)
+    conn.execute("SET default_transaction_read_only = on")
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"UPDATE {table} SET sentiment = sentiment")
+        reference = None
+    except psycopg.Error as error:
+        reference = error.sqlstate
+    emulator.reset()
+    try:
+        conn.execute("CALL aws_comprehend.materialize_sentiment(%s, 'body', 'en')", (table,))
+        outcome = None
+    except psycopg.Error as error:
+        outcome = error.sqlstate
+    sent = sum(count for count, _ in requests(emulator).values())
+    left = conn.execute(f"SELECT count(*) FROM {table} WHERE sentiment IS NULL").fetchone()[0]
+    assert (reference is None) == (not table.startswith("public."))  # this session's tables only
+    if reference is None:
+        assert (outcome, left) == (None, 0)
+    else:
+        assert (reference, outcome, sent) == ("25006", "25006", 0)
