@@ -17,10 +17,6 @@ from .settings import Settings
 from .transfer_process import Transfer
 
 _plans: Dict[str, Any] = {}
-# $1: an import's table_name, parse_ident's "qualified name and whatever follows it"
-_IMPORT_TARGET = (
-    "SELECT pg_catalog.to_regclass(pg_catalog.string_agg(pg_catalog.quote_ident(n.part), '.' ORDER BY n.i))"
-    "::pg_catalog.oid AS relid FROM pg_catalog.unnest(pg_catalog.parse_ident($1, false)) WITH ORDINALITY AS n(part, i)")
 FEATURE_NOT_SUPPORTED = "0A000"
 
 Composite = Optional[Dict[str, Optional[str]]]  # a value of a composite type (aws_commons'), from SQL
@@ -80,14 +76,9 @@ def _layout(options: Optional[str], is_from: bool) -> Dict[str, Any]:
 
 
 def _import_target(table_name: str) -> Optional[int]:
-    """The OID of the table table_name (as COPY takes it: a column list may
-    follow the name) names, None if it names none."""
-    import plpy
-    try:
-        return _execute(_IMPORT_TARGET, ["pg_catalog.text"], [table_name])[0]["relid"]
-    except (plpy.spiexceptions.InvalidParameterValue, plpy.spiexceptions.SyntaxError,
-            plpy.spiexceptions.FeatureNotSupported):  # not a table's name: COPY says so when it parses it
-        return None
+    """The OID of the table table_name names as COPY reads it (a column list
+    may follow the name), None if it names none."""
+    return _execute("SELECT aws_s3._import_target($1) AS relid", ["pg_catalog.text"], [table_name])[0]["relid"]
 
 
 def _client(region: Optional[str], given: Optional[Credentials] = None) -> Tuple[Settings, ClientSpec]:

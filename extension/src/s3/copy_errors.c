@@ -13,7 +13,10 @@
  *
  * PostgreSQL builds an error's context from the innermost callback out, so
  * a callback pushed just before the COPY sees the error's own lines only,
- * and keeps their length.
+ * and keeps them. Not only the last error's: the query may catch an error,
+ * raise others and catch them, then throw the first again (PL/pgSQL's
+ * RAISE; in a handler), which runs no callback; so the error thrown is
+ * matched with the latest own context it begins with.
  */
 #include "postgres.h"
 
@@ -22,31 +25,40 @@
 #include "python/plpython_errors.h"
 #include "s3/copy_errors.h"
 
-/* holds the copy of the error the mark reads */
-static MemoryContext mark_context = NULL;
+/* how many distinct own contexts are kept: those of the latest errors */
+#define SEEN_OWN_CONTEXTS 16
 
 static void
 mark_own_context(void *arg)
 {
 	OwnContext *own = (OwnContext *) arg;
-	MemoryContext raising_context;
-	ErrorData  *error;
+	MemoryContext raising_context = MemoryContextSwitchTo(own->records);
+	ErrorData  *error = CopyErrorData();
+	char	   *text = pstrdup(error->context ? error->context : "");
+	bool		fatal_or_error = error->elevel >= ERROR;
 
-	if (mark_context == NULL)
-		mark_context = AllocSetContextCreate(TopMemoryContext, "aws_s3 COPY error context",
-											 ALLOCSET_SMALL_SIZES);
-	raising_context = MemoryContextSwitchTo(mark_context);
-	error = CopyErrorData();
+	FreeErrorData(error);
+	if (!fatal_or_error || (own->seen != NIL && strcmp(llast(own->seen), text) == 0))
+		pfree(text);
+	else
+	{
+		own->seen = lappend(own->seen, text);
+		if (list_length(own->seen) > SEEN_OWN_CONTEXTS)
+		{
+			pfree(linitial(own->seen));
+			own->seen = list_delete_first(own->seen);
+		}
+	}
 	MemoryContextSwitchTo(raising_context);
-	if (error->elevel >= ERROR)
-		own->length = error->context ? strlen(error->context) : 0;
-	MemoryContextReset(mark_context);
 }
 
 void
 begin_own_context(OwnContext *own)
 {
-	own->length = -1;
+	own->records = NULL;		/* until made, for rethrow_for_plpython */
+	own->seen = NIL;
+	own->records = AllocSetContextCreate(CurrentMemoryContext, "aws_s3 COPY error contexts",
+										 ALLOCSET_SMALL_SIZES);
 	own->callback.callback = mark_own_context;
 	own->callback.arg = own;
 	own->callback.previous = error_context_stack;
@@ -57,6 +69,31 @@ void
 end_own_context(OwnContext *own)
 {
 	error_context_stack = own->callback.previous;
+	MemoryContextDelete(own->records);
+}
+
+/*
+ * The length of context's own lines: the latest own context seen that
+ * context begins with, whole lines (an error thrown again from a handler
+ * came before those raised in it; an error of a nested aws_s3 call is seen
+ * with that call's lines first, then raised again from the call with none);
+ * all of it when none.
+ */
+static size_t
+own_length(const OwnContext *own, const char *context)
+{
+	int			i;
+
+	for (i = list_length(own->seen) - 1; i >= 0; i--)
+	{
+		const char *seen = list_nth(own->seen, i);
+		size_t		length = strlen(seen);
+
+		if (strncmp(context, seen, length) == 0 &&
+			(length == 0 || context[length] == '\0' || context[length] == '\n'))
+			return length;
+	}
+	return strlen(context);
 }
 
 /*
@@ -66,15 +103,17 @@ end_own_context(OwnContext *own)
  * no context callback, so the guard does not see it.
  */
 void
-rethrow_for_plpython(MemoryContext context, const OwnContext *own)
+rethrow_for_plpython(MemoryContext context, OwnContext *own)
 {
 	ErrorData  *error;
 
 	MemoryContextSwitchTo(context);
 	error = CopyErrorData();
 	FlushErrorState();
-	if (error->context != NULL && own->length >= 0 && (size_t) own->length < strlen(error->context))
-		error->context[own->length] = '\0';
+	if (error->context != NULL)
+		error->context[own_length(own, error->context)] = '\0';
+	if (own->records != NULL)
+		MemoryContextDelete(own->records);
 	if (error->context != NULL && error->context[0] != '\0')
 		error->detail = error->detail ? psprintf("%s\n%s", error->detail, error->context) : error->context;
 	error->context = NULL;

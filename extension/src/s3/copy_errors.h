@@ -4,6 +4,8 @@
 #ifndef AWS_ML_S3_COPY_ERRORS_H
 #define AWS_ML_S3_COPY_ERRORS_H
 
+#include "nodes/pg_list.h"
+
 /*
  * Marks where an error's context stops being the COPY's own; on the error
  * context stack while the COPY runs (begin_own_context, end_own_context).
@@ -11,11 +13,12 @@
 typedef struct OwnContext
 {
 	ErrorContextCallback callback;
-	int			length;			/* of the last error's own context; -1: none */
+	MemoryContext records;		/* holds seen */
+	List	   *seen;			/* the own contexts of the last errors, latest last */
 } OwnContext;
 
 extern void begin_own_context(OwnContext *own);
 extern void end_own_context(OwnContext *own);
-extern void rethrow_for_plpython(MemoryContext context, const OwnContext *own);
+extern void rethrow_for_plpython(MemoryContext context, OwnContext *own);
 
 #endif

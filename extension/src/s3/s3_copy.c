@@ -32,6 +32,7 @@
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "commands/copy.h"
 #include "common/pg_prng.h"
 #include "executor/executor.h"
@@ -209,6 +210,39 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 							 (!layout.csv_mode || (!IS_HIGHBIT_SET(layout.quote[0]) &&
 												   !IS_HIGHBIT_SET(layout.escape[0]))));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(descriptor), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(aws_s3_import_target);
+
+/*
+ * aws_s3._import_target(table_name text) RETURNS oid: the table an import's
+ * table_name names as its COPY reads it (SQL's grammar: quoting, Unicode
+ * escapes, comments, a column list after the name), NULL if none; checked
+ * before any request.
+ */
+Datum
+aws_s3_import_target(PG_FUNCTION_ARGS)
+{
+	MemoryContext context = CurrentMemoryContext;
+	volatile Oid relid = InvalidOid;
+	List	   *columns;
+	OwnContext	own;
+
+	PG_TRY();
+	{
+		begin_own_context(&own);
+		relid = RangeVarGetRelid(parse_import_target(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, &columns),
+								 NoLock, true);
+		end_own_context(&own);
+	}
+	PG_CATCH();
+	{
+		rethrow_for_plpython(context, &own);
+	}
+	PG_END_TRY();
+	if (!OidIsValid(relid))
+		PG_RETURN_NULL();
+	PG_RETURN_OID(relid);
 }
 
 /*

@@ -1,0 +1,169 @@
+"""An import in a read-only transaction against COPY FROM STDIN into the
+same table_name in the same transaction, the reference: where COPY writes,
+the import writes; where COPY is refused as read-only (25006), the import is
+refused with 25006 before any download (read_only.py). Generated over the
+ways a table_name can be written and the tables it may name: temporary,
+permanent, one shadowing the other, names quoted with dots, spaces and
+uppercase, Unicode escapes, comments, a column list after the name, views
+with an INSTEAD OF trigger, partitioned tables and inheritance parents and
+children; the transaction made read-only by BEGIN READ ONLY, by SET
+TRANSACTION READ ONLY after its first statement, or by
+default_transaction_read_only."""
+import itertools
+
+import psycopg
+import pytest
+
+from tests.conftest import REGION
+from tests.s3_support import BUCKET, new_key, s3, s3_database, sql_error  # noqa: F401 (fixtures)
+from tests.test_dump_restore import requests
+
+# (name as created, permanent?, temporary?)
+TABLES = [("plain", True, False), ("only_temp", False, True), ("shadow", True, True),
+          ("Odd.Name x", False, True), ("Odd.Name y", True, False), ("dat", False, True), ("pdat", True, False),
+          ("u", False, True)]  # U&"..." read as u by parse_ident
+
+# how a table_name may name them; {c}: a column list
+SPELLINGS = ["plain", "only_temp", "shadow", "public.shadow", "pg_temp.shadow", "pg_temp.only_temp",
+             '"Odd.Name x"', '"Odd.Name y"', 'pg_temp."Odd.Name x"', 'public."Odd.Name y"', "ONLY_TEMP",
+             '"only_temp" (n)', "  only_temp\n(n)", 'U&"d\\0061t"', 'U&"p\\0064at"', 'U&"!0064at" UESCAPE \'!\'',
+             "/* a comment */ only_temp", "/* c */ plain", "-- c\nonly_temp", "missing", "pg_temp.plain",
+             "temp_view", "permanent_view", "temp_partitioned", "permanent_partitioned", "permanent_parent",
+             "temp_child"]
+
+# the tables above the simple ones: permanent, then this session's
+PERMANENT_SQL = """
+    CREATE TABLE IF NOT EXISTS public.permanent_partitioned (n int) PARTITION BY RANGE (n);
+    CREATE TABLE IF NOT EXISTS public.permanent_partition PARTITION OF public.permanent_partitioned
+        FOR VALUES FROM (0) TO (10);
+    CREATE TABLE IF NOT EXISTS public.permanent_parent (n int);
+    CREATE OR REPLACE FUNCTION public.insert_instead() RETURNS trigger LANGUAGE plpgsql AS
+        $$BEGIN EXECUTE pg_catalog.format('INSERT INTO %s VALUES ($1)', TG_ARGV[0]) USING NEW.n; RETURN NEW; END$$;
+    CREATE OR REPLACE VIEW public.permanent_view AS SELECT n FROM public.plain;
+    CREATE OR REPLACE TRIGGER instead INSTEAD OF INSERT ON public.permanent_view
+        FOR EACH ROW EXECUTE FUNCTION public.insert_instead('public.plain')"""
+SESSION_SQL = """
+    CREATE TEMPORARY VIEW temp_view AS SELECT n FROM pg_temp.only_temp;
+    CREATE TRIGGER instead INSTEAD OF INSERT ON pg_temp.temp_view
+        FOR EACH ROW EXECUTE FUNCTION public.insert_instead('pg_temp.only_temp');
+    CREATE TEMPORARY TABLE temp_partitioned (n int) PARTITION BY RANGE (n);
+    CREATE TEMPORARY TABLE temp_partition PARTITION OF pg_temp.temp_partitioned FOR VALUES FROM (0) TO (10);
+    CREATE TEMPORARY TABLE temp_child () INHERITS (public.permanent_parent)"""
+
+READ_ONLY = {"BEGIN READ ONLY": ["BEGIN READ ONLY"],
+             "SET TRANSACTION READ ONLY after a statement": ["BEGIN", "SELECT 1", "SET TRANSACTION READ ONLY"],
+             "default_transaction_read_only": ["SET default_transaction_read_only = on", "BEGIN"]}
+
+
+@pytest.fixture(scope="module")
+def permanent_tables(s3_database, cluster):
+    with psycopg.connect(cluster.conninfo(s3_database), autocommit=True) as conn:
+        for name, permanent, _ in TABLES:
+            if permanent:
+                conn.execute(f'CREATE TABLE IF NOT EXISTS public."{name}" (n int)')
+        conn.execute(PERMANENT_SQL)
+    return s3_database
+
+
+@pytest.fixture
+def session(permanent_tables, connect, emulator, s3):
+    emulator.reset()
+    conn = connect(dbname=permanent_tables)
+    for name, _, temporary in TABLES:
+        if temporary:
+            conn.execute(f'CREATE TEMPORARY TABLE "{name}" (n int)')
+    conn.execute(SESSION_SQL)
+    return conn
+
+
+def copy_from_stdin(conn, table_name):
+    """None if COPY table_name FROM STDIN writes a row, else its SQLSTATE."""
+    try:
+        with conn.transaction(), conn.cursor() as cursor:
+            with cursor.copy(f"COPY {table_name} FROM STDIN") as copy:
+                copy.write(b"1\n")
+            raise psycopg.Rollback()
+    except psycopg.Error as error:
+        return error.sqlstate
+    return None
+
+
+@pytest.mark.parametrize("read_only", READ_ONLY)
+@pytest.mark.parametrize("table_name", SPELLINGS)
+def test_an_import_in_a_read_only_transaction_writes_where_copy_from_stdin_does(session, emulator, s3, table_name,
+                                                                                read_only):
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+    emulator.reset()
+    for sql in READ_ONLY[read_only]:
+        session.execute(sql)
+    assert session.execute("SHOW transaction_read_only").fetchone() == ("on",)
+    reference = copy_from_stdin(session, table_name)
+    try:
+        with session.transaction():
+            session.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)",
+                            (table_name, BUCKET, key, REGION))
+        outcome = None
+    except psycopg.Error as error:
+        outcome = error.sqlstate
+        refused_before = error.diag.message_primary.startswith("aws_s3: table_import_from_s3 cannot import")
+    session.execute("ROLLBACK")
+    downloads = requests(emulator).get(("s3", "GET"), (0, 0))[0]
+    if reference is None:
+        assert (outcome, downloads) == (None, 1)
+    elif reference == "25006":  # by aws_s3 before the download, not by the COPY once it has begun
+        assert (outcome, refused_before, downloads) == ("25006", True, 0)
+    else:  # not a table COPY can write: an error, never a write
+        assert outcome is not None
+
+
+# Backfills against UPDATE of the same table (its hierarchy) in the same
+# read-only transaction: where UPDATE writes, the backfill fills; where UPDATE
+# is refused (25006), the backfill is refused before any request.
+BACKFILL_SQL = """
+    CREATE TABLE IF NOT EXISTS public.notes_parent (body text, sentiment varchar, confidence real);
+    CREATE TABLE IF NOT EXISTS public.notes_partitioned (id int, body text, sentiment varchar, confidence real)
+        PARTITION BY RANGE (id);
+    CREATE TABLE IF NOT EXISTS public.notes_partition PARTITION OF public.notes_partitioned
+        FOR VALUES FROM (0) TO (10)"""
+BACKFILL_SESSION_SQL = """
+    CREATE TEMPORARY TABLE notes_child () INHERITS (public.notes_parent);
+    INSERT INTO pg_temp.notes_child (body) VALUES ('I love it'), ('I hate it');
+    CREATE TEMPORARY TABLE temp_notes_partitioned (id int, body text, sentiment varchar, confidence real)
+        PARTITION BY RANGE (id);
+    CREATE TEMPORARY TABLE temp_notes_partition PARTITION OF pg_temp.temp_notes_partitioned
+        FOR VALUES FROM (0) TO (10);
+    INSERT INTO pg_temp.temp_notes_partitioned (id, body) VALUES (1, 'I love it'), (2, 'I hate it');
+    CREATE TEMPORARY TABLE temp_notes_parent (body text, sentiment varchar, confidence real);
+    CREATE TEMPORARY TABLE temp_notes_child () INHERITS (pg_temp.temp_notes_parent);
+    INSERT INTO pg_temp.temp_notes_child (body) VALUES ('I love it')"""
+BACKFILL_TABLES = ["public.notes_parent", "notes_child", "public.notes_partitioned", "temp_notes_partitioned",
+                   "temp_notes_parent", "public.notes_partition", "temp_notes_partition"]
+
+
+@pytest.mark.parametrize("table", BACKFILL_TABLES)
+def test_a_backfill_in_a_read_only_transaction_fills_where_update_does(permanent_tables, connect, emulator, table):
+    conn = connect(dbname=permanent_tables)
+    conn.execute("CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE")
+    conn.execute(BACKFILL_SQL)
+    conn.execute(BACKFILL_SESSION_SQL)
+    conn.execute("SET default_transaction_read_only = on")
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"UPDATE {table} SET sentiment = sentiment")
+        reference = None
+    except psycopg.Error as error:
+        reference = error.sqlstate
+    emulator.reset()
+    try:
+        conn.execute("CALL aws_comprehend.materialize_sentiment(%s, 'body', 'en')", (table,))
+        outcome = None
+    except psycopg.Error as error:
+        outcome = error.sqlstate
+    sent = sum(count for count, _ in requests(emulator).values())
+    left = conn.execute(f"SELECT count(*) FROM {table} WHERE sentiment IS NULL").fetchone()[0]
+    assert (reference is None) == (not table.startswith("public."))  # this session's tables only
+    if reference is None:
+        assert (outcome, left) == (None, 0)
+    else:
+        assert (reference, outcome, sent) == ("25006", "25006", 0)

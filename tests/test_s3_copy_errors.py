@@ -1,0 +1,92 @@
+"""The errors of an export's query against COPY (query) TO STDOUT's, in the
+same session (tests/test_s3.py's comparison): errors caught inside the query
+and raised again, notices before the error, and an error, an export that
+works and the error again."""
+import pytest
+
+from tests.s3_support import export, new_key, s3, s3_database, s3db  # noqa: F401 (fixtures)
+from tests.conftest import REGION, create_database, in_encoding
+from tests.s3_support import BUCKET, copy_to_stdout
+from tests.test_s3 import assert_reported_as_copy
+
+FUNCTIONS = """
+    CREATE OR REPLACE FUNCTION pg_temp.reraised() RETURNS int LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM 1 / 0;
+        RETURN 1;
+    EXCEPTION WHEN division_by_zero THEN
+        BEGIN
+            PERFORM pg_catalog.int4in('a much longer statement than the first one, which is caught');
+        EXCEPTION WHEN invalid_text_representation THEN
+            NULL;
+        END;
+        RAISE;
+    END$$;
+    CREATE OR REPLACE FUNCTION pg_temp.reraised_short() RETURNS int LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_catalog.int4in('a much longer statement than the second one, which is raised again');
+        RETURN 1;
+    EXCEPTION WHEN invalid_text_representation THEN
+        BEGIN
+            PERFORM 1 / 0;
+        EXCEPTION WHEN division_by_zero THEN
+            NULL;
+        END;
+        RAISE;
+    END$$;
+    CREATE OR REPLACE FUNCTION pg_temp.noisy(n int) RETURNS int LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE NOTICE 'row %', n;
+        RAISE WARNING 'row % again', n;
+        IF n = 3 THEN
+            RAISE EXCEPTION 'refused %', n USING DETAIL = E'line one\nline two';
+        END IF;
+        RETURN n;
+    END$$"""
+
+QUERIES = {"caught, a longer error, raised again": "SELECT pg_temp.reraised()",
+           "caught, a shorter error, raised again": "SELECT pg_temp.reraised_short()",
+           "notices and warnings first": "SELECT pg_temp.noisy(n) FROM generate_series(1, 5) n"}
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_an_export_fails_as_copy_to_stdout_when_the_query_caught_errors_first(s3db, s3, query):
+    s3db.execute(FUNCTIONS)
+    sql = QUERIES[query]
+    for _ in range(2):  # and again after an export that works
+        assert_reported_as_copy(s3db, lambda: copy_to_stdout(s3db, sql, None), lambda: export(s3db, sql, new_key()))
+        assert export(s3db, "SELECT 1", new_key()) == (1, 1, 2)
+
+
+NESTED = ("SELECT rows_uploaded FROM aws_s3.query_export_to_s3("
+          "'SELECT 1 / (n - n) FROM generate_series(1, 2) n', "
+          "aws_commons.create_s3_uri('" + BUCKET + "', 'exports/nested', '" + REGION + "'))")
+
+
+@pytest.mark.parametrize("batch_mode", ["on", "off"])
+@pytest.mark.parametrize("query", ["nested export", "failing aws_ml call"])
+def test_an_export_of_a_query_calling_aws_s3_or_aws_ml_fails_as_copy_to_stdout(s3db, s3, emulator, query,
+                                                                               batch_mode):
+    s3db.execute("CREATE EXTENSION IF NOT EXISTS aws_ml")
+    s3db.execute("SELECT pg_catalog.set_config('aws_ml.batch_mode', %s, false)", (batch_mode,))
+    emulator.set_faults(service="comprehend", error_code="AccessDeniedException", error_status=400, error_every=1)
+    sql = {"nested export": NESTED,
+           "failing aws_ml call": "SELECT (aws_comprehend.detect_sentiment('I love it ' || n, 'en')).sentiment "
+                                  "FROM generate_series(1, 30) n"}[query]
+    for _ in range(2):
+        assert_reported_as_copy(s3db, lambda: copy_to_stdout(s3db, sql, None), lambda: export(s3db, sql, new_key()))
+        assert export(s3db, "SELECT 1", new_key()) == (1, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def latin1_database(cluster):
+    return create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE", options=in_encoding("LATIN1"))
+
+
+def test_outside_utf8_an_error_thrown_again_keeps_its_own_non_ascii_context(latin1_database, connect, s3):
+    conn = connect(dbname=latin1_database)
+    conn.execute(FUNCTIONS.replace("a much longer statement", "a much longer st\u00e4tement"))
+    for sql in ("SELECT pg_temp.reraised()", "SELECT pg_temp.reraised_short()"):
+        for _ in range(2):
+            assert_reported_as_copy(conn, lambda: copy_to_stdout(conn, sql, None), lambda: export(conn, sql, new_key()))
+            assert export(conn, "SELECT 1", new_key()) == (1, 1, 2)
