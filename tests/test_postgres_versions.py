@@ -180,6 +180,7 @@ C_FUNCTIONS = {
     "csv_rows": ("aws_sagemaker._csv_rows", "(anyarray) RETURNS text[]", "aws_ml_sagemaker_csv_rows"),
     "copy_layout": ("aws_s3._copy_layout", "(options text, is_from boolean, OUT format text, OUT quote text, "
                     "OUT escape text, OUT header boolean, OUT ascii_safe boolean)", "aws_s3_copy_layout"),
+    "import_target": ("aws_s3._import_target", "(table_name text) RETURNS oid", "aws_s3_import_target"),
 }
 CALLS = [
     ("csv_rows", "ARRAY[ROW(1, NULL::text, ARRAY['a,b', NULL], 'q\"q'), NULL, ROW(2, 'x', '{}'::text[], '')]"),
@@ -189,6 +190,10 @@ CALLS = [
     ("copy_layout", "'delimiter ''|''', true"),
     ("copy_layout", "'(format csv, header match)', true"),
     ("copy_layout", "'CSV HEADER QUOTE AS ''|''', false"),
+    ("import_target", "'pg_catalog.pg_class (oid, relname)'"),
+    ("import_target", "'/* a comment */ \"pg_namespace\"'"),
+    ("import_target", "'U&\"pg\\005fproc\"'"),
+    ("import_target", "'no_such_table'"),
 ]
 
 
