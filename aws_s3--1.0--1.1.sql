@@ -1,7 +1,6 @@
 -- aws_s3 1.0 -> 1.1: the aws_s3 role holds EXECUTE and USAGE without grant
--- option, aws_s3._copy_layout checks options for the direction of the COPY
--- they are for, and aws_s3._import_target finds an import's table as its
--- COPY does (aws_s3 1.1 is 1.0 with these three changes alone).
+-- option, and aws_s3._copy_layout checks options for the direction of the
+-- COPY they are for (aws_s3 1.1 is 1.0 with these two changes alone).
 \echo Use "ALTER EXTENSION aws_s3 UPDATE TO '1.1'" to load this file. \quit
 
 -- As aws_ml 2.1's (aws_ml--2.0--2.1.sql): the grant option and every grant
@@ -20,13 +19,3 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'aws_s3_copy_layout';
 REVOKE ALL ON FUNCTION aws_s3._copy_layout(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aws_s3._copy_layout(text, boolean) TO aws_s3;
-
--- The table an import's table_name names, read as its COPY reads it (SQL's
--- grammar), NULL if none: whether the transaction may write it is checked
--- before any request. In the caller's search_path, as the COPY.
-CREATE FUNCTION aws_s3._import_target(table_name text)
-RETURNS oid
-LANGUAGE C STABLE STRICT PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'aws_s3_import_target';
-REVOKE ALL ON FUNCTION aws_s3._import_target(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aws_s3._import_target(text) TO aws_s3;

@@ -62,23 +62,29 @@ def _is_token_text(value: str) -> bool:
     return value != "" and all("!" <= character <= "~" for character in value)
 
 
+def _internal(sql: str, types: List[str], values: List[Any]) -> Any:
+    """The first row of sql, which calls an internal function of aws_s3's
+    newest version: one the database's aws_s3 lacks (1.0's _copy_layout(text),
+    1.1's missing _import_target) means it predates this package."""
+    import plpy
+    try:
+        return _execute(sql, types, values)[0]
+    except plpy.spiexceptions.UndefinedFunction:
+        raise AwsMlError(NOT_CONFIGURED, "this database's aws_s3 is older than the aws_s3 installed on the server",
+                         hint="ALTER EXTENSION aws_s3 UPDATE (docs/operations.md#upgrading).") from None
+
+
 def _layout(options: Optional[str], is_from: bool) -> Dict[str, Any]:
     """COPY's data format with options ({format, quote, escape, header, ascii_safe}),
     checked as COPY FROM (is_from) or TO checks them: before any request."""
-    import plpy
-    try:
-        return _execute("SELECT format, quote, escape, header, ascii_safe FROM aws_s3._copy_layout($1, $2)",
-                        ["pg_catalog.text", "pg_catalog.bool"], [options, is_from])[0]
-    except plpy.spiexceptions.UndefinedFunction:
-        # aws_s3 1.0's _copy_layout(text): the database's aws_s3 predates this package
-        raise AwsMlError(NOT_CONFIGURED, "this database's aws_s3 is older than the aws_s3 installed on the server",
-                         hint="ALTER EXTENSION aws_s3 UPDATE (docs/operations.md#upgrading).") from None
+    return _internal("SELECT format, quote, escape, header, ascii_safe FROM aws_s3._copy_layout($1, $2)",
+                     ["pg_catalog.text", "pg_catalog.bool"], [options, is_from])
 
 
 def _import_target(table_name: str) -> Optional[int]:
     """The OID of the table table_name names as COPY reads it (a column list
     may follow the name), None if it names none."""
-    return _execute("SELECT aws_s3._import_target($1) AS relid", ["pg_catalog.text"], [table_name])[0]["relid"]
+    return _internal("SELECT aws_s3._import_target($1) AS relid", ["pg_catalog.text"], [table_name])["relid"]
 
 
 def _client(region: Optional[str], given: Optional[Credentials] = None) -> Tuple[Settings, ClientSpec]:
