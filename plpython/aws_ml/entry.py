@@ -5,7 +5,7 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, cast
 
 from . import backend, stats
-from .errors import SERVICE_FAILED, AwsMlError, unpacked_sqlstate
+from .errors import SERVICE_FAILED, AwsMlError, as_spidata, spidata_of, unpacked_sqlstate
 
 Function = TypeVar("Function", bound=Callable[..., Any])
 
@@ -47,7 +47,7 @@ def _for_sql(extension: str, text: str, sql_message: str, sqlstate: str, spidata
     the object names), announced to the module as the error whose message
     SQL reads as sql_message. PL/Python prefixes text with the exception's
     type name, so the type is named after the extension. With spidata (a
-    server error's, in _SPIDATA_FIELDS' order), a plpy.SPIError: PL/Python
+    server error's, errors.as_spidata), a plpy.SPIError: PL/Python
     reports its fields, the internal query and position too, from there."""
     kind = (extension, spidata is not None)
     if kind not in _error_classes:
@@ -75,9 +75,6 @@ def _is_server_error(error: Exception) -> bool:
     return plpy is not None and isinstance(error, plpy.SPIError)
 
 
-# plpy.SPIError's spidata, as PL/Python fills it
-_SPIDATA_FIELDS = ("sqlerrcode", "detail", "hint", "internal_query", "internal_position", "schema_name",
-                   "table_name", "column_name", "datatype_name", "constraint_name")
 _REPORTED_FIELDS = ("detail", "hint", "schema_name", "table_name", "column_name", "datatype_name", "constraint_name")
 
 
@@ -88,7 +85,7 @@ def _server_error(extension: str, error: Exception, arguments: List[Any]) -> Exc
     of the caller's arguments: aws_s3's COPY points a syntax error into the
     argument it is in (extension/src/s3/copy_arguments.c); outside UTF8
     PL/Python reads that argument as plpython_errors.c writes it."""
-    spidata = dict(zip(_SPIDATA_FIELDS, getattr(error, "spidata", None) or ()))
+    spidata = spidata_of(error)
     if spidata:
         sqlstate = unpacked_sqlstate(spidata["sqlerrcode"])
     else:  # raised in Python as a plpy.spiexceptions class
@@ -98,6 +95,6 @@ def _server_error(extension: str, error: Exception, arguments: List[Any]) -> Exc
     query = spidata.get("internal_query")
     if query is not None and any(query in (argument, backend.as_plpython_reads(argument))
                                  for argument in arguments if isinstance(argument, str)):
-        return _for_sql(extension, text, text, sqlstate, spidata=tuple(spidata[name] for name in _SPIDATA_FIELDS),
+        return _for_sql(extension, text, text, sqlstate, spidata=as_spidata(spidata),
                         **reported)
     return _for_sql(extension, text, text, sqlstate, **reported)

@@ -2,7 +2,7 @@
 message naming the service and operation, the AWS error code in DETAIL and a
 HINT when there is something to do (docs/design.md, decision 5)."""
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:  # errors.py stays a leaf of the package's imports
     from .services import Service
@@ -108,6 +108,22 @@ def packed_sqlstate(sqlstate: str) -> int:
     return sum(((ord(character) - ord("0")) & 0x3F) << (6 * i) for i, character in enumerate(sqlstate))
 
 
+# plpy.SPIError's spidata, as PL/Python fills and reads it
+SPIDATA_FIELDS = ("sqlerrcode", "detail", "hint", "internal_query", "internal_position", "schema_name",
+                  "table_name", "column_name", "datatype_name", "constraint_name")
+
+
+def spidata_of(error: Exception) -> Dict[str, Any]:
+    """The fields of a plpy.SPIError's spidata by name; none if it has no spidata."""
+    return dict(zip(SPIDATA_FIELDS, getattr(error, "spidata", None) or ()))
+
+
+def as_spidata(fields: Dict[str, Any]) -> Tuple[Any, ...]:
+    """The spidata of fields (by name; the SQLSTATE packed); PL/Python reads
+    the position as a number."""
+    return tuple(fields.get(name, 0 if name == "internal_position" else None) for name in SPIDATA_FIELDS)
+
+
 _spi_exceptions: Optional[Dict[str, type]] = None  # SQLSTATE -> plpy.spiexceptions' class
 
 
@@ -121,9 +137,7 @@ def server_error(sqlstate: str, message: str, detail: Optional[str] = None) -> E
     error = _spi_exceptions.get(sqlstate, plpy.SPIError)(message)
     error.sqlstate = sqlstate
     if detail is not None:
-        # what PL/Python reads of an error: (SQLSTATE as the server packs it,
-        # detail, hint, query, position, schema, table, column, type, constraint)
-        error.spidata = (packed_sqlstate(sqlstate), detail, None, None, 0, None, None, None, None, None)
+        error.spidata = as_spidata({"sqlerrcode": packed_sqlstate(sqlstate), "detail": detail})
     return error
 
 

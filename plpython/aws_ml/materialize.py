@@ -27,7 +27,7 @@ from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence
 
 from . import backend, distributed, read_only, sql_names
 from .arguments import NOT_BLANK_PATTERN, in_range, required
-from .errors import AwsMlError
+from .errors import AwsMlError, spidata_of
 from .progress import Progress
 from .row_address import RowId
 
@@ -402,8 +402,8 @@ def fill_shards(procedure: str, shards: Optional[List[str]], fill: Callable[[str
     except plpy.SPIError as error:
         if error.sqlstate == QUERY_CANCELED:
             raise
-        # spidata: (sqlerrcode, detail, hint, query, position, ...)
-        detail, hint = error.spidata[1:3] if hasattr(error, "spidata") else (None, None)
-        stopped = {"sqlstate": error.sqlstate, "message": error.args[0], "detail": detail, "hint": hint}
+        fields = spidata_of(error)
+        stopped = {"sqlstate": error.sqlstate, "message": error.args[0], "detail": fields.get("detail"),
+                   "hint": fields.get("hint")}
     plpy.rollback()
     return (json.dumps({"done": done, "error": stopped}),)
