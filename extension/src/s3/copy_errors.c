@@ -34,28 +34,24 @@ mark_own_context(void *arg)
 	OwnContext *own = (OwnContext *) arg;
 	MemoryContext raising_context = MemoryContextSwitchTo(own->records);
 	ErrorData  *error = CopyErrorData();
-	char	   *text = pstrdup(error->context ? error->context : "");
-	bool		fatal_or_error = error->elevel >= ERROR;
+	const char *text = error->context ? error->context : "";
 
-	FreeErrorData(error);
-	if (!fatal_or_error || (own->seen != NIL && strcmp(llast(own->seen), text) == 0))
-		pfree(text);
-	else
+	if (error->elevel >= ERROR && (own->seen == NIL || strcmp(llast(own->seen), text) != 0))
 	{
-		own->seen = lappend(own->seen, text);
+		own->seen = lappend(own->seen, pstrdup(text));
 		if (list_length(own->seen) > SEEN_OWN_CONTEXTS)
 		{
 			pfree(linitial(own->seen));
 			own->seen = list_delete_first(own->seen);
 		}
 	}
+	FreeErrorData(error);
 	MemoryContextSwitchTo(raising_context);
 }
 
 void
 begin_own_context(OwnContext *own)
 {
-	own->records = NULL;		/* until made, for rethrow_for_plpython */
 	own->seen = NIL;
 	own->records = AllocSetContextCreate(CurrentMemoryContext, "aws_s3 COPY error contexts",
 										 ALLOCSET_SMALL_SIZES);
@@ -100,10 +96,11 @@ own_length(const OwnContext *own, const char *context)
  * In the PG_CATCH of a PG_TRY that began own: throws the error being
  * handled again with its own context at the end of its DETAIL, and its
  * texts made readable by PL/Python (plpython_errors.c): ReThrowError runs
- * no context callback, so the guard does not see it.
+ * no context callback, so the guard does not see it. own's records go with
+ * the memory of the call, which the error's abort releases.
  */
 void
-rethrow_for_plpython(MemoryContext context, OwnContext *own)
+rethrow_for_plpython(MemoryContext context, const OwnContext *own)
 {
 	ErrorData  *error;
 
@@ -112,8 +109,6 @@ rethrow_for_plpython(MemoryContext context, OwnContext *own)
 	FlushErrorState();
 	if (error->context != NULL)
 		error->context[own_length(own, error->context)] = '\0';
-	if (own->records != NULL)
-		MemoryContextDelete(own->records);
 	if (error->context != NULL && error->context[0] != '\0')
 		error->detail = error->detail ? psprintf("%s\n%s", error->detail, error->context) : error->context;
 	error->context = NULL;

@@ -19,6 +19,6 @@ typedef struct OwnContext
 
 extern void begin_own_context(OwnContext *own);
 extern void end_own_context(OwnContext *own);
-extern void rethrow_for_plpython(MemoryContext context, OwnContext *own);
+extern void rethrow_for_plpython(MemoryContext context, const OwnContext *own);
 
 #endif
