@@ -5,6 +5,7 @@ database on a server that has never seen the extensions. A restore sends
 nothing to AWS but the REFRESH MATERIALIZED VIEW that PostgreSQL runs; the
 restored database answers, grants and resumes its backfill as the source."""
 import datetime
+import os
 import subprocess
 import uuid
 
@@ -150,8 +151,10 @@ def new_database(cluster, roles):
     return name
 
 
-def run(program, *args):
-    done = subprocess.run([str(program), *map(str, args)], capture_output=True, text=True)
+def run(program, *args, options=None):
+    """Runs a PostgreSQL client program, with options as its PGOPTIONS; its stderr."""
+    env = {**os.environ, **({"PGOPTIONS": options} if options else {})}
+    done = subprocess.run([str(program), *map(str, args)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     return done.stderr
 

@@ -6,7 +6,6 @@ the service's new answers and the rows an AFTER trigger writes written a
 second time. --disable-triggers (ALTER TABLE ... DISABLE TRIGGER ALL around
 each table's data) or session_replication_role = replica (which still fires
 ENABLE ALWAYS triggers) load the rows as dumped, without a request."""
-import os
 import re
 import subprocess
 import uuid
@@ -16,7 +15,7 @@ import pytest
 
 from tests.conftest import REGION, create_database
 from tests.s3_support import BUCKET, copy_to_stdout
-from tests.test_dump_restore import requests, score_review, scored_by_the_service
+from tests.test_dump_restore import requests, run, score_review, scored_by_the_service
 
 ROWS = 8
 CORRECTED = (2, 3)  # reviews whose score a person corrected after the trigger scored them
@@ -73,13 +72,6 @@ def source(cluster):
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def program(cluster, name, *args, options=None):
-    """Runs a PostgreSQL client program; options: its PGOPTIONS."""
-    env = {**os.environ, **({"PGOPTIONS": options} if options else {})}
-    done = subprocess.run([str(cluster.bindir / name), *map(str, args)], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-
-
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory, cluster, source):
     """The source's schema (custom format), all of it (custom format) and its
@@ -88,10 +80,10 @@ def dumps(tmp_path_factory, cluster, source):
     made = {"schema": folder / "schema.dump", "custom": folder / "all.dump",
             "plain": folder / "data.sql", "plain --disable-triggers": folder / "data-disable-triggers.sql"}
     conninfo = cluster.conninfo(source[0])
-    program(cluster, "pg_dump", "-Fc", "--schema-only", "-f", made["schema"], "-d", conninfo)
-    program(cluster, "pg_dump", "-Fc", "-f", made["custom"], "-d", conninfo)
-    program(cluster, "pg_dump", "--data-only", "-f", made["plain"], "-d", conninfo)
-    program(cluster, "pg_dump", "--data-only", "--disable-triggers", "-f", made["plain --disable-triggers"],
+    run(cluster.bindir / "pg_dump", "-Fc", "--schema-only", "-f", made["schema"], "-d", conninfo)
+    run(cluster.bindir / "pg_dump", "-Fc", "-f", made["custom"], "-d", conninfo)
+    run(cluster.bindir / "pg_dump", "--data-only", "-f", made["plain"], "-d", conninfo)
+    run(cluster.bindir / "pg_dump", "--data-only", "--disable-triggers", "-f", made["plain --disable-triggers"],
             "-d", conninfo)
     return made
 
@@ -102,7 +94,7 @@ def schema_only_copy(cluster, emulator, fresh_database, dumps, settings=None):
     a subscriber's triggers may be set."""
     name = fresh_database()
     emulator.reset()
-    program(cluster, "pg_restore", "--exit-on-error", "-d", cluster.conninfo(name), dumps["schema"])
+    run(cluster.bindir / "pg_restore", "--exit-on-error", "-d", cluster.conninfo(name), dumps["schema"])
     assert requests(emulator) == {}
     with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
         for trigger, setting in (settings or {}).items():
@@ -113,10 +105,10 @@ def schema_only_copy(cluster, emulator, fresh_database, dumps, settings=None):
 def restore_data(cluster, dumps, name, how, options=None):
     conninfo = cluster.conninfo(name)
     if how.startswith("plain"):
-        program(cluster, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", dumps[how], "-d", conninfo,
+        run(cluster.bindir / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", dumps[how], "-d", conninfo,
                 options=options)
     else:
-        program(cluster, "pg_restore", "--data-only", "--exit-on-error", *how.split()[1:], "-d", conninfo,
+        run(cluster.bindir / "pg_restore", "--data-only", "--exit-on-error", *how.split()[1:], "-d", conninfo,
                 dumps["custom"], options=options)
 
 

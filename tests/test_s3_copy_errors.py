@@ -5,9 +5,9 @@ works and the error again."""
 import pytest
 
 from tests.s3_support import export, new_key, s3, s3_database, s3db  # noqa: F401 (fixtures)
-from tests.conftest import REGION, create_database, in_encoding
+from tests.conftest import REGION
 from tests.s3_support import BUCKET, copy_to_stdout
-from tests.test_s3 import assert_reported_as_copy
+from tests.test_s3 import assert_reported_as_copy, latin1_database  # noqa: F401 (a fixture)
 
 FUNCTIONS = """
     CREATE OR REPLACE FUNCTION pg_temp.reraised() RETURNS int LANGUAGE plpgsql AS $$
@@ -76,11 +76,6 @@ def test_an_export_of_a_query_calling_aws_s3_or_aws_ml_fails_as_copy_to_stdout(s
     for _ in range(2):
         assert_reported_as_copy(s3db, lambda: copy_to_stdout(s3db, sql, None), lambda: export(s3db, sql, new_key()))
         assert export(s3db, "SELECT 1", new_key()) == (1, 1, 2)
-
-
-@pytest.fixture(scope="module")
-def latin1_database(cluster):
-    return create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE", options=in_encoding("LATIN1"))
 
 
 def test_outside_utf8_an_error_thrown_again_keeps_its_own_non_ascii_context(latin1_database, connect, s3):
