@@ -1,5 +1,6 @@
 """Progress of a long procedure as NOTICE lines: rows done of the total, the
-rate and the time left, at most once per interval, plus a final line."""
+rate and the time left, at most once per interval, plus a final line unless
+the last one already said it all."""
 import time
 from typing import Callable, Optional
 
@@ -14,6 +15,7 @@ class Progress:
         self._clock = clock
         self._started = clock()
         self._last_report: Optional[float] = None
+        self._reported_done: Optional[int] = None
 
     def advance(self, rows: int) -> None:
         """Counts rows as done; reports after the first batch and then at most
@@ -25,7 +27,8 @@ class Progress:
             self._report(now)
 
     def finish(self) -> None:
-        self._report(self._clock())
+        if self._reported_done != self.done:
+            self._report(self._clock())
 
     def line(self, now: float) -> str:
         elapsed = max(now - self._started, 1e-9)
@@ -37,4 +40,5 @@ class Progress:
     def _report(self, now: float) -> None:
         import plpy
         self._last_report = now
+        self._reported_done = self.done
         plpy.notice(self.line(now))
