@@ -114,7 +114,7 @@ def test_create_extension_propagates_to_every_worker_with_the_role_and_grants(ci
         with citus.connect(node=worker) as conn:
             assert dict(conn.execute("SELECT extname, extversion FROM pg_extension WHERE extname IN "
                                      "('aws_ml', 'aws_commons', 'plpython3u')").fetchall()) == {
-                "aws_ml": "2.1", "aws_commons": "1.1", "plpython3u": "1.0"}
+                "aws_ml": "2.2", "aws_commons": "1.1", "plpython3u": "1.0"}
             assert conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'aws_ml'").fetchone() == (False,)
             assert conn.execute("SELECT pg_has_role('analyst', 'aws_ml', 'MEMBER'), "
                                 "has_function_privilege('analyst', 'aws_comprehend.detect_sentiment(varchar, "

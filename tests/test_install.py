@@ -18,7 +18,7 @@ def test_create_extension_cascade_installs_aws_commons_with_notice(cluster, fres
         conn.execute("CREATE EXTENSION IF NOT EXISTS aws_ml CASCADE;")
         assert 'installing required extension "aws_commons"' in notices
         versions = dict(conn.execute("SELECT extname, extversion FROM pg_extension").fetchall())
-        assert versions["aws_ml"] == "2.1" and versions["aws_commons"] == "1.1"
+        assert versions["aws_ml"] == "2.2" and versions["aws_commons"] == "1.1"
         assert versions["plpython3u"] == "1.0"
 
 

@@ -2,6 +2,7 @@
 aws_bedrock.materialize_embeddings, counted with the emulator's counters."""
 import json
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -102,6 +103,14 @@ def test_progress_notices_count_up_to_the_total(db, emulator):
     assert progress[-1].startswith(f"materialize_sentiment: {eligible} / {eligible} rows, ")
     assert progress[-1].endswith("about 0 s left")
     assert all(" rows/s, " in line for line in progress)
+
+
+def test_a_run_of_one_batch_reports_once(db, emulator):
+    eligible = make_notes(db, 10)
+    notices = []
+    db.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+    db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
+    assert [line.split(",")[0] for line in notices] == [f"materialize_sentiment: {eligible} / {eligible} rows"]
 
 
 def test_stopped_half_way_then_run_again_scores_each_row_once(db, connect, emulator):
@@ -595,3 +604,52 @@ def test_a_members_backfill_of_anothers_table_needs_its_privileges_and_runs_as_t
     conn.execute(call)
     assert filled(db, f"{tenant}.reviews") == 3
     assert set(ran_as) == {tenant}, ran_as
+
+
+# --- a session's first call, where the module is not preloaded ----------------------------
+
+def module_loaded(conn):
+    """Whether conn's backend has loaded aws_ml's C module."""
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    return "/plugins/aws_ml.so" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def failure_of(conn, statements):
+    """The error of the last of statements (each before it succeeds), as the client reads it."""
+    for statement in statements[:-1]:
+        conn.execute(statement)
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(statements[-1])
+    conn.execute("ROLLBACK")  # of the statements' BEGIN, if any
+    diag = caught.value.diag
+    return (diag.sqlstate, diag.message_primary, diag.message_detail, diag.message_hint, diag.context,
+            diag.source_function)
+
+
+@pytest.mark.parametrize("statements, sqlstate, context", [
+    (["CALL aws_comprehend.materialize_sentiment('notes', 'nosuch', 'en')"], "42703", None),
+    (["CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en', batch_size => 0)"], "22023", None),
+    (["CALL aws_bedrock.materialize_embeddings('documents', 'body', 'embedding', 'meta.llama3')"], "22023", None),
+    (["BEGIN", "CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')"], "2D000", None),
+    (["BEGIN READ ONLY", "CALL aws_bedrock.materialize_embeddings('documents', 'body', 'embedding', "
+      "'amazon.titan-embed-text-v1')"], "25006", None),
+    (["DO $$ BEGIN CALL aws_comprehend.materialize_sentiment('notes', 'nosuch', 'en'); END $$"], "42703",
+     "SQL statement \"CALL aws_comprehend.materialize_sentiment('notes', 'nosuch', 'en')\"\n"
+     "PL/pgSQL function inline_code_block line 1 at CALL"),
+])
+def test_a_sessions_first_call_fails_as_its_later_calls(db, connect, emulator, statements, sqlstate, context):
+    """PostgreSQL decides how to call a procedure before its body runs, and
+    the module is loaded (here, where it is not preloaded) by the first call
+    of a session: that call's error reads as every later one's, without
+    PL/Python's traceback."""
+    make_notes(db, 4)
+    make_documents(db, 2)
+    emulator.reset()
+    conn = connect()
+    assert not module_loaded(conn)
+    first = failure_of(conn, statements)
+    assert module_loaded(conn)
+    again = failure_of(conn, statements)
+    assert first == again
+    assert first[0] == sqlstate and first[1].startswith("aws_ml: ") and first[4] == context, first
+    assert emulator.counters() == {}

@@ -1,4 +1,4 @@
-"""aws_ml 2.1 and aws_s3 1.2 installed fresh, and aws_ml 1.0 and aws_s3 1.0
+"""aws_ml 2.2 and aws_s3 1.2 installed fresh, and aws_ml 1.0 and aws_s3 1.0
 as installed before 2.1 updated to them, leave the same catalog: everything
 a user or a later upgrade script can observe."""
 import json
@@ -105,10 +105,10 @@ def test_fresh_install_and_update_from_1_0_leave_the_same_catalog(cluster, login
     bedrock = {row[1] for row in want["functions"] if row[0] == "aws_bedrock"}
     assert bedrock == {"invoke_model", "invoke_model_get_embeddings",
                        "batch_invoke_model", "batch_invoke_model_get_embeddings", "materialize_embeddings",
-                       "_materialize_embeddings_shards",
+                       "_materialize_embeddings", "_materialize_embeddings_shards",
                        "_invoke_model_rows", "_invoke_model_get_embeddings_rows"}
     assert ("aws_ml", "schema aws_bedrock") in want["members"]
-    assert [row[:2] for row in want["extensions"]] == [("aws_commons", "1.1"), ("aws_ml", "2.1"), ("aws_s3", "1.2")]
+    assert [row[:2] for row in want["extensions"]] == [("aws_commons", "1.1"), ("aws_ml", "2.2"), ("aws_s3", "1.2")]
     grants = " ".join(str(row[-1]) for row in want["functions"] + want["schemas"])
     assert "*" not in grants and "aws_ml=X/" in grants and "aws_s3=X/" in grants
 

@@ -1,7 +1,7 @@
 -- Catalog facts of aws_bedrock (aws_ml 2.0): signatures, attributes, privileges.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(22);
+SELECT plan(23);
 
 SELECT has_function('aws_bedrock', 'invoke_model', ARRAY['character varying', 'text', 'text', 'text']);
 SELECT is(pg_get_function_arguments('aws_bedrock.invoke_model(varchar, text, text, text)'::regprocedure),
@@ -40,8 +40,12 @@ SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'aws_bedrock':
           'aws_bedrock has the four functions and their two batch-mode forms');
 SELECT is(ARRAY(SELECT proname::text FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'p'
                 ORDER BY proname),
-          ARRAY['_materialize_embeddings_shards', 'materialize_embeddings'],
-          'aws_bedrock has two procedures, materialize_embeddings and its form for the shards of a Citus node');
+          ARRAY['_materialize_embeddings', '_materialize_embeddings_shards', 'materialize_embeddings'],
+          'aws_bedrock has three procedures: materialize_embeddings, its body and its form for the shards of a Citus node');
+SELECT is((SELECT (l.lanname, p.prosrc)::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+           WHERE p.oid = 'aws_bedrock.materialize_embeddings(regclass, name, name, varchar, text, int, int)'::regprocedure),
+          '(c,aws_ml_materialize_embeddings)',
+          'materialize_embeddings is a C entry point, which loads the module before it looks its body up');
 
 SELECT is_empty($$
     SELECT p.oid::regprocedure FROM pg_proc p
@@ -69,7 +73,7 @@ $$, 'every aws_bedrock function pins search_path to pg_catalog, pg_temp');
 
 SELECT is_empty($$
     SELECT p.oid::regprocedure FROM pg_proc p
-    WHERE p.pronamespace = 'aws_bedrock'::regnamespace
+    WHERE p.pronamespace = 'aws_bedrock'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpython3u')
       AND (array_length(string_to_array(btrim(p.prosrc, E'\n'), E'\n'), 1) <> CASE p.prokind WHEN 'p' THEN 3 ELSE 2 END
            OR btrim(p.prosrc, E'\n') <> CASE p.prokind WHEN 'p' THEN E'plpy.execute("LOAD ''$libdir/plugins/aws_ml''")\n'
                                                        ELSE '' END

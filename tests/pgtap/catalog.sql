@@ -1,7 +1,7 @@
 -- Catalog facts of aws_ml and aws_commons: schemas, signatures, the role, privileges.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(28);
+SELECT plan(29);
 
 SELECT has_extension('aws_ml');
 SELECT has_extension('aws_commons');
@@ -66,9 +66,13 @@ SELECT is_empty($$
     WHERE n.nspname IN ('aws_comprehend', 'aws_sagemaker', 'aws_bedrock')
       AND p.prokind = 'p' AND (p.prosecdef OR p.proconfig IS NOT NULL)
 $$, 'every aws_ml procedure is SECURITY INVOKER without a SET clause');
-SELECT is((SELECT prokind FROM pg_proc
-           WHERE oid = 'aws_comprehend.materialize_sentiment(regclass, name, varchar, name, name, int)'::regprocedure),
-          'p'::"char", 'aws_comprehend.materialize_sentiment is a procedure');
+SELECT is((SELECT (p.prokind, l.lanname, p.prosrc)::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+           WHERE p.oid = 'aws_comprehend.materialize_sentiment(regclass, name, varchar, name, name, int)'::regprocedure),
+          '(p,c,aws_ml_materialize_sentiment)',
+          'aws_comprehend.materialize_sentiment is a C procedure, which loads the module before it looks its body up');
+SELECT is((SELECT l.lanname::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+           WHERE p.oid = 'aws_comprehend._materialize_sentiment(regclass, name, varchar, name, name, int)'::regprocedure),
+          'plpython3u', 'its body aws_comprehend._materialize_sentiment is PL/Python');
 
 SELECT is_empty($$
     SELECT n.nspname FROM pg_namespace n

@@ -16,12 +16,15 @@
  * of a C function would have. An error that is not the one announced, a bug
  * of the package's included, is left as PL/Python made it.
  *
- * aws_ml's procedures (the backfills) have no SET clause, which would
- * forbid their COMMITs, and neither have aws_s3's PL/Python functions,
- * whose query and table name resolve in the caller's search_path: this
- * module asks PostgreSQL to call them through fmgr_security_definer too
- * (needs_fmgr_hook), which changes nothing else for a function or
- * procedure that is neither SECURITY DEFINER nor has a SET clause.
+ * aws_ml's PL/Python procedures (the backfills' bodies) have no SET clause,
+ * which would forbid their COMMITs, and neither have aws_s3's PL/Python
+ * functions, whose query and table name resolve in the caller's
+ * search_path: this module asks PostgreSQL to call them through
+ * fmgr_security_definer too (needs_fmgr_hook), which changes nothing else
+ * for a function or procedure that is neither SECURITY DEFINER nor has a
+ * SET clause. PostgreSQL asks when it looks a procedure up: the backfills'
+ * C entry points look their bodies up once the module is loaded
+ * (procedure_bodies.c).
  */
 #include "postgres.h"
 
@@ -116,7 +119,7 @@ member_of(Oid function, const char *extension)
 	return OidIsValid(installed) && getExtensionOfObject(ProcedureRelationId, function) == installed;
 }
 
-/* aws_ml's procedures, aws_s3's PL/Python functions, and what another module's hook asks for */
+/* aws_ml's PL/Python procedures, aws_s3's PL/Python functions, and what another module's hook asks for */
 static bool
 deliberate_errors_needs_fmgr_hook(Oid function)
 {
@@ -132,10 +135,11 @@ deliberate_errors_needs_fmgr_hook(Oid function)
 	kind = ((Form_pg_proc) GETSTRUCT(tuple))->prokind;
 	language = ((Form_pg_proc) GETSTRUCT(tuple))->prolang;
 	ReleaseSysCache(tuple);
+	if (language != get_language_oid("plpython3u", true))
+		return false;
 	if (kind == PROKIND_PROCEDURE)
 		return member_of(function, "aws_ml");
-	return kind == PROKIND_FUNCTION && language == get_language_oid("plpython3u", true) &&
-		member_of(function, "aws_s3");
+	return kind == PROKIND_FUNCTION && member_of(function, "aws_s3");
 }
 
 void
