@@ -136,13 +136,18 @@ def sql_error(db, sql, params=None):
 def test_errors_carry_sqlstate_detail_and_hint(db):
     diag = sql_error(db, "SELECT * FROM aws_comprehend.detect_sentiment('hello', 'xx')")
     assert diag.sqlstate == "22023"
-    assert "Comprehend DetectSentiment" in diag.message_primary
-    assert "AWS error code:" in diag.message_detail
+    assert "Comprehend DetectSentiment" in diag.message_primary and "[en, es, fr" in diag.message_primary
+    assert diag.message_detail == "AWS error code: ValidationException (HTTP 400)"
+    assert diag.message_hint == "Give one of the language codes the message lists."
 
     diag = sql_error(db, "SELECT * FROM aws_comprehend.detect_sentiment(%s, 'en')", ("x" * 5001,))
     assert diag.sqlstate == "22023"
-    assert "TextSizeLimitExceededException" in diag.message_detail
+    assert diag.message_detail == "AWS error code: TextSizeLimitExceededException (HTTP 400)"
+    assert "left(text, 1250)" in diag.message_hint
 
+    # the hint's advice: 1,250 characters of 4 bytes each are 5,000 bytes, which the service takes
+    assert db.execute("SELECT sentiment FROM aws_comprehend.detect_sentiment(left(%s, 1250), 'en')",
+                      ("\U0001F600" * 2000,)).fetchone()[0] is not None
     assert db.execute("SELECT sentiment FROM aws_comprehend.detect_sentiment(%s, 'en')",
                       ("é" * 2500,)).fetchone()[0] is not None  # 5,000 bytes: accepted
 
@@ -159,6 +164,7 @@ def test_batch_error_names_the_ordinality(db):
     assert diag.sqlstate == "22023"
     assert "ordinality 4" in diag.message_primary
     assert "TEXT_SIZE_LIMIT_EXCEEDED" in diag.message_detail
+    assert "left(text, 1250)" in diag.message_hint
 
     diag = sql_error(db, "SELECT * FROM aws_comprehend.batch_detect_sentiment('{{a,b},{c,d}}', 'en')")
     assert diag.sqlstate == "22023" and "one-dimensional" in diag.message_primary

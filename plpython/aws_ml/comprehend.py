@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from . import batch_rows, distributed, materialize
 from .arguments import batch_limit, batch_rows_of, has_text, one_dimensional, required
 from .entry import sql_entry
-from .errors import AwsMlError, at_ordinality, sqlstate_for
+from .errors import AwsMlError, at_ordinality, hint_for, sqlstate_for
 from .request import Input, Requests, Unanswered
 from .services import COMPREHEND
 from .transport import Params
@@ -152,5 +152,6 @@ def _document_error(refused: List[Tuple[int, Dict[str, str]]]) -> AwsMlError:
         sqlstate_for(code, message),
         f"Comprehend BatchDetectSentiment refused a document: {message}",
         f"AWS error code: {code}; {len(refused)} document(s) refused",
+        hint_for(code, message),
         ordinality=index + 1,
     )

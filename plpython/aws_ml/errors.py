@@ -57,7 +57,15 @@ _HINTS_BY_CODE = {
     "NoSuchKey": "Check file_path: S3 keys are case-sensitive and have no leading slash.",
     "ModelNotReadyException": "The model is still being loaded (a serverless or multi-model endpoint, or a "
                               "Bedrock model): try again in a moment.",
+    **dict.fromkeys(("TextSizeLimitExceededException", "TEXT_SIZE_LIMIT_EXCEEDED"),
+                    "Shorten the text to the limit the message gives, in bytes of UTF-8: left(text, 1250) is "
+                    "at most 5,000 bytes whatever its characters."),
+    "UnsupportedLanguageException": "Give a language code the operation supports (the message lists them).",
 }
+
+# A validation error about the language code: it lists the codes allowed.
+_LANGUAGE_CODE_MESSAGE = re.compile(r"\blanguageCode\b", re.IGNORECASE)
+_LANGUAGE_CODE_HINT = "Give one of the language codes the message lists."
 
 _HINTS = {
     THROTTLED: "AWS kept throttling after aws_ml.max_attempts attempts: lower the request rate, "
@@ -183,6 +191,13 @@ def is_throttling(code: Optional[str], status: Optional[int]) -> bool:
     return code in _THROTTLING_CODES or status == 429
 
 
+def hint_for(code: str, message: str) -> Optional[str]:
+    """What to do about an error of code, if its code or message tells."""
+    if code == "ValidationException" and _LANGUAGE_CODE_MESSAGE.search(message):
+        return _LANGUAGE_CODE_HINT
+    return _HINTS_BY_CODE.get(code)
+
+
 def sqlstate_for(code: str, message: str, status: Optional[int] = None) -> str:
     sqlstate = _SQLSTATE_BY_AWS_CODE.get(code)
     if sqlstate == INVALID_PARAMETER and _NOT_FOUND_MESSAGE.search(message):
@@ -199,7 +214,7 @@ def from_client_error(service: "Service", operation: str, error: Any, secrets: S
     message = without_secrets(info.get("Message") or str(error), secrets)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     sqlstate = sqlstate_for(code, message, status)
-    hint = service.access_hint if sqlstate == PERMISSION_DENIED else _HINTS_BY_CODE.get(code, _HINTS.get(sqlstate))
+    hint = service.access_hint if sqlstate == PERMISSION_DENIED else hint_for(code, message) or _HINTS.get(sqlstate)
     detail = f"AWS error code: {code}" + (f" (HTTP {status})" if status else "")
     if error.response.get("OriginalMessage"):  # a SageMaker ModelError: the model container's own words
         detail += f"; the model said: {without_secrets(error.response['OriginalMessage'], secrets)}"
