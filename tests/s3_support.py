@@ -43,11 +43,11 @@ def copy_to_stdout(conn, sql, options):
             return b"".join(bytes(chunk) for chunk in copy)
 
 
-def export(conn, sql, key, options=None, **named):
+def export(conn, sql, key, options=None, bucket=BUCKET, **named):
     extra = "".join(f", {name} := %({name})s" for name in named)
     return conn.execute(f"SELECT rows_uploaded, files_uploaded, bytes_uploaded FROM aws_s3.query_export_to_s3("
                         f"%(sql)s, aws_commons.create_s3_uri(%(bucket)s, %(key)s, %(region)s), %(options)s{extra})",
-                        {"sql": sql, "bucket": BUCKET, "key": key, "region": REGION, "options": options,
+                        {"sql": sql, "bucket": bucket, "key": key, "region": REGION, "options": options,
                          **named}).fetchone()
 
 

@@ -12,7 +12,7 @@ import contextlib
 import psycopg
 import pytest
 
-from tests import test_bedrock
+from tests import s3_support, test_bedrock
 from tests.conftest import ACCESS_KEY_ID, create_database, new_cluster, requests_in_flight, stop_when, wait_until
 from tests.plans import explain_analyze, force_parallel_plan, workers_launched
 from tests.reference import CLASSIFY_EVENT_4, CLINICIAN_NOTES_UPDATE
@@ -355,8 +355,8 @@ def test_a_read_only_transaction_still_fills_its_own_temporary_table(primary, em
 
 
 def export(conn, sql, key):
-    return conn.execute("SELECT rows_uploaded, files_uploaded FROM aws_s3.query_export_to_s3(%s, "
-                        "aws_commons.create_s3_uri(%s, %s, 'us-east-1'), 'format csv')", (sql, BUCKET, key)).fetchall()
+    """rows_uploaded and files_uploaded of an export of sql as CSV to key."""
+    return s3_support.export(conn, sql, key, "format csv", bucket=BUCKET)[:2]
 
 
 def test_an_export_of_a_select_works_where_nothing_can_be_written(reader, primary, emulator, aws_client):
@@ -370,7 +370,7 @@ def test_an_export_of_a_select_works_where_nothing_can_be_written(reader, primar
         key = f"standby/{reader.kind}/{rows}.csv"
         emulator.reset()
         with reader.statement() as conn:
-            assert export(conn, sql, key) == [(rows, 1)]
+            assert export(conn, sql, key) == (rows, 1)
         assert requests(emulator) == {**sent, ("s3", "PUT"): (1, 1)}
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == copy_to_stdout(primary, sql, "format csv")
     emulator.reset()
