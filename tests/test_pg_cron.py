@@ -104,3 +104,43 @@ def test_scheduled_jobs_fill_the_tables_once_each_row(cron_server, emulator):
                         "WHERE (s.sentiment, s.confidence) IS DISTINCT FROM (support.sentiment, support.confidence)"
                         ).fetchone() == (0,)
     conn.close()
+
+
+def test_a_failing_jobs_message_is_the_error_a_later_call_of_a_session_gets(cron_server, emulator):
+    """Each run of a job is the first call of a new session: a backfill the
+    table's trigger stops is recorded with the trigger's own message, as a
+    later call of a session reports it, not with PL/Python's form of it."""
+    conn = psycopg.connect(cron_server.conninfo(), autocommit=True)
+    # the extensions this test creates go with it: the doc's blocks create them
+    created = [name for name in ("aws_ml", "pg_cron")
+               if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = %s", (name,)).fetchone()]
+    for name in created:
+        conn.execute(f"CREATE EXTENSION {name} CASCADE")
+    conn.execute("DROP TABLE IF EXISTS guarded")
+    conn.execute("CREATE TABLE guarded (body text, sentiment varchar, confidence real)")
+    conn.execute("INSERT INTO guarded VALUES ('I love it')")
+    conn.execute("CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$ BEGIN RAISE EXCEPTION 'no update of %', NEW.body; END $$")
+    conn.execute("CREATE TRIGGER refuse BEFORE UPDATE ON guarded FOR EACH ROW EXECUTE FUNCTION refuse()")
+    call = "CALL aws_comprehend.materialize_sentiment('guarded', 'body', 'en')"
+    messages = []
+    for _ in range(2):
+        with pytest.raises(psycopg.errors.RaiseException) as caught:
+            conn.execute(call)
+        messages.append(caught.value.diag.message_primary)
+    assert messages == ["no update of I love it"] * 2
+    emulator.reset()
+    conn.execute("SELECT cron.schedule('guarded-sentiment', '* * * * *', %s)", (call,))
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not (runs := [run for run in finished_runs(conn) if run[0] == "guarded-sentiment"]) \
+            and time.monotonic() < deadline:
+        time.sleep(1)
+    conn.execute("SELECT cron.unschedule('guarded-sentiment')")
+    # before aws_ml 2.2: "ERROR:  aws_ml: no update of I love it\nCONTEXT:  Traceback (most recent call last): ..."
+    assert [(status, message) for _, status, message, *_ in runs[:1]] == [
+        ("failed", "ERROR:  no update of I love it\n")]
+    conn.execute("DROP TABLE guarded")
+    conn.execute("DROP FUNCTION refuse()")
+    for name in created:
+        conn.execute(f"DROP EXTENSION {name}")
+    conn.close()

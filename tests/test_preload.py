@@ -12,6 +12,7 @@ import pytest
 from tests.cluster import pg_bindir
 from tests.conftest import ROOT, new_cluster, requests_in_flight, stop_when
 from tests.test_cancel import CALLS, HANG_SECONDS, assert_nothing_left_in_flight
+from tests.test_materialize import module_loaded
 
 # What a session's Python holds before its first aws_ml call, and its random state.
 BEFORE_FIRST_CALL = """DO $$
@@ -116,3 +117,105 @@ def preload_plan(tmp_path_factory):
 def test_preloading_does_per_python_only_what_is_safe_there(preload_plan, plpython_loaded, python_started,
                                                              version, plan):
     assert preload_plan(plpython_loaded, python_started, version) == plan
+
+
+# --- a backfill's first CALL of a session, where the module is not preloaded, against a preloaded server -------
+
+BACKFILL_TABLES = [
+    "DROP TABLE IF EXISTS notes, documents, typed, guarded",
+    "CREATE TABLE notes (body text, sentiment varchar, confidence real)",
+    "INSERT INTO notes VALUES ('I love it'), (NULL), ('I hate it')",
+    "CREATE TABLE documents (body text, embedding float8[])",
+    "INSERT INTO documents VALUES ('document about PostgreSQL'), ('another document')",
+    "CREATE TABLE typed (body text, sentiment int, confidence real, embedding int)",
+    "INSERT INTO typed VALUES ('I love it')",
+    "CREATE TABLE guarded (body text, sentiment varchar, confidence real)",
+    "INSERT INTO guarded VALUES ('I love it')",
+    "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'no update of %', NEW.body USING HINT = 'Ask the owner.', ERRCODE = 'P0042'; END $$",
+    "CREATE TRIGGER refuse BEFORE UPDATE ON guarded FOR EACH ROW EXECUTE FUNCTION refuse()",
+    "CREATE OR REPLACE PROCEDURE commits_around() LANGUAGE plpgsql AS $$ BEGIN COMMIT; "
+    "CALL aws_comprehend.materialize_sentiment('notes', 'nosuch', 'en'); COMMIT; END $$",
+    "CREATE OR REPLACE PROCEDURE as_owner() LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN "
+    "CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en'); END $$",
+]
+SENTIMENT = "CALL aws_comprehend.materialize_sentiment"
+EMBEDDINGS = "CALL aws_bedrock.materialize_embeddings"
+TITAN = "'amazon.titan-embed-text-v1'"
+FIRST_CALLS = {
+    "NULL table": [f"{SENTIMENT}(NULL, 'body', 'en')"],
+    "NULL model": [f"{EMBEDDINGS}('documents', 'body', 'embedding', NULL)"],
+    "named arguments": [f"{SENTIMENT}(language_code => 'en', text_column => 'body', table_name => 'notes', "
+                        "batch_size => -1)"],
+    "column of the wrong type": [f"{SENTIMENT}('typed', 'body', 'en')"],
+    "embedding column of the wrong type": [f"{EMBEDDINGS}('typed', 'body', 'embedding', {TITAN})"],
+    "trigger that raises": [f"{SENTIMENT}('guarded', 'body', 'en')"],
+    "service failure": [f"{SENTIMENT}('notes', 'body', 'en')"],
+    # one request at a time: of concurrent requests that all fail, the one named is the first to fail
+    "access denied": [f"{EMBEDDINGS}('documents', 'body', 'embedding', {TITAN}, max_concurrency => 1)"],
+    "statement_timeout": ["SET statement_timeout = '300ms'", f"{SENTIMENT}('notes', 'body', 'en')"],
+    "caught in an EXCEPTION block": [
+        "DO $$ DECLARE context text; message text; BEGIN "
+        f"{SENTIMENT}('notes', 'nosuch', 'en'); EXCEPTION WHEN OTHERS THEN "
+        "GET STACKED DIAGNOSTICS context = PG_EXCEPTION_CONTEXT, message = MESSAGE_TEXT; "
+        "RAISE EXCEPTION 'caught: % [%]', message, context; END $$"],
+    "procedure that commits around it": ["CALL commits_around()"],
+    "SECURITY DEFINER procedure": ["CALL as_owner()"],
+    "progress notices": [f"{SENTIMENT}('notes', 'body', 'en')"],
+}
+FAULTS = {
+    "service failure": ("comprehend", {"error_every": 1, "error_status": 500}),
+    "access denied": ("bedrock", {"error_every": 1, "error_status": 403, "error_code": "AccessDeniedException"}),
+    "statement_timeout": ("comprehend", {"latency_ms": 5000}),
+}
+
+
+def outcome_of(conn, statements):
+    """The error of the last of statements (each before it succeeds), as the
+    client reads it, and the notices, with their CONTEXT, of them all."""
+    notices = []
+
+    def handler(diag):
+        notices.append((diag.severity_nonlocalized, diag.message_primary.split(",")[0], diag.context))
+    conn.add_notice_handler(handler)
+    error = None
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    except psycopg.Error as caught:
+        diag = caught.diag
+        error = (diag.sqlstate, diag.message_primary, diag.message_detail, diag.message_hint, diag.context)
+    conn.execute("RESET ALL")
+    conn.remove_notice_handler(handler)
+    return error, notices
+
+
+@pytest.mark.parametrize("case", FIRST_CALLS)
+def test_a_backfills_first_call_answers_as_later_ones_and_as_a_preloaded_servers(preloaded, emulator, connect,
+                                                                                 case):
+    """The same call, through the same callers, under the same faults: on a
+    session's first use of aws_ml where the module is not preloaded, on its
+    second, and on a server that preloads it."""
+    def make_tables(conn):
+        with conn:
+            for statement in BACKFILL_TABLES:
+                conn.execute(statement)
+    make_tables(connect())
+    make_tables(psycopg.connect(preloaded.conninfo(), autocommit=True))
+    if case in FAULTS:
+        service, fault = FAULTS[case]
+        emulator.set_faults(service=service, **fault)
+    first_session = connect()
+    assert not module_loaded(first_session)
+    first = outcome_of(first_session, FIRST_CALLS[case])
+    make_tables(connect())  # the same rows again, at the same ctids
+    again = outcome_of(first_session, FIRST_CALLS[case])
+    with psycopg.connect(preloaded.conninfo(), autocommit=True) as conn:
+        on_preloaded = outcome_of(conn, FIRST_CALLS[case])
+    assert first == again == on_preloaded
+    error, notices = first
+    if case == "progress notices":
+        assert error is None and [notice[:2] for notice in notices] == [("NOTICE", "materialize_sentiment: 2 / 2 rows")]
+    else:
+        assert error[0] in ("57014", "P0001", "P0042") or error[1].startswith("aws_ml: "), error
+        assert error[4] is None or "Traceback" not in error[4] and "PL/Python" not in error[4], error
