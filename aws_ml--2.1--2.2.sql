@@ -9,8 +9,9 @@
 -- loads the module itself was looked up too early on a session's first call
 -- where the module is not preloaded, and its error carried PL/Python's
 -- traceback. A C entry point loads the module as it is looked up, then
--- looks up its body (python/procedure_bodies.c).
-CREATE PROCEDURE aws_comprehend._materialize_sentiment(
+-- looks up its body, the PL/Python procedure of the same name and arguments
+-- in the internal schema aws_ml (python/procedure_bodies.c).
+CREATE PROCEDURE aws_ml.materialize_sentiment(
     table_name regclass,
     text_column name,
     language_code varchar,
@@ -34,7 +35,7 @@ CREATE OR REPLACE PROCEDURE aws_comprehend.materialize_sentiment(
 LANGUAGE C SECURITY INVOKER
 AS 'MODULE_PATHNAME', 'aws_ml_materialize_sentiment';
 
-CREATE PROCEDURE aws_bedrock._materialize_embeddings(
+CREATE PROCEDURE aws_ml.materialize_embeddings(
     table_name regclass,
     input_column name,
     embedding_column name,
@@ -61,6 +62,5 @@ LANGUAGE C SECURITY INVOKER
 AS 'MODULE_PATHNAME', 'aws_ml_materialize_embeddings';
 
 -- The entry points call their bodies through fmgr: EXECUTE on an entry point
--- is all a caller needs. A body, called on its own, loads the module itself.
-REVOKE ALL ON PROCEDURE aws_comprehend._materialize_sentiment, aws_bedrock._materialize_embeddings FROM PUBLIC;
-GRANT EXECUTE ON PROCEDURE aws_comprehend._materialize_sentiment, aws_bedrock._materialize_embeddings TO aws_ml;
+-- is all a caller needs, and only the entry points call a body.
+REVOKE ALL ON PROCEDURE aws_ml.materialize_sentiment, aws_ml.materialize_embeddings FROM PUBLIC;

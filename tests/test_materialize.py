@@ -106,11 +106,13 @@ def test_progress_notices_count_up_to_the_total(db, emulator):
 
 
 def test_a_run_of_one_batch_reports_once(db, emulator):
+    """One NOTICE, whose CONTEXT names the procedure called (its body has its name)."""
     eligible = make_notes(db, 10)
     notices = []
-    db.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+    db.add_notice_handler(lambda notice: notices.append((notice.message_primary.split(",")[0], notice.context)))
     db.execute("CALL aws_comprehend.materialize_sentiment('notes', 'body', 'en')")
-    assert [line.split(",")[0] for line in notices] == [f"materialize_sentiment: {eligible} / {eligible} rows"]
+    assert notices == [(f"materialize_sentiment: {eligible} / {eligible} rows",
+                        'PL/Python procedure "materialize_sentiment"')]
 
 
 def test_stopped_half_way_then_run_again_scores_each_row_once(db, connect, emulator):

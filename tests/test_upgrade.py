@@ -105,7 +105,7 @@ def test_fresh_install_and_update_from_1_0_leave_the_same_catalog(cluster, login
     bedrock = {row[1] for row in want["functions"] if row[0] == "aws_bedrock"}
     assert bedrock == {"invoke_model", "invoke_model_get_embeddings",
                        "batch_invoke_model", "batch_invoke_model_get_embeddings", "materialize_embeddings",
-                       "_materialize_embeddings", "_materialize_embeddings_shards",
+                       "_materialize_embeddings_shards",
                        "_invoke_model_rows", "_invoke_model_get_embeddings_rows"}
     assert ("aws_ml", "schema aws_bedrock") in want["members"]
     assert [row[:2] for row in want["extensions"]] == [("aws_commons", "1.1"), ("aws_ml", "2.2"), ("aws_s3", "1.2")]

@@ -40,8 +40,8 @@ SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'aws_bedrock':
           'aws_bedrock has the four functions and their two batch-mode forms');
 SELECT is(ARRAY(SELECT proname::text FROM pg_proc WHERE pronamespace = 'aws_bedrock'::regnamespace AND prokind = 'p'
                 ORDER BY proname),
-          ARRAY['_materialize_embeddings', '_materialize_embeddings_shards', 'materialize_embeddings'],
-          'aws_bedrock has three procedures: materialize_embeddings, its body and its form for the shards of a Citus node');
+          ARRAY['_materialize_embeddings_shards', 'materialize_embeddings'],
+          'aws_bedrock has two procedures, materialize_embeddings and its form for the shards of a Citus node');
 SELECT is((SELECT (l.lanname, p.prosrc)::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
            WHERE p.oid = 'aws_bedrock.materialize_embeddings(regclass, name, name, varchar, text, int, int)'::regprocedure),
           '(c,aws_ml_materialize_embeddings)',

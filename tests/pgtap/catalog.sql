@@ -70,9 +70,12 @@ SELECT is((SELECT (p.prokind, l.lanname, p.prosrc)::text FROM pg_proc p JOIN pg_
            WHERE p.oid = 'aws_comprehend.materialize_sentiment(regclass, name, varchar, name, name, int)'::regprocedure),
           '(p,c,aws_ml_materialize_sentiment)',
           'aws_comprehend.materialize_sentiment is a C procedure, which loads the module before it looks its body up');
-SELECT is((SELECT l.lanname::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-           WHERE p.oid = 'aws_comprehend._materialize_sentiment(regclass, name, varchar, name, name, int)'::regprocedure),
-          'plpython3u', 'its body aws_comprehend._materialize_sentiment is PL/Python');
+SELECT is(ARRAY(SELECT (p.oid::regprocedure, l.lanname, has_function_privilege('aws_ml', p.oid, 'EXECUTE'))::text
+                FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+                WHERE p.pronamespace = 'aws_ml'::regnamespace AND p.prokind = 'p' ORDER BY p.proname),
+          ARRAY['("aws_ml.materialize_embeddings(regclass,name,name,character varying,text,integer,integer)",plpython3u,f)',
+                '("aws_ml.materialize_sentiment(regclass,name,character varying,name,name,integer)",plpython3u,f)'],
+          'the backfills'' bodies: PL/Python procedures in schema aws_ml that only a superuser may call');
 
 SELECT is_empty($$
     SELECT n.nspname FROM pg_namespace n

@@ -1,8 +1,7 @@
 /*
  * procedure_bodies.c: the backfills' entry points. Each is a C procedure
  * that calls its PL/Python body through fmgr: the procedure of the same
- * schema and arguments whose name is the entry point's with a leading
- * underscore.
+ * name and arguments in the internal schema aws_ml.
  *
  * PostgreSQL decides whether to call a procedure through the hook of
  * deliberate_errors.c (needs_fmgr_hook) when it looks the procedure up, so
@@ -11,13 +10,14 @@
  * module is not preloaded.
  *
  * The caller's CallContext is passed on: the body commits as the entry
- * point's caller allows. EXECUTE on the body is not checked: EXECUTE on the
- * entry point is all a caller needs.
+ * point's caller allows. EXECUTE on the body, which only superusers hold, is
+ * not checked: EXECUTE on the entry point is all a caller needs.
  */
 #include "postgres.h"
 
 #include "compat.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -28,11 +28,11 @@
 PG_FUNCTION_INFO_V1(aws_ml_materialize_sentiment);
 PG_FUNCTION_INFO_V1(aws_ml_materialize_embeddings);
 
-/* the body of the entry point entry: exactly its arguments, in its schema */
+/* the body of the entry point entry: its name and arguments, in schema aws_ml */
 static Oid
 body_of(Oid entry)
 {
-	char	   *name = psprintf("_%s", get_func_name(entry));
+	char	   *name = get_func_name(entry);
 	Oid		   *argument_types;
 	int			nargs;
 	Oid			body;
@@ -40,7 +40,7 @@ body_of(Oid entry)
 	get_func_signature(entry, &argument_types, &nargs);
 	body = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(name),
 						   PointerGetDatum(buildoidvector(argument_types, nargs)),
-						   ObjectIdGetDatum(get_func_namespace(entry)));
+						   ObjectIdGetDatum(get_namespace_oid("aws_ml", false)));
 	if (!OidIsValid(body))
 		elog(ERROR, "the body of procedure %s is missing", format_procedure(entry));
 	return body;
