@@ -10,11 +10,12 @@ children; the transaction made read-only by BEGIN READ ONLY, by SET
 TRANSACTION READ ONLY after its first statement, or by
 default_transaction_read_only."""
 import itertools
+import uuid
 
 import psycopg
 import pytest
 
-from tests.conftest import REGION
+from tests.conftest import REGION, create_database
 from tests.s3_support import BUCKET, new_key, s3, s3_database, sql_error  # noqa: F401 (fixtures)
 from tests.test_dump_restore import requests
 
@@ -113,8 +114,8 @@ def test_an_import_in_a_read_only_transaction_writes_where_copy_from_stdin_does(
         assert (outcome, downloads) == (None, 1)
     elif reference == "25006":  # by aws_s3 before the download, not by the COPY once it has begun
         assert (outcome, refused_before, downloads) == ("25006", True, 0)
-    else:  # not a table COPY can write: an error, never a write
-        assert outcome is not None
+    else:  # not a table COPY can write: COPY's error, before any download
+        assert (outcome, downloads) == (reference, 0)
 
 
 # Backfills against UPDATE of the same table (its hierarchy) in the same
@@ -167,3 +168,99 @@ def test_a_backfill_in_a_read_only_transaction_fills_where_update_does(permanent
         assert (outcome, left) == (None, 0)
     else:
         assert (reference, outcome, sent) == ("25006", "25006", 0)
+
+
+# A role's and a database's default_transaction_read_only (ALTER ROLE/DATABASE
+# ... SET) against COPY FROM STDIN in the same session, as a role that lacks
+# privileges: where COPY fails before it checks that the transaction can
+# write (a table, schema or column not found, a privilege, row security), the
+# import fails with COPY's error; where COPY is refused as read-only, the
+# import is refused by aws_s3; in both cases before any request. Exports work.
+DEFAULTS_SQL = """
+    CREATE SCHEMA hidden;
+    CREATE TABLE hidden.h (n int);
+    CREATE TABLE public.writable (n int, m int);
+    CREATE TABLE public.selectable (n int);
+    CREATE TABLE public.row_secured (n int);
+    ALTER TABLE public.row_secured ENABLE ROW LEVEL SECURITY;
+    CREATE TABLE public.column_granted (n int, m int)"""
+GRANTS_SQL = """
+    GRANT aws_s3 TO {role};
+    GRANT ALL ON public.writable, public.row_secured TO {role};
+    GRANT SELECT ON public.selectable TO {role};
+    GRANT INSERT (n) ON public.column_granted TO {role}"""
+DEFAULT_TARGETS = ["writable", "writable (m)", "writable (nope)", "missing", "nowhere.writable", "hidden.h",
+                   "selectable", "row_secured", "column_granted", "column_granted (n)", "column_granted (m)",
+                   "pg_catalog.pg_class", "own_temp"]
+
+
+@pytest.fixture(scope="module")
+def defaults_database(cluster, s3):
+    name = create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE")
+    role = f"reader_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(DEFAULTS_SQL)
+        conn.execute(GRANTS_SQL.format(role=role))
+    yield name, role
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")
+
+
+def copy_error(conn, table_name):
+    """(SQLSTATE, message) of COPY table_name FROM STDIN of a row, None if it writes it."""
+    try:
+        with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+            with cursor.copy(f"COPY {table_name} FROM STDIN") as copy:
+                copy.write(b"1\n")
+    except psycopg.Error as error:
+        return error.sqlstate, error.diag.message_primary
+    return None
+
+
+@pytest.mark.parametrize("default", ["ALTER ROLE", "ALTER DATABASE"])
+def test_a_read_only_default_refuses_imports_as_copy_from_would_and_before_any_request(defaults_database, cluster,
+                                                                                       emulator, s3, default):
+    database, role = defaults_database
+    alter = f"ALTER ROLE {role}" if default == "ALTER ROLE" else f'ALTER DATABASE "{database}"'
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:  # not the database made read-only
+        conn.execute(f"{alter} SET default_transaction_read_only = on")
+    try:
+        key = new_key()
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+        with psycopg.connect(cluster.conninfo(database, role), autocommit=True) as conn:
+            assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
+            for sql in ("BEGIN READ WRITE", "CREATE TEMPORARY TABLE own_temp (n int)", "COMMIT"):
+                conn.execute(sql)
+            outcomes = {}
+            for table_name in DEFAULT_TARGETS:
+                reference = copy_error(conn, table_name)
+                emulator.reset()
+                try:
+                    with conn.transaction(force_rollback=True):
+                        conn.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)",
+                                     (table_name, BUCKET, key, REGION))
+                    outcome = None
+                except psycopg.Error as error:
+                    outcome = error.sqlstate, error.diag.message_primary
+                downloads = requests(emulator).get(("s3", "GET"), (0, 0))[0]
+                if reference is None:
+                    assert (outcome, downloads) == (None, 1), table_name
+                elif reference[0] == "25006":
+                    assert (outcome[0], outcome[1].startswith("aws_s3: table_import_from_s3 cannot import"),
+                            downloads) == ("25006", True, 0), table_name
+                else:
+                    assert (outcome, downloads) == (reference, 0), table_name
+                outcomes[table_name] = reference and reference[0]
+            assert outcomes == {"writable": "25006", "writable (m)": "25006", "writable (nope)": "42703",
+                                "missing": "42P01", "nowhere.writable": "3F000", "hidden.h": "42501",
+                                "selectable": "42501", "row_secured": "0A000", "column_granted": "42501",
+                                "column_granted (n)": "25006", "column_granted (m)": "42501",
+                                "pg_catalog.pg_class": "42501", "own_temp": None}
+            assert conn.execute("SELECT rows_uploaded, files_uploaded FROM aws_s3.query_export_to_s3("
+                                "'SELECT n FROM public.selectable UNION ALL SELECT 1', %s, %s, %s)",
+                                (BUCKET, new_key(), REGION)).fetchone() == (1, 1)
+    finally:
+        with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+            conn.execute(f"{alter} RESET default_transaction_read_only")
