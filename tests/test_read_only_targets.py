@@ -15,7 +15,7 @@ import uuid
 import psycopg
 import pytest
 
-from tests.conftest import REGION, create_database
+from tests.conftest import REGION, create_database, in_encoding
 from tests.s3_support import BUCKET, new_key, s3, s3_database, sql_error  # noqa: F401 (fixtures)
 from tests.test_dump_restore import requests
 
@@ -264,3 +264,46 @@ def test_a_read_only_default_refuses_imports_as_copy_from_would_and_before_any_r
     finally:
         with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
             conn.execute(f"{alter} RESET default_transaction_read_only")
+
+
+# The same outside UTF8, with names outside ASCII: COPY's errors and aws_s3's
+# refusal read in the database's encoding, the table found as COPY finds it.
+NAMES = {"LATIN1": ("sch\u00e9ma", "t\u00e9st", "c\u00f6l"), "EUC_JP": ("\u30b9\u30ad\u30fc\u30de", "\u8868", "\u5217"),
+         "SQL_ASCII": ("sch\u00e9ma", "t\u00e9st", "c\u00f6l")}
+
+
+@pytest.mark.parametrize("encoding", NAMES)
+def test_outside_utf8_a_read_only_import_fails_as_copy_from_with_names_outside_ascii(cluster, emulator, s3,
+                                                                                     encoding):
+    schema, table, column = NAMES[encoding]
+    database = create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE", options=in_encoding(encoding))
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+    with psycopg.connect(cluster.conninfo(database), autocommit=True) as conn:
+        conn.execute("SET client_encoding = UTF8")  # SQL_ASCII's default would be SQL_ASCII
+        conn.execute(f'CREATE SCHEMA "{schema}"; CREATE TABLE "{schema}"."{table}" ("{column}" int);'
+                     f'CREATE TEMPORARY TABLE "{table}" ("{column}" int)')
+        conn.execute("SET default_transaction_read_only = on")
+        spellings = {f'"{schema}"."{table}"': "25006", f'"{table}"': None, f'"{schema}"."{table}x"': "42P01",
+                     f'"{schema}x"."{table}"': "3F000", f'"{schema}"."{table}" ("{column}")': "25006",
+                     f'"{schema}"."{table}" ("{column}x")': "42703", f'"{table}" ("{column}x")': "42703"}
+        for table_name, sqlstate in spellings.items():
+            reference = copy_error(conn, table_name)
+            assert (reference and reference[0]) == sqlstate, table_name
+            emulator.reset()
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)",
+                                 (table_name, BUCKET, key, REGION))
+                outcome = None
+            except psycopg.Error as error:
+                outcome = error.sqlstate, error.diag.message_primary
+            downloads = requests(emulator).get(("s3", "GET"), (0, 0))[0]
+            if sqlstate is None:
+                assert (outcome, downloads) == (None, 1), table_name
+            elif sqlstate == "25006":
+                assert (outcome, downloads) == (("25006", f"aws_s3: table_import_from_s3 cannot import "
+                                                 f"s3://{BUCKET}/{key} into {table_name} in a read-only "
+                                                 "transaction"), 0), table_name
+            else:
+                assert (outcome, downloads) == (reference, 0), table_name
