@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "python/plpython_errors.h"
@@ -79,6 +80,8 @@ callers_context(void)
 {
 	MemoryContext context = CurrentMemoryContext;
 	char	   *volatile text = NULL;
+	uint32		interrupt_holdoffs = InterruptHoldoffCount;
+	uint32		cancel_holdoffs = QueryCancelHoldoffCount;
 
 	PG_TRY();
 	{
@@ -95,6 +98,9 @@ callers_context(void)
 		text = probe->context ? probe->context : "";
 	}
 	PG_END_TRY();
+	/* an ERROR resets them */
+	InterruptHoldoffCount = interrupt_holdoffs;
+	QueryCancelHoldoffCount = cancel_holdoffs;
 	return text;
 }
 
