@@ -307,3 +307,79 @@ def test_outside_utf8_a_read_only_import_fails_as_copy_from_with_names_outside_a
                                                  "transaction"), 0), table_name
             else:
                 assert (outcome, downloads) == (reference, 0), table_name
+
+
+# A SECURITY DEFINER function (SET search_path) that imports, against one
+# that runs COPY FROM a file into the same table_name: the table is found and
+# checked as its owner, in its search path, where pg_temp, the caller's, comes
+# first; read-only as COPY; exports read what the owner may read.
+DEFINER_SQL = """
+    CREATE SCHEMA owned;
+    CREATE TABLE owned.t (n int);
+    CREATE TABLE owned.secret (n int);
+    INSERT INTO owned.secret VALUES (7);
+    CREATE FUNCTION owned.import_rows(key text) RETURNS text LANGUAGE plpgsql SECURITY DEFINER
+        SET search_path = owned AS $$
+    BEGIN
+        RETURN aws_s3.table_import_from_s3('t', '', '', aws_commons.create_s3_uri('""" + BUCKET + """', key,
+                                           '""" + REGION + """'));
+    END$$;
+    CREATE FUNCTION owned.copy_rows() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+        SET search_path = owned AS $$
+    BEGIN
+        COPY t FROM '/dev/null';
+    END$$;
+    CREATE FUNCTION owned.export_secret(key text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+        SET search_path = owned AS $$
+    BEGIN
+        RETURN (aws_s3.query_export_to_s3('SELECT n FROM secret', aws_commons.create_s3_uri('""" + BUCKET + """',
+                                          key, '""" + REGION + """'))).rows_uploaded;
+    END$$"""
+
+
+@pytest.fixture(scope="module")
+def definer_database(cluster, s3):
+    name = create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE")
+    owner, caller = (f"{kind}_{uuid.uuid4().hex[:10]}" for kind in ("owner", "caller"))
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN IN ROLE aws_s3, pg_read_server_files; CREATE ROLE {caller} LOGIN")
+        conn.execute(f'GRANT CREATE ON DATABASE "{name}" TO {owner}')
+    with psycopg.connect(cluster.conninfo(name, owner), autocommit=True) as conn:
+        conn.execute(DEFINER_SQL)
+        conn.execute(f"GRANT USAGE ON SCHEMA owned TO {caller}")
+    yield name, caller
+    with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
+        for role in (owner, caller):
+            conn.execute(f"DROP OWNED BY {role} CASCADE")
+            conn.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize("shadowed", [False, True])
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_security_definer_import_finds_and_checks_its_table_as_copy_in_it(definer_database, cluster, emulator, s3,
+                                                                           read_only, shadowed):
+    database, caller = definer_database
+    key = new_key()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n")
+    with psycopg.connect(cluster.conninfo(database, caller), autocommit=True) as conn:
+        if shadowed:
+            conn.execute("CREATE TEMPORARY TABLE t (n int)")
+        if read_only:
+            conn.execute("SET default_transaction_read_only = on")
+
+        def outcome(sql, params=()):
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute(sql, params)
+            except psycopg.Error as error:
+                return error.sqlstate
+            return None
+        reference = outcome("SELECT owned.copy_rows()")
+        assert reference == ("42501" if shadowed else "25006" if read_only else None)
+        emulator.reset()
+        assert outcome("SELECT owned.import_rows(%s)", (key,)) == reference
+        downloads = requests(emulator).get(("s3", "GET"), (0, 0))[0]
+        if reference != "42501":  # refused by COPY once the download may have started
+            assert downloads == (0 if reference else 1)
+        assert conn.execute("SELECT owned.export_secret(%s)", (new_key(),)).fetchone() == (1,)
+        assert outcome("SELECT * FROM owned.secret") == "42501"
