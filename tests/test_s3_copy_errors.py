@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.s3_support import export, new_key, s3, s3_database, s3db  # noqa: F401 (fixtures)
-from tests.conftest import REGION
+from tests.conftest import REGION, create_database, in_encoding
 from tests.s3_support import BUCKET, copy_to_stdout
 from tests.test_s3 import assert_reported_as_copy, latin1_database, reported  # noqa: F401 (a fixture)
 
@@ -146,3 +146,41 @@ def test_an_error_thrown_again_after_many_others_keeps_only_its_own_context(s3db
         "SELECT aws_s3.table_import_from_s3('checked', '', '', aws_commons.create_s3_uri(%s, %s, %s))",
         (BUCKET, key, REGION)))
     assert copy.context.endswith('COPY checked, line 2, column n: "-1"')
+
+
+@pytest.mark.parametrize("encoding", ["LATIN1", "EUC_JP"])
+def test_outside_utf8_a_non_ascii_detail_of_the_copy_reads_as_copy_s(cluster, connect, s3, encoding):
+    """The DETAIL of an error of the export's query, of an import's CHECK
+    (its failing row) and of its trigger, in the database's encoding, with
+    the context after it, as COPY's; message and HINT too."""
+    conn = connect(dbname=create_database(cluster, extension_sql="CREATE EXTENSION aws_s3 CASCADE",
+                                          options=in_encoding(encoding)), client_encoding="UTF8")
+    conn.execute("""
+        CREATE FUNCTION refuses(n int) RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'refus\u00e9 %', n USING DETAIL = 'd\u00e9tail', HINT = 'h\u00efnt';
+        END$$;
+        CREATE TABLE checked (n int CHECK (n > 0), t text);
+        CREATE FUNCTION checked_refuses() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.n = 13 THEN
+                PERFORM refuses(NEW.n);
+            END IF;
+            RETURN NEW;
+        END$$;
+        CREATE TRIGGER refuses BEFORE INSERT ON checked FOR EACH ROW EXECUTE FUNCTION checked_refuses()""")
+    sql = "SELECT refuses(n) FROM generate_series(1, 2) n"
+    copy = assert_reported_as_copy(conn, lambda: copy_to_stdout(conn, sql, None), lambda: export(conn, sql, new_key()))
+    assert (copy.message_primary, copy.message_detail, copy.message_hint) == ("refus\u00e9 1", "d\u00e9tail",
+                                                                               "h\u00efnt")
+    for data in ("-1\tcaf\u00e9\n", "13\tcaf\u00e9\n"):
+        key = new_key()
+        s3.put_object(Bucket=BUCKET, Key=key, Body=data.encode(encoding))
+
+        def copy_from_stdin():
+            with conn.cursor() as cursor, cursor.copy("COPY checked FROM STDIN") as copy:
+                copy.write(data.encode())
+        copy = assert_reported_as_copy(conn, copy_from_stdin, lambda: conn.execute(
+            "SELECT aws_s3.table_import_from_s3('checked', '', %s, aws_commons.create_s3_uri(%s, %s, %s))",
+            (f"ENCODING '{encoding}'", BUCKET, key, REGION)))
+        assert "caf\u00e9" in (copy.message_detail or "") + copy.context

@@ -154,6 +154,8 @@ rethrow_for_plpython(MemoryContext context, const OwnContext *own)
 	MemoryContextSwitchTo(context);
 	error = CopyErrorData();
 	FlushErrorState();
+	/* its texts the guard made ASCII as it was raised, as they were: its DETAIL is about to change */
+	restore_original_texts(error);
 	if (error->context != NULL)
 		error->context[own_length(own, error->context)] = '\0';
 	if (error->context != NULL && error->context[0] != '\0')
