@@ -685,6 +685,32 @@ def test_an_import_refuses_a_schema_named_like_another_in_unicode(euc_jp_import)
         0, 0)
 
 
+@pytest.mark.parametrize("read_only", [False, True])
+def test_an_import_refuses_a_table_named_like_another_of_the_search_path_in_unicode(euc_jp_import, emulator,
+                                                                                    read_only):
+    """A temporary table and a permanent one of public named as twins: an
+    unqualified table_name may name either (COPY FROM STDIN writes public's
+    when the caller names it, which a read-only transaction refuses), and
+    reaches the server as the temporary one's: refused before any request,
+    rather than the temporary table filled."""
+    conn, key = euc_jp_import
+    conn.execute(f"""DO $$BEGIN
+        EXECUTE format('CREATE TABLE public.%I (n int)', {NEC});
+        EXECUTE format('CREATE TEMPORARY TABLE %I (n int)', {JIS});
+    END$$""")
+    if read_only:
+        conn.execute("SET default_transaction_read_only = on")
+    emulator.reset()
+    for twin in (NEC, JIS):
+        diag = sql_error(conn, f"SELECT aws_s3.table_import_from_s3(quote_ident({twin}), '', '', %s, %s, %s)",
+                         (BUCKET, key, REGION))
+        assert (diag.sqlstate, diag.message_primary) == (
+            "0A000", "aws_s3: table \u2252 or a column of it shares its name in Unicode with another table or column")
+    assert emulator.counters() == {}
+    assert conn.execute(f"SELECT rows_of(('public.' || quote_ident({NEC}))::regclass), "
+                        f"rows_of(('pg_temp.' || quote_ident({JIS}))::regclass)").fetchone() == (0, 0)
+
+
 def test_a_non_ascii_quote_is_not_split_on(latin1_database, connect, s3):
     conn = connect(dbname=latin1_database)
     conn.execute("SET aws_s3.max_file_size = '1kB'")

@@ -11,7 +11,8 @@
  * So a name is its own in Unicode when it is whole (its Unicode converts
  * back to itself) and no sibling has the same Unicode: no other schema for
  * a schema, no other relation of its schema for a table, no other column
- * of its table for a column. aws_s3's import refuses a table or columns
+ * of its table for a column; no other relation of a schema of the search
+ * path for a table found through it. aws_s3's import refuses a table or columns
  * whose names are not their own (s3/s3_copy.c); the backfills ask through
  * aws_ml_check_unicode_names (plpython/aws_ml/sql_names.py).
  *
@@ -178,12 +179,32 @@ own_in_unicode(const UnicodeConversions *conversions, const char *name, List *si
 }
 
 /*
+ * The names of the relations rel's name may name: those of its schema, or,
+ * when it was found through the search path (searched), those of every
+ * schema of the path (a twin in another schema is found first when the
+ * caller gave its name: pg_temp's, or an earlier schema's).
+ */
+static List *
+relation_siblings(const UnicodeConversions *conversions, Relation rel, bool searched)
+{
+	List	   *schemas = searched ? fetch_search_path(true) : list_make1_oid(RelationGetNamespace(rel));
+	List	   *names = NIL;
+	ListCell   *cell;
+
+	foreach(cell, schemas)
+		names = list_concat(names, catalog_names(conversions, RelationRelationId, Anum_pg_class_relname,
+												 Anum_pg_class_relnamespace, lfirst_oid(cell)));
+	return names;
+}
+
+/*
  * Whether the names of rel, of its schema and column_names (String nodes:
  * rel's columns, or names that PL/Python passed for them) are their own in
- * Unicode.
+ * Unicode; searched: whether rel was found by its name alone, through the
+ * search path.
  */
 UnicodeNames
-unicode_names_of(Relation rel, List *column_names)
+unicode_names_of(Relation rel, List *column_names, bool searched)
 {
 	UnicodeConversions conversions;
 	const char *table = RelationGetRelationName(rel);
@@ -193,10 +214,7 @@ unicode_names_of(Relation rel, List *column_names)
 
 	if (!conversions_of_database(&conversions))
 		return UNICODE_NAMES_OWN;
-	if (!pg_is_ascii(table) &&
-		!own_in_unicode(&conversions, table,
-						catalog_names(&conversions, RelationRelationId, Anum_pg_class_relname,
-									  Anum_pg_class_relnamespace, RelationGetNamespace(rel))))
+	if (!pg_is_ascii(table) && !own_in_unicode(&conversions, table, relation_siblings(&conversions, rel, searched)))
 		return UNICODE_NAMES_TAKEN;
 	foreach(cell, column_names)
 	{
@@ -242,7 +260,7 @@ unicode_names_of_relid(Oid relid, const int16 *attnums, int count)
 		}
 		names = lappend(names, makeString(NameStr(TupleDescAttr(columns, attnums[i] - 1)->attname)));
 	}
-	answer = unicode_names_of(rel, names);
+	answer = unicode_names_of(rel, names, false);
 	relation_close(rel, NoLock);
 	return answer;
 }

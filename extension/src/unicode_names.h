@@ -19,7 +19,7 @@ typedef enum UnicodeNames
 	UNICODE_NAMES_FAILED		/* ... or an error stopped the check */
 } UnicodeNames;
 
-extern UnicodeNames unicode_names_of(Relation rel, List *column_names);
+extern UnicodeNames unicode_names_of(Relation rel, List *column_names, bool searched);
 
 extern PGDLLEXPORT int aws_ml_check_unicode_names(Oid relid, const int16 *attnums, int count,
 												  int *sqlerrcode, char *message, int size);

@@ -16,10 +16,12 @@
  * and keeps them. Not only the last error's: the query may catch an error,
  * raise others and catch them, then throw the first again (PL/pgSQL's
  * RAISE; in a handler), which runs no callback; so the error thrown is
- * matched with the latest own context it begins with.
+ * matched with the latest own context it begins with, or, when more errors
+ * came since than are kept, loses the callers' lines at its end.
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "python/plpython_errors.h"
@@ -69,27 +71,72 @@ end_own_context(OwnContext *own)
 }
 
 /*
+ * The context the callers' callbacks (error_context_stack, which own's is no
+ * longer on) give an error: that of an error raised here and caught at once,
+ * which runs them and nothing else.
+ */
+static char *
+callers_context(void)
+{
+	MemoryContext context = CurrentMemoryContext;
+	char	   *volatile text = NULL;
+	uint32		interrupt_holdoffs = InterruptHoldoffCount;
+	uint32		cancel_holdoffs = QueryCancelHoldoffCount;
+
+	PG_TRY();
+	{
+		ereport(ERROR,
+				(errmsg_internal("aws_s3: the context of the COPY's callers")));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *probe;
+
+		MemoryContextSwitchTo(context);
+		probe = CopyErrorData();
+		FlushErrorState();
+		text = probe->context ? probe->context : "";
+	}
+	PG_END_TRY();
+	/* an ERROR resets them */
+	InterruptHoldoffCount = interrupt_holdoffs;
+	QueryCancelHoldoffCount = cancel_holdoffs;
+	return text;
+}
+
+/*
  * The length of context's own lines: the latest own context seen that
  * context begins with, whole lines (an error thrown again from a handler
  * came before those raised in it; an error of a nested aws_s3 call is seen
  * with that call's lines first, then raised again from the call with none);
- * all of it when none.
+ * else, when more errors came since than are kept, all but the callers'
+ * lines at its end; else all of it.
  */
 static size_t
 own_length(const OwnContext *own, const char *context)
 {
 	int			i;
+	size_t		length = strlen(context);
+	const char *callers;
+	size_t		callers_length;
 
 	for (i = list_length(own->seen) - 1; i >= 0; i--)
 	{
 		const char *seen = list_nth(own->seen, i);
-		size_t		length = strlen(seen);
+		size_t		seen_length = strlen(seen);
 
-		if (strncmp(context, seen, length) == 0 &&
-			(length == 0 || context[length] == '\0' || context[length] == '\n'))
-			return length;
+		if (strncmp(context, seen, seen_length) == 0 &&
+			(seen_length == 0 || context[seen_length] == '\0' || context[seen_length] == '\n'))
+			return seen_length;
 	}
-	return strlen(context);
+	callers = callers_context();
+	callers_length = strlen(callers);
+	if (callers_length == 0 || callers_length > length ||
+		strcmp(context + length - callers_length, callers) != 0)
+		return length;
+	if (callers_length == length)
+		return 0;
+	return context[length - callers_length - 1] == '\n' ? length - callers_length - 1 : length;
 }
 
 /*
@@ -107,6 +154,8 @@ rethrow_for_plpython(MemoryContext context, const OwnContext *own)
 	MemoryContextSwitchTo(context);
 	error = CopyErrorData();
 	FlushErrorState();
+	/* its texts the guard made ASCII as it was raised, as they were: its DETAIL is about to change */
+	restore_original_texts(error);
 	if (error->context != NULL)
 		error->context[own_length(own, error->context)] = '\0';
 	if (error->context != NULL && error->context[0] != '\0')

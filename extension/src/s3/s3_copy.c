@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "access/relation.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -212,13 +213,38 @@ aws_s3_copy_layout(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(descriptor), values, nulls)));
 }
 
+/*
+ * Refuses rel, or a column of columns (String nodes), when its name, or its
+ * schema's, may not be the one the caller gave: PL/Python passed it in
+ * Unicode (unicode_names.c); searched: rel was found through the search path.
+ */
+static void
+refuse_names_taken_in_unicode(Relation rel, List *columns, bool searched)
+{
+	UnicodeNames answer = unicode_names_of(rel, columns, searched);
+
+	if (answer != UNICODE_NAMES_OWN)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 answer == UNICODE_NAMES_SCHEMA_TAKEN ?
+				 errmsg("aws_s3: the schema of table %s shares its name in Unicode with another schema",
+						RelationGetRelationName(rel)) :
+				 errmsg("aws_s3: table %s or a column of it shares its name in Unicode "
+						"with another table or column", RelationGetRelationName(rel)),
+				 errdetail("PL/Python passes names in Unicode, where the database's encoding (%s) has one "
+						   "character for two of its own.", GetDatabaseEncodingName()),
+				 errhint("Rename one of them, or use a UTF8 database.")));
+}
+
 PG_FUNCTION_INFO_V1(aws_s3_import_target);
 
 /*
  * aws_s3._import_target(table_name text) RETURNS oid: the table an import's
  * table_name names as its COPY reads it (SQL's grammar: quoting, Unicode
  * escapes, comments, a column list after the name), NULL if none; checked
- * before any request.
+ * before any request. A table whose name, or its schema's or a column's,
+ * PL/Python may have turned into another's is refused, as the import's COPY
+ * refuses it.
  */
 Datum
 aws_s3_import_target(PG_FUNCTION_ARGS)
@@ -230,9 +256,18 @@ aws_s3_import_target(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
+		RangeVar   *table;
+		Relation	rel;
+
 		begin_own_context(&own);
-		relid = RangeVarGetRelid(parse_import_target(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, &columns),
-								 NoLock, true);
+		table = parse_import_target(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, &columns);
+		relid = RangeVarGetRelid(table, NoLock, true);
+		/* a name PL/Python may have turned into another's: refused before any request too */
+		if (OidIsValid(relid) && (rel = try_relation_open(relid, AccessShareLock)) != NULL)
+		{
+			refuse_names_taken_in_unicode(rel, columns, table->schemaname == NULL);
+			relation_close(rel, AccessShareLock);
+		}
 		end_own_context(&own);
 	}
 	PG_CATCH();
@@ -433,29 +468,6 @@ copy_from_pipe(int fd, ParseState *pstate, Relation rel, List *columns, List *op
 	return rows;
 }
 
-/*
- * Refuses rel, or a column of columns (String nodes), when its name, or its
- * schema's, may not be the one the caller gave: PL/Python passed it in
- * Unicode (unicode_names.c).
- */
-static void
-refuse_names_taken_in_unicode(Relation rel, List *columns)
-{
-	UnicodeNames answer = unicode_names_of(rel, columns);
-
-	if (answer != UNICODE_NAMES_OWN)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 answer == UNICODE_NAMES_SCHEMA_TAKEN ?
-				 errmsg("aws_s3: the schema of table %s shares its name in Unicode with another schema",
-						RelationGetRelationName(rel)) :
-				 errmsg("aws_s3: table %s or a column of it shares its name in Unicode "
-						"with another table or column", RelationGetRelationName(rel)),
-				 errdetail("PL/Python passes names in Unicode, where the database's encoding (%s) has one "
-						   "character for two of its own.", GetDatabaseEncodingName()),
-				 errhint("Rename one of them, or use a UTF8 database.")));
-}
-
 /* COPY table_name (column_list) FROM STDIN with options, from the pipe fd; the rows */
 static uint64
 copy_into_table(int fd, const char *table_name, const char *column_list, List *options)
@@ -467,7 +479,7 @@ copy_into_table(int fd, const char *table_name, const char *column_list, List *o
 	uint64		rows;
 
 	rel = table_openrv(table, RowExclusiveLock);
-	refuse_names_taken_in_unicode(rel, columns);
+	refuse_names_taken_in_unicode(rel, columns, table->schemaname == NULL);
 	check_copy_into(pstate, rel, columns);
 	rows = copy_from_pipe(fd, pstate, rel, columns, options);
 	table_close(rel, NoLock);
