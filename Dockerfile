@@ -7,7 +7,7 @@ FROM postgres:15-bookworm
 
 WORKDIR /usr/src/aws_ml
 COPY Makefile pyproject.toml aws_ml.control aws_ml--1.0.sql aws_ml--1.0--2.0.sql aws_ml--2.0--2.1.sql aws_ml--2.1--2.2.sql aws_s3.control \
-     aws_s3--1.0.sql aws_s3--1.0--1.1.sql aws_s3--1.1--1.2.sql ./
+     aws_s3--1.0.sql aws_s3--1.0--1.1.sql aws_s3--1.1--1.2.sql aws_s3--1.2--1.3.sql ./
 COPY extension/ extension/
 COPY plpython/ plpython/
 COPY scripts/install-extension scripts/install-missing-packages scripts/install-python-package scripts/

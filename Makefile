@@ -8,7 +8,7 @@
 
 EXTENSION = aws_ml aws_s3
 DATA = extension/aws_commons.control extension/aws_commons--1.0.sql extension/aws_commons--1.0--1.1.sql \
-	aws_ml--1.0.sql aws_ml--1.0--2.0.sql aws_ml--2.0--2.1.sql aws_ml--2.1--2.2.sql aws_s3--1.0.sql aws_s3--1.0--1.1.sql aws_s3--1.1--1.2.sql
+	aws_ml--1.0.sql aws_ml--1.0--2.0.sql aws_ml--2.0--2.1.sql aws_ml--2.1--2.2.sql aws_s3--1.0.sql aws_s3--1.0--1.1.sql aws_s3--1.1--1.2.sql aws_s3--1.2--1.3.sql
 MODULE_big = aws_ml
 # One folder per feature under extension/src: batch mode, aws_s3's COPY, the
 # Python plumbing, SageMaker's input; headers are included by folder.

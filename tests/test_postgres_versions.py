@@ -180,7 +180,8 @@ C_FUNCTIONS = {
     "csv_rows": ("aws_sagemaker._csv_rows", "(anyarray) RETURNS text[]", "aws_ml_sagemaker_csv_rows"),
     "copy_layout": ("aws_s3._copy_layout", "(options text, is_from boolean, OUT format text, OUT quote text, "
                     "OUT escape text, OUT header boolean, OUT ascii_safe boolean)", "aws_s3_copy_layout"),
-    "import_target": ("aws_s3._import_target", "(table_name text) RETURNS oid", "aws_s3_import_target"),
+    "import_target": ("aws_s3._import_target", "(table_name text, column_list text, options text) RETURNS oid",
+                      "aws_s3_import_target"),
 }
 CALLS = [
     ("csv_rows", "ARRAY[ROW(1, NULL::text, ARRAY['a,b', NULL], 'q\"q'), NULL, ROW(2, 'x', '{}'::text[], '')]"),
@@ -190,11 +191,21 @@ CALLS = [
     ("copy_layout", "'delimiter ''|''', true"),
     ("copy_layout", "'(format csv, header match)', true"),
     ("copy_layout", "'CSV HEADER QUOTE AS ''|''', false"),
-    ("import_target", "'pg_catalog.pg_class (oid, relname)'"),
-    ("import_target", "'/* a comment */ \"pg_namespace\"'"),
-    ("import_target", "'U&\"pg\\005fproc\"'"),
-    ("import_target", "'no_such_table'"),
+    ("import_target", "'pg_catalog.pg_class (oid, relname)', NULL, NULL"),
+    ("import_target", "'/* a comment */ \"pg_namespace\"', 'oid, nspname', 'format csv'"),
+    ("import_target", "'U&\"pg\\005fproc\"', '', ''"),
+    ("import_target", "'no_such_table', NULL, 'format csv, bogus 1'"),
+    ("import_target", "'no_such_table', NULL, 'format csv header'"),
+    ("import_target", "'pg_catalog.pg_class', 'no_such_column', NULL"),
 ]
+
+
+def answer(conn, sql):
+    """sql's rows, or its error's SQLSTATE and message."""
+    try:
+        return conn.execute(sql).fetchall()
+    except psycopg.Error as error:
+        return error.sqlstate, error.diag.message_primary
 
 
 def test_on_18_the_c_functions_answer_as_on_15(server18, cluster, fresh_database):
@@ -205,8 +216,8 @@ def test_on_18_the_c_functions_answer_as_on_15(server18, cluster, fresh_database
             on_18.execute(f"CREATE FUNCTION {name}{signature} LANGUAGE C "
                           f"AS '$libdir/plugins/aws_ml', '{symbol}'")
         for name, arguments in CALLS:
-            expected = on_15.execute(f"SELECT * FROM {C_FUNCTIONS[name][0]}({arguments})").fetchall()
-            assert on_18.execute(f"SELECT * FROM {name}({arguments})").fetchall() == expected
+            expected = answer(on_15, f"SELECT * FROM {C_FUNCTIONS[name][0]}({arguments})")
+            assert answer(on_18, f"SELECT * FROM {name}({arguments})") == expected
 
 
 COPIES = [

@@ -153,13 +153,39 @@ def test_a_second_statement_is_refused(s3db, s3, emulator):
     ("format csv, delimiter 'ab'", None, "COPY delimiter must be a single one-byte character"),
 ])
 def test_an_error_in_options_points_into_them(s3db, options, position, message):
+    table = new_table(s3db, "a int")  # COPY FROM reports a table it cannot find before its options
     for sql in ("SELECT aws_s3.query_export_to_s3('SELECT 1', %s, 'k', options := %s)",
-                "SELECT aws_s3.table_import_from_s3('t', '', %s, %s, 'k', 'us-east-1')"):
+                f"SELECT aws_s3.table_import_from_s3('{table}', '', %s, %s, 'k', 'us-east-1')"):
         params = (BUCKET, options) if "export" in sql else (options, BUCKET)
         diag = sql_error(s3db, sql, params)
         assert message in diag.message_primary
         if position is not None:
             assert (diag.internal_query, diag.internal_position) == (options, str(position))
+
+
+@pytest.mark.parametrize("table", ["missing", "present"])
+@pytest.mark.parametrize("column_list", ["", "a", "nope", "a, , b"])
+@pytest.mark.parametrize("options", ["format csv", "format csv, bogus 1", "format csv header"])
+def test_an_import_reports_the_error_copy_from_reports_first_before_any_request(s3db, emulator, table, column_list,
+                                                                                 options):
+    """The statement's syntax (its columns', then its options'), the table,
+    its columns, then the options' values: COPY FROM STDIN's order."""
+    s3db.execute("CREATE TABLE IF NOT EXISTS present (a int, b int)")
+    columns = f" ({column_list})" if column_list else ""
+    try:
+        with s3db.transaction(force_rollback=True), s3db.cursor().copy(
+                f"COPY {table}{columns} FROM STDIN WITH ({options})"):
+            pass
+        reference = None
+    except psycopg.Error as error:
+        reference = error.sqlstate, error.diag.message_primary
+    emulator.reset()
+    diag = sql_error(s3db, "SELECT aws_s3.table_import_from_s3(%s, %s, %s, %s, 'no/such/key', 'us-east-1')",
+                     (table, column_list, options, BUCKET))
+    if reference is None:  # COPY would read: the download starts, and finds no object
+        assert (diag.sqlstate, counter(emulator.counters(), "s3", "GET")) == ("42704", 1)
+    else:
+        assert ((diag.sqlstate, diag.message_primary), emulator.counters()) == (reference, {})
 
 
 def test_an_error_in_the_query_or_the_columns_points_into_them(s3db, s3):

@@ -1,4 +1,4 @@
-"""aws_ml 2.2 and aws_s3 1.2 installed fresh, and aws_ml 1.0 and aws_s3 1.0
+"""aws_ml 2.2 and aws_s3 1.3 installed fresh, and aws_ml 1.0 and aws_s3 1.0
 as installed before 2.1 updated to them, leave the same catalog: everything
 a user or a later upgrade script can observe."""
 import json
@@ -108,7 +108,7 @@ def test_fresh_install_and_update_from_1_0_leave_the_same_catalog(cluster, login
                        "_materialize_embeddings_shards",
                        "_invoke_model_rows", "_invoke_model_get_embeddings_rows"}
     assert ("aws_ml", "schema aws_bedrock") in want["members"]
-    assert [row[:2] for row in want["extensions"]] == [("aws_commons", "1.1"), ("aws_ml", "2.2"), ("aws_s3", "1.2")]
+    assert [row[:2] for row in want["extensions"]] == [("aws_commons", "1.1"), ("aws_ml", "2.2"), ("aws_s3", "1.3")]
     grants = " ".join(str(row[-1]) for row in want["functions"] + want["schemas"])
     assert "*" not in grants and "aws_ml=X/" in grants and "aws_s3=X/" in grants
 
@@ -166,16 +166,20 @@ def test_aws_s3_1_0_asks_for_its_update_then_exports_and_imports(cluster, fresh_
         assert conn.execute("SELECT * FROM imported ORDER BY a").fetchall() == [(1, 2), (2, 4), (3, 6)]
 
 
-def test_aws_s3_1_1_asks_for_its_update_before_an_import(cluster, fresh_database, aws_client, emulator):
-    """aws_s3 1.1 lacks _import_target, which an import calls before its
-    download: the import fails with 55000 naming the update, with no request;
-    an export, which does not call it, works; after ALTER EXTENSION aws_s3
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_aws_s3_before_1_3_asks_for_its_update_before_an_import(cluster, fresh_database, aws_client, emulator,
+                                                                version):
+    """aws_s3 1.1 lacks _import_target(table_name, column_list), which an
+    import calls before its download, and 1.2 has only _import_target(table_name):
+    the import fails with 55000 naming the update, with no request; an
+    export, which does not call it, works; after ALTER EXTENSION aws_s3
     UPDATE the import works."""
     s3 = aws_client("s3")
-    s3.create_bucket(Bucket="upgraded-from-1-1")
-    s3.put_object(Bucket="upgraded-from-1-1", Key="rows.csv", Body=b"1,2\n")
-    uri = "aws_commons.create_s3_uri('upgraded-from-1-1', 'rows.csv', 'us-east-1')"
-    name = fresh_database("CREATE EXTENSION aws_ml CASCADE; CREATE EXTENSION aws_s3 VERSION '1.1'")
+    bucket = f"upgraded-from-{version.replace('.', '-')}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="rows.csv", Body=b"1,2\n")
+    uri = f"aws_commons.create_s3_uri('{bucket}', 'rows.csv', 'us-east-1')"
+    name = fresh_database(f"CREATE EXTENSION aws_ml CASCADE; CREATE EXTENSION aws_s3 VERSION '{version}'")
     with psycopg.connect(cluster.conninfo(name), autocommit=True) as conn:
         conn.execute("CREATE TABLE imported (a int, b int)")
         emulator.reset()
@@ -185,7 +189,7 @@ def test_aws_s3_1_1_asks_for_its_update_before_an_import(cluster, fresh_database
             "aws_s3: this database's aws_s3 is older than the aws_s3 installed on the server"
         assert counter(emulator.counters(), "s3", "GET") == 0
         assert conn.execute(f"SELECT rows_uploaded FROM aws_s3.query_export_to_s3('SELECT 1', "
-                            f"aws_commons.create_s3_uri('upgraded-from-1-1', 'out.csv', 'us-east-1'))").fetchone() == (1,)
+                            f"aws_commons.create_s3_uri('{bucket}', 'out.csv', 'us-east-1'))").fetchone() == (1,)
         conn.execute("ALTER EXTENSION aws_s3 UPDATE")
         conn.execute(f"SELECT aws_s3.table_import_from_s3('imported', '', 'format csv', {uri})")
         assert conn.execute("SELECT * FROM imported").fetchall() == [(1, 2)]

@@ -4,7 +4,6 @@ module (extension/src/s3/s3_copy.c), so an export is byte for byte what COPY
 (query) TO STDOUT writes, and an import is what COPY FROM reads, with the
 caller's privileges. S3 is on the other side of a pipe, which this backend's
 transfer process reads or writes (transfer_process.py, s3_transfer.py)."""
-import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import backend, clients, distributed, read_only, settings, transfer_process, wait
@@ -66,7 +65,8 @@ def _is_token_text(value: str) -> bool:
 def _internal(sql: str, types: List[str], values: List[Any]) -> Any:
     """The first row of sql, which calls an internal function of aws_s3's
     newest version: one the database's aws_s3 lacks (1.0's _copy_layout(text),
-    1.1's missing _import_target) means it predates this package."""
+    1.1's missing _import_target, 1.2's _import_target(text)) means it
+    predates this package."""
     import plpy
     try:
         return _execute(sql, types, values)[0]
@@ -82,10 +82,13 @@ def _layout(options: Optional[str], is_from: bool) -> Dict[str, Any]:
                      ["pg_catalog.text", "pg_catalog.bool"], [options, is_from])
 
 
-def _import_target(table_name: str) -> Optional[int]:
-    """The OID of the table table_name names as COPY reads it (a column list
-    may follow the name), None if it names none."""
-    return _internal("SELECT aws_s3._import_target($1) AS relid", ["pg_catalog.text"], [table_name])["relid"]
+def _import_target(table_name: str, column_list: Optional[str], options: Optional[str]) -> int:
+    """The OID of the table the import's COPY writes; raises the error that
+    COPY raises before it checks that the transaction can write (a syntax
+    error, no such table, schema or column, a privilege, row security), as
+    COPY FROM STDIN raises it."""
+    return _internal("SELECT aws_s3._import_target($1, $2, $3) AS relid", ["pg_catalog.text"] * 3,
+                     [table_name, column_list, options])["relid"]
 
 
 def _client(region: Optional[str], given: Optional[Credentials] = None) -> Tuple[Settings, ClientSpec]:
@@ -135,27 +138,6 @@ def query_export_to_s3(query: Optional[str], s3_info: Composite, options: Option
     return rows, result["files"], result["bytes"]
 
 
-_COPY_PIPE_TO_TABLE = "SELECT aws_s3._copy_pipe_to_table($1, $2, $3, $4) AS rows"
-
-
-def _raise_copy_error_before(refusal: AwsMlError, table_name: str, column_list: Optional[str],
-                             options: Optional[str]) -> None:
-    """Raises the error the import's COPY raises before it checks that the
-    transaction can write (a table, schema or column not found, a privilege
-    or row security refusing it: COPY FROM STDIN's own), else refusal. That
-    COPY runs on a pipe with no transfer and no data, so nothing is
-    requested; refusal is raised whatever it does."""
-    import plpy
-    pipe, token = backend.transfer_pipe(export=False)
-    os.close(pipe)
-    try:
-        _execute(_COPY_PIPE_TO_TABLE, ["pg_catalog.text"] * 3 + ["pg_catalog.int8"],
-                 [table_name, column_list, options, token])
-    except plpy.spiexceptions.ReadOnlySqlTransaction:
-        pass
-    raise refusal
-
-
 @entry_of("aws_s3")
 def table_import_from_s3(table_name: Optional[str], column_list: Optional[str], options: Optional[str],
                          s3_info: Composite, credentials: Composite) -> str:
@@ -169,16 +151,15 @@ def table_import_from_s3(table_name: Optional[str], column_list: Optional[str], 
                          hint="Import into a plain table, then INSERT INTO the Citus table SELECT from it "
                               "(docs/scaling.md).")
     bucket, key, region = _location(s3_info)
+    # in COPY FROM's order: the statement's syntax and the table, whether the transaction may write it, the
+    # options' values
+    read_only.refuse_writes([_import_target(table_name, column_list, options)],
+                            f"table_import_from_s3 cannot import s3://{bucket}/{key} into {table_name}", "Import it")
     _layout(options, True)
-    try:
-        read_only.refuse_writes([_import_target(table_name)],
-                                f"table_import_from_s3 cannot import s3://{bucket}/{key} into {table_name}",
-                                "Import it")
-    except AwsMlError as refusal:
-        _raise_copy_error_before(refusal, table_name, column_list, options)
     _, client = _client(region, _given_credentials(credentials))
     pipe, token = backend.transfer_pipe(export=False)
     transfer = transfer_process.start("import", pipe, client=client, bucket=bucket, key=key)
-    rows, result = _copy_through(transfer, _COPY_PIPE_TO_TABLE, ["pg_catalog.text"] * 3 + ["pg_catalog.int8"],
+    rows, result = _copy_through(transfer, "SELECT aws_s3._copy_pipe_to_table($1, $2, $3, $4) AS rows",
+                                 ["pg_catalog.text"] * 3 + ["pg_catalog.int8"],
                                  [table_name, column_list, options, token])
     return f'{rows} rows imported into relation "{table_name}" from file {key} of {result["size"]} bytes'

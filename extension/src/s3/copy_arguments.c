@@ -139,7 +139,7 @@ only_copy(List *statements, const char *text, const char *what)
  * parentheses as AWS documents it (format csv, header true). Their
  * locations are offsets into options.
  */
-static List *
+List *
 parse_option_list(const char *options)
 {
 	ErrorData  *as_written = NULL;

@@ -9,6 +9,12 @@
 #include "nodes/parsenodes.h"
 
 /*
+ * options as COPY's grammar reads them, unchecked: syntax errors only, which
+ * COPY raises before it looks its table up.
+ */
+extern List *parse_option_list(const char *options);
+
+/*
  * options (NULL: none) as COPY's option list, checked by COPY for the
  * direction; how COPY lays its data out with them into *layout, if given.
  */

@@ -29,7 +29,6 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include "access/relation.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -236,38 +235,81 @@ refuse_names_taken_in_unicode(Relation rel, List *columns, bool searched)
 				 errhint("Rename one of them, or use a UTF8 database.")));
 }
 
+/*
+ * The checks DoCopy makes of a COPY FROM into rel before it checks that the
+ * transaction can write: INSERT on the columns copied, no row security.
+ */
+static void
+check_copy_into(ParseState *pstate, Relation rel, List *columns)
+{
+	ParseNamespaceItem *item = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock,
+															 NULL, false, false);
+	RTEPermissionInfo *permissions = getRTEPermissionInfo(pstate->p_rteperminfos, item->p_rte);
+	ListCell   *cell;
+
+	permissions->requiredPerms = ACL_INSERT;
+	foreach(cell, CopyGetAttnums(RelationGetDescr(rel), rel, columns))
+		permissions->insertedCols = bms_add_member(permissions->insertedCols,
+												   lfirst_int(cell) - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckPermissions(pstate->p_rtable, list_make1(permissions), true);
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("COPY FROM not supported with row-level security"),
+				 errhint("Use INSERT statements instead.")));
+}
+
+/*
+ * An import's table (from parse_import_target) with its columns (String
+ * nodes), opened and checked as DoCopy opens and checks a COPY FROM's table
+ * before it checks that the transaction can write: its columns, the
+ * caller's privileges, no row security; and a table whose name, or its
+ * schema's or a column's, PL/Python may have turned into another's refused.
+ */
+static Relation
+open_import_target(ParseState *pstate, RangeVar *table, List *columns)
+{
+	Relation	rel = table_openrv(table, RowExclusiveLock);
+
+	refuse_names_taken_in_unicode(rel, columns, table->schemaname == NULL);
+	check_copy_into(pstate, rel, columns);
+	return rel;
+}
+
+/* The text of the function's argument n, NULL for NULL */
+#define TEXT_ARG_OR_NULL(n) (PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n)))
+
 PG_FUNCTION_INFO_V1(aws_s3_import_target);
 
 /*
- * aws_s3._import_target(table_name text) RETURNS oid: the table an import's
- * table_name names as its COPY reads it (SQL's grammar: quoting, Unicode
- * escapes, comments, a column list after the name), NULL if none; checked
- * before any request. A table whose name, or its schema's or a column's,
- * PL/Python may have turned into another's is refused, as the import's COPY
- * refuses it.
+ * aws_s3._import_target(table_name text, column_list text, options text)
+ * RETURNS oid: the table an import's COPY writes, after the checks COPY
+ * makes before it checks that the transaction can write, in its order (the
+ * statement's syntax, then open_import_target's), so that they come before
+ * any request.
  */
 Datum
 aws_s3_import_target(PG_FUNCTION_ARGS)
 {
 	MemoryContext context = CurrentMemoryContext;
 	volatile Oid relid = InvalidOid;
-	List	   *columns;
 	OwnContext	own;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
 	PG_TRY();
 	{
+		List	   *columns;
 		RangeVar   *table;
 		Relation	rel;
 
 		begin_own_context(&own);
-		table = parse_import_target(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, &columns);
-		relid = RangeVarGetRelid(table, NoLock, true);
-		/* a name PL/Python may have turned into another's: refused before any request too */
-		if (OidIsValid(relid) && (rel = try_relation_open(relid, AccessShareLock)) != NULL)
-		{
-			refuse_names_taken_in_unicode(rel, columns, table->schemaname == NULL);
-			relation_close(rel, AccessShareLock);
-		}
+		table = parse_import_target(TEXT_ARG_OR_NULL(0), TEXT_ARG_OR_NULL(1), &columns);
+		if (!PG_ARGISNULL(2))
+			(void) parse_option_list(TEXT_ARG_OR_NULL(2));
+		rel = open_import_target(make_parsestate(NULL), table, columns);
+		relid = RelationGetRelid(rel);
+		table_close(rel, NoLock);
 		end_own_context(&own);
 	}
 	PG_CATCH();
@@ -275,8 +317,6 @@ aws_s3_import_target(PG_FUNCTION_ARGS)
 		rethrow_for_plpython(context, &own);
 	}
 	PG_END_TRY();
-	if (!OidIsValid(relid))
-		PG_RETURN_NULL();
 	PG_RETURN_OID(relid);
 }
 
@@ -415,32 +455,6 @@ read_pipe(void *buffer, int minread, int maxread)
 	return total;
 }
 
-/*
- * The checks DoCopy makes before a COPY FROM into rel: INSERT on the columns
- * copied, no row security, a writable transaction.
- */
-static void
-check_copy_into(ParseState *pstate, Relation rel, List *columns)
-{
-	ParseNamespaceItem *item = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock,
-															 NULL, false, false);
-	RTEPermissionInfo *permissions = getRTEPermissionInfo(pstate->p_rteperminfos, item->p_rte);
-	ListCell   *cell;
-
-	permissions->requiredPerms = ACL_INSERT;
-	foreach(cell, CopyGetAttnums(RelationGetDescr(rel), rel, columns))
-		permissions->insertedCols = bms_add_member(permissions->insertedCols,
-												   lfirst_int(cell) - FirstLowInvalidHeapAttributeNumber);
-	ExecCheckPermissions(pstate->p_rtable, list_make1(permissions), true);
-	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("COPY FROM not supported with row-level security"),
-				 errhint("Use INSERT statements instead.")));
-	if (XactReadOnly && !rel->rd_islocaltemp)
-		PreventCommandIfReadOnly("COPY FROM");
-}
-
 /* COPY FROM the pipe fd into rel; the rows imported */
 static uint64
 copy_from_pipe(int fd, ParseState *pstate, Relation rel, List *columns, List *options)
@@ -475,19 +489,16 @@ copy_into_table(int fd, const char *table_name, const char *column_list, List *o
 	ParseState *pstate = make_parsestate(NULL);
 	List	   *columns;
 	RangeVar   *table = parse_import_target(table_name, column_list, &columns);
-	Relation	rel;
+	Relation	rel = open_import_target(pstate, table, columns);
 	uint64		rows;
 
-	rel = table_openrv(table, RowExclusiveLock);
-	refuse_names_taken_in_unicode(rel, columns, table->schemaname == NULL);
-	check_copy_into(pstate, rel, columns);
+	if (XactReadOnly && !rel->rd_islocaltemp)
+		PreventCommandIfReadOnly("COPY FROM");
 	rows = copy_from_pipe(fd, pstate, rel, columns, options);
 	table_close(rel, NoLock);
 	return rows;
 }
 
-/* The text of the function's argument n, NULL for NULL */
-#define TEXT_ARG_OR_NULL(n) (PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n)))
 
 /* An export's COPY from the arguments of _copy_query_to_pipe; the rows */
 static uint64
