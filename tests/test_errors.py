@@ -26,7 +26,8 @@ class Case:
 
 
 CASES = {
-    "22023": Case("SELECT * FROM aws_comprehend.detect_sentiment('Bonjour', 'xx')", DETECT_FAILED, AWS_CODE),
+    "22023": Case("SELECT * FROM aws_comprehend.detect_sentiment('Bonjour', 'xx')", DETECT_FAILED, AWS_CODE,
+                  hint=True),
     "22004": Case("SELECT * FROM aws_comprehend.detect_sentiment('I love it', NULL)",
                   re.compile(r"aws_ml: language_code must not be NULL")),
     "55000": Case(DETECT, re.compile(r"aws_ml: no AWS Region is configured"), hint=True,
