@@ -33,7 +33,7 @@ CREATE OR REPLACE PROCEDURE aws_comprehend.materialize_sentiment(
     confidence_column name DEFAULT 'confidence',
     batch_size int DEFAULT 500)
 LANGUAGE C SECURITY INVOKER
-AS 'MODULE_PATHNAME', 'aws_ml_materialize_sentiment';
+AS 'MODULE_PATHNAME', 'aws_ml_call_procedure_body';
 
 CREATE PROCEDURE aws_ml.materialize_embeddings(
     table_name regclass,
@@ -59,7 +59,7 @@ CREATE OR REPLACE PROCEDURE aws_bedrock.materialize_embeddings(
     batch_size int DEFAULT 100,
     max_concurrency int DEFAULT 4)
 LANGUAGE C SECURITY INVOKER
-AS 'MODULE_PATHNAME', 'aws_ml_materialize_embeddings';
+AS 'MODULE_PATHNAME', 'aws_ml_call_procedure_body';
 
 -- The entry points call their bodies through fmgr: EXECUTE on an entry point
 -- is all a caller needs, and only the entry points call a body.

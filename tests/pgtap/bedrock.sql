@@ -44,7 +44,7 @@ SELECT is(ARRAY(SELECT proname::text FROM pg_proc WHERE pronamespace = 'aws_bedr
           'aws_bedrock has two procedures, materialize_embeddings and its form for the shards of a Citus node');
 SELECT is((SELECT (l.lanname, p.prosrc)::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
            WHERE p.oid = 'aws_bedrock.materialize_embeddings(regclass, name, name, varchar, text, int, int)'::regprocedure),
-          '(c,aws_ml_materialize_embeddings)',
+          '(c,aws_ml_call_procedure_body)',
           'materialize_embeddings is a C entry point, which loads the module before it looks its body up');
 
 SELECT is_empty($$

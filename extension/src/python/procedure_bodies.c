@@ -1,7 +1,7 @@
 /*
- * procedure_bodies.c: the backfills' entry points. Each is a C procedure
- * that calls its PL/Python body through fmgr: the procedure of the same
- * name and arguments in the internal schema aws_ml.
+ * procedure_bodies.c: the backfills' entry point. Each backfill is a C
+ * procedure that calls its PL/Python body through fmgr: the procedure of the
+ * same name and arguments in the internal schema aws_ml.
  *
  * PostgreSQL decides whether to call a procedure through the hook of
  * deliberate_errors.c (needs_fmgr_hook) when it looks the procedure up, so
@@ -25,9 +25,6 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
-PG_FUNCTION_INFO_V1(aws_ml_materialize_sentiment);
-PG_FUNCTION_INFO_V1(aws_ml_materialize_embeddings);
-
 /* the body of the entry point entry: its name and arguments, in schema aws_ml */
 static Oid
 body_of(Oid entry)
@@ -46,33 +43,26 @@ body_of(Oid entry)
 	return body;
 }
 
-static Datum
-call_body(FunctionCallInfo entry)
+PG_FUNCTION_INFO_V1(aws_ml_call_procedure_body);
+
+/*
+ * The entry point of aws_comprehend.materialize_sentiment and
+ * aws_bedrock.materialize_embeddings (aws_ml--2.1--2.2.sql): calls the body
+ * of the procedure called, with its arguments and CallContext.
+ */
+Datum
+aws_ml_call_procedure_body(PG_FUNCTION_ARGS)
 {
 	FmgrInfo	body;
 	FunctionCallInfo call;
 	Datum		result;
 
-	fmgr_info(body_of(entry->flinfo->fn_oid), &body);
-	fmgr_info_set_expr(entry->flinfo->fn_expr, &body);
-	call = palloc(SizeForFunctionCallInfo(entry->nargs));
-	InitFunctionCallInfoData(*call, &body, entry->nargs, entry->fncollation, entry->context, entry->resultinfo);
-	memcpy(call->args, entry->args, sizeof(NullableDatum) * entry->nargs);
+	fmgr_info(body_of(fcinfo->flinfo->fn_oid), &body);
+	fmgr_info_set_expr(fcinfo->flinfo->fn_expr, &body);
+	call = palloc(SizeForFunctionCallInfo(fcinfo->nargs));
+	InitFunctionCallInfoData(*call, &body, fcinfo->nargs, fcinfo->fncollation, fcinfo->context, fcinfo->resultinfo);
+	memcpy(call->args, fcinfo->args, sizeof(NullableDatum) * fcinfo->nargs);
 	result = FunctionCallInvoke(call);
-	entry->isnull = call->isnull;
+	fcinfo->isnull = call->isnull;
 	return result;
-}
-
-/* aws_comprehend.materialize_sentiment: see aws_ml--2.1--2.2.sql */
-Datum
-aws_ml_materialize_sentiment(PG_FUNCTION_ARGS)
-{
-	return call_body(fcinfo);
-}
-
-/* aws_bedrock.materialize_embeddings */
-Datum
-aws_ml_materialize_embeddings(PG_FUNCTION_ARGS)
-{
-	return call_body(fcinfo);
 }
