@@ -6,13 +6,13 @@ write. PostgreSQL itself refuses only when the statement that writes runs
 (a backfill's SELECT ... FOR UPDATE, an import's COPY FROM, once the
 import's download has started), with a message that names neither the
 function nor what to do instead."""
-from typing import Optional, Sequence
+from typing import Sequence
 
 from .errors import AwsMlError
 
 READ_ONLY_SQL_TRANSACTION = "25006"
 
-# $1: the tables to write (NULL: one not found)
+# $1: the tables to write; one no longer in pg_class is not a temporary table of this session
 _REFUSED = (
     "SELECT pg_catalog.pg_is_in_recovery() AS standby, "
     "pg_catalog.current_setting('transaction_read_only') OPERATOR(pg_catalog.=) 'on' AND EXISTS ("
@@ -21,9 +21,9 @@ _REFUSED = (
     "WHERE c.relnamespace IS DISTINCT FROM pg_catalog.pg_my_temp_schema()) AS read_only")
 
 
-def refuse_writes(relids: Sequence[Optional[int]], refused: str, instead: str) -> None:
-    """Raises 25006 when this transaction cannot write the tables relids
-    (None: a table not found): "<refused> on a hot standby" with the hint
+def refuse_writes(relids: Sequence[int], refused: str, instead: str) -> None:
+    """Raises 25006 when this transaction cannot write the tables relids:
+    "<refused> on a hot standby" with the hint
     "<instead> on the primary: ...", or "<refused> in a read-only
     transaction" with the hint "<instead> in a read-write transaction: ..."."""
     import plpy

@@ -306,7 +306,7 @@ aws_s3_import_target(PG_FUNCTION_ARGS)
 		begin_own_context(&own);
 		table = parse_import_target(TEXT_ARG_OR_NULL(0), TEXT_ARG_OR_NULL(1), &columns);
 		if (!PG_ARGISNULL(2))
-			(void) parse_option_list(TEXT_ARG_OR_NULL(2));
+			(void) parse_option_list(text_to_cstring(PG_GETARG_TEXT_PP(2)));
 		rel = open_import_target(make_parsestate(NULL), table, columns);
 		relid = RelationGetRelid(rel);
 		table_close(rel, NoLock);
