@@ -43,6 +43,17 @@ def copy_to_stdout(conn, sql, options):
             return b"".join(bytes(chunk) for chunk in copy)
 
 
+def copy_from_stdin_error(conn, statement, data=b""):
+    """(SQLSTATE, message) of the COPY ... FROM STDIN statement sent data, in
+    a transaction (a savepoint inside one) rolled back; None if it succeeds."""
+    try:
+        with conn.transaction(force_rollback=True), conn.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.write(data)
+    except psycopg.Error as error:
+        return error.sqlstate, error.diag.message_primary
+    return None
+
+
 def export(conn, sql, key, options=None, bucket=BUCKET, **named):
     extra = "".join(f", {name} := %({name})s" for name in named)
     return conn.execute(f"SELECT rows_uploaded, files_uploaded, bytes_uploaded FROM aws_s3.query_export_to_s3("

@@ -616,16 +616,29 @@ def module_loaded(conn):
     return "/plugins/aws_ml.so" in Path(f"/proc/{pid}/maps").read_text()
 
 
-def failure_of(conn, statements):
-    """The error of the last of statements (each before it succeeds), as the client reads it."""
-    for statement in statements[:-1]:
-        conn.execute(statement)
-    with pytest.raises(psycopg.Error) as caught:
-        conn.execute(statements[-1])
-    conn.execute("ROLLBACK")  # of the statements' BEGIN, if any
-    diag = caught.value.diag
-    return (diag.sqlstate, diag.message_primary, diag.message_detail, diag.message_hint, diag.context,
-            diag.source_function)
+def outcome_of(conn, statements):
+    """The error of the last of statements (each before it succeeds; None if
+    none fails) as the client reads it, and the notices of them all with
+    their CONTEXT; then the session as before: its transaction rolled back,
+    its settings reset."""
+    notices = []
+
+    def handler(diag):
+        notices.append((diag.severity_nonlocalized, diag.message_primary.split(",")[0], diag.context))
+    conn.add_notice_handler(handler)
+    error = None
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    except psycopg.Error as caught:
+        diag = caught.diag
+        error = (diag.sqlstate, diag.message_primary, diag.message_detail, diag.message_hint, diag.context,
+                 diag.source_function)
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:  # the statements' BEGIN
+        conn.execute("ROLLBACK")
+    conn.execute("RESET ALL")
+    conn.remove_notice_handler(handler)
+    return error, notices
 
 
 @pytest.mark.parametrize("statements, sqlstate, context", [
@@ -649,9 +662,9 @@ def test_a_sessions_first_call_fails_as_its_later_calls(db, connect, emulator, s
     emulator.reset()
     conn = connect()
     assert not module_loaded(conn)
-    first = failure_of(conn, statements)
+    first, _ = outcome_of(conn, statements)
     assert module_loaded(conn)
-    again = failure_of(conn, statements)
+    again, _ = outcome_of(conn, statements)
     assert first == again
     assert first[0] == sqlstate and first[1].startswith("aws_ml: ") and first[4] == context, first
     assert emulator.counters() == {}

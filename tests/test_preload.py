@@ -12,7 +12,7 @@ import pytest
 from tests.cluster import pg_bindir
 from tests.conftest import ROOT, new_cluster, requests_in_flight, stop_when
 from tests.test_cancel import CALLS, HANG_SECONDS, assert_nothing_left_in_flight
-from tests.test_materialize import module_loaded
+from tests.test_materialize import module_loaded, outcome_of
 
 # What a session's Python holds before its first aws_ml call, and its random state.
 BEFORE_FIRST_CALL = """DO $$
@@ -168,26 +168,6 @@ FAULTS = {
     "access denied": ("bedrock", {"error_every": 1, "error_status": 403, "error_code": "AccessDeniedException"}),
     "statement_timeout": ("comprehend", {"latency_ms": 5000}),
 }
-
-
-def outcome_of(conn, statements):
-    """The error of the last of statements (each before it succeeds), as the
-    client reads it, and the notices, with their CONTEXT, of them all."""
-    notices = []
-
-    def handler(diag):
-        notices.append((diag.severity_nonlocalized, diag.message_primary.split(",")[0], diag.context))
-    conn.add_notice_handler(handler)
-    error = None
-    try:
-        for statement in statements:
-            conn.execute(statement)
-    except psycopg.Error as caught:
-        diag = caught.diag
-        error = (diag.sqlstate, diag.message_primary, diag.message_detail, diag.message_hint, diag.context)
-    conn.execute("RESET ALL")
-    conn.remove_notice_handler(handler)
-    return error, notices
 
 
 @pytest.mark.parametrize("case", FIRST_CALLS)

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from tests.conftest import REGION, create_database, in_encoding
-from tests.s3_support import BUCKET, new_key, s3, s3_database, sql_error  # noqa: F401 (fixtures)
+from tests.s3_support import (BUCKET, copy_from_stdin_error, new_key, s3, s3_database,  # noqa: F401 (fixtures)
+                              sql_error)
 from tests.test_dump_restore import requests
 
 # (name as created, permanent?, temporary?)
@@ -77,16 +78,23 @@ def session(permanent_tables, connect, emulator, s3):
     return conn
 
 
-def copy_from_stdin(conn, table_name):
-    """None if COPY table_name FROM STDIN writes a row, else its SQLSTATE."""
+def copy_error(conn, table_name):
+    """(SQLSTATE, message) of COPY table_name FROM STDIN of a row, None if it writes it."""
+    return copy_from_stdin_error(conn, f"COPY {table_name} FROM STDIN", b"1\n")
+
+
+def import_outcome(conn, emulator, table_name, key):
+    """(SQLSTATE, message) of an import of key into table_name, None if it
+    imports (rolled back either way), and the S3 GETs it sent."""
+    emulator.reset()
     try:
-        with conn.transaction(), conn.cursor() as cursor:
-            with cursor.copy(f"COPY {table_name} FROM STDIN") as copy:
-                copy.write(b"1\n")
-            raise psycopg.Rollback()
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)",
+                         (table_name, BUCKET, key, REGION))
+        outcome = None
     except psycopg.Error as error:
-        return error.sqlstate
-    return None
+        outcome = error.sqlstate, error.diag.message_primary
+    return outcome, requests(emulator).get(("s3", "GET"), (0, 0))[0]
 
 
 @pytest.mark.parametrize("read_only", READ_ONLY)
@@ -99,23 +107,16 @@ def test_an_import_in_a_read_only_transaction_writes_where_copy_from_stdin_does(
     for sql in READ_ONLY[read_only]:
         session.execute(sql)
     assert session.execute("SHOW transaction_read_only").fetchone() == ("on",)
-    reference = copy_from_stdin(session, table_name)
-    try:
-        with session.transaction():
-            session.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)",
-                            (table_name, BUCKET, key, REGION))
-        outcome = None
-    except psycopg.Error as error:
-        outcome = error.sqlstate
-        refused_before = error.diag.message_primary.startswith("aws_s3: table_import_from_s3 cannot import")
+    reference = copy_error(session, table_name)
+    outcome, downloads = import_outcome(session, emulator, table_name, key)
     session.execute("ROLLBACK")
-    downloads = requests(emulator).get(("s3", "GET"), (0, 0))[0]
     if reference is None:
         assert (outcome, downloads) == (None, 1)
-    elif reference == "25006":  # by aws_s3 before the download, not by the COPY once it has begun
-        assert (outcome, refused_before, downloads) == ("25006", True, 0)
+    elif reference[0] == "25006":  # by aws_s3 before the download, not by the COPY once it has begun
+        assert (outcome[0], outcome[1].startswith("aws_s3: table_import_from_s3 cannot import"),
+                downloads) == ("25006", True, 0)
     else:  # not a table COPY can write: COPY's error, before any download
-        assert (outcome, downloads) == (reference, 0)
+        assert (outcome[0], downloads) == (reference[0], 0)
 
 
 # Backfills against UPDATE of the same table (its hierarchy) in the same
@@ -209,17 +210,6 @@ def defaults_database(cluster, s3):
         conn.execute(f"DROP ROLE {role}")
 
 
-def copy_error(conn, table_name):
-    """(SQLSTATE, message) of COPY table_name FROM STDIN of a row, None if it writes it."""
-    try:
-        with conn.transaction(force_rollback=True), conn.cursor() as cursor:
-            with cursor.copy(f"COPY {table_name} FROM STDIN") as copy:
-                copy.write(b"1\n")
-    except psycopg.Error as error:
-        return error.sqlstate, error.diag.message_primary
-    return None
-
-
 @pytest.mark.parametrize("default", ["ALTER ROLE", "ALTER DATABASE", None])
 def test_imports_are_refused_as_copy_from_would_and_before_any_request(defaults_database, cluster, emulator, s3,
                                                                        default):
@@ -238,15 +228,7 @@ def test_imports_are_refused_as_copy_from_would_and_before_any_request(defaults_
             outcomes = {}
             for table_name in DEFAULT_TARGETS:
                 reference = copy_error(conn, table_name)
-                emulator.reset()
-                try:
-                    with conn.transaction(force_rollback=True):
-                        conn.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)",
-                                     (table_name, BUCKET, key, REGION))
-                    outcome = None
-                except psycopg.Error as error:
-                    outcome = error.sqlstate, error.diag.message_primary
-                downloads = requests(emulator).get(("s3", "GET"), (0, 0))[0]
+                outcome, downloads = import_outcome(conn, emulator, table_name, key)
                 if reference is None:
                     assert (outcome, downloads) == (None, 1), table_name
                 elif reference[0] == "25006":
@@ -297,15 +279,7 @@ def test_outside_utf8_a_read_only_import_fails_as_copy_from_with_names_outside_a
         for table_name, sqlstate in spellings.items():
             reference = copy_error(conn, table_name)
             assert (reference and reference[0]) == sqlstate, table_name
-            emulator.reset()
-            try:
-                with conn.transaction(force_rollback=True):
-                    conn.execute("SELECT aws_s3.table_import_from_s3(%s, '', '', %s, %s, %s)",
-                                 (table_name, BUCKET, key, REGION))
-                outcome = None
-            except psycopg.Error as error:
-                outcome = error.sqlstate, error.diag.message_primary
-            downloads = requests(emulator).get(("s3", "GET"), (0, 0))[0]
+            outcome, downloads = import_outcome(conn, emulator, table_name, key)
             if sqlstate is None:
                 assert (outcome, downloads) == (None, 1), table_name
             elif sqlstate == "25006":

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from tests.conftest import ACCESS_KEY_ID, REGION, counter
-from tests.s3_support import (BUCKET, copy_to_stdout, export, new_key, object_bytes, s3,  # noqa: F401 (fixtures)
-                              s3_database, s3db, sql_error)
+from tests.s3_support import (BUCKET, copy_from_stdin_error, copy_to_stdout, export,  # noqa: F401 (fixtures)
+                              new_key, object_bytes, s3, s3_database, s3db, sql_error)
 
 ROWS_SQL = "SELECT n, 'row ' || n AS label, n * 0.5 AS x FROM generate_series(1, 20) n"
 
@@ -172,13 +172,7 @@ def test_an_import_reports_the_error_copy_from_reports_first_before_any_request(
     its columns, then the options' values: COPY FROM STDIN's order."""
     s3db.execute("CREATE TABLE IF NOT EXISTS present (a int, b int)")
     columns = f" ({column_list})" if column_list else ""
-    try:
-        with s3db.transaction(force_rollback=True), s3db.cursor().copy(
-                f"COPY {table}{columns} FROM STDIN WITH ({options})"):
-            pass
-        reference = None
-    except psycopg.Error as error:
-        reference = error.sqlstate, error.diag.message_primary
+    reference = copy_from_stdin_error(s3db, f"COPY {table}{columns} FROM STDIN WITH ({options})")
     emulator.reset()
     diag = sql_error(s3db, "SELECT aws_s3.table_import_from_s3(%s, %s, %s, %s, 'no/such/key', 'us-east-1')",
                      (table, column_list, options, BUCKET))
