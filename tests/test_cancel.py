@@ -130,6 +130,34 @@ $$ LANGUAGE plpython3u""")
     assert caught.value.diag.message_primary == "TimeoutError: the task's own"
 
 
+
+STOP_THREADS_IN_A_SESSION = """DO $$
+import os, ssl, threading
+from aws_ml import wait
+wait.run_all([ssl.create_default_context] * 32)  # the pool's threads, each having used OpenSSL
+threads = [str(t.native_id) for t in threading.enumerate() if t.name.startswith("aws_ml")]
+still_running = wait.stop_threads()
+plpy.notice(f"{len(threads)} {still_running} {len(set(threads) & set(os.listdir('/proc/self/task')))}")
+$$ LANGUAGE plpython3u"""
+
+
+def test_the_threads_have_left_the_kernel_when_stop_threads_returns(connect):
+    """A thread Python has joined still runs its thread-local destructors,
+    OpenSSL's among them; were the process to exit then, its OpenSSL cleanup
+    would run under them and crash it. stop_threads returns once the kernel
+    has none of the package's threads left. Five sessions: without the wait,
+    a joined thread is still in the kernel in most runs."""
+    for _ in range(5):
+        conn = connect()
+        conn.execute("LOAD '$libdir/plugins/aws_ml'")  # which makes the package importable
+        notices = []
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+        conn.execute(STOP_THREADS_IN_A_SESSION)
+        conn.close()
+        started, still_running, in_the_kernel = map(int, notices[0].split())
+        assert started >= 1
+        assert (still_running, in_the_kernel) == (0, 0)
+
 def test_request_timeout_ms_bounds_one_request(db, emulator, call):
     db.execute(f"SET aws_ml.{call[0].service}_request_timeout_ms = 0")  # the service's own limit: none
     db.execute("SET aws_ml.request_timeout_ms = 500")
@@ -334,7 +362,7 @@ def test_a_terminated_backend_stops_its_threads_before_it_exits(tls_server):
               "aws_commons.create_s3_uri('exits', 'big.csv', 'us-east-1'))", None)
     for round in range(4):
         tls_emulator.reset()
-        tls_emulator.set_faults(service="bedrock", latency_ms=5, latency_jitter_ms=20)
+        tls_emulator.set_faults(service="bedrock", latency_ms=50, latency_jitter_ms=50)
         exited, _ = terminate_once(server, tls_emulator, *batch, lambda: in_flight(tls_emulator, "bedrock")[0] >= 16)
         wait_until(lambda: in_flight(tls_emulator, "bedrock")[0] == 0, "the requests to end", seconds=2)
         assert total_requests(tls_emulator) == exited

@@ -10,6 +10,7 @@ import contextlib
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, List, Optional, Sequence, TypeVar
 
 from . import backend, errors, inflight
@@ -27,6 +28,7 @@ MAX_WORKERS = 32
 # shut down: a request ends at once, a retry's backoff when it ends (and it
 # then sends nothing).
 _EXIT_SECONDS = 2
+_EXIT_POLL_SECONDS = 0.001
 _THREAD_NAMES = ("aws_ml",)
 _pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
 _pool_lock = threading.Lock()
@@ -72,7 +74,8 @@ def stop_threads() -> int:
     """Before the process exits (extension/src/python/python_exit.c), on the
     backend's thread: every request stopped and its socket shut down, the
     tasks not started never started, and every thread of this package given
-    _EXIT_SECONDS in all to end; how many are still running."""
+    _EXIT_SECONDS in all to end, its thread-local destructors run; how many
+    are still running."""
     inflight.ground_every_flight()
     if _pool is not None:
         _pool.shutdown(wait=False, cancel_futures=True)
@@ -81,7 +84,24 @@ def stop_threads() -> int:
                if thread is not threading.current_thread() and thread.name.startswith(_THREAD_NAMES)]
     for thread in threads:
         thread.join(max(deadline - time.monotonic(), 0))
-    return sum(thread.is_alive() for thread in threads)
+    ended = [thread.native_id for thread in threads if not thread.is_alive()]
+    return len(threads) - len(ended) + _still_exiting(ended, deadline)
+
+
+def _still_exiting(native_ids: List[Optional[int]], deadline: float) -> int:
+    """How many of the threads native_ids, which Python has seen end, the
+    kernel still runs at deadline. A joined thread has not exited yet: it
+    still runs its thread-local destructors, OpenSSL's among them, and the
+    process's exit would clean OpenSSL up under it."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():  # not Linux: nothing to wait on
+        return 0
+    remaining = [tasks / str(native_id) for native_id in native_ids if native_id is not None]
+    while remaining and time.monotonic() < deadline:
+        remaining = [task for task in remaining if task.exists()]
+        if remaining:
+            time.sleep(_EXIT_POLL_SECONDS)
+    return sum(task.exists() for task in remaining)
 
 
 def submit(flight: inflight.Flight, task: Callable[[], T]) -> "concurrent.futures.Future[T]":

@@ -1,13 +1,15 @@
 /*
  * python_exit.c: stops the package's threads (the request workers) before
- * the process exits, on FATAL (pg_terminate_backend)
- * and at a normal exit alike. exit() runs OpenSSL's cleanup, and a thread
- * still inside OpenSSL then would crash the backend, and the postmaster would
- * restart every other. The callback runs on the backend's thread, which
- * holds Python's global interpreter lock (PL/Python never lets go of it but
- * around the waits of python_lock.c, where no exit can start), and calls
- * aws_ml.wait.stop_threads: every request grounded and its socket shut
- * down, every thread given a moment to end.
+ * the process exits, on FATAL (pg_terminate_backend) and at a normal exit
+ * alike. exit() runs OpenSSL's cleanup, and a thread still inside OpenSSL
+ * then would crash the backend, and the postmaster would restart every
+ * other. The callback takes Python's global interpreter lock on the
+ * backend's thread (a FATAL raised while the package waits comes through
+ * ctypes, which let go of it) and calls aws_ml.wait.stop_threads: every
+ * request grounded and its socket shut down, every thread given a moment to
+ * end. It is a before_shmem_exit callback: until it has run, the threads
+ * may still send, so it runs before the backend leaves the proc array, where
+ * pg_terminate_backend(pid, timeout) sees it exit.
  */
 #include "postgres.h"
 
@@ -97,5 +99,5 @@ aws_ml_stop_threads_at_exit(void)
 	if (registered_in == MyProcPid)
 		return;
 	registered_in = MyProcPid;
-	on_proc_exit(stop_python_threads, (Datum) 0);
+	before_shmem_exit(stop_python_threads, (Datum) 0);
 }
