@@ -44,8 +44,9 @@ class Emulator:
         )
         line = self._first_line()
         if not line.startswith("aws_ml emulator listening on "):
+            log = self._log_text()
             self.stop()
-            raise EmulatorError(f"the emulator did not start: {line!r}; log: {self._log_text()}")
+            raise EmulatorError(f"the emulator did not start: {line!r}; log: {log}")
         self.url = line.rsplit(" ", 1)[1]
 
     def _first_line(self):
@@ -138,7 +139,7 @@ class Emulator:
         return self._call("PUT", "iam-enforcement", {"enabled": bool(enabled)})
 
     def stop(self):
-        """SIGTERM, then SIGKILL if the server has not exited in 10 s."""
+        """SIGTERM, then SIGKILL if the server has not exited in 10 s; its log is removed."""
         if self._process.poll() is None:
             self._process.terminate()
             try:
@@ -148,4 +149,5 @@ class Emulator:
                 self._process.wait()
         self._process.stdout.close()
         self._log.close()
+        Path(self.log_path).unlink(missing_ok=True)
         return self._process.returncode
