@@ -172,6 +172,62 @@ def test_a_backend_keeps_one_transfer_process_which_ends_with_it(s3db, s3, conne
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the transfer process to end with its backend")
 
 
+
+def slow_to_fill(conn, name, before_each_row):
+    """A table whose BEFORE INSERT trigger runs before_each_row (SQL) for each row."""
+    conn.execute(f"DROP TABLE IF EXISTS {name}")
+    conn.execute(f"CREATE TABLE {name} (n int)")
+    conn.execute(f"CREATE OR REPLACE FUNCTION {name}_row() RETURNS trigger LANGUAGE plpgsql AS "
+                 f"$$ BEGIN {before_each_row}; RETURN NEW; END $$")
+    conn.execute(f"CREATE TRIGGER slow BEFORE INSERT ON {name} FOR EACH ROW EXECUTE FUNCTION {name}_row()")
+
+
+def import_into(conn, table, key):
+    return conn.execute(f"SELECT aws_s3.table_import_from_s3('{table}', '', 'format csv', %s, %s, %s)",
+                        (BUCKET, key, REGION)).fetchone()
+
+
+def threads_of(pid):
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+def test_an_import_whose_copy_outlasts_its_download_keeps_its_transfer_process(s3db, s3):
+    """An import's download ends as soon as its bytes are in COPY's pipe; its
+    COPY may go on for long after (triggers, foreign keys). The transfer
+    process waits its idle time from then, not the second it waits between
+    two looks at its transfers, which had it end under a slow COPY, failing
+    the import at its end with 58000."""
+    key = new_key(".csv")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n2\n")
+    slow_to_fill(s3db, "slow_rows", "PERFORM pg_sleep(1.5)")  # 3 s of COPY after the download
+    assert import_into(s3db, "slow_rows", key)[0].startswith("2 rows imported")
+    pid = transfer_process(s3db.info.backend_pid)
+    assert pid is not None
+    assert import_into(s3db, "slow_rows", key)[0].startswith("2 rows imported")
+    assert transfer_process(s3db.info.backend_pid) == pid
+    assert s3db.execute("SELECT count(*) FROM slow_rows").fetchone() == (4,)
+
+
+def test_an_import_whose_transfer_process_ends_after_its_download_succeeds(s3db, s3, lock_holder):
+    """The transfer process ends (as an idle one does) once the download has
+    ended and said so, while COPY still runs: the import takes the answer
+    the process sent before it ended."""
+    key = new_key(".csv")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n2\n")
+    slow_to_fill(s3db, "locked_rows", f"PERFORM pg_advisory_lock_shared({LOCK})")
+    importing = InThread(s3db, "SELECT aws_s3.table_import_from_s3('locked_rows', '', 'format csv', %s, %s, %s)",
+                         (BUCKET, key, REGION))
+    wait_until(lambda: waiting_for_the_lock(lock_holder), "COPY to wait in its trigger")
+    pid = transfer_process(s3db.info.backend_pid)
+    wait_until(lambda: threads_of(pid) == 1, "the download's thread to end")  # it has sent its answer
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: transfer_process(s3db.info.backend_pid) is None, "the transfer process to end")
+    lock_holder.execute("SELECT pg_advisory_unlock(%s)", (LOCK,))
+    importing.join()
+    assert importing.error is None, importing.error
+    assert importing.row[0].startswith("2 rows imported")
+    assert s3db.execute("SELECT count(*) FROM locked_rows").fetchone() == (2,)
+
 def test_a_terminated_export_leaves_nothing(s3db, s3, emulator, connect, s3_database, lock_holder):
     """The backend ends in the middle of an export: its transfer process
     aborts the upload."""

@@ -102,6 +102,7 @@ def _fields(error: BaseException) -> Dict[str, Optional[str]]:
 def serve(channel: Channel, idle_seconds: float) -> None:
     jobs: Dict[int, Job] = {}
     while True:
+        jobs = {number: job for number, job in jobs.items() if job.thread.is_alive()}
         try:
             message = channel.receive(_REAP_SECONDS if jobs else idle_seconds)
         except Closed:
@@ -111,9 +112,8 @@ def serve(channel: Channel, idle_seconds: float) -> None:
             for job in jobs.values():
                 job.thread.join()
             return
-        jobs = {number: job for number, job in jobs.items() if job.thread.is_alive()}
         if message is None:
-            if not jobs and idle_seconds:
+            if not jobs and idle_seconds:  # idle_seconds without a job
                 return
             continue
         if "start" in message:

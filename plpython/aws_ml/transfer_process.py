@@ -140,7 +140,7 @@ class Transfer:
         try:
             self.process.channel.send(message)
         except Closed:
-            self._lost()
+            pass  # the process has ended; what it sent before is still to be received, then _receive finds it gone
 
     def _lost(self) -> None:
         """The transfer process ended before the transfer did."""
