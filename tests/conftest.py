@@ -32,7 +32,8 @@ REGION = "us-east-1"
 # (pytest-xdist hands out files in this order), so that none is left running
 # alone at the end.
 LONGEST_FIRST = ("test_postgres_regression.py", "test_batch_differential.py", "test_batch_mode.py", "test_s3.py",
-                 "test_settings.py", "test_citus.py", "test_pg_cron.py")
+                 "test_install_layout.py", "test_encoding_errors.py", "test_settings.py", "test_citus.py",
+                 "test_pg_cron.py")
 
 
 def pytest_collection_modifyitems(items):
