@@ -130,7 +130,6 @@ $$ LANGUAGE plpython3u""")
     assert caught.value.diag.message_primary == "TimeoutError: the task's own"
 
 
-
 STOP_THREADS_IN_A_SESSION = """DO $$
 import os, ssl, threading
 from aws_ml import wait
@@ -157,6 +156,7 @@ def test_the_threads_have_left_the_kernel_when_stop_threads_returns(connect):
         started, still_running, in_the_kernel = map(int, notices[0].split())
         assert started >= 1
         assert (still_running, in_the_kernel) == (0, 0)
+
 
 def test_request_timeout_ms_bounds_one_request(db, emulator, call):
     db.execute(f"SET aws_ml.{call[0].service}_request_timeout_ms = 0")  # the service's own limit: none

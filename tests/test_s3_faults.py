@@ -16,6 +16,7 @@ from tests.s3_support import (BUCKET, copy_to_stdout, export, new_key, object_by
                               s3_database, s3db, sql_error, transfer_process)
 
 EXPORT = "SELECT * FROM aws_s3.query_export_to_s3(%s, %s, %s)"
+IMPORT = "SELECT aws_s3.table_import_from_s3(%s, '', 'format csv', %s, %s, %s)"
 LOCK = 4242
 # a full part (8 MiB) of rows, then a row that waits for the advisory lock LOCK
 ROWS_THEN_WAIT = ("SELECT n, repeat('s', 1000) FROM generate_series(1, 9000) n "
@@ -172,7 +173,6 @@ def test_a_backend_keeps_one_transfer_process_which_ends_with_it(s3db, s3, conne
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the transfer process to end with its backend")
 
 
-
 def slow_to_fill(conn, name, before_each_row):
     """A table whose BEFORE INSERT trigger runs before_each_row (SQL) for each row."""
     conn.execute(f"DROP TABLE IF EXISTS {name}")
@@ -183,8 +183,7 @@ def slow_to_fill(conn, name, before_each_row):
 
 
 def import_into(conn, table, key):
-    return conn.execute(f"SELECT aws_s3.table_import_from_s3('{table}', '', 'format csv', %s, %s, %s)",
-                        (BUCKET, key, REGION)).fetchone()
+    return conn.execute(IMPORT, (table, BUCKET, key, REGION)).fetchone()
 
 
 def threads_of(pid):
@@ -215,8 +214,7 @@ def test_an_import_whose_transfer_process_ends_after_its_download_succeeds(s3db,
     key = new_key(".csv")
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"1\n2\n")
     slow_to_fill(s3db, "locked_rows", f"PERFORM pg_advisory_lock_shared({LOCK})")
-    importing = InThread(s3db, "SELECT aws_s3.table_import_from_s3('locked_rows', '', 'format csv', %s, %s, %s)",
-                         (BUCKET, key, REGION))
+    importing = InThread(s3db, IMPORT, ("locked_rows", BUCKET, key, REGION))
     wait_until(lambda: waiting_for_the_lock(lock_holder), "COPY to wait in its trigger")
     pid = transfer_process(s3db.info.backend_pid)
     wait_until(lambda: threads_of(pid) == 1, "the download's thread to end")  # it has sent its answer
@@ -227,6 +225,7 @@ def test_an_import_whose_transfer_process_ends_after_its_download_succeeds(s3db,
     assert importing.error is None, importing.error
     assert importing.row[0].startswith("2 rows imported")
     assert s3db.execute("SELECT count(*) FROM locked_rows").fetchone() == (2,)
+
 
 def test_a_terminated_export_leaves_nothing(s3db, s3, emulator, connect, s3_database, lock_holder):
     """The backend ends in the middle of an export: its transfer process
